@@ -1,0 +1,512 @@
+"""One Keras layer per block of the paper, each described by a table of branches.
+
+A block is a list of *stages* applied one after another; a stage is a list of parallel
+*branches* whose outputs are concatenated on channels; a branch is a list of *ops*:
+
+    conv(filters, kernel, strides=1, padding="same")   ConvBN; padding "V" is the paper's valid
+    AVG                                                 3x3 average pool, stride 1, same padding
+    MAX                                                 3x3 max pool, stride 2, "V"
+    fork(conv, conv)                                    ops applied to the same input, concatenated
+
+Filter counts and kernels follow ../shared/PAPER_NOTES.md, which records where the released code
+(whose weights were published) differs from the drawn figures; BUILD_NOTES.md lists each case.
+Pure Keras 3: no TensorFlow import.
+"""
+
+import keras
+from keras import ops
+
+from inception.layers import BN_EPSILON, BN_MOMENTUM, ConvBN, kernel_regularizer, scaled
+
+AVG = ("avgpool",)
+MAX = ("maxpool",)
+
+
+def conv(filters, kernel, strides=1, padding="same"):
+    return ("conv", filters, kernel, strides, padding)
+
+
+def fork(*convs):
+    return ("fork", convs)
+
+
+class _Block(keras.layers.Layer):
+    """Builds the ops of ``self.table()`` and runs them stage by stage.
+
+    Subclasses set their own attributes, then call ``super().__init__``; ``table()`` may read them.
+    """
+
+    def __init__(
+        self,
+        width_multiplier=1.0,
+        bn_momentum=BN_MOMENTUM,
+        bn_epsilon=BN_EPSILON,
+        weight_decay=0.0,
+        bn_synchronized=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.width_multiplier = width_multiplier
+        self.bn_momentum = bn_momentum
+        self.bn_epsilon = bn_epsilon
+        self.weight_decay = weight_decay
+        self.bn_synchronized = bn_synchronized
+        # plan mirrors table(): stages -> branches -> op names (a fork is a list of names).
+        self._plan = []
+        table = self.table()
+        for s, stage in enumerate(table):
+            branches = []
+            for b, branch in enumerate(stage):
+                names = []
+                for j, op in enumerate(branch):
+                    name = f"s{s}_b{b}_{j}" if len(table) > 1 else f"b{b}_{j}"
+                    if op[0] == "fork":
+                        names.append([self._add_op(f"{name}{chr(97 + k)}", c) for k, c in enumerate(op[1])])
+                    else:
+                        names.append(self._add_op(name, op))
+                branches.append(names)
+            self._plan.append(branches)
+
+    def table(self):
+        raise TypeError(f"{type(self).__name__} must define table()")
+
+    def _add_op(self, name, op):
+        kind = op[0]
+        if kind == "conv":
+            _, filters, kernel, strides, padding = op
+            layer = ConvBN(
+                scaled(filters, self.width_multiplier),
+                kernel,
+                strides=strides,
+                padding=padding,
+                bn_momentum=self.bn_momentum,
+                bn_epsilon=self.bn_epsilon,
+                weight_decay=self.weight_decay,
+                bn_synchronized=self.bn_synchronized,
+                name=name,
+            )
+        elif kind == "avgpool":
+            # Keras' same-padded average excludes the padding from the count, as the paper's does.
+            layer = keras.layers.AveragePooling2D(3, strides=1, padding="same", name=name)
+        elif kind == "maxpool":
+            layer = keras.layers.MaxPooling2D(3, strides=2, padding="valid", name=name)
+        else:
+            raise ValueError(f"unknown op {op!r}")
+        setattr(self, name, layer)
+        return name
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        for stage in self._plan:
+            outs = [self._build_branch(branch, shape) for branch in stage]
+            shape = outs[0][:-1] + (sum(o[-1] for o in outs),)
+        self._stages_output_shape = shape
+
+    def _build_branch(self, names, shape):
+        for name in names:
+            if isinstance(name, list):
+                outs = [self._build_branch([n], shape) for n in name]
+                shape = outs[0][:-1] + (sum(o[-1] for o in outs),)
+            else:
+                layer = getattr(self, name)
+                layer.build(shape)
+                shape = tuple(layer.compute_output_shape(shape))
+        return shape
+
+    def _run_branch(self, names, x, training):
+        for name in names:
+            if isinstance(name, list):
+                x = ops.concatenate([self._run_branch([n], x, training) for n in name], axis=-1)
+            elif isinstance(getattr(self, name), ConvBN):
+                x = getattr(self, name)(x, training=training)
+            else:
+                x = getattr(self, name)(x)
+        return x
+
+    def _run_stages(self, x, training):
+        for stage in self._plan:
+            outs = [self._run_branch(branch, x, training) for branch in stage]
+            x = outs[0] if len(outs) == 1 else ops.concatenate(outs, axis=-1)
+        return x
+
+    def call(self, inputs, training=None):
+        return self._run_stages(inputs, training)
+
+    def compute_output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        for stage in self._plan:
+            outs = [self._branch_shape(branch, shape) for branch in stage]
+            shape = outs[0][:-1] + (sum(o[-1] for o in outs),)
+        return shape
+
+    def _branch_shape(self, names, shape):
+        for name in names:
+            if isinstance(name, list):
+                outs = [self._branch_shape([n], shape) for n in name]
+                shape = outs[0][:-1] + (sum(o[-1] for o in outs),)
+            else:
+                shape = tuple(getattr(self, name).compute_output_shape(shape))
+        return shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            width_multiplier=self.width_multiplier,
+            bn_momentum=self.bn_momentum,
+            bn_epsilon=self.bn_epsilon,
+            weight_decay=self.weight_decay,
+            bn_synchronized=self.bn_synchronized,
+        )
+        return config
+
+
+# ---------------------------------------------------------------------------------------------
+# Stems
+
+
+@keras.saving.register_keras_serializable(package="inception")
+class Stem(_Block):
+    """Figure 3: the stem of Inception-v4 and of the paper's Inception-ResNet-v2 (35x35x384).
+
+    The released code puts the max pool before the convolution in the first mixed stage and the
+    convolution before the pool in the last; the concatenation order follows it.
+    """
+
+    def table(self):
+        return [
+            [[conv(32, 3, 2, "V"), conv(32, 3, 1, "V"), conv(64, 3)]],
+            [[MAX], [conv(96, 3, 2, "V")]],
+            [
+                [conv(64, 1), conv(96, 3, 1, "V")],
+                [conv(64, 1), conv(64, (1, 7)), conv(64, (7, 1)), conv(96, 3, 1, "V")],
+            ],
+            [[conv(192, 3, 2, "V")], [MAX]],
+        ]
+
+
+@keras.saving.register_keras_serializable(package="inception")
+class StemResNetV1(_Block):
+    """Figure 14: the stem of Inception-ResNet-v1 (35x35x256)."""
+
+    def table(self):
+        return [
+            [[
+                conv(32, 3, 2, "V"), conv(32, 3, 1, "V"), conv(64, 3), MAX,
+                conv(80, 1), conv(192, 3, 1, "V"), conv(256, 3, 2, "V"),
+            ]],
+        ]
+
+
+@keras.saving.register_keras_serializable(package="inception")
+class StemResNetV2Release(_Block):
+    """The released Inception-ResNet-v2 stem (not drawn in the paper): 35x35x320.
+
+    Figure 14's layers up to the second max pool (with 1x1 80 valid), then a mixed block
+    (TF-slim's ``Mixed_5b``) of 1x1 / 5x5 / double 3x3 / pool branches.
+    """
+
+    def table(self):
+        return [
+            [[
+                conv(32, 3, 2, "V"), conv(32, 3, 1, "V"), conv(64, 3), MAX,
+                conv(80, 1, 1, "V"), conv(192, 3, 1, "V"), MAX,
+            ]],
+            [
+                [conv(96, 1)],
+                [conv(48, 1), conv(64, 5)],
+                [conv(64, 1), conv(96, 3), conv(96, 3)],
+                [AVG, conv(64, 1)],
+            ],
+        ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Inception-v4 blocks
+
+
+@keras.saving.register_keras_serializable(package="inception")
+class InceptionA(_Block):
+    """Figure 4: the 35x35 Inception-A block of Inception-v4 (384 channels out)."""
+
+    def table(self):
+        return [[
+            [conv(96, 1)],
+            [conv(64, 1), conv(96, 3)],
+            [conv(64, 1), conv(96, 3), conv(96, 3)],
+            [AVG, conv(96, 1)],
+        ]]
+
+
+@keras.saving.register_keras_serializable(package="inception")
+class InceptionB(_Block):
+    """Figure 5: the 17x17 Inception-B block of Inception-v4 (1024 channels out).
+
+    Kernel orientations are the released code's: 1x7 then 7x1 in the second branch, and
+    7x1, 1x7, 7x1, 1x7 in the third.
+    """
+
+    def table(self):
+        return [[
+            [conv(384, 1)],
+            [conv(192, 1), conv(224, (1, 7)), conv(256, (7, 1))],
+            [conv(192, 1), conv(192, (7, 1)), conv(224, (1, 7)), conv(224, (7, 1)), conv(256, (1, 7))],
+            [AVG, conv(128, 1)],
+        ]]
+
+
+@keras.saving.register_keras_serializable(package="inception")
+class InceptionC(_Block):
+    """Figure 6: the 8x8 Inception-C block of Inception-v4 (1536 channels out)."""
+
+    def table(self):
+        return [[
+            [conv(256, 1)],
+            [conv(384, 1), fork(conv(256, (1, 3)), conv(256, (3, 1)))],
+            [conv(384, 1), conv(448, (3, 1)), conv(512, (1, 3)), fork(conv(256, (1, 3)), conv(256, (3, 1)))],
+            [AVG, conv(256, 1)],
+        ]]
+
+
+@keras.saving.register_keras_serializable(package="inception")
+class ReductionA(_Block):
+    """Figure 7: 35x35 -> 17x17 reduction, with Table 1's filter counts k, l, m, n.
+
+    Table 1: Inception-v4 (192, 224, 256, 384), Inception-ResNet-v1 (192, 192, 256, 384),
+    Inception-ResNet-v2 (256, 256, 384, 384).
+    """
+
+    def __init__(self, k, l, m, n, **kwargs):  # noqa: E741 (the paper's names)
+        self.k, self.l, self.m, self.n = k, l, m, n
+        super().__init__(**kwargs)
+
+    def table(self):
+        return [[
+            [conv(self.n, 3, 2, "V")],
+            [conv(self.k, 1), conv(self.l, 3), conv(self.m, 3, 2, "V")],
+            [MAX],
+        ]]
+
+    def get_config(self):
+        return {**super().get_config(), "k": self.k, "l": self.l, "m": self.m, "n": self.n}
+
+
+@keras.saving.register_keras_serializable(package="inception")
+class ReductionB(_Block):
+    """Figure 8: Inception-v4's 17x17 -> 8x8 reduction (1536 channels out)."""
+
+    def table(self):
+        return [[
+            [conv(192, 1), conv(192, 3, 2, "V")],
+            [conv(256, 1), conv(256, (1, 7)), conv(320, (7, 1)), conv(320, 3, 2, "V")],
+            [MAX],
+        ]]
+
+
+@keras.saving.register_keras_serializable(package="inception")
+class InceptionResNetReductionB(_Block):
+    """Figures 12 (Inception-ResNet-v1) and 18 (Inception-ResNet-v2): 17x17 -> 8x8 reduction.
+
+    ``branch_filters`` lists the three convolution towers; each ends with a stride-2 valid 3x3.
+    The released Inception-ResNet-v2 concatenates the towers first and the max pool last; the
+    same order is used for v1.
+    """
+
+    V1 = ((256, 384), (256, 256), (256, 256, 256))
+    V2 = ((256, 384), (256, 288), (256, 288, 320))
+
+    def __init__(self, branch_filters=V2, **kwargs):
+        self.branch_filters = tuple(tuple(b) for b in branch_filters)
+        super().__init__(**kwargs)
+
+    def table(self):
+        branches = []
+        for tower in self.branch_filters:
+            *first, last = tower
+            branches.append([conv(first[0], 1)] + [conv(f, 3) for f in first[1:]] + [conv(last, 3, 2, "V")])
+        return [branches + [[MAX]]]
+
+    def get_config(self):
+        return {**super().get_config(), "branch_filters": [list(b) for b in self.branch_filters]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Inception-ResNet blocks
+
+
+class _Residual(_Block):
+    """Branches -> concat -> 1x1 linear expansion (bias, no BN) -> x + scale * r -> activation.
+
+    Section 3.2: no BatchNorm on top of the sum. Section 3.3: the residual is scaled down (0.1-0.3)
+    before the add, which is what kept the wide networks from "dying". The expansion's width is
+    the block input's, so it is only known in build().
+    """
+
+    def __init__(self, branch_filters, scale=1.0, activation="relu", **kwargs):
+        self.branch_filters = tuple(tuple(b) for b in branch_filters)
+        self.scale = float(scale)
+        self.activation = activation
+        super().__init__(**kwargs)
+        self.expand = None
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.expand = keras.layers.Conv2D(
+            int(input_shape[-1]),
+            1,
+            use_bias=True,
+            kernel_regularizer=kernel_regularizer(self.weight_decay),
+            name="expand",
+        )
+        self.expand.build(self._stages_output_shape)
+        self.act = keras.layers.Activation(self.activation, name="act") if self.activation else None
+
+    def call(self, inputs, training=None):
+        residual = self.expand(self._run_stages(inputs, training))
+        x = inputs + residual * self.scale
+        return self.act(x) if self.act is not None else x
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            branch_filters=[list(b) for b in self.branch_filters],
+            scale=self.scale,
+            activation=self.activation,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="inception")
+class InceptionResNetA(_Residual):
+    """Figures 10 (v1: 32 / 32-32 / 32-32-32) and 16 (v2: 32 / 32-32 / 32-48-64), 35x35 grid."""
+
+    V1 = ((32,), (32, 32), (32, 32, 32))
+    V2 = ((32,), (32, 32), (32, 48, 64))
+
+    def __init__(self, branch_filters=V2, scale=0.17, **kwargs):
+        super().__init__(branch_filters, scale=scale, **kwargs)
+
+    def table(self):
+        (a,), (b1, b2), (c1, c2, c3) = self.branch_filters
+        return [[
+            [conv(a, 1)],
+            [conv(b1, 1), conv(b2, 3)],
+            [conv(c1, 1), conv(c2, 3), conv(c3, 3)],
+        ]]
+
+
+@keras.saving.register_keras_serializable(package="inception")
+class InceptionResNetB(_Residual):
+    """Figures 11 (v1: 128 / 128-128-128) and 17 (v2: 192 / 128-160-192), 17x17 grid: 1x7 then 7x1."""
+
+    V1 = ((128,), (128, 128, 128))
+    V2 = ((192,), (128, 160, 192))
+
+    def __init__(self, branch_filters=V2, scale=0.10, **kwargs):
+        super().__init__(branch_filters, scale=scale, **kwargs)
+
+    def table(self):
+        (a,), (b1, b2, b3) = self.branch_filters
+        return [[[conv(a, 1)], [conv(b1, 1), conv(b2, (1, 7)), conv(b3, (7, 1))]]]
+
+
+@keras.saving.register_keras_serializable(package="inception")
+class InceptionResNetC(_Residual):
+    """Figures 13 (v1: 192 / 192-192-192) and 19 (v2: 192 / 192-224-256), 8x8 grid: 1x3 then 3x1."""
+
+    V1 = ((192,), (192, 192, 192))
+    V2 = ((192,), (192, 224, 256))
+
+    def __init__(self, branch_filters=V2, scale=0.20, **kwargs):
+        super().__init__(branch_filters, scale=scale, **kwargs)
+
+    def table(self):
+        (a,), (b1, b2, b3) = self.branch_filters
+        return [[[conv(a, 1)], [conv(b1, 1), conv(b2, (1, 3)), conv(b3, (3, 1))]]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Auxiliary classifier
+
+
+@keras.saving.register_keras_serializable(package="inception")
+class AuxHead(keras.layers.Layer):
+    """The released code's auxiliary classifier on the 17x17 grid.
+
+    avgpool 5x5 stride 3 V -> 1x1 128 -> conv 768 V whose kernel covers the whole pooled grid
+    (5x5 at 299x299) -> flatten -> fully connected. For inputs smaller than 299 the pool window
+    shrinks to the grid so the head still builds.
+    """
+
+    def __init__(
+        self,
+        num_classes,
+        classifier_activation="softmax",
+        width_multiplier=1.0,
+        bn_momentum=BN_MOMENTUM,
+        bn_epsilon=BN_EPSILON,
+        weight_decay=0.0,
+        bn_synchronized=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.classifier_activation = classifier_activation
+        self.width_multiplier = width_multiplier
+        self.bn_momentum = bn_momentum
+        self.bn_epsilon = bn_epsilon
+        self.weight_decay = weight_decay
+        self.bn_synchronized = bn_synchronized
+        common = dict(
+            bn_momentum=bn_momentum,
+            bn_epsilon=bn_epsilon,
+            weight_decay=weight_decay,
+            bn_synchronized=bn_synchronized,
+        )
+        self.proj = ConvBN(scaled(128, width_multiplier), 1, name="proj", **common)
+        self._common = common
+        self.flatten = keras.layers.Flatten(name="flatten")
+
+    def build(self, input_shape):
+        h, w = input_shape[1], input_shape[2]
+        pool = (min(5, h), min(5, w))
+        self.pool = keras.layers.AveragePooling2D(pool, strides=3, padding="valid", name="pool")
+        shape = self.pool.compute_output_shape(input_shape)
+        self.proj.build(shape)
+        shape = self.proj.compute_output_shape(shape)
+        self.conv = ConvBN(
+            scaled(768, self.width_multiplier), (shape[1], shape[2]), padding="V", name="conv", **self._common
+        )
+        self.conv.build(shape)
+        shape = self.conv.compute_output_shape(shape)
+        self.fc = keras.layers.Dense(
+            self.num_classes,
+            activation=self.classifier_activation,
+            kernel_regularizer=kernel_regularizer(self.weight_decay),
+            name="fc",
+        )
+        self.fc.build((shape[0], shape[1] * shape[2] * shape[3]))
+
+    def call(self, inputs, training=None):
+        x = self.pool(inputs)
+        x = self.proj(x, training=training)
+        x = self.conv(x, training=training)
+        return self.fc(self.flatten(x))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_classes)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_classes=self.num_classes,
+            classifier_activation=self.classifier_activation,
+            width_multiplier=self.width_multiplier,
+            bn_momentum=self.bn_momentum,
+            bn_epsilon=self.bn_epsilon,
+            weight_decay=self.weight_decay,
+            bn_synchronized=self.bn_synchronized,
+        )
+        return config

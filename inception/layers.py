@@ -1,0 +1,114 @@
+"""The one building brick of every network in the paper: convolution -> BatchNorm -> ReLU.
+
+Pure Keras 3 (no TensorFlow import) so the networks run on any Keras backend.
+"""
+
+import keras
+
+# The paper's figures mark valid-padded convolutions with "V"; everything else is "same".
+_PADDINGS = {"V": "valid", "valid": "valid", "same": "same"}
+
+# BatchNorm defaults of the released code (PAPER_NOTES "Conventions").
+BN_MOMENTUM = 0.9997
+BN_EPSILON = 0.001
+
+
+def scaled(filters, width_multiplier):
+    """A filter count scaled by the width multiplier (never below 1)."""
+    return max(1, int(round(filters * width_multiplier)))
+
+
+def kernel_regularizer(weight_decay):
+    """L2 penalty in the released code's convention.
+
+    TF-slim adds ``weight_decay * sum(w**2) / 2``; Keras' ``L2(l2)`` adds ``l2 * sum(w**2)``,
+    so slim's 4e-5 is Keras' 2e-5.
+    """
+    return keras.regularizers.L2(weight_decay / 2.0) if weight_decay else None
+
+
+@keras.saving.register_keras_serializable(package="inception")
+class ConvBN(keras.layers.Layer):
+    """Conv2D (no bias) -> BatchNormalization (no gamma) -> activation.
+
+    Args:
+        filters: output channels.
+        kernel_size: int or (rows, cols); ``(1, 7)`` is the paper's "1x7".
+        strides: int or pair.
+        padding: ``"V"`` (the paper's valid) or ``"same"``; ``"valid"`` is accepted too.
+        activation: name of a Keras activation, or None for a linear output.
+        bn_momentum, bn_epsilon: BatchNorm moving-average decay and epsilon.
+        weight_decay: slim-convention L2 weight decay on the kernel (0 disables it).
+        bn_synchronized: compute batch statistics across all replicas of a tf.distribute
+            strategy (large global batches split into small per-replica ones need it).
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="same",
+        activation="relu",
+        bn_momentum=BN_MOMENTUM,
+        bn_epsilon=BN_EPSILON,
+        weight_decay=0.0,
+        bn_synchronized=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if padding not in _PADDINGS:
+            raise ValueError(f"padding must be 'V' (valid) or 'same', got {padding!r}")
+        self.filters = int(filters)
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.padding = padding
+        self.activation = activation
+        self.bn_momentum = bn_momentum
+        self.bn_epsilon = bn_epsilon
+        self.weight_decay = weight_decay
+        self.bn_synchronized = bn_synchronized
+        self.conv = keras.layers.Conv2D(
+            self.filters,
+            kernel_size,
+            strides=strides,
+            padding=_PADDINGS[padding],
+            use_bias=False,
+            kernel_regularizer=kernel_regularizer(weight_decay),
+            name="conv",
+        )
+        # scale=False: ReLU follows, so a learned gamma is redundant (released code).
+        self.bn = keras.layers.BatchNormalization(
+            momentum=bn_momentum,
+            epsilon=bn_epsilon,
+            scale=False,
+            synchronized=bn_synchronized,
+            name="bn",
+        )
+        self.act = keras.layers.Activation(activation, name="act") if activation else None
+
+    def build(self, input_shape):
+        self.conv.build(input_shape)
+        self.bn.build(self.conv.compute_output_shape(input_shape))
+
+    def call(self, inputs, training=None):
+        x = self.bn(self.conv(inputs), training=training)
+        return self.act(x) if self.act is not None else x
+
+    def compute_output_shape(self, input_shape):
+        return self.conv.compute_output_shape(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            padding=self.padding,
+            activation=self.activation,
+            bn_momentum=self.bn_momentum,
+            bn_epsilon=self.bn_epsilon,
+            weight_decay=self.weight_decay,
+            bn_synchronized=self.bn_synchronized,
+        )
+        return config
