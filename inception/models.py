@@ -207,8 +207,8 @@ def _inception_resnet(x, layout, scales, common):
 
 
 def block_names(model):
-    """Names of the paper's blocks in order (stem ... last C block), for endpoint models."""
-    prefixes = ("stem", "inception_", "reduction_")
+    """Names of the blocks in order (stem ... last C block, conv_7b), for endpoint models."""
+    prefixes = ("stem", "inception_", "reduction_", "conv_7b")
     return [layer.name for layer in model.layers if layer.name.startswith(prefixes)]
 
 

@@ -1,0 +1,291 @@
+"""The three networks against independent references: the paper's tables (PAPER_NOTES),
+keras.applications' InceptionResNetV2 and InceptionV3, and Keras' own serialisation."""
+
+import re
+
+import keras
+import numpy as np
+import pytest
+
+from inception import blocks, models
+from inception.compute import count_macs
+
+# Every block's output at 299x299, from the tables of ../shared/PAPER_NOTES.md.
+EXPECTED = {
+    ("inception_v4", None): (
+        [("stem", 35, 384)]
+        + [(f"inception_a_{i}", 35, 384) for i in range(1, 5)]
+        + [("reduction_a", 17, 1024)]
+        + [(f"inception_b_{i}", 17, 1024) for i in range(1, 8)]
+        + [("reduction_b", 8, 1536)]
+        + [(f"inception_c_{i}", 8, 1536) for i in range(1, 4)]
+        + [("features", 8, 1536)]
+    ),
+    ("inception_resnet_v1", None): (
+        [("stem", 35, 256)]
+        + [(f"inception_resnet_a_{i}", 35, 256) for i in range(1, 6)]
+        + [("reduction_a", 17, 896)]
+        + [(f"inception_resnet_b_{i}", 17, 896) for i in range(1, 11)]
+        + [("reduction_b", 8, 1792)]
+        + [(f"inception_resnet_c_{i}", 8, 1792) for i in range(1, 6)]
+        + [("features", 8, 1792)]
+    ),
+    ("inception_resnet_v2", "release"): (
+        [("stem", 35, 320)]
+        + [(f"inception_resnet_a_{i}", 35, 320) for i in range(1, 11)]
+        + [("reduction_a", 17, 1088)]
+        + [(f"inception_resnet_b_{i}", 17, 1088) for i in range(1, 21)]
+        + [("reduction_b", 8, 2080)]
+        + [(f"inception_resnet_c_{i}", 8, 2080) for i in range(1, 11)]
+        + [("conv_7b", 8, 1536), ("features", 8, 1536)]
+    ),
+    ("inception_resnet_v2", "paper"): (
+        [("stem", 35, 384)]
+        + [(f"inception_resnet_a_{i}", 35, 384) for i in range(1, 6)]
+        + [("reduction_a", 17, 1152)]
+        + [(f"inception_resnet_b_{i}", 17, 1152) for i in range(1, 11)]
+        + [("reduction_b", 8, 2144)]
+        + [(f"inception_resnet_c_{i}", 8, 2144) for i in range(1, 6)]
+        + [("features", 8, 2144)]
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def full_models():
+    return {key: models.build(key[0], variant=key[1]) for key in EXPECTED}
+
+
+def _count(weights):
+    return sum(int(np.prod(w.shape)) for w in weights)
+
+
+@pytest.mark.parametrize("key", list(EXPECTED), ids=lambda k: f"{k[0]}-{k[1]}")
+def test_every_block_output_shape_matches_the_paper(full_models, key):
+    model = full_models[key]
+    ends = models.endpoints(model)
+    expected = EXPECTED[key]
+    assert list(ends.output) == [name for name, _, _ in expected]
+    for name, side, channels in expected:
+        assert tuple(ends.output[name].shape) == (None, side, side, channels), name
+    assert tuple(model.output.shape) == (None, 1000)
+
+
+def test_parameter_counts_equal_the_references(full_models):
+    v4 = full_models[("inception_v4", None)]
+    assert _count(v4.weights) == 42_711_400
+    assert _count(v4.trainable_weights) == 42_648_232
+    irv2 = full_models[("inception_resnet_v2", "release")]
+    assert _count(irv2.weights) == 55_873_736
+    assert _count(irv2.trainable_weights) == 55_813_192
+
+
+def _ref_weights_for(ours, ref):
+    """For each of our weights, the keras.applications variable that plays the same role.
+
+    keras.applications names only the residual up-projections (``block35_3_conv``) and
+    ``conv_7b``; every other conv/BN pair is auto-named in creation order (``conv2d_17`` with
+    ``batch_normalization_17``), which is the order of our blocks' tables.
+    """
+
+    def index(layer, base):
+        m = re.fullmatch(base + r"(?:_(\d+))?", layer.name)
+        return None if m is None else int(m.group(1) or 0)
+
+    def ordered(base):
+        return sorted((l for l in ref.layers if index(l, base) is not None), key=lambda l: index(l, base))
+
+    pairs = iter(zip(ordered("conv2d"), ordered("batch_normalization")))
+    kind = {"a": "block35", "b": "block17", "c": "block8"}
+    mapping, current = [], None
+    for w in ours.weights:
+        parts = w.path.split("/")
+        if parts[1:2] == ["expand"]:
+            m = re.fullmatch(r"inception_resnet_([abc])_(\d+)", parts[0])
+            src = ref.get_layer(f"{kind[m.group(1)]}_{m.group(2)}_conv")
+            mapping.append((w, getattr(src, parts[-1])))
+            continue
+        if parts[0] == "predictions":
+            mapping.append((w, getattr(ref.get_layer("predictions"), parts[-1])))
+            continue
+        if parts[0] == "conv_7b":
+            current = ref.get_layer("conv_7b"), ref.get_layer("conv_7b_bn")
+        elif parts[-2] == "conv":
+            current = next(pairs)
+        conv, bn = current
+        mapping.append((w, conv.kernel if parts[-2] == "conv" else getattr(bn, parts[-1])))
+    assert next(pairs, None) is None, "keras.applications has convolutions we did not use"
+    return mapping
+
+
+def test_irv2_release_is_keras_applications_inception_resnet_v2():
+    keras.backend.clear_session()
+    ref = keras.applications.InceptionResNetV2(weights=None, classifier_activation=None)
+    ours = models.build("inception_resnet_v2", classifier_activation=None)
+    mapping = _ref_weights_for(ours, ref)
+    assert len(mapping) == len(ours.weights) == len(ref.weights)
+    assert len({id(r) for _, r in mapping}) == len(ref.weights)
+    rng = np.random.default_rng(0)
+    # Non-trivial BatchNorm statistics and biases, so a swapped branch cannot go unnoticed.
+    for _, r in mapping:
+        if r.path.endswith("moving_variance"):
+            r.assign(rng.uniform(0.5, 1.5, r.shape).astype("float32"))
+        elif r.path.endswith(("moving_mean", "beta", "bias")):
+            r.assign(rng.normal(0.0, 0.1, r.shape).astype("float32"))
+    for w, r in mapping:
+        assert tuple(w.shape) == tuple(r.shape), (w.path, r.path)
+        w.assign(r.numpy())
+    x = rng.uniform(-1, 1, (2, 299, 299, 3)).astype("float32")
+    expected = np.asarray(ref(x, training=False))
+    got = np.asarray(ours(x, training=False))
+    assert np.abs(expected).max() > 0.1
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+    # And the comparison can fail: the same weights with one expansion bias changed do not match.
+    b = ours.get_layer("inception_resnet_a_1").expand.bias
+    b.assign(b.numpy() + 1.0)
+    assert np.abs(np.asarray(ours(x, training=False)) - expected).max() > 1e-3
+
+
+def test_compute_matches_the_paper(full_models):
+    v4 = count_macs(full_models[("inception_v4", None)])
+    irv2 = count_macs(full_models[("inception_resnet_v2", "release")])
+    irv1 = count_macs(full_models[("inception_resnet_v1", None)])
+    v3 = count_macs(keras.applications.InceptionV3(weights=None))
+    assert v4 == pytest.approx(12.28e9, rel=0.01)
+    assert irv2 == pytest.approx(13.18e9, rel=0.01)
+    # Section 3.1: Inception-ResNet-v1 costs about what Inception-v3 costs.
+    assert irv1 == pytest.approx(v3, rel=0.15)
+
+
+def test_count_macs_counts_a_known_layer():
+    inputs = keras.Input((10, 12, 3))
+    x = keras.layers.Conv2D(8, (3, 5), strides=2, padding="valid")(inputs)
+    outputs = keras.layers.Dense(4)(keras.layers.Flatten()(x))
+    # conv: 4x4 outputs x 8 channels x 3x5x3 taps; dense: 128 inputs x 4 units.
+    assert count_macs(keras.Model(inputs, outputs)) == 4 * 4 * 8 * 3 * 5 * 3 + 128 * 4
+
+
+@pytest.mark.parametrize(
+    "name,variant",
+    [("inception_v4", None), ("inception_resnet_v1", None), ("inception_resnet_v2", "release"),
+     ("inception_resnet_v2", "paper")],
+)
+def test_smallest_input_builds_and_runs(name, variant):
+    model = models.build(name, variant=variant, input_shape=(75, 75, 3), width_multiplier=0.25, num_classes=7)
+    out = np.asarray(model(np.zeros((2, 75, 75, 3), "float32"), training=False))
+    assert out.shape == (2, 7)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(name="inception_v4", input_shape=(74, 299, 3)), "at least 75"),
+        (dict(name="inception_v4", input_shape=(299, 60, 3)), "at least 75"),
+        (dict(name="inception_v5"), "inception_v4, inception_resnet_v1, inception_resnet_v2"),
+        (dict(name="inception_resnet_v2", variant="drawn"), "release, paper"),
+        (dict(name="inception_v4", variant="release"), "allowed: paper"),
+        (dict(name="inception_resnet_v1", width_multiplier=0), "positive"),
+        (dict(name="inception_resnet_v1", width_multiplier=-1.0), "positive"),
+        (dict(name="inception_v4", include_top=False, pooling="sum"), "'avg', 'max' or None"),
+        (dict(name="inception_v4", include_top=False, aux_logits=True), "include_top"),
+        (dict(name="inception_v4", residual_scales=(0.1, 0.2)), "three numbers"),
+    ],
+)
+def test_bad_options_raise_a_value_error_that_says_what_is_allowed(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        models.build(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["inception_v4", "inception_resnet_v2"])
+def test_aux_head_output_shapes(name):
+    model = models.build(name, aux_logits=True, num_classes=1001)
+    main, aux = model.outputs
+    assert tuple(main.shape) == tuple(aux.shape) == (None, 1001)
+    head = model.get_layer("aux_logits")
+    # Released code: 5x5/3 pooling of the 17x17 grid leaves 5x5, which a 5x5 valid conv reduces to 1x1.
+    assert head.input.shape[1:3] == (17, 17)
+    assert head.conv.conv.kernel.shape == (5, 5, 128, 768)
+    small = models.build(name, aux_logits=True, input_shape=(75, 75, 3), width_multiplier=0.25, num_classes=5)
+    outs = small(np.zeros((1, 75, 75, 3), "float32"), training=False)
+    assert [tuple(o.shape) for o in outs] == [(1, 5), (1, 5)]
+
+
+def test_width_multiplier_quarter_shrinks_parameters_about_16x():
+    full = _count(models.build("inception_resnet_v2", include_top=False).weights)
+    quarter = _count(models.build("inception_resnet_v2", include_top=False, width_multiplier=0.25).weights)
+    assert 14 < full / quarter < 18
+
+
+def test_include_top_false_and_pooling():
+    for pooling, shape in [(None, (None, 8, 8, 1536)), ("avg", (None, 1536)), ("max", (None, 1536))]:
+        model = models.build("inception_v4", include_top=False, pooling=pooling)
+        assert tuple(model.output.shape) == shape
+
+
+def test_residual_scale_zero_is_identity_then_relu():
+    block = blocks.InceptionResNetA(scale=0.0)
+    x = np.random.default_rng(1).normal(size=(2, 9, 9, 40)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(block(x)), np.maximum(x, 0))
+
+
+def test_residual_scale_multiplies_the_residual():
+    x = np.random.default_rng(2).normal(size=(2, 9, 9, 24)).astype("float32")
+    linear = [blocks.InceptionResNetB(scale=s, activation=None, width_multiplier=0.1) for s in (1.0, 0.3)]
+    linear[0](x)
+    linear[1](x)
+    linear[1].set_weights(linear[0].get_weights())
+    r_full = np.asarray(linear[0](x)) - x
+    r_scaled = np.asarray(linear[1](x)) - x
+    assert np.abs(r_full).max() > 1e-3
+    np.testing.assert_allclose(r_scaled, 0.3 * r_full, atol=1e-5)
+
+
+def test_model_passes_residual_scales_to_every_block():
+    model = models.build("inception_resnet_v1", residual_scales=(0.3, 0.2, 0.1), input_shape=(75, 75, 3),
+                         width_multiplier=0.1)
+    scales = {l.name.rsplit("_", 1)[0]: l.scale for l in model.layers if l.name.startswith("inception_resnet_")}
+    assert scales == {"inception_resnet_a": 0.3, "inception_resnet_b": 0.2, "inception_resnet_c": 0.1}
+    release = models.build("inception_resnet_v2", input_shape=(75, 75, 3), width_multiplier=0.1)
+    last = release.get_layer("inception_resnet_c_10")
+    assert (last.scale, last.activation) == (1.0, None)
+
+
+def test_weight_decay_adds_slim_convention_l2_losses():
+    model = models.build("inception_resnet_v2", input_shape=(75, 75, 3), width_multiplier=0.1, weight_decay=4e-5)
+    model(np.zeros((1, 75, 75, 3), "float32"))
+    kernels = [w for w in model.trainable_weights if w.path.endswith("kernel")]
+    expected = sum(2e-5 * float(np.sum(np.square(w.numpy()))) for w in kernels)
+    assert len(model.losses) == len(kernels)
+    assert float(sum(np.asarray(l) for l in model.losses)) == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "name,variant,aux",
+    [("inception_v4", None, True), ("inception_resnet_v1", None, False), ("inception_resnet_v2", "release", True),
+     ("inception_resnet_v2", "paper", False)],
+)
+def test_keras_file_round_trip_with_safe_mode(tmp_path, name, variant, aux):
+    model = models.build(name, variant=variant, aux_logits=aux, input_shape=(75, 75, 3), width_multiplier=0.2,
+                         num_classes=6, weight_decay=4e-5, bn_momentum=0.9)
+    rng = np.random.default_rng(3)
+    # Move BatchNorm statistics off their initial values so a lost variable would show.
+    for w in model.non_trainable_weights:
+        w.assign(rng.uniform(0.5, 1.5, w.shape).astype("float32"))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    x = rng.uniform(-1, 1, (2, 75, 75, 3)).astype("float32")
+    for a, b in zip(keras.tree.flatten(model(x, training=False)), keras.tree.flatten(loaded(x, training=False))):
+        np.testing.assert_array_equal(a, b)
+    assert [w.path for w in loaded.weights] == [w.path for w in model.weights]
+    assert loaded.get_layer("stem").bn_momentum == 0.9
+
+
+def test_model_code_is_pure_keras():
+    import pathlib
+
+    root = pathlib.Path(models.__file__).parent
+    for name in ("layers.py", "blocks.py", "models.py", "compute.py"):
+        source = (root / name).read_text()
+        assert not re.search(r"^\s*(import|from)\s+tensorflow", source, re.M), name
