@@ -1,0 +1,103 @@
+"""Draws each network's block-level diagram (the paper's Figures 9 and 15) to PNG.
+
+    .venv/bin/python tools/draw_networks.py [--out docs]
+
+The boxes and shapes are read from the built models, not typed in, so the pictures stay true
+to the code: repeated blocks are grouped ("4 x Inception-A") and each box shows its output.
+"""
+
+import argparse
+import itertools
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from PIL import Image, ImageDraw, ImageFont  # noqa: E402
+
+from inception import models  # noqa: E402
+
+NETWORKS = [
+    ("inception_v4", None, "Inception-v4 (Figure 9)"),
+    ("inception_resnet_v1", None, "Inception-ResNet-v1 (Figure 15, stem Figure 14)"),
+    ("inception_resnet_v2", "release", "Inception-ResNet-v2, released variant"),
+    ("inception_resnet_v2", "paper", "Inception-ResNet-v2 (Figure 15 as drawn)"),
+]
+PRETTY = {
+    "stem": "Stem",
+    "inception_a": "Inception-A",
+    "inception_b": "Inception-B",
+    "inception_c": "Inception-C",
+    "inception_resnet_a": "Inception-ResNet-A",
+    "inception_resnet_b": "Inception-ResNet-B",
+    "inception_resnet_c": "Inception-ResNet-C",
+    "reduction_a": "Reduction-A",
+    "reduction_b": "Reduction-B",
+    "conv_7b": "1x1 Conv 1536",
+}
+COLOURS = {"stem": "#f4d03f", "reduction": "#e59866", "inception": "#85c1e9", "head": "#d5dbdb", "conv": "#a9dfbf"}
+
+
+def boxes_for(model):
+    """(label, output shape, colour key) from input to softmax, with repeats grouped."""
+    rows = [("Input", "x".join(str(d) for d in model.input.shape[1:]), "head")]
+
+    def kind(name):
+        return name.rsplit("_", 1)[0] if name[-1].isdigit() and not name.startswith("conv_") else name
+
+    for key, group in itertools.groupby(models.block_names(model), key=kind):
+        group = list(group)
+        layer = model.get_layer(group[-1])
+        label = PRETTY[key] if len(group) == 1 else f"{len(group)} x {PRETTY[key]}"
+        if key.startswith("inception_resnet_c") and getattr(layer, "activation", "relu") is None:
+            label += " (last: scale 1, linear)"
+        colour = next(c for c in ("stem", "reduction", "inception", "conv") if key.startswith(c))
+        rows.append((label, "x".join(str(d) for d in layer.output.shape[1:]), colour))
+    rows.append(("Average Pooling", str(model.get_layer("avg_pool").output.shape[-1]), "head"))
+    rows.append(("Dropout (keep 0.8)", str(model.get_layer("dropout").output.shape[-1]), "head"))
+    rows.append(("Softmax", str(model.output.shape[-1]), "head"))
+    return rows
+
+
+def draw(rows, title, path):
+    try:
+        font = ImageFont.load_default(size=18)
+        small = ImageFont.load_default(size=15)
+    except TypeError:  # Pillow without scalable default fonts
+        font = small = ImageFont.load_default()
+    box_w, box_h, gap, margin, shape_w = 430, 40, 22, 30, 150
+    width = margin * 2 + box_w + shape_w
+    height = margin * 2 + 40 + len(rows) * (box_h + gap)
+    image = Image.new("RGB", (width, height), "white")
+    d = ImageDraw.Draw(image)
+    d.text((margin, margin), title, fill="black", font=font)
+    y = margin + 40
+    centre = margin + box_w // 2
+    for i, (label, shape, colour) in enumerate(rows):
+        d.rounded_rectangle([margin, y, margin + box_w, y + box_h], radius=8, fill=COLOURS[colour], outline="black")
+        tw = d.textlength(label, font=font)
+        d.text((centre - tw / 2, y + 10), label, fill="black", font=font)
+        d.text((margin + box_w + 12, y + 12), shape, fill="#333333", font=small)
+        if i + 1 < len(rows):
+            d.line([centre, y + box_h, centre, y + box_h + gap], fill="black", width=2)
+            d.polygon([(centre - 6, y + box_h + gap - 8), (centre + 6, y + box_h + gap - 8),
+                       (centre, y + box_h + gap)], fill="black")
+        y += box_h + gap
+    image.save(path)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="docs")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    for name, variant, title in NETWORKS:
+        model = models.build(name, variant=variant)
+        path = os.path.join(args.out, f"{name}{'_' + variant if variant else ''}.png")
+        draw(boxes_for(model), title, path)
+        print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()
