@@ -1,0 +1,110 @@
+"""What an export starts from: a Keras classifier, its class names and its input size.
+
+A training run directory (see README "Training") holds ``ema_model.keras`` (the EMA weights in an
+inference model), ``labels.txt`` and ``run_config.json``. A bare ``.keras`` file works too; its
+labels then come from a labels file or default to the class indices.
+"""
+
+import dataclasses
+import json
+import os
+
+import keras
+
+# Importing the model package registers the custom layers, so .keras files load in safe mode.
+from inception import models  # noqa: F401
+
+EMA_MODEL = "ema_model.keras"
+LABELS = "labels.txt"
+RUN_CONFIG = "run_config.json"
+
+
+@dataclasses.dataclass
+class ExportSource:
+    model: keras.Model
+    labels: list
+    image_size: int
+    model_path: str
+    config: dict
+
+    @property
+    def num_classes(self):
+        return len(self.labels)
+
+
+def read_labels(path):
+    """labels.txt -> list of class names, one per line (trailing blank lines ignored)."""
+    with open(path, encoding="utf-8") as f:
+        labels = f.read().splitlines()
+    while labels and not labels[-1].strip():
+        labels.pop()
+    if not labels:
+        raise ValueError(f"{path} holds no class names (expected one name per line)")
+    return labels
+
+
+def check_classifier(model, labels, image_size=None, where="model"):
+    """Checks the model is a single-output image classifier that matches its labels.
+
+    Returns the (square) input side. Raises ValueError naming what does not fit.
+    """
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ValueError(
+            f"{where}: expected one input and one output (an inference model without the auxiliary "
+            f"head); got {len(model.inputs)} inputs and {len(model.outputs)} outputs")
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) != 4 or shape[3] != 3 or shape[1] is None or shape[1] != shape[2]:
+        raise ValueError(f"{where}: expected a fixed square RGB input [batch, S, S, 3]; got {shape}")
+    side = int(shape[1])
+    if image_size is not None and int(image_size) != side:
+        raise ValueError(f"{where}: run_config.json says image_size={image_size} but the model "
+                         f"takes {side}x{side} images")
+    out = tuple(model.outputs[0].shape)
+    if len(out) != 2 or out[1] != len(labels):
+        raise ValueError(f"{where}: the model outputs {out} but there are {len(labels)} labels; "
+                         "labels.txt must hold one name per class, in class-index order")
+    return side
+
+
+def load_keras_model(path):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no Keras model at {path}")
+    return keras.saving.load_model(path, compile=False, safe_mode=True)
+
+
+def from_run_dir(model_dir):
+    """Loads the EMA model of a training run directory."""
+    if not os.path.isdir(model_dir):
+        raise FileNotFoundError(f"--model_dir {model_dir} is not a directory")
+    missing = [n for n in (EMA_MODEL, LABELS, RUN_CONFIG) if not os.path.isfile(os.path.join(model_dir, n))]
+    if missing:
+        raise FileNotFoundError(
+            f"{model_dir} is not a finished training run: missing {', '.join(missing)} "
+            f"(training writes {EMA_MODEL}, {LABELS} and {RUN_CONFIG})")
+    with open(os.path.join(model_dir, RUN_CONFIG), encoding="utf-8") as f:
+        config = json.load(f)
+    labels = read_labels(os.path.join(model_dir, LABELS))
+    path = os.path.join(model_dir, EMA_MODEL)
+    model = load_keras_model(path)
+    side = check_classifier(model, labels, config.get("image_size"), where=path)
+    return ExportSource(model=model, labels=labels, image_size=side, model_path=path, config=config)
+
+
+def from_keras_file(path, labels_path=None):
+    """Loads a .keras classifier; labels from ``labels_path`` or '0'..'N-1'."""
+    model = load_keras_model(path)
+    if labels_path:
+        labels = read_labels(labels_path)
+    else:
+        out = model.outputs[0].shape
+        labels = [str(i) for i in range(int(out[-1]))]
+    side = check_classifier(model, labels, where=path)
+    return ExportSource(model=model, labels=labels, image_size=side, model_path=path, config={})
+
+
+def from_model(model, labels, config=None):
+    """Wraps an in-memory model (tests, benchmarks)."""
+    labels = list(labels)
+    side = check_classifier(model, labels)
+    return ExportSource(model=model, labels=labels, image_size=side, model_path="<in memory>",
+                        config=dict(config or {}))
