@@ -289,3 +289,42 @@ def test_model_code_is_pure_keras():
     for name in ("layers.py", "blocks.py", "models.py", "compute.py"):
         source = (root / name).read_text()
         assert not re.search(r"^\s*(import|from)\s+tensorflow", source, re.M), name
+
+
+BACKEND_SCRIPT = """
+import sys
+sys.path.insert(0, sys.argv[5])
+import keras
+import numpy as np
+import inception.models  # registers the block classes for deserialisation
+assert keras.backend.backend() == sys.argv[1], keras.backend.backend()
+model = keras.saving.load_model(sys.argv[2], safe_mode=True)
+x = np.load(sys.argv[3])
+np.save(sys.argv[4], np.asarray(model(x, training=False)[0]))
+"""
+
+
+def test_same_network_runs_on_another_keras_backend(tmp_path):
+    """A .keras file saved under TensorFlow gives the same outputs under Keras' numpy backend,
+    which shows the model code needs nothing but Keras (the GPU machines run JAX)."""
+    import pathlib
+    import subprocess
+    import sys
+
+    model = models.build("inception_resnet_v2", input_shape=(75, 75, 3), width_multiplier=0.1, num_classes=5,
+                         aux_logits=True)
+    rng = np.random.default_rng(4)
+    for w in model.non_trainable_weights:
+        w.assign(rng.uniform(0.5, 1.5, w.shape).astype("float32"))
+    x = rng.uniform(-1, 1, (2, 75, 75, 3)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    np.save(tmp_path / "x.npy", x)
+    (tmp_path / "run.py").write_text(BACKEND_SCRIPT)
+    env = {**__import__("os").environ, "KERAS_BACKEND": "numpy"}
+    subprocess.run(
+        [sys.executable, str(tmp_path / "run.py"), "numpy", str(tmp_path / "m.keras"), str(tmp_path / "x.npy"),
+         str(tmp_path / "y.npy"), str(pathlib.Path(models.__file__).parents[1])],
+        check=True, env=env, timeout=300,
+    )
+    expected = np.asarray(model(x, training=False)[0])
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-5)
