@@ -229,15 +229,16 @@ def test_under_distribute_datasets_from_function(data_dir):
         assert count == pipe.num_examples // 16 * 16, count
         assert pipe.num_skipped() == 0
 
-        # A corrupt record inside the same machinery: dropped and counted, not fatal.
+        # Corrupt records inside the same machinery, in the middle and at the very end of
+        # the stream: dropped and counted, never fatal.
         counter = datasets.SkipCounter()
         good = tf.io.encode_jpeg(tf.zeros([8, 8, 3], tf.uint8))
-        records = tf.data.Dataset.from_tensor_slices([good, b"junk", good])
-        spec = (tf.TensorSpec([4, 4, 3], tf.float32),)
-        out = datasets.preprocess_skipping_errors(
+        records = tf.data.Dataset.from_tensor_slices([good, b"junk", good, tf.strings.substr(good, 0, 40)])
+        out = datasets.map_skipping_errors(
             records.map(lambda s: (s,)),
-            lambda s: (data.preprocessing.preprocess_for_eval(s, 4),), spec, counter=counter)
-        assert len(list(out)) == 2 and counter.value() == 1
+            lambda s, position: (data.preprocessing.preprocess_for_eval(s, 4),),
+            (datasets.tiny_jpeg(),), counter=counter)
+        assert len(list(out)) == 2 and counter.value() == 2, counter.value()
         print("OK")
     """)
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")

@@ -148,3 +148,14 @@ def test_bad_arguments_are_rejected(encoded, kwargs):
 def test_bad_central_fraction_is_rejected(encoded):
     with pytest.raises(ValueError, match="central_fraction"):
         pp.preprocess_for_eval(encoded["jpeg"], 32, central_fraction=0.0)
+
+
+def test_jpeg_only_fast_path_matches_the_general_one(encoded):
+    for kind in ["jpeg", "cmyk_jpeg"]:
+        np.testing.assert_array_equal(
+            pp.preprocess_for_train(encoded[kind], 32, seed=[5, 6], jpeg_only=True).numpy(),
+            pp.preprocess_for_train(encoded[kind], 32, seed=[5, 6]).numpy())
+        np.testing.assert_array_equal(pp.preprocess_for_eval(encoded[kind], 32, jpeg_only=True),
+                                      pp.preprocess_for_eval(encoded[kind], 32))
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        pp.preprocess_for_eval(encoded["png"], 32, jpeg_only=True)

@@ -174,7 +174,9 @@ def test_train_split_eval_preprocessing_skips_and_counts_the_truncated_file(dirs
                               is_training=False, data_dir=dirs["data_dir"])
     _check_labels(pipe, pipe.input_fn(), dirs["num_train"] - 1)
     assert pipe.num_skipped() == 1
-    assert "skipped an undecodable record" in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert "skipped 1 undecodable record(s)" in err
+    assert "end of epoch: 1 undecodable record(s) skipped so far" in err
     assert "1 undecodable" in pipe.skipped_report()
 
 

@@ -9,7 +9,8 @@
 ``InputPipeline.input_fn(input_context)`` builds one input pipeline's ``tf.data.Dataset``; pass it to
 ``strategy.distribute_datasets_from_function``. Images are read undecoded and go through
 ``preprocessing`` (fused crop-and-decode for JPEG). A record that cannot be decoded is dropped,
-logged with its TFDS id and counted (``num_skipped()``).
+reported on stderr and counted (``num_skipped()``; the running total is also printed at the end of
+each epoch once it is non-zero).
 """
 
 import dataclasses
@@ -199,62 +200,86 @@ class SkipCounter:
             self._count = tf.Variable(0, dtype=tf.int64, trainable=False,
                                       name="undecodable_records")
 
-    def increment(self):
-        return self._count.assign_add(1)
+    def add(self, amount):
+        return self._count.assign_add(tf.cast(amount, tf.int64))
+
+    def read(self):
+        return self._count.read_value()
 
     def value(self):
         return int(self._count.numpy())
 
 
-def preprocess_skipping_errors(dataset, preprocess_fn, output_spec, counter=None,
-                               deterministic=True, describe_fn=None):
-    """Maps ``preprocess_fn`` over ``dataset`` in parallel; elements whose map raises are dropped.
+def tiny_jpeg():
+    """A valid 8x8 JPEG: the end-of-epoch marker that flows through the preprocessing."""
+    return tf.io.encode_jpeg(tf.fill([8, 8, 3], tf.constant(128, tf.uint8)))
 
-    Each element is processed inside its own one-element dataset with ``ignore_errors``, followed
-    by a marker element; taking the first element yields either the result or the marker, so a
-    failure is detected per element, logged (``describe_fn(element)`` names it) and counted in
-    ``counter`` at the moment it passes, without ever stopping the pipeline.
+
+def map_skipping_errors(dataset, fn, marker, *, repeat=False, counter=None, name=""):
+    """Parallel map of ``fn`` over ``dataset``; an element whose ``fn`` raises (an undecodable
+    image) is dropped, counted in ``counter`` and reported on stderr, and the pipeline goes on.
+
+    How failures are seen: every element gets its position in the stream; the parallel map keeps
+    stream order and ``ignore_errors`` drops failures, so a gap in the positions that come out is
+    exactly the number of elements dropped there. ``marker`` (an element ``fn`` processes without
+    error, e.g. ``(tiny_jpeg(), 0)``) is appended to every epoch so a failure at the very end of a
+    finite stream is counted too, and serves as the end-of-epoch point where the running total is
+    reported; markers are removed from the output.
 
     Args:
-      dataset: elements are tuples passed as ``preprocess_fn(*element)``.
-      preprocess_fn: returns a tuple of tensors matching ``output_spec``.
-      output_spec: tuple of ``tf.TensorSpec`` (fully defined shapes) of ``preprocess_fn``'s output.
+      dataset: one epoch of elements (tuples); ``fn(*element, position)`` maps one element to a
+        tuple of tensors. ``position`` (int64) grows across epochs; use it for per-element seeds.
+      repeat: repeat the epoch (marker included) indefinitely.
+      counter: a ``SkipCounter``.
+      name: names the stream in the reports.
     """
-    placeholder = tuple(tf.zeros(s.shape, s.dtype) for s in output_spec)
+    tagged = dataset.map(lambda *element: (element, False)).concatenate(
+        tf.data.Dataset.from_tensors((tuple(marker), True)))
+    if repeat:
+        tagged = tagged.repeat()
+    tagged = tf.data.Dataset.zip((tagged, tf.data.Dataset.counter()))
 
-    def one(*element):
-        def ok(*args):
-            return tuple(preprocess_fn(*args)) + (True,)
+    def apply(tagged_element, position):
+        element, is_marker = tagged_element
+        return tuple(fn(*element, position)), position, is_marker
 
-        result = tf.data.Dataset.from_tensors(element).map(ok).ignore_errors(log_warning=False)
-        marker = tf.data.Dataset.from_tensors(placeholder + (False,))
-        name = describe_fn(*element) if describe_fn else tf.constant("")
-        return result.concatenate(marker).take(1).map(lambda *out: out + (name,))
+    # deterministic=True: output order must follow the positions for the gap count to be exact.
+    mapped = tagged.map(apply, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    mapped = mapped.ignore_errors(log_warning=True)
 
-    dataset = dataset.interleave(one, cycle_length=None, block_length=1,
-                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    def find_gaps(last_position, item):
+        outputs, position, is_marker = item
+        return position, (outputs, is_marker, position - last_position - 1, position)
 
-    def account(*element):
-        *outputs, success, name = element
+    mapped = mapped.scan(tf.constant(-1, tf.int64), find_gaps)
 
-        def report():
-            ops = [tf.print("inception.data: skipped an undecodable record:", name,
+    def account(outputs, is_marker, dropped, position):
+        def report_drop():
+            ops = [tf.print("inception.data:", name, "skipped", dropped,
+                            "undecodable record(s) just before stream position", position,
                             output_stream=sys.stderr)]
             if counter is not None:
-                ops.append(counter.increment())
+                ops.append(counter.add(dropped))
             with tf.control_dependencies(ops):
-                return tf.constant(False)
+                return tf.identity(is_marker)
 
-        return tf.cond(success, lambda: tf.constant(True), report)
+        is_marker = tf.cond(dropped > 0, report_drop, lambda: tf.identity(is_marker))
+        if counter is not None:
+            def report_epoch():
+                with tf.control_dependencies([tf.print(
+                        "inception.data:", name, "end of epoch:", counter.read(),
+                        "undecodable record(s) skipped so far", output_stream=sys.stderr)]):
+                    return tf.constant(False)
 
-    def keep(*element):
-        return element[-2]
+            return tf.cond(is_marker, lambda: tf.cond(counter.read() > 0, report_epoch,
+                                                      lambda: tf.constant(False)),
+                           lambda: tf.constant(True))
+        return tf.logical_not(is_marker)
 
-    def strip(*element):
-        return tuple(element[:-2])
+    def strip(outputs, is_marker, dropped, position):
+        return outputs
 
-    return dataset.filter(keep).map(strip) if counter is None else (
-        dataset.filter(account).map(strip))
+    return mapped.filter(account).map(strip)
 
 
 class InputPipeline:
@@ -310,7 +335,7 @@ class InputPipeline:
             self.image_size, self.train_options["min_object_covered"],
             self.train_options["aspect_ratio_range"], self.train_options["area_range"],
             self.train_options["max_attempts"], self.train_options["color_distortion"])
-        preprocessing.central_crop_window(tf.constant([8, 8]), self.central_fraction)
+        preprocessing._check_fraction(self.central_fraction)
         self.num_examples = self._builder.info.splits[self.split].num_examples
         self._num_files = len(self._builder.info.splits[self.split].filenames)
         self._skipped = SkipCounter()
@@ -345,15 +370,14 @@ class InputPipeline:
             else:  # fewer files than pipelines: each pipeline reads its own slice of examples
                 split = tfds.even_splits(self.split, num_pipelines)[pipeline_id]
         read_config = tfds.ReadConfig(input_context=context, options=options,
-                                      shuffle_seed=base_seed, add_tfds_id=True)
+                                      shuffle_seed=base_seed)
         dataset = self._builder.as_dataset(
             split=split, shuffle_files=self.shuffle, read_config=read_config,
             decoders={self._image_key: tfds.decode.SkipDecoding()})
         image_key, label_key = self._image_key, self._label_key
 
         def select(example):
-            return (example[image_key], tf.cast(example[label_key], tf.int32),
-                    example["tfds_id"])
+            return example[image_key], tf.cast(example[label_key], tf.int32)
 
         return dataset.map(select, num_parallel_calls=tf.data.AUTOTUNE)
 
@@ -375,37 +399,27 @@ class InputPipeline:
         if self.shuffle:
             buffer = max(1, min(self.shuffle_buffer, self.num_examples))
             dataset = dataset.shuffle(buffer, seed=base_seed, reshuffle_each_iteration=True)
-        if self.repeat:
-            dataset = dataset.repeat()
-        # Element number in this pipeline's stream (it keeps growing across epochs), so each
-        # element, and each epoch, gets its own reproducible crop/flip/colour seed.
-        dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.counter()))
 
         size = self.image_size
         if self.is_training:
             opts = dict(self.train_options)
 
-            def process(image_bytes, label, tfds_id, index):
-                seed = tf.stack([tf.constant(base_seed, tf.int64), index])
-                image = preprocessing.preprocess_for_train(image_bytes, size, seed=seed, **opts)
-                return image, label
+            # The stream position (it keeps growing across epochs) gives every element, and every
+            # epoch, its own reproducible crop/flip/colour seed.
+            def process(image_bytes, label, position):
+                seed = tf.stack([tf.constant(base_seed, tf.int64), position])
+                return preprocessing.preprocess_for_train(image_bytes, size, seed=seed,
+                                                          **opts), label
         else:
             fraction = self.central_fraction
 
-            def process(image_bytes, label, tfds_id, index):
+            def process(image_bytes, label, position):
                 return preprocessing.preprocess_for_eval(image_bytes, size, fraction), label
 
-        def flatten(record, index):
-            return record + (index,)
-
-        def name_of(image_bytes, label, tfds_id, index):
-            return tfds_id
-
-        dataset = dataset.map(flatten)
-        spec = (tf.TensorSpec([size, size, 3], tf.float32), tf.TensorSpec([], tf.int32))
-        dataset = preprocess_skipping_errors(
-            dataset, process, spec, counter=self._skipped,
-            deterministic=self.deterministic or not self.is_training, describe_fn=name_of)
+        marker = (tiny_jpeg(), tf.constant(0, tf.int32))
+        dataset = map_skipping_errors(
+            dataset, process, marker, repeat=self.repeat, counter=self._skipped,
+            name=f"{self.name}/{self.split}[pipeline {pipeline_id}/{num_pipelines}]")
         dataset = dataset.batch(batch_size, drop_remainder=self.drop_remainder,
                                 num_parallel_calls=tf.data.AUTOTUNE,
                                 deterministic=self.deterministic or not self.is_training)
