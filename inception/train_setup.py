@@ -1,0 +1,102 @@
+"""Process-level setup for training: devices, the tf.distribute strategy, precision, determinism.
+
+Everything here must run before TensorFlow executes its first op (a multi-worker strategy and
+logical devices cannot be configured later), so ``main.py`` calls it first.
+"""
+
+import json
+import os
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+
+def split_cpu(num_devices):
+    """Splits the host CPU into ``num_devices`` logical devices (tests of the mirrored strategy)."""
+    if num_devices <= 1:
+        return
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)])
+
+
+def _tf_config_tasks():
+    raw = os.environ.get("TF_CONFIG", "")
+    if not raw:
+        return 0
+    try:
+        cluster = json.loads(raw).get("cluster", {})
+    except ValueError as err:
+        raise ValueError(f"TF_CONFIG is not valid JSON: {err}") from None
+    return sum(len(v) for k, v in cluster.items() if k in ("chief", "worker"))
+
+
+def resolve_strategy_name(name, tpu):
+    """'auto' -> the concrete strategy name this machine calls for."""
+    if name != "auto":
+        return name
+    if tpu:
+        return "tpu"
+    if _tf_config_tasks() > 1:
+        return "multi_worker_mirrored"
+    if len(tf.config.list_physical_devices("GPU")) > 1 or len(tf.config.list_logical_devices("CPU")) > 1:
+        return "mirrored"
+    return "one_device"
+
+
+def make_strategy(name, tpu=""):
+    """Creates the tf.distribute strategy ``name`` (already resolved from 'auto')."""
+    if name == "one_device":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multi_worker_mirrored":
+        if not os.environ.get("TF_CONFIG"):
+            raise ValueError("--strategy=multi_worker_mirrored reads the cluster from the TF_CONFIG "
+                             "environment variable, which is not set; see README 'Training on "
+                             "several hosts'")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+            tpu="" if tpu == "local" else tpu)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"unknown strategy {name!r}")
+
+
+def is_chief(strategy):
+    """True on the task that writes checkpoints, logs and summaries."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    if task_type is None:
+        return True
+    cluster = resolver.cluster_spec().as_dict()
+    if "chief" in cluster:
+        return task_type == "chief"
+    return task_type == "worker" and task_id == 0
+
+
+def task_name(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and resolver is not None:
+        return f"{resolver.task_type}_{resolver.task_id}"
+    return "chief"
+
+
+def set_precision(mixed_precision):
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if mixed_precision else "float32")
+
+
+def set_determinism(seed, deterministic):
+    """Seeds Python, NumPy, TensorFlow and Keras; with ``deterministic`` also TF op determinism."""
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+        logging.info("deterministic: op determinism on, seed %d", seed)

@@ -1,0 +1,189 @@
+"""Training state: learning-rate schedule, optimizer, moving average of the weights, checkpoints.
+
+Everything that a resumed run needs lives in one ``tf.train.Checkpoint``: the model (weights, BN
+statistics, dropout RNG state), the optimizer (slots and ``iterations``, the global step that
+also positions the learning-rate schedule and the epoch), and the EMA variables.
+"""
+
+import hashlib
+import math
+import os
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+
+def scaled_learning_rate(base_lr, global_batch, reference_batch, rule):
+    """The documented scaling rule: base_lr is the rate for ``reference_batch`` images."""
+    ratio = global_batch / reference_batch
+    if rule == "linear":
+        return base_lr * ratio
+    if rule == "sqrt":
+        return base_lr * math.sqrt(ratio)
+    if rule == "none":
+        return base_lr
+    raise ValueError(f"unknown lr scaling rule {rule!r}")
+
+
+@keras.saving.register_keras_serializable(package="inception")
+class WarmupStaircaseDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from 0 to ``peak`` over ``warmup_steps``, then ``peak * rate**floor(s/decay)``.
+
+    The decay counts from step 0 (not from the end of the warm-up), like the released trainer's
+    exponential decay on the global step.
+    """
+
+    def __init__(self, peak, decay_steps, decay_rate, warmup_steps=0):
+        self.peak = float(peak)
+        self.decay_steps = max(1, int(decay_steps))
+        self.decay_rate = float(decay_rate)
+        self.warmup_steps = int(warmup_steps)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        decayed = self.peak * tf.pow(self.decay_rate, tf.floor(step / self.decay_steps))
+        if self.warmup_steps > 0:
+            warm = self.peak * (step + 1.0) / float(self.warmup_steps)
+            return tf.where(step < self.warmup_steps, tf.minimum(warm, decayed), decayed)
+        return decayed
+
+    def get_config(self):
+        return dict(peak=self.peak, decay_steps=self.decay_steps, decay_rate=self.decay_rate,
+                    warmup_steps=self.warmup_steps)
+
+
+class PreReducedRMSprop(keras.optimizers.RMSprop):
+    """RMSprop that takes gradients already summed over replicas.
+
+    Keras' TensorFlow optimizer all-reduces gradients inside ``apply`` and clips them before that
+    reduction, i.e. per replica. The trainer instead all-reduces first and clips the global
+    gradient norm (the paper's recipe), so the optimizer must not reduce a second time.
+    """
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        return list(grads_and_vars)
+
+
+def make_optimizer(schedule, rho, momentum, epsilon):
+    return PreReducedRMSprop(learning_rate=schedule, rho=rho, momentum=momentum, epsilon=epsilon)
+
+
+class WeightAverage:
+    """Exponential moving average of the trainable weights, distributed like the weights.
+
+    decay_t = min(decay, (1 + t) / (10 + t)) with t the global step (the released trainer's
+    ``ExponentialMovingAverage(decay, num_updates)``), so short runs are not dominated by the
+    initial weights. BatchNorm moving statistics are already averages and are used as they are.
+    Create under the strategy's scope; call ``update`` in cross-replica context.
+    """
+
+    def __init__(self, variables, decay):
+        self.decay = float(decay)
+        self.model_variables = list(variables)
+        self.averages = [
+            tf.Variable(v.value.read_value() if hasattr(v.value, "read_value") else v.numpy(),
+                        trainable=False, name="ema/" + v.path.replace(":", "_"),
+                        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            for v in self.model_variables
+        ]
+
+    def update(self, strategy, step):
+        if self.decay <= 0:
+            return
+        step = tf.cast(step, tf.float32)
+        decay = tf.minimum(self.decay, (1.0 + step) / (10.0 + step))
+
+        def apply(average, value, decay):
+            return average.assign(decay * average + (1.0 - decay) * tf.cast(value, average.dtype))
+
+        for average, variable in zip(self.averages, self.model_variables):
+            strategy.extended.update(average, apply, args=(variable.value, decay), group=False)
+
+    def values(self):
+        """The averaged weights (the raw ones when the average is off)."""
+        if self.decay <= 0:
+            return [v.value for v in self.model_variables]
+        return self.averages
+
+
+def copy_to(strategy, sources, targets):
+    """targets[i] <- sources[i] on every replica (cross-replica context)."""
+    def assign(target, source):
+        return target.assign(tf.cast(source, target.dtype))
+
+    for target, source in zip(targets, sources):
+        target = target.value if isinstance(target, keras.Variable) else target
+        source = source.value if isinstance(source, keras.Variable) else source
+        strategy.extended.update(target, assign, args=(source,), group=False)
+
+
+def all_finite(variables):
+    return bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(v)))
+                               for v in variables]).numpy())
+
+
+def fingerprint(variables):
+    """SHA-256 over the bytes of the given weights: equal on every worker of a synchronous run."""
+    digest = hashlib.sha256()
+    for v in variables:
+        digest.update(np.ascontiguousarray(np.asarray(v)).tobytes())
+    return digest.hexdigest()[:16]
+
+
+class Checkpoints:
+    """Atomic, rotating checkpoints of the training state.
+
+    tf.train.Checkpoint writes the data and index files of a new checkpoint under temporary names
+    and renames them into place, and only then does ``CheckpointManager`` rewrite the
+    ``checkpoint`` state file (atomically: temp file + rename). A crash mid-write therefore
+    leaves at most unreferenced temporary files; the state file keeps naming the previous,
+    complete checkpoint, and restore reads only what the state file names.
+
+    Under ``MultiWorkerMirroredStrategy`` every worker must take part in saving; non-chief
+    workers write to a private temporary directory that is deleted right after.
+    """
+
+    def __init__(self, directory, chief, task, max_to_keep, **trackables):
+        self.directory = directory
+        self.chief = chief
+        self.checkpoint = tf.train.Checkpoint(**trackables)
+        if chief:
+            target = directory
+        else:
+            target = os.path.join(tempfile.gettempdir(), f"inception_ckpt_{task}_{os.getpid()}")
+        self._target = target
+        self.manager = tf.train.CheckpointManager(self.checkpoint, target, max_to_keep=max_to_keep)
+        # Non-chief workers resume from what the chief wrote.
+        self.latest = tf.train.latest_checkpoint(directory)
+
+    def restore(self):
+        """Restores the newest complete checkpoint; returns its path or None."""
+        if not self.latest:
+            return None
+        self.checkpoint.restore(self.latest).assert_existing_objects_matched()
+        return self.latest
+
+    def save(self, step):
+        path = self.manager.save(checkpoint_number=int(step))
+        if not self.chief:
+            shutil.rmtree(self._target, ignore_errors=True)
+        else:
+            logging.info("checkpoint written: %s", path)
+        return path
+
+
+def save_keras_atomically(model, path):
+    """Writes ``model`` to ``path`` via a temporary file in the same directory and a rename."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".keras", dir=directory)
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
