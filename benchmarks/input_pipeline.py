@@ -4,7 +4,7 @@ Measures images/s, in one run, of:
   plain    : full JPEG decode + bilinear resize + scale to [-1, 1] (the baseline)
   fused    : our train decode path: Inception random crop window fused with JPEG decoding, then
              resize + scale (no flip, no colour) -- the like-for-like comparison with `plain`
-  fused_any: the same through the per-record JPEG-or-other-format branch
+  fused_any: the same through the per-record format test (non-JPEG re-encoded to JPEG)
   train    : our full train preprocessing (plus 'fast' colour distortion)
   pipeline : `train` (general, format-testing) inside InputPipeline's skip-and-count wrapper
   keras_cv : full decode + keras_cv.layers.RandomCropAndResize (same crop parameters), if keras-cv
@@ -137,7 +137,7 @@ def main():
         return preprocessing.preprocess_for_train(image_bytes, size, color_distortion="none",
                                                   flip=False, jpeg_only=True)
 
-    def fused_any(image_bytes):  # the same with the per-record JPEG/other-format branch
+    def fused_any(image_bytes):  # the same with the per-record format test
         return preprocessing.preprocess_for_train(image_bytes, size, color_distortion="none",
                                                   flip=False)
 

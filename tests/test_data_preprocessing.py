@@ -159,3 +159,12 @@ def test_jpeg_only_fast_path_matches_the_general_one(encoded):
                                       pp.preprocess_for_eval(encoded[kind], 32))
     with pytest.raises(tf.errors.InvalidArgumentError):
         pp.preprocess_for_eval(encoded["png"], 32, jpeg_only=True)
+
+
+def test_png_train_path_matches_a_near_lossless_jpeg_of_the_same_pixels(pixels, encoded):
+    reference = _encode(pixels, "JPEG", quality=100, subsampling=0)
+    for k in range(3):
+        kwargs = dict(seed=[9, k], color_distortion="none")
+        from_png = pp.preprocess_for_train(encoded["png"], 40, **kwargs).numpy()
+        from_jpeg = pp.preprocess_for_train(reference, 40, **kwargs).numpy()
+        assert np.abs(from_png - from_jpeg).mean() < 0.02

@@ -9,8 +9,10 @@ Eval: central crop keeping ``central_fraction`` of each side, bilinear resize, s
 Every function takes and returns tensors and is safe inside ``tf.data`` map functions and
 ``tf.function``/SavedModel graphs. All random operations are the stateless kind driven by one
 ``seed`` of shape [2], so a pipeline that hands each element its own seed is reproducible.
-JPEG (including CMYK and greyscale JPEG) goes through the fused crop-and-decode path; any other
-format TensorFlow can decode (PNG, GIF's first frame, BMP) is decoded in full and then cropped.
+JPEG (including CMYK and greyscale JPEG) goes through the fused crop-and-decode path. Any other
+format TensorFlow can decode (PNG, GIF's first frame, BMP) is, for training, re-encoded as a
+near-lossless JPEG first (keeps one fast code path; see ``_crop``) and, for eval, decoded in full
+and cropped exactly.
 """
 
 import tensorflow as tf
@@ -69,17 +71,33 @@ def _crop_any(image_bytes, window_fn):
     return tf.image.crop_to_bounding_box(image, offset_h, offset_w, height, width)
 
 
-def _crop(image_bytes, window_fn, jpeg_only):
-    """Decoded window of an encoded image. JPEG (also CMYK and greyscale) takes the fused
-    crop-and-decode path; other formats are decoded in full and sliced. ``jpeg_only`` drops the
-    format test (a graph branch that costs ~10% of the throughput): non-JPEG input then raises."""
+def _as_jpeg(image_bytes):
+    """JPEG bytes unchanged; any other format re-encoded as a JPEG at quality 100 without chroma
+    subsampling (near lossless; TFDS does the same to ImageNet's one PNG)."""
+    def reencode():
+        return tf.io.encode_jpeg(_decode_full(image_bytes), quality=100, chroma_downsampling=False)
+
+    return tf.cond(tf.io.is_jpeg(image_bytes), lambda: tf.identity(image_bytes), reencode)
+
+
+def _crop(image_bytes, window_fn, jpeg_only, exact=False):
+    """Decoded window of an encoded image (uint8 RGB).
+
+    JPEG (also CMYK and greyscale) takes the fused crop-and-decode path. Other formats:
+    ``exact``: decoded in full and sliced inside a graph branch (bit exact; the branch, which
+    carries the decoded image, costs ~10% of the JPEG throughput); otherwise re-encoded as JPEG
+    first, so only a string goes through the branch and every record shares the fused path.
+    ``jpeg_only`` drops the format test altogether: non-JPEG input then raises.
+    """
     image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
     if jpeg_only:
         image = _crop_jpeg(image_bytes, window_fn)
-    else:
+    elif exact:
         image = tf.cond(tf.io.is_jpeg(image_bytes),
                         lambda: _crop_jpeg(image_bytes, window_fn),
                         lambda: _crop_any(image_bytes, window_fn))
+    else:
+        image = _crop_jpeg(_as_jpeg(image_bytes), window_fn)
     return tf.ensure_shape(image, [None, None, 3])
 
 
@@ -89,7 +107,7 @@ def decode_and_crop(image_bytes, offset_height, offset_width, crop_height, crop_
         del shape
         return offset_height, offset_width, crop_height, crop_width
 
-    return _crop(image_bytes, window_fn, jpeg_only=False)
+    return _crop(image_bytes, window_fn, jpeg_only=False, exact=True)
 
 
 def _to_unit_float(image_uint8):
@@ -185,8 +203,7 @@ def preprocess_for_train(image_bytes, image_size, *, min_object_covered=MIN_OBJE
         order) or 'none'.
       flip: random left-right flip (off for data where mirroring changes the class, e.g. digits).
       seed: stateless seed, int tensor of shape [2]. None draws one at random per call.
-      jpeg_only: skip the format test; non-JPEG input then raises (the input pipeline uses this
-        fast path first and falls back to the general one).
+      jpeg_only: skip the format test; non-JPEG input then raises.
     """
     _validate_train_args(image_size, min_object_covered, aspect_ratio_range, area_range,
                          max_attempts, color_distortion)
@@ -237,7 +254,7 @@ def preprocess_for_eval(image_bytes, image_size, central_fraction=EVAL_CENTRAL_F
     def window_fn(shape):
         return central_crop_window(shape, central_fraction)
 
-    image = _crop(image_bytes, window_fn, jpeg_only)
+    image = _crop(image_bytes, window_fn, jpeg_only, exact=True)
     return _scale_to_symmetric(_resize(_to_unit_float(image), int(image_size)))
 
 
