@@ -139,12 +139,21 @@ def _describe_builder(builder, prepared):
         train, eval_split = _pick_splits(builder, set(splits.keys()))
         num_train = splits[train].num_examples if train else None
         num_eval = splits[eval_split].num_examples if eval_split else None
-    else:  # sizes unknown until TFDS has prepared it
+    else:  # split names and sizes are known once TFDS has prepared it; InputPipeline re-reads them
         train, eval_split, num_train, num_eval = "train", "validation", None, None
     return DatasetInfo(name=builder.name, num_classes=len(label_names), num_train=num_train,
                        num_eval=num_eval, label_names=label_names, train_split=train,
                        eval_split=eval_split, data_dir=os.fspath(builder.data_dir_root),
                        prepared=prepared)
+
+
+def _not_prepared_error(builder):
+    return ValueError(
+        f"dataset {builder.name!r} is not prepared under data_dir "
+        f"{os.fspath(builder.data_dir_root)!r} and downloading is off. Pass download=True "
+        f"(flag --download) to let TFDS fetch and prepare it, or prepare it beforehand "
+        f"with `tfds build {builder.name} --data_dir=DIR`, or point --data_dir at a "
+        "directory where it is prepared.")
 
 
 def describe(name, data_dir=None, manual_dir=None, download=False):
@@ -162,12 +171,7 @@ def describe(name, data_dir=None, manual_dir=None, download=False):
         if builder.name == IMAGENET:
             _check_imagenet_archives(builder, manual_dir)
         elif not download:
-            raise ValueError(
-                f"dataset {builder.name!r} is not prepared under data_dir "
-                f"{os.fspath(builder.data_dir_root)!r} and downloading is off. Pass download=True "
-                f"(flag --download) to let TFDS fetch and prepare it, or prepare it beforehand "
-                f"with `tfds build {builder.name} --data_dir=DIR`, or point --data_dir at a "
-                "directory where it is prepared.")
+            raise _not_prepared_error(builder)
     return _describe_builder(builder, prepared)
 
 
@@ -184,8 +188,7 @@ def prepare(name, data_dir=None, manual_dir=None, download=False):
     elif download:
         config = tfds.download.DownloadConfig(manual_dir=manual_dir)
     else:
-        describe(name, data_dir=data_dir, manual_dir=manual_dir, download=False)  # raises
-        raise AssertionError("unreachable")
+        raise _not_prepared_error(builder)
     print(f"inception.data: preparing {builder.name!r} under {os.fspath(builder.data_dir_root)} "
           "(first use only)", file=sys.stderr, flush=True)
     builder.download_and_prepare(download_config=config)
