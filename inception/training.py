@@ -242,7 +242,15 @@ class Trainer:
         self._pair_eval_variables()
         self.checkpoints = train_state.Checkpoints(
             _ckpt_dir(c), self.chief, self.task, c.keep_checkpoints,
-            model=self.model, optimizer=self.optimizer, ema=self.ema.averages)
+            model=self.model, optimizer=self.optimizer, ema=self.ema.averages,
+            rng=self._rng_states())
+
+    def _rng_states(self):
+        """Dropout's random-generator states: model variables that Keras does not list among the
+        weights and tf.train.Checkpoint does not reach through the layers. Checkpointing them
+        makes a resumed --deterministic run draw the same dropout masks as an uninterrupted one."""
+        weights = {id(v) for v in self.model.weights}
+        return [v for v in self.model.variables if id(v) not in weights]
 
     def _pair_eval_variables(self):
         """eval_model variable <- EMA average (trainable) or training variable (BN statistics)."""
@@ -607,6 +615,7 @@ def run(config, strategy):
               f"{result['num_eval']} images", flush=True)
         return result
     step = trainer.train()
+    logging.info("training loop done after %.1f s", time.time() - start)
     summary = trainer.summary(step, time.time() - start)
     logging.info("final weights fingerprint (%s): %s", trainer.task, summary["weights_fingerprint"])
     print(f"[{trainer.task}] final weights fingerprint: {summary['weights_fingerprint']}",
