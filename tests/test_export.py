@@ -136,6 +136,7 @@ def test_report_numbers_match_an_independent_litert_run(exported, validation, ke
     entry = report["variants"]["tflite_int8"]
     _, _, images = validation
     interpreter = Interpreter(model_path=entry["path"])
+    interpreter.allocate_tensors()
     inp, outp = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     probabilities = []
     for image in images:
@@ -424,3 +425,21 @@ def test_export_command_rejects_bad_flags(tmp_path):
     assert result.returncode != 0 and "unknown --formats ['onnx']" in result.stderr
     result = _run(["export.py", f"--model_dir={tmp_path}", f"--export_dir={tmp_path}"], timeout=120)
     assert result.returncode != 0 and "missing ema_model.keras" in result.stderr
+
+
+def test_serving_client_requests_run_on_the_model(loaded, validation):
+    """The client's gRPC PredictRequest and REST body, decoded as the server does, get answers."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import serving_client
+
+    encoded, _, _ = validation
+    images = encoded[:3]
+    expected = loaded.signatures["serving_default"](image_bytes=tf.constant(images))
+    request = serving_client.grpc_request(NAME, images)
+    assert request.model_spec.name == NAME
+    batch = tf.make_ndarray(request.inputs["image_bytes"])
+    got = loaded.signatures[request.model_spec.signature_name](image_bytes=tf.constant(batch))
+    np.testing.assert_array_equal(got["probabilities"], expected["probabilities"])
+    body = json.loads(json.dumps(serving_client.rest_body(images)))
+    rows = [base64.b64decode(row["b64"]) for row in body["instances"]]
+    assert rows == list(images)

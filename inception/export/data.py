@@ -23,7 +23,11 @@ def encoded_eval_images(dataset, limit=None, data_dir=None):
     info = datasets.describe(dataset, data_dir=data_dir)
     builder = datasets.prepare(dataset, data_dir=data_dir)
     image_key, label_key = builder.info.supervised_keys
-    split = info.eval_split if limit is None else f"{info.eval_split}[:{int(limit)}]"
+    if info.eval_split is None:
+        raise ValueError(f"dataset {dataset!r} has no validation/test split to compare on")
+    split = info.eval_split
+    if limit is not None and int(limit) < info.num_eval:
+        split = f"{split}[:{int(limit)}]"
     ds = builder.as_dataset(split=split, shuffle_files=False,
                             decoders={image_key: tfds.decode.SkipDecoding()})
     encoded, labels = [], []

@@ -123,6 +123,7 @@ def export_variant(source, variant, representative_images=None, int8_io="float",
         "preprocessing": {"central_fraction": central_fraction, "resize": "bilinear",
                           "range": [-1.0, 1.0]},
         "variant": variant,
+        "dataset": source.config.get("dataset"),
         "int8_io": int8_io if variant == "int8" else None,
     }
     return add_metadata(flatbuffer, metadata)
