@@ -385,7 +385,8 @@ def test_killed_export_leaves_no_version_directory(run_dir, tmp_path):
 
 # ---- the TFLite prediction command -----------------------------------------------------------
 
-def test_predict_tflite_prints_top5_like_the_saved_model(exported, loaded, validation, tmp_path):
+def test_predict_tflite_prints_top5_like_the_saved_model(exported, loaded, validation, tmp_path,
+                                                         data_dir):
     _, report, _ = exported
     encoded, labels, _ = validation
     files = []
@@ -399,7 +400,8 @@ def test_predict_tflite_prints_top5_like_the_saved_model(exported, loaded, valid
     (tmp_path / "notes.txt").write_text("not an image")
     model = report["variants"]["tflite_fp32"]["path"]
     result = _run(["tools/predict_tflite.py", f"--model={model}", *files,
-                   str(tmp_path / "notes.txt")], timeout=300)
+                   str(tmp_path / "notes.txt"), "--validation_images=2", f"--data_dir={data_dir}",
+                   f"--image_out_dir={tmp_path / 'val'}"], timeout=300)
     assert result.returncode == 2, result.stderr[-3000:]  # one file was not an image
     assert "notes.txt: cannot use this image: " in result.stderr
     assert "not a JPEG or PNG" in result.stderr
@@ -414,6 +416,9 @@ def test_predict_tflite_prints_top5_like_the_saved_model(exported, loaded, valid
         scores = [float(line.split()[2]) for line in lines]
         assert names == expected["top_k_labels"][i].numpy().astype(str).tolist()
         np.testing.assert_allclose(scores, expected["top_k_scores"][i].numpy(), atol=1e-4)
+    # --validation_images: the dataset named inside the .tflite file, with the true labels.
+    truths = [line.split("(true label: ")[1].rstrip(")") for line in blocks if "(true label:" in line]
+    assert truths == [str(label) for label in labels[:2]]
 
 
 def test_export_command_rejects_bad_flags(tmp_path):

@@ -71,10 +71,10 @@ def main(argv=None):
                   file=sys.stderr)
             return 1
         from inception.export import data
-        encoded, labels = data.encoded_eval_images(dataset, args.validation_images, args.data_dir)
+        encoded, classes = data.encoded_eval_images(dataset, args.validation_images, args.data_dir)
         out_dir = args.image_out_dir or tempfile.mkdtemp(prefix="validation-")
         os.makedirs(out_dir, exist_ok=True)
-        for i, (blob, label) in enumerate(zip(encoded, labels)):
+        for i, (blob, label) in enumerate(zip(encoded, classes)):
             path = os.path.join(out_dir, f"{dataset}-validation-{i}.jpg")
             with open(path, "wb") as f:
                 f.write(blob)
