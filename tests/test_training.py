@@ -75,14 +75,16 @@ def _checkpoint_steps(model_dir):
     return [int(p.rsplit("-", 1)[1]) for p in state.all_model_checkpoint_paths]
 
 
-def _model_weights(model_dir):
-    """Trainable weights and BN statistics of the newest checkpoint, by checkpoint key."""
+def _model_weights(model_dir, step=None):
+    """Model weights and BN statistics of a checkpoint (the newest by default), by key."""
     import tensorflow as tf
 
-    path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    directory = os.path.join(model_dir, "checkpoints")
+    path = tf.train.latest_checkpoint(directory) if step is None else f"{directory}/ckpt-{step}"
     reader = tf.train.load_checkpoint(path)
-    keys = [k for k in reader.get_variable_to_shape_map()
-            if k.startswith("model/") and "OPTIMIZER_SLOT" not in k and k.endswith("VARIABLE_VALUE")
+    # Trainable weights are reached first through the optimizer, BN statistics through the model.
+    keys = [k for k in reader.get_variable_to_shape_map() if k.endswith("VARIABLE_VALUE")
+            and k.startswith(("model/", "optimizer/_trainable_variables/"))
             and "seed_generator" not in k]
     return {k: reader.get_tensor(k) for k in keys}
 
@@ -383,8 +385,11 @@ def test_multi_worker_mirrored_two_processes(tmp_path, data_dir):
 
 
 def test_mirrored_sync_batch_norm_matches_one_device(tmp_path, data_dir):
+    """Two replicas x 8 with synchronized BatchNorm == one device x 16, up to float round-off
+    (batch-size dependent convolution kernels, E[x^2]-E[x]^2 moments). Per-replica statistics
+    would make the BN moving variances differ by far more than the tolerance."""
     common = SMALL + [f"--data_dir={data_dir}", "--mode=train", "--batch_size=16",
-                      "--steps_per_epoch=3", "--epochs=1", "--dropout_rate=0", "--seed=11",
+                      "--steps_per_epoch=2", "--epochs=1", "--dropout_rate=0", "--seed=11",
                       "--deterministic", "--sync_batch_norm"]
     two = _start(common + [f"--model_dir={tmp_path}/two", "--strategy=mirrored",
                            "--num_cpu_devices=2"], tmp_path / "two.log")
@@ -396,13 +401,10 @@ def test_mirrored_sync_batch_norm_matches_one_device(tmp_path, data_dir):
     assert rc1 == 0, out1[-3000:]
     assert "strategy mirrored with 2 replica(s)" in out2
     a, b = _model_weights(tmp_path / "one"), _model_weights(tmp_path / "two")
-    assert a.keys() == b.keys() and len(a) > 50
-    moved = 0
-    init = None
+    assert a.keys() == b.keys() and len(a) > 400  # kernels, biases, BN betas and statistics
     for k in a:
-        np.testing.assert_allclose(b[k], a[k], rtol=2e-3, atol=2e-5, err_msg=k)
-    # Not vacuous: the weights moved away from their initial values during the 3 steps.
+        scale = max(float(np.abs(a[k]).max()), 1e-3)
+        assert float(np.abs(a[k] - b[k]).max()) <= 5e-3 * scale + 2e-5, k
     s1 = json.load(open(tmp_path / "one" / "summary.json"))
     s2 = json.load(open(tmp_path / "two" / "summary.json"))
-    assert s1["steps"] == s2["steps"] == 3 and s2["num_replicas"] == 2
-    del moved, init
+    assert s1["steps"] == s2["steps"] == 2 and s2["num_replicas"] == 2
