@@ -448,3 +448,25 @@ def test_serving_client_requests_run_on_the_model(loaded, validation):
     body = json.loads(json.dumps(serving_client.rest_body(images)))
     rows = [base64.b64decode(row["b64"]) for row in body["instances"]]
     assert rows == list(images)
+
+
+def test_int8_with_integer_io_runs_in_litert_and_agrees(run_dir, validation, keras_model, data_dir):
+    """--int8_io=int8: int8 input/output tensors; the runner quantises with their scale/zero point."""
+    from inception.export import source
+
+    src = source.from_run_dir(run_dir)
+    calibration = export_data.calibration_images(datasets.EMBEDDED_DATASET, SIZE, 100, data_dir)
+    blob = tflite.export_variant(src, "int8", calibration, int8_io="int8")
+    meta = tflite.read_metadata(blob)
+    assert meta["int8_io"] == "int8" and meta["labels"] == src.labels
+    path = os.path.join(os.path.dirname(run_dir), "int8io.tflite")
+    with open(path, "wb") as f:
+        f.write(blob)
+    runner = tflite.LiteRTClassifier(path)
+    assert runner.interpreter.get_input_details()[0]["dtype"] == np.int8
+    assert runner.interpreter.get_output_details()[0]["dtype"] == np.int8
+    _, _, images = validation
+    probabilities = runner.predict(images)
+    reference = keras_model.predict(images, verbose=0)
+    assert np.mean(probabilities.argmax(1) == reference.argmax(1)) >= 0.98
+    assert np.abs(probabilities - reference).max() < 0.5

@@ -124,7 +124,7 @@ def run_export(source, export_dir, name, *, version=None, formats=FORMATS, int8_
             if not fmt.startswith("tflite_"):
                 continue
             variant = fmt[len("tflite_"):]
-            suffix = f"-int8io" if variant == "int8" and int8_io == "int8" else ""
+            suffix = "-int8io" if variant == "int8" and int8_io == "int8" else ""
             filename = f"{name}-{variant}{suffix}.tflite"
             log(f"TFLite {variant} -> {os.path.join(art_final, filename)}")
             data = tflite.export_variant(source, variant, calibration_images, int8_io)
