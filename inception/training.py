@@ -502,6 +502,10 @@ class Trainer:
         spe, total = plan.steps_per_epoch, plan.total_steps
         resumed_from, step = self.restore()
         self._last_good = (step, resumed_from)
+        if not resumed_from and self.observer.logged_epochs():
+            logging.warning("%s holds metrics of an earlier run but no checkpoint: starting from "
+                            "step 0", c.model_dir)
+            print(f"Warning: no checkpoint in {c.model_dir}; starting from step 0", flush=True)
         if step > total:
             logging.warning("the checkpoint is at step %d, beyond the %d steps asked for; nothing "
                             "to train", step, total)
