@@ -17,6 +17,8 @@ $(STAMP): requirements.txt
 
 demo: $(STAMP)
 	$(PY) main.py --flagfile=configs/demo.cfg
+	$(PY) export.py --model_dir=runs/demo --data_dir=data --export_dir=exports --name=irv2
+	$(PY) tools/predict_tflite.py --model=exports/irv2-artifacts/$$(ls exports/irv2-artifacts | sort -n | tail -1)/irv2-int8.tflite --validation_images=4 --data_dir=data
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
