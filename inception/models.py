@@ -70,11 +70,11 @@ RESNET_LAYOUTS = {
         final_conv=1536,
     ),
 }
-# The released arg scopes (BUILD_NOTES "Initialisation and weight decay"): Inception-v4's
-# (inception_utils.inception_arg_scope) initialises convolutions with slim's variance scaling
-# and decays kernels only; Inception-ResNet-v2's leaves slim's Xavier default and decays biases
-# too. Inception-ResNet-v1 has no released code; it takes its family's (IRv2's) scope. Fully
-# connected layers are Xavier (Glorot uniform) everywhere.
+# The released arg scopes (BUILD_NOTES "Optimizer, initialisation, weight decay and precision as
+# released"): Inception-v4's (inception_utils.inception_arg_scope) initialises convolutions with
+# slim's variance scaling and decays kernels only; Inception-ResNet-v2's leaves slim's Xavier
+# default and decays biases too. Inception-ResNet-v1 has no released code; it takes its family's
+# (IRv2's) scope. Fully connected layers are Xavier (Glorot uniform) everywhere.
 CONV_INITIALIZERS = {
     "inception_v4": SLIM_VARIANCE_SCALING,
     "inception_resnet_v1": XAVIER,

@@ -167,3 +167,11 @@ def test_classifier_and_aux_logits_are_float32_under_mixed_precision(mixed_model
     assert keras.backend.standardize_dtype(aux.dtype) == "float32"
     assert model.get_layer("predictions").compute_dtype == "float32"
     assert model.get_layer("aux_logits").fc.compute_dtype == "float32"
+
+
+def test_died_threshold_help_says_where_the_signal_is_measured():
+    """The died fraction is the mean over the epoch's training steps, not a validation batch."""
+    from inception import flags as flags_lib
+
+    text = flags_lib.FLAGS["died_threshold"].help
+    assert "training steps" in text and "validation" not in text
