@@ -457,7 +457,8 @@ class AuxHead(keras.layers.Layer):
 
     avgpool 5x5 stride 3 V -> 1x1 128 -> conv 768 V whose kernel covers the whole pooled grid
     (5x5 at 299x299) -> flatten -> fully connected. For inputs smaller than 299 the pool window
-    shrinks to the grid so the head still builds.
+    shrinks to the grid so the head still builds. The options are the blocks' (``decay_biases``
+    covers the fully connected layer's bias); the fully connected layer computes in float32.
     """
 
     def __init__(

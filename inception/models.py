@@ -122,7 +122,8 @@ def build(
         residual_scales: (a, b, c) scales of the Inception-ResNet blocks; default (0.17, 0.10, 0.20).
         width_multiplier: scales every filter count (1.0 is the paper).
         bn_momentum, bn_epsilon: BatchNorm moving-average decay and epsilon.
-        weight_decay: slim-convention L2 decay on every kernel (4e-5 in the paper's recipe).
+        weight_decay: slim-convention L2 decay on every kernel (4e-5 in the paper's recipe), and on
+            the biases with ``decay_biases``.
         bn_synchronized: BatchNorm statistics over the global batch under tf.distribute.
         classifier_activation: "softmax" or None for logits. The classifier (and the aux head's)
             computes in float32 under a mixed-precision policy.
