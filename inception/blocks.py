@@ -16,7 +16,16 @@ Pure Keras 3: no TensorFlow import.
 import keras
 from keras import ops
 
-from inception.layers import BN_EPSILON, BN_MOMENTUM, ConvBN, kernel_regularizer, scaled
+from inception.layers import (
+    BN_EPSILON,
+    BN_MOMENTUM,
+    XAVIER,
+    ConvBN,
+    bias_regularizer,
+    initializer_config,
+    kernel_regularizer,
+    scaled,
+)
 
 AVG = ("avgpool",)
 MAX = ("maxpool",)
@@ -34,6 +43,8 @@ class _Block(keras.layers.Layer):
     """Builds the ops of ``self.table()`` and runs them stage by stage.
 
     Subclasses set their own attributes, then call ``super().__init__``; ``table()`` may read them.
+    The shared options are ConvBN's, plus ``width_multiplier`` and ``decay_biases`` (apply
+    ``weight_decay`` to biases as well: the residual expansions of the Inception-ResNet blocks).
     """
 
     def __init__(
@@ -43,6 +54,8 @@ class _Block(keras.layers.Layer):
         bn_epsilon=BN_EPSILON,
         weight_decay=0.0,
         bn_synchronized=False,
+        conv_initializer=XAVIER,
+        decay_biases=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -51,6 +64,8 @@ class _Block(keras.layers.Layer):
         self.bn_epsilon = bn_epsilon
         self.weight_decay = weight_decay
         self.bn_synchronized = bn_synchronized
+        self.conv_initializer = initializer_config(conv_initializer)
+        self.decay_biases = bool(decay_biases)
         # plan mirrors table(): stages -> branches -> op names (a fork is a list of names).
         self._plan = []
         table = self.table()
@@ -83,6 +98,7 @@ class _Block(keras.layers.Layer):
                 bn_epsilon=self.bn_epsilon,
                 weight_decay=self.weight_decay,
                 bn_synchronized=self.bn_synchronized,
+                conv_initializer=self.conv_initializer,
                 name=name,
             )
         elif kind == "avgpool":
@@ -156,6 +172,8 @@ class _Block(keras.layers.Layer):
             bn_epsilon=self.bn_epsilon,
             weight_decay=self.weight_decay,
             bn_synchronized=self.bn_synchronized,
+            conv_initializer=self.conv_initializer,
+            decay_biases=self.decay_biases,
         )
         return config
 
@@ -354,7 +372,9 @@ class _Residual(_Block):
             int(input_shape[-1]),
             1,
             use_bias=True,
+            kernel_initializer=self.conv_initializer,
             kernel_regularizer=kernel_regularizer(self.weight_decay),
+            bias_regularizer=bias_regularizer(self.weight_decay, self.decay_biases),
             name="expand",
         )
         self.expand.build(self._stages_output_shape)
@@ -437,7 +457,8 @@ class AuxHead(keras.layers.Layer):
 
     avgpool 5x5 stride 3 V -> 1x1 128 -> conv 768 V whose kernel covers the whole pooled grid
     (5x5 at 299x299) -> flatten -> fully connected. For inputs smaller than 299 the pool window
-    shrinks to the grid so the head still builds.
+    shrinks to the grid so the head still builds. The options are the blocks' (``decay_biases``
+    covers the fully connected layer's bias); the fully connected layer computes in float32.
     """
 
     def __init__(
@@ -449,6 +470,8 @@ class AuxHead(keras.layers.Layer):
         bn_epsilon=BN_EPSILON,
         weight_decay=0.0,
         bn_synchronized=False,
+        conv_initializer=XAVIER,
+        decay_biases=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -459,11 +482,14 @@ class AuxHead(keras.layers.Layer):
         self.bn_epsilon = bn_epsilon
         self.weight_decay = weight_decay
         self.bn_synchronized = bn_synchronized
+        self.conv_initializer = initializer_config(conv_initializer)
+        self.decay_biases = bool(decay_biases)
         common = dict(
             bn_momentum=bn_momentum,
             bn_epsilon=bn_epsilon,
             weight_decay=weight_decay,
             bn_synchronized=bn_synchronized,
+            conv_initializer=self.conv_initializer,
         )
         self.proj = ConvBN(scaled(128, width_multiplier), 1, name="proj", **common)
         self._common = common
@@ -481,10 +507,15 @@ class AuxHead(keras.layers.Layer):
         )
         self.conv.build(shape)
         shape = self.conv.compute_output_shape(shape)
+        # float32 under a mixed policy, like the main classifier (models.build); slim's
+        # fully_connected default initialiser is Xavier (Glorot uniform) in every network.
         self.fc = keras.layers.Dense(
             self.num_classes,
             activation=self.classifier_activation,
+            kernel_initializer=XAVIER,
             kernel_regularizer=kernel_regularizer(self.weight_decay),
+            bias_regularizer=bias_regularizer(self.weight_decay, self.decay_biases),
+            dtype="float32",
             name="fc",
         )
         self.fc.build((shape[0], shape[1] * shape[2] * shape[3]))
@@ -508,5 +539,7 @@ class AuxHead(keras.layers.Layer):
             bn_epsilon=self.bn_epsilon,
             weight_decay=self.weight_decay,
             bn_synchronized=self.bn_synchronized,
+            conv_initializer=self.conv_initializer,
+            decay_biases=self.decay_biases,
         )
         return config

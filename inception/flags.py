@@ -98,7 +98,8 @@ flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints kept (the oldest are de
 flags.DEFINE_integer("log_every_steps", 100, "TensorBoard train-scalar interval in steps.")
 flags.DEFINE_float("died_threshold", 0.99,
                    "Warn when this fraction of the activations before average pooling is exactly "
-                   "zero on a validation batch (paper section 3.3).")
+                   "zero, averaged over the epoch's training steps (measured in the training "
+                   "forward pass on the raw weights; paper section 3.3).")
 flags.DEFINE_bool("stop_if_died", False, "Stop training when the died threshold is exceeded.")
 flags.DEFINE_bool("progress", True, "Show Keras progress bars.")
 
@@ -111,7 +112,8 @@ flags.DEFINE_integer("num_cpu_devices", 0,
                      "Split the host CPU into N logical devices (develop/test --strategy=mirrored "
                      "without GPUs). 0: leave devices alone.")
 flags.DEFINE_bool("mixed_precision", False,
-                  "Compute in bfloat16 with float32 variables (Keras policy mixed_bfloat16).")
+                  "Compute in bfloat16 with float32 variables, logits and loss (Keras policy "
+                  "mixed_bfloat16).")
 flags.DEFINE_bool("jit_compile", False, "XLA-compile the forward and backward pass.")
 flags.DEFINE_integer("seed", 0, "Random seed (weights, dropout, data order and augmentation).")
 flags.DEFINE_bool("deterministic", False,

@@ -18,6 +18,35 @@ def scaled(filters, width_multiplier):
     return max(1, int(round(filters * width_multiplier)))
 
 
+# The convolution initialisers of the released nets (TF-slim). Inception-v4's arg scope uses
+# slim's variance_scaling_initializer() (He et al.: factor 2, fan-in), which draws from a normal
+# of stddev sqrt(1.3 * 2 / fan_in) truncated at two of those stddevs. Keras' VarianceScaling
+# "truncated_normal" draws with stddev sqrt(scale / fan_in) / 0.87962566 (0.8796... is the
+# standard deviation of a unit normal truncated at +-2), so scale = 2.6 * 0.87962566**2 gives
+# exactly slim's distribution (plain He normal would be 0.3% narrower). The Inception-ResNet
+# arg scope sets no initialiser, so slim's conv2d default applies: Xavier, i.e. Glorot uniform.
+TRUNCATED_NORMAL_STDDEV = 0.87962566103423978
+SLIM_VARIANCE_SCALING = {
+    "class_name": "VarianceScaling",
+    "config": {"scale": 2.0 * 1.3 * TRUNCATED_NORMAL_STDDEV**2, "mode": "fan_in",
+               "distribution": "truncated_normal", "seed": None},
+}
+XAVIER = "glorot_uniform"
+
+
+def initializer_config(identifier):
+    """A Keras initializer identifier (name, config dict or instance) as a serialisable config.
+
+    Layers keep the config and build a fresh initializer from it for every kernel: one unseeded
+    Keras initializer instance fixes its seed when it is created, so sharing an instance would
+    give every same-shaped kernel the same values.
+    """
+    initializer = keras.initializers.get(identifier)
+    if initializer is None:
+        raise ValueError(f"conv_initializer must be a Keras initializer, got {identifier!r}")
+    return keras.initializers.serialize(initializer)
+
+
 def kernel_regularizer(weight_decay):
     """L2 penalty in the released code's convention.
 
@@ -25,6 +54,12 @@ def kernel_regularizer(weight_decay):
     so slim's 4e-5 is Keras' 2e-5.
     """
     return keras.regularizers.L2(weight_decay / 2.0) if weight_decay else None
+
+
+def bias_regularizer(weight_decay, decay_biases):
+    """The same penalty on a bias when ``decay_biases`` (the released Inception-ResNet-v2 arg
+    scope regularises conv and fully-connected biases too; Inception-v4's does not)."""
+    return kernel_regularizer(weight_decay) if decay_biases else None
 
 
 @keras.saving.register_keras_serializable(package="inception")
@@ -41,6 +76,9 @@ class ConvBN(keras.layers.Layer):
         weight_decay: slim-convention L2 weight decay on the kernel (0 disables it).
         bn_synchronized: compute batch statistics across all replicas of a tf.distribute
             strategy (large global batches split into small per-replica ones need it).
+        conv_initializer: initializer of the convolution kernel (name, config or instance);
+            ``models.build`` chooses the released one per network (SLIM_VARIANCE_SCALING or
+            XAVIER); the layer default is Keras' (Glorot uniform, equal to XAVIER).
     """
 
     def __init__(
@@ -54,6 +92,7 @@ class ConvBN(keras.layers.Layer):
         bn_epsilon=BN_EPSILON,
         weight_decay=0.0,
         bn_synchronized=False,
+        conv_initializer=XAVIER,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -68,12 +107,14 @@ class ConvBN(keras.layers.Layer):
         self.bn_epsilon = bn_epsilon
         self.weight_decay = weight_decay
         self.bn_synchronized = bn_synchronized
+        self.conv_initializer = initializer_config(conv_initializer)
         self.conv = keras.layers.Conv2D(
             self.filters,
             kernel_size,
             strides=strides,
             padding=_PADDINGS[padding],
             use_bias=False,
+            kernel_initializer=self.conv_initializer,
             kernel_regularizer=kernel_regularizer(weight_decay),
             name="conv",
         )
@@ -110,5 +151,6 @@ class ConvBN(keras.layers.Layer):
             bn_epsilon=self.bn_epsilon,
             weight_decay=self.weight_decay,
             bn_synchronized=self.bn_synchronized,
+            conv_initializer=self.conv_initializer,
         )
         return config

@@ -10,7 +10,16 @@ Pure Keras 3: no TensorFlow import.
 import keras
 
 from inception import blocks
-from inception.layers import BN_EPSILON, BN_MOMENTUM, ConvBN, kernel_regularizer, scaled
+from inception.layers import (
+    BN_EPSILON,
+    BN_MOMENTUM,
+    SLIM_VARIANCE_SCALING,
+    XAVIER,
+    ConvBN,
+    bias_regularizer,
+    kernel_regularizer,
+    scaled,
+)
 
 NAMES = ("inception_v4", "inception_resnet_v1", "inception_resnet_v2")
 VARIANTS = {
@@ -61,6 +70,17 @@ RESNET_LAYOUTS = {
         final_conv=1536,
     ),
 }
+# The released arg scopes (BUILD_NOTES "Optimizer, initialisation, weight decay and precision as
+# released"): Inception-v4's (inception_utils.inception_arg_scope) initialises convolutions with
+# slim's variance scaling and decays kernels only; Inception-ResNet-v2's leaves slim's Xavier
+# default and decays biases too. Inception-ResNet-v1 has no released code; it takes its family's
+# (IRv2's) scope. Fully connected layers are Xavier (Glorot uniform) everywhere.
+CONV_INITIALIZERS = {
+    "inception_v4": SLIM_VARIANCE_SCALING,
+    "inception_resnet_v1": XAVIER,
+    "inception_resnet_v2": XAVIER,
+}
+DECAY_BIASES = {"inception_v4": False, "inception_resnet_v1": True, "inception_resnet_v2": True}
 V4_REPEATS = (4, 7, 3)
 V4_REDUCTION_A = (192, 224, 256, 384)
 
@@ -82,6 +102,8 @@ def build(
     weight_decay=0.0,
     bn_synchronized=False,
     classifier_activation="softmax",
+    conv_initializer=None,
+    decay_biases=None,
 ):
     """Builds one of the paper's networks as a ``keras.Model``.
 
@@ -100,9 +122,17 @@ def build(
         residual_scales: (a, b, c) scales of the Inception-ResNet blocks; default (0.17, 0.10, 0.20).
         width_multiplier: scales every filter count (1.0 is the paper).
         bn_momentum, bn_epsilon: BatchNorm moving-average decay and epsilon.
-        weight_decay: slim-convention L2 decay on every kernel (4e-5 in the paper's recipe).
+        weight_decay: slim-convention L2 decay on every kernel (4e-5 in the paper's recipe), and on
+            the biases with ``decay_biases``.
         bn_synchronized: BatchNorm statistics over the global batch under tf.distribute.
-        classifier_activation: "softmax" or None for logits.
+        classifier_activation: "softmax" or None for logits. The classifier (and the aux head's)
+            computes in float32 under a mixed-precision policy.
+        conv_initializer: initializer of every convolution kernel (a Keras initializer name,
+            config or instance); None: the released code's for this network
+            (``CONV_INITIALIZERS``: slim's truncated He for Inception-v4, Glorot uniform for the
+            Inception-ResNets). Dense layers are always Glorot uniform, as in the released code.
+        decay_biases: apply ``weight_decay`` to the biases too (residual expansions and dense
+            layers); None: the released code's (``DECAY_BIASES``: the Inception-ResNets only).
     """
     if name not in NAMES:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(NAMES)}")
@@ -131,12 +161,17 @@ def build(
     if len(scales) != 3:
         raise ValueError(f"residual_scales must be three numbers (A, B, C), got {residual_scales!r}")
 
+    conv_initializer = CONV_INITIALIZERS[name] if conv_initializer is None else conv_initializer
+    decay_biases = DECAY_BIASES[name] if decay_biases is None else bool(decay_biases)
+
     common = dict(
         width_multiplier=width_multiplier,
         bn_momentum=bn_momentum,
         bn_epsilon=bn_epsilon,
         weight_decay=weight_decay,
         bn_synchronized=bn_synchronized,
+        conv_initializer=conv_initializer,
+        decay_biases=decay_biases,
     )
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     if name == "inception_v4":
@@ -155,10 +190,15 @@ def build(
 
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
     x = keras.layers.Dropout(dropout_rate, name="dropout")(x)
+    # float32 even under mixed precision: logits and softmax in bfloat16 lose the small
+    # probabilities the loss and the top-k metrics read.
     outputs = keras.layers.Dense(
         num_classes,
         activation=classifier_activation,
+        kernel_initializer=XAVIER,
         kernel_regularizer=kernel_regularizer(weight_decay),
+        bias_regularizer=bias_regularizer(weight_decay, decay_biases),
+        dtype="float32",
         name="predictions",
     )(x)
     if aux_logits:
@@ -201,7 +241,7 @@ def _inception_resnet(x, layout, scales, common):
             layout["c"], 1.0, activation=None, name=f"inception_resnet_c_{n_c + 1}", **common
         )(x)
     if layout["final_conv"]:
-        conv_options = {k: v for k, v in common.items() if k != "width_multiplier"}
+        conv_options = {k: v for k, v in common.items() if k not in ("width_multiplier", "decay_biases")}
         x = ConvBN(scaled(layout["final_conv"], common["width_multiplier"]), 1, name="conv_7b", **conv_options)(x)
     return x, aux_input
 

@@ -57,12 +57,33 @@ class WarmupStaircaseDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 
 class PreReducedRMSprop(keras.optimizers.RMSprop):
-    """RMSprop that takes gradients already summed over replicas.
+    """TF1's RMSPropOptimizer (the released trainer's) on gradients already summed over replicas.
+
+    Update, as in TF1 (``ApplyRMSProp``) and Keras alike: ms <- rho * ms + (1 - rho) * g^2;
+    mom <- momentum * mom + lr * g / sqrt(ms + epsilon); w <- w - mom (epsilon inside the root).
+    The one difference is the start: TF1 initialises the mean square ``ms`` to 1
+    (``ones_initializer``), Keras to 0, which with epsilon 1.0 makes Keras' first update up to
+    sqrt(1.9) = 1.38 times larger (the gap shrinks as 0.9^t). The velocity (Keras' name for ms)
+    therefore starts at 1 here.
 
     Keras' TensorFlow optimizer all-reduces gradients inside ``apply`` and clips them before that
     reduction, i.e. per replica. The trainer instead all-reduces first and clips the global
     gradient norm (the paper's recipe), so the optimizer must not reduce a second time.
     """
+
+    def build(self, var_list):
+        if self.built:
+            return
+        # keras.optimizers.Optimizer.build (iterations, learning rate), not RMSprop.build, whose
+        # velocities start at 0. Slot names, and so checkpoints, are Keras' own.
+        super(keras.optimizers.RMSprop, self).build(var_list)
+        self._velocities = self.add_optimizer_variables(var_list, "velocity", initializer="ones")
+        self._momentums = []
+        if self.momentum > 0:
+            self._momentums = self.add_optimizer_variables(var_list, "momentum")
+        self._average_gradients = []
+        if self.centered:
+            self._average_gradients = self.add_optimizer_variables(var_list, "average_gradient")
 
     def _all_reduce_sum_gradients(self, grads_and_vars):
         return list(grads_and_vars)
