@@ -5,6 +5,8 @@ import json
 import os
 import tempfile
 
+import numpy as np
+
 COLUMNS = ("Network", "Models", "Crops", "Top-1 Error", "Top-3 Error", "Top-5 Error")
 
 
@@ -54,6 +56,27 @@ def write_json(result, path):
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_probabilities(result, path):
+    """Per-image probabilities to ``path`` (.npz, atomically): ``probabilities`` float32
+    [N, rows, P, K] (rows: the members in order, then the ensemble if there are several; P: the
+    protocols), ``labels`` [N], ``rows`` and ``protocols``."""
+    names = [m["name"] for m in result["members"]]
+    if len(names) > 1:
+        names.append("ensemble")
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".npz", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, probabilities=result["probabilities"].astype(np.float32),
+                     labels=result["labels"], rows=np.array(names),
+                     protocols=np.array(result["protocols"]))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -98,64 +98,10 @@ class Evaluation:
             decoders={image_key: tfds.decode.SkipDecoding()})
         dataset = dataset.map(lambda e: (e[image_key], tf.cast(e[label_key], tf.int32)),
                               num_parallel_calls=tf.data.AUTOTUNE)
-        plan, sizes = self.plan, [m.image_size for m in self.members]
-        fraction = self.central_fraction
-
-        def process(image_bytes, label, position):
-            del position
-            return crops_lib.make_crops(image_bytes, plan, sizes, fraction), label
-
-        marker = (datasets.tiny_jpeg(), tf.constant(0, tf.int32))
-        dataset = datasets.map_skipping_errors(
-            dataset, process, marker, counter=self._skipped,
+        return crop_dataset(
+            dataset, self.plan, [m.image_size for m in self.members], per_replica,
+            self.central_fraction, counter=self._skipped,
             name=f"{self.info.name}/{self.split}[pipeline {pipeline_id}/{pipelines}]")
-        dataset = dataset.batch(per_replica, num_parallel_calls=tf.data.AUTOTUNE,
-                                deterministic=True)
-        return dataset.prefetch(2)
-
-    # ------------------------------------------------------------------------------ step --
-    def _make_step(self, keep_probabilities):
-        strategy, plan, members = self.strategy, self.plan, self.members
-        weights = tf.constant(plan.weights, tf.float32)  # [P, U]
-        u, k = plan.num_distinct, self.num_classes
-
-        def replica_step(crops, labels):
-            per_member = []
-            for member, x in zip(members, crops):
-                n = tf.shape(x)[0]
-                size = member.image_size
-                probs = member.model(tf.reshape(x, [-1, size, size, 3]), training=False)
-                probs = tf.cast(probs, tf.float32)
-                if member.background:
-                    probs = probs[:, 1:]
-                    probs /= tf.maximum(tf.reduce_sum(probs, axis=-1, keepdims=True), 1e-12)
-                probs = tf.reshape(probs, [n, u, k])
-                per_member.append(tf.einsum("pu,nuk->npk", weights, probs))
-            rows = per_member + ([tf.add_n(per_member) / len(per_member)]
-                                 if len(per_member) > 1 else [])
-            probs = tf.stack(rows, axis=1)  # [n, rows, P, K]
-            top = tf.math.top_k(probs, k=min(max(TOP_K), k)).indices
-            hit = tf.equal(top, labels[:, None, None, None])
-            out = {"count": tf.cast(tf.shape(labels)[0], tf.float32)}
-            for kk in TOP_K:
-                correct = tf.reduce_any(hit[..., :min(kk, k)], axis=-1)
-                out[f"top{kk}"] = tf.reduce_sum(tf.cast(correct, tf.float32), axis=0)
-            if keep_probabilities:
-                out["probs"], out["labels"] = probs, labels
-            return out
-
-        @tf.function(reduce_retracing=True)
-        def step(batch):
-            per_replica = strategy.run(replica_step, args=batch)
-            out = {}
-            for key, value in per_replica.items():
-                if key in ("probs", "labels"):
-                    out[key] = strategy.gather(value, axis=0)
-                else:
-                    out[key] = strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-            return out
-
-        return step
 
     # ------------------------------------------------------------------------------- run --
     def run(self, progress=True, log=None, keep_probabilities=False):
@@ -165,7 +111,8 @@ class Evaluation:
         then the ensemble) and labels, in split order (tests; memory grows with N).
         """
         log = log or (lambda message: print(message, flush=True))
-        step = self._make_step(keep_probabilities)
+        step = make_step(self.strategy, self.members, self.plan, self.num_classes,
+                         keep_probabilities)
         dataset = self.strategy.distribute_datasets_from_function(self.input_fn)
         iterator = iter(dataset)
         plan, members = self.plan, self.members
@@ -246,6 +193,73 @@ class Evaluation:
             "forward_passes_per_sec": (n * self.plan.num_distinct * len(self.members) / wall
                                        if wall > 0 else None),
         }
+
+
+def crop_dataset(source, plan, image_sizes, batch_size,
+                 central_fraction=preprocessing.EVAL_CENTRAL_FRACTION, counter=None, name=""):
+    """(encoded image, label) dataset -> batches of ((crops per size...), labels).
+
+    Each crops tensor is [B, U, S, S, 3] (B images, U = the plan's distinct crops); an image that
+    cannot be decoded is dropped and counted in ``counter`` (``datasets.map_skipping_errors``).
+    """
+    def process(image_bytes, label, position):
+        del position
+        return crops_lib.make_crops(image_bytes, plan, image_sizes, central_fraction), label
+
+    marker = (datasets.tiny_jpeg(), tf.constant(0, tf.int32))
+    dataset = datasets.map_skipping_errors(source, process, marker, counter=counter, name=name)
+    dataset = dataset.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.prefetch(2)
+
+
+def make_step(strategy, members, plan, num_classes, keep_probabilities=False):
+    """The distributed evaluation step: batch -> summed top-1/3/5 hits [rows, P] and the count
+    (rows: each member, then the ensemble if there are several members); with
+    ``keep_probabilities`` also the per-image probabilities [B, rows, P, K] and labels."""
+    weights = tf.constant(plan.weights, tf.float32)  # [P, U]
+    u, k = plan.num_distinct, int(num_classes)
+
+    def replica_step(crops, labels):
+        n = tf.shape(labels)[0]
+        # A replica can be handed no images in the last step; the networks then see one dummy
+        # image (some kernels reject empty batches) whose results are dropped.
+        pad = tf.maximum(1 - n, 0)
+        per_member = []
+        for member, x in zip(members, crops):
+            size = member.image_size
+            x = tf.concat([x, tf.zeros(tf.concat([[pad], tf.shape(x)[1:]], 0), x.dtype)], 0)
+            probs = member.model(tf.reshape(x, [-1, size, size, 3]), training=False)
+            probs = tf.cast(probs, tf.float32)
+            if member.background:
+                probs = probs[:, 1:]
+                probs /= tf.maximum(tf.reduce_sum(probs, axis=-1, keepdims=True), 1e-12)
+            probs = tf.reshape(probs, [n + pad, u, k])[:n]
+            per_member.append(tf.einsum("pu,nuk->npk", weights, probs))
+        rows = per_member + ([tf.add_n(per_member) / len(per_member)]
+                             if len(per_member) > 1 else [])
+        probs = tf.stack(rows, axis=1)  # [n, rows, P, K]
+        top = tf.math.top_k(probs, k=min(max(TOP_K), k)).indices
+        hit = tf.equal(top, labels[:, None, None, None])
+        out = {"count": tf.cast(n, tf.float32)}
+        for kk in TOP_K:
+            correct = tf.reduce_any(hit[..., :min(kk, k)], axis=-1)
+            out[f"top{kk}"] = tf.reduce_sum(tf.cast(correct, tf.float32), axis=0)
+        if keep_probabilities:
+            out["probs"], out["labels"] = probs, labels
+        return out
+
+    @tf.function(reduce_retracing=True)
+    def step(batch):
+        per_replica = strategy.run(replica_step, args=batch)
+        out = {}
+        for key, value in per_replica.items():
+            if key in ("probs", "labels"):
+                out[key] = strategy.gather(value, axis=0)
+            else:
+                out[key] = strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+        return out
+
+    return step
 
 
 def _duration(seconds):
