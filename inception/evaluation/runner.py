@@ -1,0 +1,283 @@
+"""Multi-crop, multi-model evaluation under a tf.distribute strategy (the protocol of the paper's
+Tables 2-5).
+
+Per image: decoded once in the input pipeline, all distinct crops of the requested protocols cut
+and resized to every member's input size (``crops.make_crops``). Per step and replica: each member
+classifies its crops in one batch, the softmax probabilities are averaged per protocol with the
+plan's weights, the ensemble averages the members' protocol probabilities, and the top-1/3/5 hits
+of every (member or ensemble, protocol) pair are summed over replicas. Only hit counts leave the
+device.
+"""
+
+import math
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from inception.data import datasets, preprocessing
+from inception.evaluation import crops as crops_lib
+from inception.evaluation import members as members_lib
+
+TOP_K = (1, 3, 5)
+# Default forward-pass batch per replica, in crops; the number of images per step follows from it.
+CROPS_PER_REPLICA = 256
+
+
+def images_per_step(plan, num_replicas, batch_size=0):
+    """Global images per step: ``batch_size``, or about CROPS_PER_REPLICA crops per replica."""
+    if batch_size:
+        if batch_size % num_replicas:
+            raise ValueError(f"--batch_size={batch_size} (images per step, global) must divide "
+                             f"by the {num_replicas} replicas")
+        return int(batch_size)
+    return num_replicas * max(1, CROPS_PER_REPLICA // plan.num_distinct)
+
+
+class Evaluation:
+    """Builds the input pipeline and the distributed step for ``members`` on a dataset split.
+
+    ``member_paths``: run directories or .keras files, loaded under ``strategy.scope()``.
+    """
+
+    def __init__(self, member_paths, protocols, dataset, *, strategy, data_dir=None,
+                 manual_dir=None, batch_size=0, max_images=0,
+                 central_fraction=preprocessing.EVAL_CENTRAL_FRACTION):
+        self.strategy = strategy
+        self.plan = crops_lib.make_plan(protocols)
+        preprocessing._check_fraction(central_fraction)
+        self.central_fraction = float(central_fraction)
+        self.info = datasets.describe(dataset, data_dir=data_dir, manual_dir=manual_dir)
+        if self.info.eval_split is None:
+            raise ValueError(f"dataset {self.info.name!r} has no validation/test split")
+        self._builder = datasets.prepare(dataset, data_dir=data_dir, manual_dir=manual_dir)
+        self.info = datasets._describe_builder(self._builder, prepared=True)
+        self.split = self.info.eval_split
+        total = self._builder.info.splits[self.split].num_examples
+        self.num_images = min(total, int(max_images)) if max_images else total
+        if self.num_images < 1:
+            raise ValueError(f"{self.info.name}/{self.split} has no images to evaluate")
+        self.replicas = strategy.num_replicas_in_sync
+        self.batch_size = images_per_step(self.plan, self.replicas, batch_size)
+        with strategy.scope():
+            self.members = [members_lib.load(p) for p in member_paths]
+        for m in self.members:
+            members_lib.check_against_dataset(m, self.info)
+        members_lib.unique_names(self.members)
+        self.num_classes = self.info.num_classes
+        self._skipped = datasets.SkipCounter()
+
+    # ----------------------------------------------------------------------------- input --
+    @property
+    def num_steps(self):
+        return math.ceil(self.num_images / self.batch_size)
+
+    def input_fn(self, input_context=None):
+        """One input pipeline: ((crops of member 0, crops of member 1, ...), labels), each crops
+        tensor [B, U, S_m, S_m, 3], B images per replica, U = the plan's distinct crops."""
+        if input_context is not None:
+            pipelines, pipeline_id = (input_context.num_input_pipelines,
+                                      input_context.input_pipeline_id)
+            per_replica = input_context.get_per_replica_batch_size(self.batch_size)
+        else:
+            pipelines, pipeline_id, per_replica = 1, 0, self.batch_size
+        split = self.split
+        if self.num_images < self._builder.info.splits[self.split].num_examples:
+            split = f"{split}[:{self.num_images}]"
+        if pipelines > 1:  # each pipeline reads its own slice of the examples
+            split = tfds.even_splits(split, pipelines)[pipeline_id]
+        options = tf.data.Options()
+        options.deterministic = True
+        image_key, label_key = self._builder.info.supervised_keys
+        dataset = self._builder.as_dataset(
+            split=split, shuffle_files=False, read_config=tfds.ReadConfig(options=options),
+            decoders={image_key: tfds.decode.SkipDecoding()})
+        dataset = dataset.map(lambda e: (e[image_key], tf.cast(e[label_key], tf.int32)),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+        return crop_dataset(
+            dataset, self.plan, [m.image_size for m in self.members], per_replica,
+            self.central_fraction, counter=self._skipped,
+            name=f"{self.info.name}/{self.split}[pipeline {pipeline_id}/{pipelines}]")
+
+    # ------------------------------------------------------------------------------- run --
+    def run(self, progress=True, log=None, keep_probabilities=False):
+        """Evaluates; returns the result dict (written to eval.json; ``report.format_table`` prints it).
+
+        ``keep_probabilities``: also return the per-image probabilities [N, rows, P, K] (members,
+        then the ensemble) and labels, in split order (tests; memory grows with N).
+        """
+        log = log or (lambda message: print(message, flush=True))
+        step = make_step(self.strategy, self.members, self.plan, self.num_classes,
+                         keep_probabilities)
+        dataset = self.strategy.distribute_datasets_from_function(self.input_fn)
+        iterator = iter(dataset)
+        plan, members = self.plan, self.members
+        passes = self.num_images * plan.num_distinct * len(members)
+        log(f"{self.info.name}/{self.split}: {self.num_images} images, protocols "
+            f"{', '.join(str(p) for p in plan.protocols)} crop(s): {plan.num_distinct} distinct "
+            f"crops per image per model, {len(members)} model(s): {passes:,} forward passes, "
+            f"{self.batch_size} images per step on {self.replicas} replica(s)")
+
+        totals, kept = None, []
+        first = next(iterator)
+        started = time.perf_counter()
+        out = step(first)
+        _ = out["count"].numpy()
+        log(f"compiled in {time.perf_counter() - started:.1f} s")
+        # The first batch again, timed: the estimate, and the start of the throughput clock.
+        start = time.perf_counter()
+        out = step(first)
+        _ = out["count"].numpy()
+        per_step = time.perf_counter() - start
+        log(f"estimated time: {_duration(per_step * self.num_steps)} for {self.num_steps} "
+            f"step(s) ({self.batch_size / per_step:.1f} images/s, "
+            f"{self.batch_size * plan.num_distinct * len(members) / per_step:.1f} forward "
+            "passes/s on the first batch)")
+        bar = keras.utils.Progbar(self.num_images, stateful_metrics=["img/s", "crops/s"],
+                                  verbose=1 if progress else 0)
+        batch = first
+        while True:
+            if batch is not first:
+                out = step(batch)
+            result = {key: value.numpy() for key, value in out.items()}
+            if keep_probabilities:
+                kept.append((result.pop("probs"), result.pop("labels")))
+            totals = result if totals is None else {k: totals[k] + result[k] for k in totals}
+            done = int(totals["count"])
+            seconds = max(time.perf_counter() - start, 1e-9)
+            bar.update(min(done, self.num_images), [
+                ("img/s", done / seconds),
+                ("crops/s", done * plan.num_distinct * len(members) / seconds)])
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                break
+        wall = time.perf_counter() - start
+        skipped = self._skipped.value()
+        if skipped:
+            print(f"inception.evaluation: {skipped} undecodable image(s) skipped",
+                  file=sys.stderr, flush=True)
+        result = self._result(totals, wall, skipped)
+        if keep_probabilities:
+            result["probabilities"] = np.concatenate([p for p, _ in kept])
+            result["labels"] = np.concatenate([lab for _, lab in kept])
+        return result
+
+    def _result(self, totals, wall, skipped):
+        n = int(totals["count"])
+        names = [m.name for m in self.members]
+        if len(names) > 1:
+            names.append("ensemble")
+        rows = []
+        for r, name in enumerate(names):
+            for p, protocol in enumerate(self.plan.protocols):
+                row = {"model": name, "models": len(self.members) if name == "ensemble" else 1,
+                       "crops": protocol}
+                for kk in TOP_K:
+                    row[f"top{kk}_error"] = 1.0 - float(totals[f"top{kk}"][r][p]) / max(n, 1)
+                rows.append(row)
+        return {
+            "dataset": self.info.name, "split": self.split, "num_images": n,
+            "skipped_images": int(skipped), "protocols": list(self.plan.protocols),
+            "distinct_crops_per_image": self.plan.num_distinct,
+            "central_fraction": self.central_fraction,
+            "members": [m.describe() for m in self.members],
+            "results": rows,
+            "strategy": type(self.strategy).__name__, "num_replicas": self.replicas,
+            "images_per_step": self.batch_size, "wall_time_s": wall,
+            "images_per_sec": n / wall if wall > 0 else None,
+            "forward_passes_per_sec": (n * self.plan.num_distinct * len(self.members) / wall
+                                       if wall > 0 else None),
+        }
+
+
+def crop_dataset(source, plan, image_sizes, batch_size,
+                 central_fraction=preprocessing.EVAL_CENTRAL_FRACTION, counter=None, name=""):
+    """(encoded image, label) dataset -> batches of ((crops per size...), labels).
+
+    Each crops tensor is [B, U, S, S, 3] (B images, U = the plan's distinct crops); an image that
+    cannot be decoded is dropped and counted in ``counter`` (``datasets.map_skipping_errors``).
+    """
+    def process(image_bytes, label, position):
+        del position
+        return crops_lib.make_crops(image_bytes, plan, image_sizes, central_fraction), label
+
+    marker = (datasets.tiny_jpeg(), tf.constant(0, tf.int32))
+    dataset = datasets.map_skipping_errors(source, process, marker, counter=counter, name=name)
+    dataset = dataset.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.prefetch(2)
+
+
+def make_step(strategy, members, plan, num_classes, keep_probabilities=False):
+    """The distributed evaluation step: batch -> summed top-1/3/5 hits [rows, P] and the count
+    (rows: each member, then the ensemble if there are several members); with
+    ``keep_probabilities`` also the per-image probabilities [B, rows, P, K] and labels."""
+    weights = tf.constant(plan.weights, tf.float32)  # [P, U]
+    u, k = plan.num_distinct, int(num_classes)
+
+    def replica_step(crops, labels):
+        n = tf.shape(labels)[0]
+        # A replica can be handed no images in the last step; the networks then see one dummy
+        # image (some kernels reject empty batches) whose results are dropped.
+        pad = tf.maximum(1 - n, 0)
+        per_member = []
+        for member, x in zip(members, crops):
+            size = member.image_size
+            x = tf.concat([x, tf.zeros(tf.concat([[pad], tf.shape(x)[1:]], 0), x.dtype)], 0)
+            probs = member.model(tf.reshape(x, [-1, size, size, 3]), training=False)
+            probs = tf.cast(probs, tf.float32)
+            if member.background:
+                probs = probs[:, 1:]
+                probs /= tf.maximum(tf.reduce_sum(probs, axis=-1, keepdims=True), 1e-12)
+            probs = tf.reshape(probs, [n + pad, u, k])[:n]
+            per_member.append(tf.einsum("pu,nuk->npk", weights, probs))
+        rows = per_member + ([tf.add_n(per_member) / len(per_member)]
+                             if len(per_member) > 1 else [])
+        probs = tf.stack(rows, axis=1)  # [n, rows, P, K]
+        top = tf.math.top_k(probs, k=min(max(TOP_K), k)).indices
+        hit = tf.equal(top, labels[:, None, None, None])
+        out = {"count": tf.cast(n, tf.float32)}
+        for kk in TOP_K:
+            correct = tf.reduce_any(hit[..., :min(kk, k)], axis=-1)
+            out[f"top{kk}"] = tf.reduce_sum(tf.cast(correct, tf.float32), axis=0)
+        if keep_probabilities:
+            out["probs"], out["labels"] = probs, labels
+        return out
+
+    @tf.function(reduce_retracing=True)
+    def step(batch):
+        per_replica = strategy.run(replica_step, args=batch)
+        out = {}
+        for key, value in per_replica.items():
+            if key in ("probs", "labels"):
+                out[key] = strategy.gather(value, axis=0)
+            else:
+                out[key] = strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+        return out
+
+    return step
+
+
+def _duration(seconds):
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def default_dataset(member_paths):
+    """(dataset, data_dir) recorded by the first training run among ``member_paths``, if any."""
+    import json
+
+    for path in member_paths:
+        config_path = os.path.join(path, "run_config.json")
+        if os.path.isdir(path) and os.path.isfile(config_path):
+            with open(config_path, encoding="utf-8") as f:
+                config = json.load(f)
+            if config.get("dataset"):
+                return config["dataset"], config.get("data_dir")
+    return None, None
