@@ -8,6 +8,7 @@ exports it to every format once, and the tests check that export.
 import base64
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -79,7 +80,7 @@ def validation(data_dir):
 
 @pytest.fixture(scope="module")
 def exported(run_dir, tmp_path_factory):
-    """Runs the real command once; returns (export dir, report, stdout)."""
+    """Runs the real command once; returns (export dir, report, stdout + stderr)."""
     out = str(tmp_path_factory.mktemp("exports"))
     result = _run(["export.py", f"--model_dir={run_dir}", f"--export_dir={out}", f"--name={NAME}",
                    f"--formats={','.join(FORMATS)}", "--calibration_images=100",
@@ -87,7 +88,7 @@ def exported(run_dir, tmp_path_factory):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     with open(os.path.join(out, f"{NAME}-artifacts", "1", "export_report.json")) as f:
         report = json.load(f)
-    return out, report, result.stdout
+    return out, report, result.stdout + result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +116,7 @@ def test_report_covers_every_variant_with_real_measurements(exported, validation
     assert variants["tflite_fp32"]["top1_agreement"] >= 0.999
     assert variants["tflite_fp16"]["top1_agreement"] >= 0.999
     assert variants["tflite_int8"]["top1_agreement"] >= 0.98
+    assert variants["saved_model"]["loader"] == "tf.compat.v1 session"  # as TF Serving loads it
     assert variants["saved_model"]["max_abs_prob_diff"] <= 1e-5
     assert variants["saved_model"]["image_bytes"]["max_abs_prob_diff"] <= 1e-5
     # Quantisation is visible: fp16 weights halve the file, int8 quarters it.
@@ -206,12 +208,185 @@ def test_fresh_process_saved_model_matches_keras_through_both_signatures(
     assert got["labels"] == [[str(i) for i in row] for row in ids]
 
 
+# ---- SavedModel through the session loader (TF Serving's and saved_model_cli's path) ---------
+
+SESSION = textwrap.dedent("""
+    # What TF Serving's C++ loader does, in Python: import the MetaGraph, run the saver's restore
+    # op and the init op (tf.compat.v1 loader), then run signatures by their tensor names.
+    import base64, json, os, sys
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+    spec = json.load(open(sys.argv[1]))
+    path = spec["path"]
+    good = [base64.b64decode(x) for x in spec["good"]]
+    bad = {k: base64.b64decode(v) for k, v in spec["bad"].items()}
+    warmup = [prediction_log_pb2.PredictionLog.FromString(r) for r in
+              tf.compat.v1.io.tf_record_iterator(os.path.join(path, "assets.extra",
+                                                              "tf_serving_warmup_requests"))]
+    checkpoint = [k for k, _ in tf.train.list_variables(os.path.join(path, "variables", "variables"))
+                  if k != "_CHECKPOINTABLE_OBJECT_GRAPH"]
+    result = {"inception_imported": None}
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session() as sess:
+        meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)
+        sigs = meta.signature_def
+
+        def run(name, feeds):
+            sig = sigs[name]
+            keys = sorted(sig.outputs)
+            values = sess.run([sig.outputs[k].name for k in keys],
+                              {sig.inputs[k].name: v for k, v in feeds.items()})
+            return dict(zip(keys, values))
+
+        handles = [op for op in graph.get_operations() if op.type == "VarHandleOp"]
+        initialised = sess.run([tf.raw_ops.VarIsInitializedOp(resource=op.outputs[0])
+                                for op in handles])
+        result.update(variable_handles=len(handles), initialised=int(sum(initialised)),
+                      checkpoint_variables=len(checkpoint), assets=len(meta.asset_file_def),
+                      signatures=sorted(sigs))
+        by_images = run("predict_images", {"images": np.load(spec["images_npy"])})
+        by_bytes = run("serving_default", {"image_bytes": good})
+        result.update(by_images=by_images["probabilities"].tolist(),
+                      by_bytes=by_bytes["probabilities"].tolist(),
+                      ids=by_bytes["top_k_ids"].tolist(),
+                      labels=by_bytes["top_k_labels"].astype(str).tolist())
+        one = run("serving_default", {"image_bytes": good[:1]})["probabilities"]
+        result["bad"] = {}
+        for case, data in bad.items():
+            try:
+                run("serving_default", {"image_bytes": [good[0], data]})
+                answer = {"error": None}
+            except tf.errors.OpError as err:
+                answer = {"error": type(err).__name__, "message": err.message}
+            after = run("serving_default", {"image_bytes": good[:1]})["probabilities"]
+            answer["next_request_same"] = bool(np.array_equal(after, one))
+            result["bad"][case] = answer
+        result["warmup"] = []
+        for log in warmup:  # replayed as the server does at load time, request by request
+            request = log.predict_log.request
+            name = request.model_spec.signature_name or "serving_default"
+            feeds = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+            out = run(name, feeds)
+            result["warmup"].append({"model": request.model_spec.name, "signature": name,
+                                     "inputs": sorted(feeds), "batch": len(feeds["image_bytes"]),
+                                     "probabilities": list(out["probabilities"].shape)})
+    result["inception_imported"] = any(m == "inception" or m.startswith("inception.")
+                                       for m in sys.modules)
+    json.dump(result, open(spec["result"], "w"))
+""")
+
+
+def _any_size_variants(jpeg):
+    """PNG, a large JPEG (333x517) and a grayscale PNG made from one JPEG."""
+    pixels = tf.io.decode_jpeg(jpeg, channels=3)
+    big = tf.image.resize(pixels, [333, 517], method="nearest")
+    return [tf.io.encode_png(pixels).numpy(), tf.io.encode_jpeg(tf.cast(big, tf.uint8)).numpy(),
+            tf.io.encode_png(tf.image.rgb_to_grayscale(pixels)).numpy()]
+
+
+def test_session_loader_serves_like_tf_serving(exported, validation, keras_model, tmp_path):
+    """Fresh process, nothing from ``inception``: the tf.compat.v1 loader path of TF Serving."""
+    out, _, _ = exported
+    encoded, _, images = validation
+    good = list(encoded[:16]) + _any_size_variants(encoded[0])
+    np.save(tmp_path / "images.npy", images[:16])
+    spec = {"path": os.path.join(out, NAME, "1"), "images_npy": str(tmp_path / "images.npy"),
+            "result": str(tmp_path / "result.json"),
+            "good": [base64.b64encode(b).decode("ascii") for b in good],
+            "bad": {k: base64.b64encode(v).decode("ascii")
+                    for k, v in _bad_inputs(encoded[0]).items()}}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    (tmp_path / "session.py").write_text(SESSION)
+    result = _run([str(tmp_path / "session.py"), str(tmp_path / "spec.json")], timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    got = json.loads((tmp_path / "result.json").read_text())
+    assert got["inception_imported"] is False
+    # Every variable handle in the graph is filled at load: the checkpoint's variables plus one
+    # string variable per asset (its path). The broken export had ~2x handles, half unrestored.
+    assert got["initialised"] == got["variable_handles"]
+    assert got["variable_handles"] == got["checkpoint_variables"] + got["assets"]
+    assert got["assets"] == 1  # labels.txt
+    assert got["signatures"] == ["__saved_model_init_op", "predict_images", "serving_default"]
+    reference = keras_model.predict(images[:16], verbose=0)
+    assert np.abs(np.array(got["by_images"]) - reference).max() <= 1e-5
+    reference_bytes = keras_model.predict(export_data.preprocess(good, SIZE), verbose=0)
+    assert np.abs(np.array(got["by_bytes"]) - reference_bytes).max() <= 1e-5
+    ids = np.array(got["ids"])
+    np.testing.assert_array_equal(ids[:, 0], reference_bytes.argmax(1))
+    assert got["labels"] == [[str(i) for i in row] for row in ids]  # from assets/labels.txt
+    assert sorted(got["bad"]) == sorted(BAD_CASES)
+    for case, answer in got["bad"].items():
+        assert answer["error"] == "InvalidArgumentError", (case, answer)
+        assert re.search(BAD_CASES[case], answer["message"]), (case, answer["message"][:500])
+        assert answer["next_request_same"], case
+    assert [w["batch"] for w in got["warmup"]] == [1, 8]
+    for replay in got["warmup"]:
+        assert replay == {"model": NAME, "signature": "serving_default", "inputs": ["image_bytes"],
+                          "batch": replay["batch"], "probabilities": [replay["batch"], 10]}
+
+
+def _saved_model_cli(*args):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    command = [cli] if os.path.exists(cli) else [sys.executable, "-m",
+                                                 "tensorflow.python.tools.saved_model_cli"]
+    return subprocess.run(command + list(args), cwd=ROOT, env=ENV, capture_output=True, text=True,
+                          timeout=300)
+
+
+def _parse_show_all(text):
+    """saved_model_cli show --all -> {signature: {"inputs"|"outputs": {key: (dtype, shape)}}}."""
+    signatures = {}
+    for block in re.split(r"\nsignature_def\['", text)[1:]:
+        name = block.split("'", 1)[0]
+        entry = signatures[name] = {"inputs": {}, "outputs": {}}
+        for kind, key, dtype, shape in re.findall(
+                r"(inputs|outputs)\['([^']+)'\] tensor_info:\s+dtype: (\w+)\s+shape: ([^\n]+)",
+                block):
+            entry[kind][key] = (dtype, shape.strip())
+        entry["method"] = re.search(r"Method name is: ([^\n]*)", block).group(1).strip()
+    return signatures
+
+
+def test_saved_model_cli_show_lists_exactly_the_documented_signatures(exported):
+    out, _, _ = exported
+    result = _saved_model_cli("show", "--all", "--dir", os.path.join(out, NAME, "1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = {"probabilities": ("DT_FLOAT", "(-1, 10)"), "top_k_ids": ("DT_INT32", "(-1, 5)"),
+               "top_k_labels": ("DT_STRING", "(-1, 5)"), "top_k_scores": ("DT_FLOAT", "(-1, 5)")}
+    predict = "tensorflow/serving/predict"
+    signatures = _parse_show_all(result.stdout)
+    # __saved_model_init_op is TensorFlow's own entry (the init op); servers do not expose it.
+    assert signatures.pop("__saved_model_init_op")["inputs"] == {}
+    assert signatures == {
+        "serving_default": {"inputs": {"image_bytes": ("DT_STRING", "(-1)")},
+                            "outputs": outputs, "method": predict},
+        "predict_images": {"inputs": {"images": ("DT_FLOAT", f"(-1, {SIZE}, {SIZE}, 3)")},
+                           "outputs": outputs, "method": predict},
+    }
+
+
+def test_saved_model_cli_run_answers_both_signatures(exported, validation, keras_model, tmp_path):
+    out, _, _ = exported
+    encoded, _, images = validation
+    path = os.path.join(out, NAME, "1")
+    reference = keras_model.predict(images[:4], verbose=0)
+    np.save(tmp_path / "images.npy", images[:4])
+    np.save(tmp_path / "bytes.npy", np.array(list(encoded[:4]), dtype=object))
+    for signature, inputs in (("predict_images", f"images={tmp_path / 'images.npy'}"),
+                              ("serving_default", f"image_bytes={tmp_path / 'bytes.npy'}")):
+        outdir = tmp_path / signature
+        result = _saved_model_cli("run", "--dir", path, "--tag_set", "serve", "--signature_def",
+                                  signature, "--inputs", inputs, "--outdir", str(outdir))
+        assert result.returncode == 0, (signature, result.stderr[-3000:])
+        probabilities = np.load(outdir / "probabilities.npy")
+        assert np.abs(probabilities - reference).max() <= 1e-5, signature
+        labels = np.load(outdir / "top_k_labels.npy", allow_pickle=True)
+        assert [label.decode() for label in labels[:, 0]] == [str(i) for i in reference.argmax(1)]
+
+
 def test_png_and_jpeg_of_any_size_are_accepted(loaded, validation, keras_model):
     encoded, _, _ = validation
-    pixels = tf.io.decode_jpeg(encoded[0], channels=3)
-    big = tf.image.resize(pixels, [333, 517], method="nearest")
-    variants = [tf.io.encode_png(pixels).numpy(), tf.io.encode_jpeg(tf.cast(big, tf.uint8)).numpy(),
-                tf.io.encode_png(tf.image.rgb_to_grayscale(pixels)).numpy()]
+    variants = _any_size_variants(encoded[0])
     out = loaded.signatures["serving_default"](image_bytes=tf.constant(variants))
     reference = keras_model.predict(export_data.preprocess(variants, SIZE), verbose=0)
     np.testing.assert_allclose(out["probabilities"].numpy(), reference, atol=1e-5)
@@ -237,22 +412,22 @@ def _png_claiming(height, width):
     return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + b"\0\0\0\0"
 
 
-@pytest.mark.parametrize("case, pattern", [
-    ("empty", r"empty string"),
-    ("text", r"not a JPEG or PNG"),
-    ("gif", r"not a JPEG or PNG"),
-    ("huge_png", r"too large.*\[100000\] \[90000\]"),
-    ("huge_jpeg", r"too large.*\[65000\] \[64000\]"),
-    ("truncated_png_header", r"PNG header is truncated"),
-    ("truncated_jpeg", r"(?i)jpeg"),
-    ("corrupt_png", r"(?i)png|crc|invalid"),
-])
-def test_bad_input_gets_invalid_argument_and_the_model_keeps_answering(
-        loaded, validation, case, pattern):
-    encoded, _, _ = validation
-    good = encoded[0]
+BAD_CASES = {
+    "empty": r"empty string",
+    "text": r"not a JPEG or PNG",
+    "gif": r"not a JPEG or PNG",
+    "huge_png": r"too large.*\[100000\] \[90000\]",
+    "huge_jpeg": r"too large.*\[65000\] \[64000\]",
+    "truncated_png_header": r"PNG header is truncated",
+    "truncated_jpeg": r"(?i)jpeg",
+    "corrupt_png": r"(?i)png|crc|invalid",
+}
+
+
+def _bad_inputs(good):
+    """{case: bytes} for every BAD_CASES entry, built from one good JPEG."""
     png = tf.io.encode_png(tf.io.decode_jpeg(good, channels=3)).numpy()
-    bad = {
+    return {
         "empty": b"",
         "text": b"this is not an image",
         "gif": b"GIF89a" + b"\0" * 40,
@@ -261,10 +436,17 @@ def test_bad_input_gets_invalid_argument_and_the_model_keeps_answering(
         "truncated_png_header": png[:20],
         "truncated_jpeg": good[:len(good) // 3],
         "corrupt_png": png[:40] + b"\xff" * 64 + png[104:],
-    }[case]
+    }
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_bad_input_gets_invalid_argument_and_the_model_keeps_answering(loaded, validation, case):
+    encoded, _, _ = validation
+    good = encoded[0]
+    bad = _bad_inputs(good)[case]
     serve = loaded.signatures["serving_default"]
     before = serve(image_bytes=tf.constant([good]))["probabilities"].numpy()
-    with pytest.raises(tf.errors.InvalidArgumentError, match=pattern):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=BAD_CASES[case]):
         serve(image_bytes=tf.constant([good, bad]))
     after = serve(image_bytes=tf.constant([good]))["probabilities"].numpy()
     np.testing.assert_array_equal(before, after)
@@ -274,12 +456,14 @@ def test_size_limit_is_checked_before_decoding(run_dir, tmp_path):
     """A model exported with a small pixel limit refuses a real (decodable) image above it."""
     from inception.export import source
     src = source.from_run_dir(run_dir)
-    module = saved_model.ServingModule(src.model, src.labels, src.image_size, max_pixels=4000)
+    labels_file = saved_model.write_labels(str(tmp_path / "labels.txt"), src.labels)
+    module = saved_model.ServingFunctions(src.model, labels_file, src.image_size, max_pixels=4000)
+    serve_bytes = tf.function(module.serve_bytes, input_signature=module.bytes_signature)
     ok = tf.io.encode_png(tf.zeros([60, 60, 3], tf.uint8))
     too_big = tf.io.encode_png(tf.zeros([70, 60, 3], tf.uint8))
-    assert module.serve_bytes(tf.stack([ok]))["probabilities"].shape == (1, 10)
+    assert serve_bytes(tf.stack([ok]))["probabilities"].shape == (1, 10)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"\[70\] \[60\].*limit is\] \[4000\]"):
-        module.serve_bytes(tf.stack([too_big]))
+        serve_bytes(tf.stack([too_big]))
 
 
 def test_predict_images_rejects_nan(loaded):
@@ -314,6 +498,18 @@ def test_layout_labels_asset_and_tflite_metadata(exported):
     for fmt in FORMATS[1:]:
         meta = tflite.read_metadata(report["variants"][fmt]["path"])
         assert meta["labels"] == labels and meta["image_size"] == SIZE
+
+
+def test_tflite_conversion_takes_the_supported_path(exported):
+    """Converted from a SavedModel: no deprecation warning, and the file carries a signature."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    _, report, output = exported
+    assert "deprecated conversion path" not in output
+    for fmt in FORMATS[1:]:
+        interpreter = Interpreter(model_path=report["variants"][fmt]["path"])
+        assert interpreter.get_signature_list() == {
+            "serving_default": {"inputs": ["images"], "outputs": ["probabilities"]}}, fmt
 
 
 def test_versions_increment_and_existing_versions_are_refused(tmp_path):

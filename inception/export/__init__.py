@@ -2,7 +2,10 @@
 
 - ``source``: loads what a training run left (EMA Keras model, labels, image size) or a .keras file.
 - ``decoding``: the guarded image decoder of the serving graph (format, header size limit).
-- ``saved_model``: SavedModel for TF Serving, written atomically into ``OUT/<name>/<version>``.
+- ``saved_model``: SavedModel for TF Serving (Keras ``ExportArchive``), written atomically into
+  ``OUT/<name>/<version>``.
+- ``session``: runs a SavedModel through the session loader, as TF Serving and
+  ``saved_model_cli`` do.
 - ``warmup``: ``assets.extra/tf_serving_warmup_requests`` from tensorflow-serving-api protos.
 - ``tflite``: fp32, fp16, dynamic-range and int8 TFLite files with the labels inside, and a
   runner on the LiteRT interpreter.

@@ -7,8 +7,17 @@ Signatures (see README "Export and serving"):
 - ``predict_images``: ``images`` float32 [N, S, S, 3] already preprocessed (scaled to [-1, 1]).
 
 Both return ``probabilities`` float32 [N, C], ``top_k_ids`` int32 [N, k], ``top_k_scores`` float32
-[N, k] and ``top_k_labels`` string [N, k]; the class names are a constant of the graph (and
-``assets/labels.txt``).
+[N, k] and ``top_k_labels`` string [N, k]; the class names are read from ``assets/labels.txt`` into
+a lookup table when the model loads.
+
+The SavedModel is written by Keras' ``ExportArchive``, which tracks the TensorFlow variables the
+signatures actually read, so the file loads both in TensorFlow's object loader
+(``tf.saved_model.load``) and in the session loader that TF Serving and ``saved_model_cli`` use
+(import the MetaGraph, run the saver's restore op, run the signature's tensors): every variable
+handle in the graph is one the restore op fills. Tracking the Keras variables themselves (a
+``tf.Module`` holding ``model.variables``) satisfied only the object loader: each Keras variable
+saves a copy of its TensorFlow variable, the restore op filled the copies, and the signatures read
+the originals, which nothing restored.
 
 A version is written into ``OUT/<name>/.tmp-<version>-<pid>`` and renamed into place only when
 complete (rename is atomic on one filesystem), so a server polling ``OUT/<name>`` never sees a
@@ -20,6 +29,7 @@ import re
 import shutil
 import tempfile
 
+import keras
 import tensorflow as tf
 
 from inception.export import decoding, warmup
@@ -27,52 +37,96 @@ from inception.export import decoding, warmup
 DEFAULT_TOP_K = 5
 SIGNATURE_BYTES = "serving_default"
 SIGNATURE_IMAGES = "predict_images"
+SIGNATURES = (SIGNATURE_BYTES, SIGNATURE_IMAGES)
+INPUT_BYTES = "image_bytes"
+INPUT_IMAGES = "images"
 OUTPUT_KEYS = ("probabilities", "top_k_ids", "top_k_scores", "top_k_labels")
+LABELS_ASSET = "labels.txt"
 _TMP = re.compile(r"^\.tmp-(\d+)-(\d+)$")
 
 
-class ServingModule(tf.Module):
-    """The Keras classifier plus the serving signatures."""
+def write_labels(path, labels):
+    """One class name per line, in class-index order (the ``assets/labels.txt`` format)."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(labels) + "\n")
+    return path
 
-    def __init__(self, model, labels, image_size, top_k=DEFAULT_TOP_K,
+
+class ClassNames(tf.Module):
+    """Class index -> name, a lookup table initialised from a labels file.
+
+    Saved as a SavedModel asset: the table is filled from ``assets/labels.txt`` by the model's
+    init op when a server loads the model.
+    """
+
+    def __init__(self, labels_file, num_classes):
+        super().__init__(name="class_names")
+        initializer = tf.lookup.TextFileInitializer(
+            labels_file, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
+            tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, vocab_size=int(num_classes))
+        self.table = tf.lookup.StaticHashTable(initializer, default_value="")
+
+    def __call__(self, ids):
+        return self.table.lookup(tf.cast(ids, tf.int64))
+
+
+class ServingFunctions:
+    """The bodies of the two signatures around a Keras classifier.
+
+    ``labels_file`` holds the class names, one per line (see ``write_labels``).
+    """
+
+    def __init__(self, model, labels_file, image_size, top_k=DEFAULT_TOP_K,
                  max_pixels=decoding.DEFAULT_MAX_PIXELS):
-        super().__init__(name="serving")
-        # Track only the weights: the Keras object's own call traces are not wanted in the graph.
-        self.model_variables = list(model.variables)
-        self._call_model = lambda images: model(images, training=False)
+        self.model = model
+        self.num_classes = int(model.outputs[0].shape[-1])
+        self.class_names = ClassNames(labels_file, self.num_classes)
         self.image_size = int(image_size)
-        self.top_k = min(int(top_k), len(labels))
+        self.top_k = min(int(top_k), self.num_classes)
         self.max_pixels = int(max_pixels)
-        self._labels = tf.constant(list(labels), tf.string)
+
+    @property
+    def bytes_signature(self):
+        return [tf.TensorSpec([None], tf.string, name=INPUT_BYTES)]
+
+    @property
+    def images_signature(self):
         side = self.image_size
-        self.serve_bytes = tf.function(
-            self._serve_bytes,
-            input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
-        self.serve_images = tf.function(
-            self._serve_images,
-            input_signature=[tf.TensorSpec([None, side, side, 3], tf.float32, name="images")])
+        return [tf.TensorSpec([None, side, side, 3], tf.float32, name=INPUT_IMAGES)]
 
     def _outputs(self, images):
-        probabilities = tf.cast(self._call_model(images), tf.float32)
+        probabilities = tf.cast(self.model(images, training=False), tf.float32)
         scores, ids = tf.math.top_k(probabilities, k=self.top_k)
         return {
             "probabilities": probabilities,
             "top_k_ids": ids,
             "top_k_scores": scores,
-            "top_k_labels": tf.gather(self._labels, ids),
+            "top_k_labels": self.class_names(ids),
         }
 
-    def _serve_bytes(self, image_bytes):
+    def serve_bytes(self, image_bytes):
         images = decoding.decode_batch_for_eval(image_bytes, self.image_size, self.max_pixels)
         return self._outputs(images)
 
-    def _serve_images(self, images):
+    def serve_images(self, images):
         finite = tf.debugging.Assert(
             tf.reduce_all(tf.math.is_finite(images)),
             ["images: contains NaN or Inf; expected preprocessed pixels in [-1, 1]"])
         with tf.control_dependencies([finite]):
             images = tf.identity(images)
         return self._outputs(images)
+
+    def export_archive(self):
+        """A ``keras.export.ExportArchive`` with the model, the class names and both signatures."""
+        archive = keras.export.ExportArchive()
+        # Not archive.track(self.model): add_endpoint already tracks the TensorFlow variables the
+        # signatures read. Tracking the Keras model adds every Keras variable again, each saving a
+        # copy of its weights under a second variable that no signature reads (twice the bytes
+        # in variables/, and unrestored handles in the graph).
+        archive.track(self.class_names)  # a lookup table: ExportArchive saves it and its asset
+        archive.add_endpoint(SIGNATURE_BYTES, self.serve_bytes, self.bytes_signature)
+        archive.add_endpoint(SIGNATURE_IMAGES, self.serve_images, self.images_signature)
+        return archive
 
 
 def existing_versions(base_dir):
@@ -147,17 +201,11 @@ def _fsync_tree(root):
 def write_saved_model(directory, source, model_name, top_k=DEFAULT_TOP_K,
                       max_pixels=decoding.DEFAULT_MAX_PIXELS, warmup_images=None):
     """Writes the SavedModel (signatures, labels asset, warmup file) into ``directory``."""
-    module = ServingModule(source.model, source.labels, source.image_size, top_k, max_pixels)
     with tempfile.TemporaryDirectory() as scratch:
-        labels_file = os.path.join(scratch, "labels.txt")
-        with open(labels_file, "w", encoding="utf-8") as f:
-            f.write("\n".join(source.labels) + "\n")
-        module.labels_file = tf.saved_model.Asset(labels_file)
-        signatures = {
-            SIGNATURE_BYTES: module.serve_bytes.get_concrete_function(),
-            SIGNATURE_IMAGES: module.serve_images.get_concrete_function(),
-        }
-        tf.saved_model.save(module, directory, signatures=signatures)
+        labels_file = write_labels(os.path.join(scratch, LABELS_ASSET), source.labels)
+        functions = ServingFunctions(source.model, labels_file, source.image_size, top_k,
+                                     max_pixels)
+        functions.export_archive().write_out(directory, verbose=False)
     warmup.write(directory, model_name, warmup_images)
     return directory
 

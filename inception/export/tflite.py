@@ -16,51 +16,72 @@ reads it back.
 """
 
 import json
+import tempfile
 
+import keras
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 from ai_edge_litert.tools import flatbuffer_utils
-from tensorflow.python.framework import convert_to_constants
 
 VARIANTS = ("fp32", "fp16", "dynamic", "int8")
 INT8_IO = ("float", "int8")
 METADATA_NAME = "inception_export"
 
 
-def _probabilities_function(model, image_size):
+# The one signature of the .tflite file (the key TFLite signature runners default to).
+SIGNATURE = "serving_default"
+
+
+def write_probabilities_saved_model(model, image_size, directory):
+    """A SavedModel with one signature, float32 images [N, S, S, 3] -> probabilities [N, C].
+
+    Written with Keras' ``ExportArchive`` (which tracks the variables the signature reads), the
+    converter's supported input: the converter freezes those variables into the flatbuffer.
+    """
     side = int(image_size)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, side, side, 3], tf.float32, name="images")])
     def probabilities(images):
         return {"probabilities": tf.cast(model(images, training=False), tf.float32)}
 
-    return probabilities
+    archive = keras.export.ExportArchive()
+    archive.add_endpoint(
+        SIGNATURE, probabilities,
+        [tf.TensorSpec([None, side, side, 3], tf.float32, name="images")])
+    archive.write_out(directory, verbose=False)
+    return directory
 
 
-def convert(model, image_size, variant, representative_images=None, int8_io="float"):
+def convert(model, image_size, variant, representative_images=None, int8_io="float",
+            saved_model_dir=None):
     """Keras classifier -> TFLite flatbuffer bytes (without the metadata entry).
 
     ``representative_images``: float32 [N, S, S, 3] preprocessed training images (int8 only).
+    ``saved_model_dir``: a directory written by ``write_probabilities_saved_model`` for this
+    model, to convert several variants from one SavedModel; by default one is written to a
+    temporary directory.
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown TFLite variant {variant!r}; choose from {', '.join(VARIANTS)}")
     if int8_io not in INT8_IO:
         raise ValueError(f"int8_io must be one of {INT8_IO}; got {int8_io!r}")
-    # Freeze the weights into the graph first: given the live Keras 3 variables the converter keeps
-    # them as resource variables (READ_VARIABLE ops, weights missing from the file).
-    concrete = _probabilities_function(model, image_size).get_concrete_function()
-    frozen = convert_to_constants.convert_variables_to_constants_v2(concrete)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    if variant == "int8" and (representative_images is None or len(representative_images) == 0):
+        raise ValueError("int8 quantisation needs representative (calibration) images")
+    if saved_model_dir is None:
+        with tempfile.TemporaryDirectory() as scratch:
+            write_probabilities_saved_model(model, image_size, scratch)
+            return convert(model, image_size, variant, representative_images, int8_io, scratch)
+    # The converter's supported path for Keras 3 (the one keras' own LiteRT export takes):
+    # ExportArchive -> SavedModel -> from_saved_model.
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        saved_model_dir, signature_keys=[SIGNATURE])
     if variant == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif variant == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif variant == "int8":
-        if representative_images is None or len(representative_images) == 0:
-            raise ValueError("int8 quantisation needs representative (calibration) images")
         images = np.asarray(representative_images, np.float32)
 
         def representative_dataset():
@@ -111,9 +132,13 @@ def read_metadata(path_or_bytes, name=METADATA_NAME):
 
 
 def export_variant(source, variant, representative_images=None, int8_io="float",
-                   central_fraction=0.875):
-    """Converts ``source`` (an ExportSource) and embeds labels and preprocessing facts."""
-    flatbuffer = convert(source.model, source.image_size, variant, representative_images, int8_io)
+                   central_fraction=0.875, saved_model_dir=None):
+    """Converts ``source`` (an ExportSource) and embeds labels and preprocessing facts.
+
+    ``saved_model_dir``: see ``convert``.
+    """
+    flatbuffer = convert(source.model, source.image_size, variant, representative_images, int8_io,
+                         saved_model_dir)
     metadata = {
         "labels": list(source.labels),
         "image_size": source.image_size,
