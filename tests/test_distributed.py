@@ -195,6 +195,47 @@ def data_dir(tmp_path_factory):
     return path
 
 
+def test_padded_evaluation_gives_every_replica_the_same_full_batches(data_dir):
+    """3 input pipelines (hosts) x 2 replicas each: every pipeline yields the same number of full
+    batches, a multiple of its replicas; the real examples are the split, each exactly once."""
+    import tensorflow as tf
+
+    from inception import data
+
+    def pipe(**kwargs):
+        return data.InputPipeline("sklearn_digits", split="eval", image_size=75,
+                                  global_batch_size=48, is_training=False, data_dir=data_dir,
+                                  **kwargs)
+
+    def fingerprints(images, labels):
+        return sorted(zip(labels.tolist(), np.round(images.sum(axis=(1, 2, 3)), 2).tolist()))
+
+    padded = pipe(pad_to_full_batches=True)
+    real_images, real_labels, counts = [], [], []
+    for i in range(3):
+        context = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=i,
+                                             num_replicas_in_sync=6)
+        batches = list(padded.input_fn(context))
+        counts.append(len(batches))
+        assert all(tuple(b[0].shape) == (8, 75, 75, 3) for b in batches)
+        images = np.concatenate([b[0].numpy() for b in batches])
+        labels = np.concatenate([b[1].numpy() for b in batches])
+        pad = labels == data.PAD_LABEL
+        assert pad.any() and np.all(images[pad] == 0.0)
+        assert np.all(np.diff(pad.astype(int)) >= 0), "padding only after the real examples"
+        real_images.append(images[~pad])
+        real_labels.append(labels[~pad])
+    assert counts[0] == counts[1] == counts[2] and counts[0] % 2 == 0, counts
+    assert counts[0] == 2 * padded.padded_steps(3, 6) == 16  # ceil(120 / 16) steps
+    plain = list(pipe().input_fn(None))
+    expected = fingerprints(np.concatenate([b[0].numpy() for b in plain]),
+                            np.concatenate([b[1].numpy() for b in plain]))
+    assert len(expected) == NUM_EVAL
+    assert fingerprints(np.concatenate(real_images), np.concatenate(real_labels)) == expected
+    with pytest.raises(ValueError, match="cannot be combined with repeat"):
+        pipe(pad_to_full_batches=True, repeat=True)
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, data_dir):
     """What the mirrored x2 process saw (JSON), and its log."""
