@@ -563,7 +563,7 @@ class Trainer:
             self.observer.val_scalars(step, {
                 "loss": result["val_loss"], "top1_accuracy": result["val_top1"],
                 "top3_accuracy": result["val_top3"], "top5_accuracy": result["val_top5"]})
-            logging.info("epoch %d: val top-1 %.4f top-3 %.4f top-5 %.4f loss %.4f (%d images, "
+            logging.info("epoch %g: val top-1 %.4f top-3 %.4f top-5 %.4f loss %.4f (%d images, "
                          "EMA weights)", epoch, result["val_top1"], result["val_top3"],
                          result["val_top5"], result["val_loss"], result["num_eval"])
             if self.chief:

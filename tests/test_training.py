@@ -306,6 +306,23 @@ def test_a_different_run_in_the_same_model_dir_is_refused(trained):
         training.run(other, strategy)
 
 
+def test_noema_bn_statistics_evaluates_with_the_raw_statistics(trained, tmp_path):
+    """The default averages the BN statistics (tests/test_distributed.py checks the values); the
+    flag keeps them out of the EMA and evaluates/exports the raw ones."""
+    from inception import training
+
+    config, strategy, _ = trained
+    raw = training.make_config(**dict(vars(config), model_dir=str(tmp_path / "raw"),
+                                      ema_bn_statistics=False))
+    trainer = training.Trainer(raw, strategy, training.check_runtime(raw, strategy))
+    statistics = {id(v) for v in trainer.moving_statistics}
+    assert len(statistics) > 100
+    assert len(trainer.ema.averages) == len(trainer.model.trainable_variables)
+    pairs = [(s, t) for s, t in zip(trainer._eval_sources, trainer._eval_targets)
+             if not t.trainable]  # the inference model's BN statistics (no aux head)
+    assert len(pairs) > 100 and all(id(s) in statistics for s, _ in pairs)
+
+
 # --------------------------------------------------------------------- subprocess runs -------
 def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path, data_dir):
     common = SMALL + [f"--data_dir={data_dir}", "--mode=train", "--batch_size=8",
