@@ -83,6 +83,10 @@ flags.DEFINE_float("ema_decay", 0.9999,
                    "Decay of the exponential moving average of the weights used for evaluation "
                    "and export; the effective decay is min(ema_decay, (1 + step) / (10 + step)) "
                    "as in the released trainer. 0 evaluates the raw weights.")
+flags.DEFINE_bool("ema_bn_statistics", True,
+                  "Average the BatchNorm moving statistics with the weights and evaluate/export "
+                  "with the averaged ones, as the released trainer does (it averages every model "
+                  "variable). false: evaluate with the raw moving statistics.")
 
 # Input pipeline.
 flags.DEFINE_string("area_range", "", "Train crop area range 'lo,hi' (empty: dataset default).")

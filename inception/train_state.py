@@ -94,12 +94,14 @@ def make_optimizer(schedule, rho, momentum, epsilon):
 
 
 class WeightAverage:
-    """Exponential moving average of the trainable weights, distributed like the weights.
+    """Exponential moving average of model variables, distributed like the variables.
 
     decay_t = min(decay, (1 + t) / (10 + t)) with t the global step (the released trainer's
     ``ExponentialMovingAverage(decay, num_updates)``), so short runs are not dominated by the
-    initial weights. BatchNorm moving statistics are already averages and are used as they are.
-    Create under the strategy's scope; call ``update`` in cross-replica context.
+    initial weights. The released trainer averages every model variable (slim's model variables:
+    the weights and the BatchNorm moving statistics); the trainer passes both unless told to keep
+    the raw statistics. Create under the strategy's scope; call ``update`` in cross-replica
+    context.
     """
 
     def __init__(self, variables, decay):

@@ -6,7 +6,10 @@
 
 One global step = one synchronous update on ``batch_size`` images spread over all replicas.
 Per replica: forward/backward (optionally XLA-compiled) -> gradients all-reduced (sum of each
-replica's share of the global mean) -> global-norm clipping -> RMSProp -> (cross-replica) EMA.
+replica's share of the global mean) -> global-norm clipping -> RMSProp -> BatchNorm moving
+statistics made one set again (``share_moving_statistics``) -> (cross-replica) EMA of the weights
+and, by default, of the moving statistics. Every replica draws its own dropout masks
+(``per_replica_dropout``). Evaluation pads the split to full batches and counts only real images.
 Resume semantics: see ``Trainer._epoch_dataset`` and README "Training".
 """
 
@@ -124,6 +127,64 @@ def check_runtime(config, strategy):
                 eval_batch_size=eval_batch, peak_lr=peak)
 
 
+def per_replica_dropout(model):
+    """Makes every replica (and every worker) of a distributed run draw its own dropout masks.
+
+    Keras keeps a dropout layer's random state in one ``SeedGenerator`` variable, mirrored like
+    the weights, and every worker starts from the same --seed: without this all replicas of a
+    step would draw the same mask (32 distinct masks for a global batch of 8 x 32). The seed each
+    draw uses gets the replica's global id (``replica_id_in_sync_group``, unique over workers)
+    folded in, so masks differ between replicas while the shared state still advances once per
+    step: it stays a function of the checkpointed state, and --deterministic runs (resumed or not)
+    repeat bit for bit. Returns the number of random generators changed.
+    """
+    changed = 0
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        generator = getattr(layer, "seed_generator", None)
+        if isinstance(generator, keras.random.SeedGenerator) and not hasattr(
+                generator, "_per_replica"):
+            generator.next = _folding_next(generator.next)
+            generator._per_replica = True
+            changed += 1
+    return changed
+
+
+def _folding_next(draw):
+    def next_seed(ordered=True):
+        seed = draw(ordered)
+        context = tf.distribute.get_replica_context()
+        if context is None:  # cross-replica context: no replica to draw for
+            return seed
+        replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
+        folded = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), replica)
+        return tf.cast(folded, seed.dtype)
+
+    return next_seed
+
+
+def moving_statistics(model):
+    """The BatchNorm moving means and variances (the networks' only non-trainable weights)."""
+    return list(model.non_trainable_weights)
+
+
+def share_moving_statistics(variables):
+    """Replica context: every replica's copy of ``variables`` <- global replica 0's copy.
+
+    Keras creates BatchNorm's moving statistics with aggregation NONE, so under tf.distribute
+    each replica updates only its own copy from its own batch and the copies drift apart. The
+    released multi-clone trainer keeps one copy and runs the moving-average updates of the first
+    clone only (model_deploy's UPDATE_OPS of clone 0); broadcasting replica 0's freshly updated
+    copy after every step is exactly that. A sum where every other replica adds zeros is exact.
+    """
+    context = tf.distribute.get_replica_context()
+    first = tf.equal(context.replica_id_in_sync_group, 0)
+    values = [tf.convert_to_tensor(v) for v in variables]
+    shared = context.all_reduce(tf.distribute.ReduceOp.SUM,
+                                [tf.where(first, x, tf.zeros_like(x)) for x in values])
+    for variable, value in zip(variables, shared):
+        variable.assign(value)
+
+
 def _ckpt_dir(config):
     return os.path.join(config.model_dir, "checkpoints")
 
@@ -154,7 +215,12 @@ def inference_options(train_options):
 
 # Fields that must match for a model_dir to be resumed.
 _RUN_IDENTITY = ("model", "variant", "width_multiplier", "image_size", "num_classes", "dataset",
-                 "batch_size", "steps_per_epoch")
+                 "batch_size", "steps_per_epoch", "ema_bn_statistics")
+# Fields that also change what a checkpoint holds (ema_bn_statistics: the averaged moving
+# statistics), so --mode=eval must match them too; and their values in runs written before the
+# field existed.
+_CHECKPOINT_LAYOUT = ("ema_bn_statistics",)
+_RUN_DEFAULTS = {"ema_bn_statistics": False}
 
 
 class Trainer:
@@ -193,6 +259,7 @@ class Trainer:
                 "lr_decay_epochs", "warmup_epochs", "rmsprop_decay", "momentum",
                 "rmsprop_epsilon", "clip_norm", "label_smoothing", "weight_decay", "ema_decay",
                 "aux_loss_weight", "epochs", "seed", "deterministic", "mixed_precision")},
+            "ema_bn_statistics": bool(c.ema_bn_statistics),
         }
 
     def _check_run_config(self):
@@ -201,13 +268,21 @@ class Trainer:
         if os.path.exists(path):
             with open(path) as f:
                 previous = json.load(f)
-            diffs = [f"{k}: {previous.get(k)!r} there, {current[k]!r} now"
-                     for k in _RUN_IDENTITY if previous.get(k) != current[k]]
-            if diffs and self.config.mode != "eval":
+            previous = dict(_RUN_DEFAULTS, **previous)
+            eval_mode = self.config.mode == "eval"
+            keys = _CHECKPOINT_LAYOUT if eval_mode else _RUN_IDENTITY
+            diffs = "; ".join(f"{k}: {previous.get(k)!r} there, {current[k]!r} now"
+                              for k in keys if previous.get(k) != current[k])
+            if diffs and eval_mode:
                 raise TrainingError(
-                    f"--model_dir={self.config.model_dir!r} holds a different run ("
-                    + "; ".join(diffs) + "). Resume it with its own flags, or pass a new "
-                    "--model_dir.")
+                    f"--model_dir={self.config.model_dir!r} was trained with flags that decide "
+                    f"what its checkpoints hold ({diffs}); evaluate it with those flags (e.g. "
+                    "--noema_bn_statistics for a run that did not average the BatchNorm "
+                    "statistics).")
+            if diffs:
+                raise TrainingError(
+                    f"--model_dir={self.config.model_dir!r} holds a different run ({diffs}). "
+                    "Resume it with its own flags, or pass a new --model_dir.")
             if self.config.mode == "eval":
                 return
         if self.chief and self.config.mode != "eval":
@@ -238,7 +313,13 @@ class Trainer:
             self.optimizer = train_state.make_optimizer(schedule, c.rmsprop_decay, c.momentum,
                                                         c.rmsprop_epsilon)
             self.optimizer.build(self.model.trainable_variables)
-            self.ema = train_state.WeightAverage(self.model.trainable_variables, c.ema_decay)
+            # The released trainer averages every model variable, moving statistics included.
+            self.moving_statistics = moving_statistics(self.model)
+            averaged = list(self.model.trainable_variables)
+            if c.ema_bn_statistics:
+                averaged += self.moving_statistics
+            self.ema = train_state.WeightAverage(averaged, c.ema_decay)
+        per_replica_dropout(self.model)
         self._pair_eval_variables()
         self.checkpoints = train_state.Checkpoints(
             _ckpt_dir(c), self.chief, self.task, c.keep_checkpoints,
@@ -253,7 +334,8 @@ class Trainer:
         return [v for v in self.model.variables if id(v) not in weights]
 
     def _pair_eval_variables(self):
-        """eval_model variable <- EMA average (trainable) or training variable (BN statistics)."""
+        """eval_model variable <- its EMA average (the raw BN statistics with
+        --noema_bn_statistics)."""
         averages = {id(v): a for v, a in zip(self.ema.model_variables, self.ema.values())}
         self._eval_sources, self._eval_targets = [], []
         for layer in self.eval_model.layers:
@@ -279,6 +361,7 @@ class Trainer:
         num_classes = self.num_classes
         aux_weight = c.aux_loss_weight if c.aux_logits else 0.0
         nan_step = c.test_inject_nan_at_step
+        statistics = self.moving_statistics if strategy.num_replicas_in_sync > 1 else []
 
         def cross_entropy(labels, logits):
             onehot = tf.one_hot(labels, num_classes)
@@ -316,6 +399,8 @@ class Trainer:
             if c.clip_norm > 0:
                 grads, _ = tf.clip_by_global_norm(grads, c.clip_norm, use_norm=norm)
             optimizer.apply(grads, variables)
+            if statistics:
+                share_moving_statistics(statistics)
             out = {"loss": loss, "count": tf.cast(tf.shape(labels)[0], tf.float32),
                    "grad_norm": norm / replicas}
             out.update(_topk_correct(logits, labels))
@@ -339,11 +424,15 @@ class Trainer:
         num_classes = self.num_classes
 
         def replica_eval(images, labels):
+            # The pipeline pads the split to full batches with PAD_LABEL examples: count only
+            # the real ones.
+            real = tf.not_equal(labels, data_lib.PAD_LABEL)
             probs = tf.cast(eval_model(images, training=False), tf.float32)
             onehot = tf.one_hot(labels, num_classes)
             nll = keras.losses.categorical_crossentropy(onehot, probs)
-            out = {"loss": tf.reduce_sum(nll), "count": tf.cast(tf.shape(labels)[0], tf.float32)}
-            out.update(_topk_correct(probs, labels))
+            out = {"loss": tf.reduce_sum(tf.where(real, nll, 0.0)),
+                   "count": tf.reduce_sum(tf.cast(real, tf.float32))}
+            out.update(_topk_correct(probs, labels, real))
             return out
 
         @tf.function(reduce_retracing=True)
@@ -370,13 +459,13 @@ class Trainer:
                 kwargs["min_object_covered"] = c.min_object_covered
             if c.color_distortion != "default":
                 kwargs["color_distortion"] = c.color_distortion
-        drop = is_training or isinstance(self.strategy, tf.distribute.TPUStrategy)
         return data_lib.InputPipeline(
             c.dataset, split=split, image_size=c.image_size,
             global_batch_size=c.batch_size if is_training else self.plan.eval_batch_size,
             is_training=is_training, data_dir=c.data_dir or None,
             manual_dir=c.manual_dir or None, download=c.download, seed=seed,
-            deterministic=c.deterministic, drop_remainder=drop, **kwargs)
+            deterministic=c.deterministic, drop_remainder=is_training,
+            pad_to_full_batches=not is_training, **kwargs)
 
     def _epoch_dataset(self, epoch, offset):
         """The distributed training data of ``epoch``, starting ``offset`` steps into it.
@@ -474,7 +563,7 @@ class Trainer:
             self.observer.val_scalars(step, {
                 "loss": result["val_loss"], "top1_accuracy": result["val_top1"],
                 "top3_accuracy": result["val_top3"], "top5_accuracy": result["val_top5"]})
-            logging.info("epoch %d: val top-1 %.4f top-3 %.4f top-5 %.4f loss %.4f (%d images, "
+            logging.info("epoch %g: val top-1 %.4f top-3 %.4f top-5 %.4f loss %.4f (%d images, "
                          "EMA weights)", epoch, result["val_top1"], result["val_top3"],
                          result["val_top5"], result["val_loss"], result["num_eval"])
             if self.chief:
@@ -587,7 +676,7 @@ class Trainer:
         return summary
 
 
-def _topk_correct(scores, labels):
+def _topk_correct(scores, labels, mask=None):
     out = {}
     labels = tf.cast(labels, tf.int32)
     num_classes = scores.shape[-1]
@@ -595,6 +684,8 @@ def _topk_correct(scores, labels):
         kk = min(k, num_classes)
         top = tf.math.top_k(scores, k=kk).indices
         hit = tf.reduce_any(tf.equal(top, labels[:, None]), axis=1)
+        if mask is not None:
+            hit = tf.logical_and(hit, mask)
         out[f"top{k}"] = tf.reduce_sum(tf.cast(hit, tf.float32))
     return out
 

@@ -227,6 +227,7 @@ def test_short_run_learns(trained):
     assert summary["val_top1_error"] == pytest.approx(1 - summary["val_top1"])
     assert summary["val_top5_error"] <= summary["val_top3_error"] <= summary["val_top1_error"]
     assert summary["steps"] == 60 and summary["epochs"] == pytest.approx(3.0)
+    assert summary["num_eval"] == 359  # every validation image (one device)
     assert summary["train_images_per_sec"] > 0
     assert 0.0 <= summary["died_fraction"] < 1.0
 
@@ -299,6 +300,27 @@ def test_a_different_run_in_the_same_model_dir_is_refused(trained):
     other = training.make_config(**dict(vars(config), width_multiplier=0.2))
     with pytest.raises(training.TrainingError, match="holds a different run"):
         training.run(other, strategy)
+    # Its checkpoints hold averaged BatchNorm statistics: evaluating without them is refused.
+    other = training.make_config(**dict(vars(config), mode="eval", ema_bn_statistics=False))
+    with pytest.raises(training.TrainingError, match="--noema_bn_statistics"):
+        training.run(other, strategy)
+
+
+def test_noema_bn_statistics_evaluates_with_the_raw_statistics(trained, tmp_path):
+    """The default averages the BN statistics (tests/test_distributed.py checks the values); the
+    flag keeps them out of the EMA and evaluates/exports the raw ones."""
+    from inception import training
+
+    config, strategy, _ = trained
+    raw = training.make_config(**dict(vars(config), model_dir=str(tmp_path / "raw"),
+                                      ema_bn_statistics=False))
+    trainer = training.Trainer(raw, strategy, training.check_runtime(raw, strategy))
+    statistics = {id(v) for v in trainer.moving_statistics}
+    assert len(statistics) > 100
+    assert len(trainer.ema.averages) == len(trainer.model.trainable_variables)
+    pairs = [(s, t) for s, t in zip(trainer._eval_sources, trainer._eval_targets)
+             if not t.trainable]  # the inference model's BN statistics (no aux head)
+    assert len(pairs) > 100 and all(id(s) in statistics for s, _ in pairs)
 
 
 # --------------------------------------------------------------------- subprocess runs -------
@@ -363,9 +385,10 @@ def test_multi_worker_mirrored_two_processes(tmp_path, data_dir):
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     d = tmp_path / "mw"
-    args = SMALL + [f"--data_dir={data_dir}", f"--model_dir={d}", "--mode=train",
+    args = SMALL + [f"--data_dir={data_dir}", f"--model_dir={d}", "--mode=train_and_eval",
                     "--strategy=multi_worker_mirrored", "--batch_size=8", "--steps_per_epoch=4",
-                    "--epochs=1", "--checkpoint_every_steps=2", "--seed=5"]
+                    "--epochs=1", "--checkpoint_every_steps=2", "--seed=5",
+                    "--eval_batch_size=64"]
     procs = []
     for i in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
@@ -381,15 +404,19 @@ def test_multi_worker_mirrored_two_processes(tmp_path, data_dir):
     assert _checkpoint_steps(d) == [2, 4]
     summary = json.load(open(d / "summary.json"))
     assert summary["num_replicas"] == 2 and summary["steps"] == 4
+    # Each worker evaluated its half of the split, padded to the same number of full batches.
+    assert summary["num_eval"] == 359
     assert summary["weights_fingerprint"] == prints[0][0]
 
 
 def test_mirrored_sync_batch_norm_matches_one_device(tmp_path, data_dir):
-    """Two replicas x 8 with synchronized BatchNorm == one device x 16 up to float round-off
-    (batch-size dependent convolution kernels, E[x^2]-E[x]^2 moments), which then grows over
-    the following steps. A doubled or missing gradient reduction would make the first update
-    differ by ~100% of an update; per-replica BN statistics
-    would move the moving variances by far more than the tolerance."""
+    """Two replicas x 8 with synchronized BatchNorm == one device x 16 up to float round-off,
+    over both steps. Measured (BUILD_NOTES "Multi-replica exactness"): after step 1 the weights
+    differ by 0.9% of one update and the BN statistics by 1e-4 relative (Keras' synchronized
+    moments are E[x^2]-E[x]^2); training amplifies any round-off (~15% of an update after step 2,
+    ~100% after step 5; one device with oneDNN off vs on grows alike from a smaller start). A
+    doubled or missing gradient reduction would make an update differ by ~100%; per-replica BN
+    statistics would move the moving variances by far more than the tolerance."""
     common = SMALL + [f"--data_dir={data_dir}", "--mode=train", "--batch_size=16",
                       "--steps_per_epoch=2", "--epochs=1", "--dropout_rate=0", "--seed=11",
                       "--deterministic", "--sync_batch_norm", "--checkpoint_every_steps=1"]
@@ -402,19 +429,21 @@ def test_mirrored_sync_batch_norm_matches_one_device(tmp_path, data_dir):
     assert rc2 == 0, out2[-3000:]
     assert rc1 == 0, out1[-3000:]
     assert "strategy mirrored with 2 replica(s)" in out2
-    # Step 1 starts from identical weights and data: the two results may differ only by
-    # round-off, small against one update (measured as step 2's update on one device).
-    one1, one2 = _model_weights(tmp_path / "one", 1), _model_weights(tmp_path / "one", 2)
-    two1 = _model_weights(tmp_path / "two", 1)
-    assert one1.keys() == two1.keys() and len(one1) > 400  # kernels, biases, BN betas, statistics
-    trainable = sorted(k for k in one1 if k.startswith("optimizer/"))
+    one_run = [None] + [_model_weights(tmp_path / "one", s) for s in (1, 2)]
+    two_run = [None] + [_model_weights(tmp_path / "two", s) for s in (1, 2)]
+    assert one_run[1].keys() == two_run[1].keys() and len(one_run[1]) > 400
+    trainable = sorted(k for k in one_run[1] if k.startswith("optimizer/"))
     flat = lambda d: np.concatenate([d[k].ravel() for k in trainable])  # noqa: E731
-    update = np.linalg.norm(flat(one2) - flat(one1))
-    mismatch = np.linalg.norm(flat(two1) - flat(one1))
-    assert update > 0 and mismatch < 0.05 * update, (mismatch, update)
-    for k in one1:
-        if k.startswith("model/"):  # BatchNorm moving statistics
-            scale = max(float(np.abs(one1[k]).max()), 1e-3)
-            assert float(np.abs(one1[k] - two1[k]).max()) <= 5e-3 * scale + 2e-5, k
+    update = np.linalg.norm(flat(one_run[2]) - flat(one_run[1]))  # the size of one update
+    assert update > 0
+    # Step: (weights tolerance as a fraction of an update, BN statistics relative tolerance).
+    for step, (weights_tol, stats_tol) in {1: (0.02, 1e-3), 2: (0.4, 1e-2)}.items():
+        mismatch = np.linalg.norm(flat(two_run[step]) - flat(one_run[step]))
+        assert mismatch < weights_tol * update, (step, mismatch, update)
+        for k in one_run[step]:
+            if k.startswith("model/"):  # BatchNorm moving statistics
+                a, b = one_run[step][k], two_run[step][k]
+                scale = max(float(np.abs(a).max()), 1e-3)
+                assert float(np.abs(a - b).max()) <= stats_tol * scale, (step, k)
     s2 = json.load(open(tmp_path / "two" / "summary.json"))
     assert s2["steps"] == 2 and s2["num_replicas"] == 2

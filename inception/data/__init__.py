@@ -7,6 +7,7 @@ from inception.data import sklearn_digits  # noqa: F401  (registers the TFDS bui
 from inception.data.datasets import (  # noqa: F401
     EMBEDDED_DATASET,
     IMAGENET,
+    PAD_LABEL,
     DatasetInfo,
     InputPipeline,
     describe,

@@ -32,6 +32,8 @@ IMAGENET_ARCHIVES = (
     ("ILSVRC2012_img_val.tar", "validation", "about 6.3 GB, 50,000 images"),
 )
 SPLITS = ("train", "eval")
+# Label of the padding examples that fill the last evaluation batches (``pad_to_full_batches``).
+PAD_LABEL = -1
 
 # Preprocessing defaults per dataset. The paper's crop is meant for large photographs; the 64x64
 # digit scans get a milder crop (a 5% crop of a digit is mostly background) and no flip
@@ -293,6 +295,13 @@ class InputPipeline:
     ``repeat`` and ``shuffle`` default to ``is_training``; ``drop_remainder`` too. With a ``seed``
     every element gets its own stateless seed from (seed, input pipeline, element number in the
     stream), so crops differ between epochs yet a ``deterministic`` run repeats exactly.
+
+    ``pad_to_full_batches`` (evaluation under tf.distribute): every input pipeline reads an even
+    slice of the split and yields the same number of full per-replica batches, a multiple of its
+    replicas; the last ones are filled up with padding examples (a zero image, label
+    ``PAD_LABEL``) that the consumer must leave out. So every example is read exactly once and no
+    replica ever receives an empty or a partial batch, whatever the split size, batch size and
+    replica count (an empty batch crashes a replica; a TPU needs static shapes).
     """
 
     def __init__(self, name, *, split, image_size, global_batch_size, is_training, data_dir=None,
@@ -300,7 +309,7 @@ class InputPipeline:
                  min_object_covered=None, aspect_ratio_range=None, area_range=None,
                  max_attempts=None, color_distortion=None, flip=None,
                  central_fraction=preprocessing.EVAL_CENTRAL_FRACTION, drop_remainder=None,
-                 repeat=None, shuffle=None, shuffle_buffer=10_000):
+                 repeat=None, shuffle=None, shuffle_buffer=10_000, pad_to_full_batches=False):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
         if int(image_size) < 1:
@@ -327,6 +336,10 @@ class InputPipeline:
         self.repeat = self.is_training if repeat is None else bool(repeat)
         self.shuffle = self.is_training if shuffle is None else bool(shuffle)
         self.shuffle_buffer = int(shuffle_buffer)
+        self.pad_to_full_batches = bool(pad_to_full_batches)
+        if self.pad_to_full_batches and self.repeat:
+            raise ValueError("pad_to_full_batches pads the end of one pass over the split; it "
+                             "cannot be combined with repeat=True")
         self.central_fraction = float(central_fraction)
         self._image_key, self._label_key = _check_image_classification(self._builder)
         overrides = dict(min_object_covered=min_object_covered,
@@ -345,10 +358,29 @@ class InputPipeline:
 
     @property
     def steps_per_epoch(self):
-        """Global steps covering the split once (the remainder is dropped if drop_remainder)."""
+        """Global steps covering the split once (the remainder is dropped if drop_remainder,
+        padded if pad_to_full_batches; with several input pipelines, see ``padded_steps``)."""
+        if self.pad_to_full_batches:
+            return self.padded_steps(1, 1)
         if self.drop_remainder:
             return self.num_examples // self.global_batch_size
         return math.ceil(self.num_examples / self.global_batch_size)
+
+    def _even_slices(self, num_pipelines):
+        if num_pipelines == 1:
+            return [self.split]
+        return tfds.even_splits(self.split, num_pipelines)
+
+    def padded_steps(self, num_pipelines, num_replicas):
+        """Global steps of one padded pass (``pad_to_full_batches``): the largest pipeline's
+        slice in batches of its replicas' share of the global batch."""
+        sizes = [self._builder.info.splits[s].num_examples
+                 for s in self._even_slices(num_pipelines)]
+        per_step = self.global_batch_size // num_pipelines
+        if per_step < 1 or self.global_batch_size % num_replicas:
+            raise ValueError(f"global batch {self.global_batch_size} does not divide by "
+                             f"{num_replicas} replicas over {num_pipelines} input pipelines")
+        return max(1, math.ceil(max(sizes) / per_step))
 
     def num_skipped(self):
         """Undecodable records skipped so far, over all input pipelines and epochs."""
@@ -363,15 +395,16 @@ class InputPipeline:
     def _read(self, num_pipelines, pipeline_id, base_seed):
         options = tf.data.Options()
         options.deterministic = self.deterministic or not self.is_training
-        file_sharded = num_pipelines <= self._num_files
+        # Padding needs slices of known, even size; files can hold different numbers of examples.
+        file_sharded = num_pipelines <= self._num_files and not self.pad_to_full_batches
         context = None
         split = self.split
         if num_pipelines > 1:
             if file_sharded:  # each pipeline reads its own files
                 context = tf.distribute.InputContext(num_input_pipelines=num_pipelines,
                                                      input_pipeline_id=pipeline_id)
-            else:  # fewer files than pipelines: each pipeline reads its own slice of examples
-                split = tfds.even_splits(self.split, num_pipelines)[pipeline_id]
+            else:  # each pipeline reads its own slice of examples
+                split = self._even_slices(num_pipelines)[pipeline_id]
         read_config = tfds.ReadConfig(input_context=context, options=options,
                                       shuffle_seed=base_seed)
         dataset = self._builder.as_dataset(
@@ -390,9 +423,11 @@ class InputPipeline:
         if input_context is not None:
             num_pipelines = input_context.num_input_pipelines
             pipeline_id = input_context.input_pipeline_id
+            num_replicas = input_context.num_replicas_in_sync
             batch_size = input_context.get_per_replica_batch_size(self.global_batch_size)
         else:
-            num_pipelines, pipeline_id, batch_size = 1, 0, self.global_batch_size
+            num_pipelines, pipeline_id, num_replicas = 1, 0, 1
+            batch_size = self.global_batch_size
         if self.seed is None:
             base_seed = random.SystemRandom().randrange(2**31)
         else:
@@ -423,7 +458,17 @@ class InputPipeline:
         dataset = map_skipping_errors(
             dataset, process, marker, repeat=self.repeat, counter=self._skipped,
             name=f"{self.name}/{self.split}[pipeline {pipeline_id}/{num_pipelines}]")
-        dataset = dataset.batch(batch_size, drop_remainder=self.drop_remainder,
+        drop_remainder = self.drop_remainder
+        if self.pad_to_full_batches:
+            # This pipeline's replicas get ``steps`` full batches each; the padding examples come
+            # after the real ones, so an undecodable record shifts them but never drops one.
+            steps = self.padded_steps(num_pipelines, num_replicas)
+            total = steps * batch_size * (num_replicas // num_pipelines)
+            padding = tf.data.Dataset.from_tensors(
+                (tf.zeros([size, size, 3], tf.float32), tf.constant(PAD_LABEL, tf.int32)))
+            dataset = dataset.concatenate(padding.repeat()).take(total)
+            drop_remainder = True  # every batch is full: a static batch dimension
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder,
                                 num_parallel_calls=tf.data.AUTOTUNE,
                                 deterministic=self.deterministic or not self.is_training)
         return dataset.prefetch(tf.data.AUTOTUNE)
