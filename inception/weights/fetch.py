@@ -128,7 +128,5 @@ def verify_structure(path, network):
             for entry in source.entries.values():
                 if tuple(entry.load().shape) != tuple(entry.shape):
                     raise WeightsError(f"{path}: {entry.key} cannot be read in full")
-    except WeightsError:
-        raise
-    except Exception as err:  # truncated archives and files fail in the readers' libraries
-        raise WeightsError(f"{path} is damaged or incomplete ({type(err).__name__}: {err})") from None
+    except Exception as err:  # truncated archives and files fail in the readers or their libraries
+        raise WeightsError(f"the downloaded file is damaged or incomplete ({type(err).__name__}: {err})") from None

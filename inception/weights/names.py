@@ -282,3 +282,11 @@ def network_of_model(model):
     raise ValueError(
         f"published weights exist for Inception-v4 and the released Inception-ResNet-v2 only; this "
         f"model is {model.name!r} (build 'inception_v4', or 'inception_resnet_v2' with variant='release')")
+
+
+def network_of_name(model_name):
+    """The Network whose models.build model is called ``model_name``, or None."""
+    for net in NETWORKS.values():
+        if net.model_name == model_name:
+            return net
+    return None

@@ -55,19 +55,28 @@ def from_build(model, weights):
     return name_classes(model, report)
 
 
-def convert(network, weights, output, *, keep_background=False, aux_logits=None, variant=None,
-            include_top=True, cache_dir=None, log=print):
-    """Converts a published file into our ``.keras`` model (plus ``<output>.labels.txt``).
+def convert(network, weights, output, *, keep_background=False, aux_logits=None, include_top=True,
+            cache_dir=None, source_name=fetch.DEFAULT_SOURCE, file_hash=None, url=None):
+    """Converts a published file into our ``.keras`` model (plus ``<output stem>.labels.txt``).
 
-    Returns the report; writes nothing if anything fails (the model is saved to a temporary file
-    in the output's directory and renamed into place).
+    ``network`` may be None for a file: it is then read from the file. ``aux_logits`` None keeps
+    the auxiliary head when the file has one. Returns the report; writes nothing if anything
+    fails (the model goes to a temporary file in the output's directory, renamed into place).
     """
     from inception import models
 
     if not str(output).endswith(".keras"):
         raise ValueError(f"the output must be a .keras file; got {output}")
-    path = resolve(weights, network, cache_dir=cache_dir)
+    if weights == "imagenet" and network is None:
+        raise ValueError("weights='imagenet' needs the network")
+    path = resolve(weights, network, cache_dir=cache_dir, source=source_name, file_hash=file_hash, url=url)
     with detect.open_source(path) as source:
+        net = names.network_of_name(source.network)
+        if net is None:
+            raise WeightsError(f"{path} holds {source.title}, which has no published ImageNet weights")
+        if network is not None and network != net.name:
+            raise WeightsError(f"{path} holds the weights of {net.title} ({net.name}), not {network}")
+        network, variant = net.name, net.variant
         if aux_logits is None:
             aux_logits = source.has_aux() and include_top
         num_classes = 1001 if keep_background else 1000
