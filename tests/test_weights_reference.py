@@ -94,8 +94,6 @@ def _write_v2_checkpoint(prefix, keys, rw):
 
 def _timm_state(timm_ref, slim_ref, rw):
     """timm state dict from its keys + key_to_slim + constant_keys, as the reference README says."""
-    from safetensors.numpy import save_file  # noqa: F401  (imported by the caller too)
-
     slim_shapes = {k: s for k, s in slim_ref["variables"]}
     state = {}
     for key, shape in timm_ref["state_dict"]:
@@ -139,18 +137,15 @@ def files(tmp_path_factory, ref, rw):
 
 
 @pytest.fixture(scope="module")
-def keras_h5(tmp_path_factory, images):
+def keras_h5(tmp_path_factory, images, rw):
     """keras.applications' Inception-ResNet-v2 with deterministic values, saved as a legacy .h5."""
     import h5py
     from keras.src.legacy.saving import legacy_h5_format
 
-    spec = importlib.util.spec_from_file_location("refweights", os.path.join(REF, "refweights.py"))
-    rule = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(rule)
     reference = keras.applications.InceptionResNetV2(weights=None, classifier_activation=None)
     for variable in reference.weights:
         role = variable.path.rsplit("/", 1)[-1]
-        variable.assign(rule.reference_value(role, "keras/" + variable.path, variable.shape))
+        variable.assign(rw.reference_value(role, "keras/" + variable.path, variable.shape))
     path = str(tmp_path_factory.mktemp("keras_h5") / "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels.h5")
     with h5py.File(path, "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, reference)

@@ -77,10 +77,13 @@ def plan(model, source, *, new_head=False, missing_aux_ok=False):
             shape_errors.append(f"{entry.key} has shape {list(have)}, our {path} needs {list(want)}")
             continue
         copies.append((variable, entry, transform))
+    problems = []
     if missing:
-        raise WeightsError(f"{source.path}: missing variable(s) the model needs: {_listing(missing)}")
+        problems.append(f"missing variable(s) the model needs: {_listing(missing)}")
     if shape_errors:
-        raise WeightsError(f"{source.path}: shape mismatch: {_listing(shape_errors)}")
+        problems.append(f"shape mismatch: {_listing(shape_errors)}")
+    if problems:
+        raise WeightsError(f"{source.path}: " + "; ".join(problems))
 
     for path, entry in source.entries.items():
         if path in variables:

@@ -27,6 +27,8 @@ def load_initial_weights(model, weights, *, new_head=True, freeze_up_to=None, bn
             and keeps them (and its beta) fixed: Keras' non-trainable BatchNormalization. For
             small fine-tuning batches, whose statistics are noisier than ImageNet's.
     """
+    if freeze_up_to:
+        _blocks_up_to(model, freeze_up_to)  # a wrong name fails before anything is loaded
     report = pretrained.load_weights(model, weights, cache_dir=cache_dir, new_head=new_head, aux_optional=True)
     report["frozen_blocks"] = freeze(model, freeze_up_to) if freeze_up_to else []
     report["bn_inference"] = set_bn_inference(model) if bn_inference else []
@@ -35,15 +37,19 @@ def load_initial_weights(model, weights, *, new_head=True, freeze_up_to=None, bn
 
 def freeze(model, up_to):
     """Makes the blocks from the stem up to and including ``up_to`` non-trainable; returns their names."""
+    frozen = _blocks_up_to(model, up_to)
+    for name in frozen:
+        model.get_layer(name).trainable = False
+    return frozen
+
+
+def _blocks_up_to(model, up_to):
     from inception import models
 
     order = models.block_names(model)
     if up_to not in order:
         raise ValueError(f"freeze_up_to={up_to!r} is not a block of {model.name}; blocks: {', '.join(order)}")
-    frozen = order[:order.index(up_to) + 1]
-    for name in frozen:
-        model.get_layer(name).trainable = False
-    return frozen
+    return order[:order.index(up_to) + 1]
 
 
 def set_bn_inference(model):

@@ -279,7 +279,9 @@ def network_of_model(model):
     for net in NETWORKS.values():
         if model.name == net.model_name:
             return net
-    raise ValueError(
+    from inception.weights.source import WeightsError
+
+    raise WeightsError(
         f"published weights exist for Inception-v4 and the released Inception-ResNet-v2 only; this "
         f"model is {model.name!r} (build 'inception_v4', or 'inception_resnet_v2' with variant='release')")
 
