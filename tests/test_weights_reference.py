@@ -25,7 +25,7 @@ import tensorflow as tf
 
 import keras
 from inception import models
-from inception.weights import WeightsError, assign, class_names, classes, fetch, names, pretrained
+from inception.weights import WeightsError, class_names, classes, fetch, names, pretrained
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REF = os.path.join(os.path.dirname(ROOT), "shared", "reference")
