@@ -264,7 +264,7 @@ def test_inception_v4_from_timm_converted_exported_and_served(files, ref, images
     from inception.export import exporter, source
     labels = str(tmp_path / "inception_v4.labels.txt")
     assert os.path.isfile(labels)
-    src = source.from_keras_file(str(out), labels)
+    src = source.from_model(model, source.read_labels(labels))  # the model loaded above, not a second load
     rep = exporter.run_export(src, str(tmp_path / "exports"), "inception_v4", formats=["saved_model"],
                               latency_repeats=1, log=lambda m: None)
     np.save(tmp_path / "images.npy", images)
