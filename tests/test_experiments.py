@@ -10,6 +10,9 @@ import sys
 
 import pytest
 
+# About 330 s on 2 cores (TensorFlow traces three networks once per run): `make test-slow`.
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIGURES = ("claim1_error_vs_epoch.png", "claim1_error_vs_time.png", "claim2_died.png",
            "claim3_cost_vs_speed.png")
