@@ -1,0 +1,70 @@
+"""Reruns the paper's three empirical claims in miniature and writes the report.
+
+    python -m inception.experiments            # full: about 60 minutes on 2 CPU cores
+    python -m inception.experiments --quick    # about 5 minutes: every figure, one seed
+
+Runs go to --runs_dir (ordinary training run directories: TensorBoard reads them); the report
+(README.md, PNG figures, results.json) to --out_dir. Rerunning skips finished runs.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m inception.experiments",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="5-minute version (one seed)")
+    parser.add_argument("--scale", choices=["full", "quick", "tiny"],
+                        help="explicit scale (tiny: the test suite's); overrides --quick")
+    parser.add_argument("--runs_dir", default="runs/experiments")
+    parser.add_argument("--out_dir", default="docs/reproduction")
+    parser.add_argument("--data_dir", default="data", help="TFDS data directory")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    from inception.experiments import document, plan, results, runner, speed
+
+    scale = plan.SCALES[args.scale or ("quick" if args.quick else "full")]
+    root = os.path.join(args.runs_dir, scale.name)
+    os.makedirs(args.out_dir, exist_ok=True)
+    specs = [dataclass_replace_flags(s, data_dir=args.data_dir) for s in plan.all_runs(scale)]
+    started = time.time()
+    print(f"scale {scale.name}: {len(specs)} training runs under {root}, report in {args.out_dir}",
+          flush=True)
+    runner.run_all(root, specs, log=lambda m: print(m, flush=True))
+
+    cost_path = os.path.join(root, "cost_vs_speed.json")
+    if os.path.exists(cost_path):
+        with open(cost_path) as f:
+            cost_rows = json.load(f)
+        print("cost vs speed: measured earlier, reused", flush=True)
+    else:
+        print("cost vs speed: measuring the networks", flush=True)
+        cost_rows = speed.measure(scale.cost, log=lambda m: print(m, flush=True))
+        with open(cost_path + ".tmp", "w") as f:
+            json.dump(cost_rows, f, indent=2)
+        os.replace(cost_path + ".tmp", cost_path)
+
+    speed_specs = [s for s in specs if s.claim == "speed"]
+    died_specs = [s for s in specs if s.claim == "died"]
+    command = "python -m inception.experiments" + (f" --scale={scale.name}" if scale.name != "full" else "")
+    verdicts = document.write(args.out_dir, scale, results.speed_curves(root, speed_specs),
+                              results.died_series(root, died_specs), cost_rows, command)
+    for claim, (verdict, detail) in verdicts.items():
+        print(f"{claim}: {verdict} ({detail})")
+    print(f"report: {os.path.join(args.out_dir, 'README.md')} ({time.time() - started:.0f} s)")
+    return 0
+
+
+def dataclass_replace_flags(spec, **flags):
+    import dataclasses
+
+    return dataclasses.replace(spec, flags=dict(spec.flags, **flags))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""The experiments as data: which runs test which claim of the paper, at which scale.
+
+Claim 1 (Figures 21-26): residual connections make Inception networks train faster. Inception-v4,
+Inception-ResNet-v1 and Inception-ResNet-v2 (release) at one reduced width, same data, recipe and
+budget, several seeds each. The pair of similar cost is Inception-v4 / Inception-ResNet-v2.
+
+Claim 2 (section 3.3): Inception-ResNet networks wider than about 1000 filters "die" (the layer
+before average pooling outputs only zeros) unless the residuals are scaled by 0.1-0.3. The
+"paper" Inception-ResNet-v2 at half width has a 1072-wide 8x8 trunk; it is trained with unscaled
+residuals (1.0) and with the released scales, at the recipe's learning rate and ten times it.
+
+Claim 3 (section 2): Inception-v4 and Inception-ResNet-v2 cost about the same, yet Inception-v4 is
+markedly slower in practice. Measured by ``inception.experiments.speed``.
+
+Dataset: ``sklearn_digits`` (embedded, offline) with the paper's full crop range (area 0.05-1.0)
+instead of the digits' mild default (0.6-1.0): with mild crops every network is near 97% after
+three epochs and the curves cannot separate; random crops down to 5% of the image make the task
+much harder and the training curves informative.
+"""
+
+import dataclasses
+
+from inception.experiments import speed
+
+DATASET = "sklearn_digits"
+SPEED_NETWORKS = (("inception_v4", ""), ("inception_resnet_v1", ""),
+                  ("inception_resnet_v2", "release"))
+RELEASED_SCALES = ("0.17", "0.10", "0.20")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One training run: a name (its directory), the claim it serves, and main.py flag values."""
+    name: str
+    claim: str
+    flags: dict
+    labels: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """How big the experiment is. ``full`` fits 60 minutes on 2 cores, ``quick`` 5 minutes."""
+    name: str
+    seeds: tuple
+    speed_epochs: float
+    speed_steps_per_epoch: int  # 0: the whole training split per epoch
+    speed_width: float
+    died_width: float
+    died_real_epochs: int
+    died_windows_per_epoch: int
+    died_steps_cap: int  # 0: no cap
+    died_learning_rates: tuple  # the recipe's 0.045 and ten times it
+    cost: speed.SpeedConfig
+    fixed_error: float  # claim 1: steps needed to reach this top-1 error
+
+
+FULL = Scale("full", seeds=(0, 1, 2), speed_epochs=4, speed_steps_per_epoch=0, speed_width=0.125,
+             died_width=0.5, died_real_epochs=3, died_windows_per_epoch=4, died_steps_cap=0,
+             died_learning_rates=(0.045, 0.45),
+             cost=speed.SpeedConfig(image_size=299, batch=8, steps=3, rounds=2),
+             fixed_error=0.2)
+QUICK = Scale("quick", seeds=(0,), speed_epochs=2, speed_steps_per_epoch=8, speed_width=0.125,
+              died_width=0.5, died_real_epochs=1, died_windows_per_epoch=2, died_steps_cap=8,
+              died_learning_rates=(0.045, 0.45),
+              cost=speed.SpeedConfig(image_size=151, batch=4, steps=2, rounds=1),
+              fixed_error=0.6)
+# For the test suite: every code path, seconds per run.
+TINY = Scale("tiny", seeds=(0,), speed_epochs=2, speed_steps_per_epoch=1, speed_width=0.0625,
+             died_width=0.0625, died_real_epochs=1, died_windows_per_epoch=2, died_steps_cap=2,
+             died_learning_rates=(0.45,),
+             cost=speed.SpeedConfig(image_size=75, batch=2, steps=1, rounds=1,
+                                    width_multiplier=0.0625),
+             fixed_error=0.9)
+SCALES = {s.name: s for s in (FULL, QUICK, TINY)}
+
+# The recipe of configs/demo.cfg (the paper's, with the demo's short-run EMA and BN decay).
+_COMMON = dict(dataset=DATASET, image_size=75, batch_size=32, learning_rate=0.045,
+               lr_reference_batch=32, lr_scaling="linear", lr_decay_rate=0.94, rmsprop_decay=0.9,
+               momentum=0.9, rmsprop_epsilon=1.0, clip_norm=2.0, label_smoothing=0.1,
+               weight_decay=4e-5, bn_momentum=0.9, dropout_rate=0.2, aux_logits=True,
+               aux_loss_weight=0.4, ema_decay=0.99, area_range="0.05,1.0", progress=False,
+               keep_checkpoints=1, strategy="one_device")
+DIGITS_TRAIN_STEPS = 1438 // 32  # steps of one real epoch at batch 32
+
+
+def speed_runs(scale):
+    runs = []
+    for model, variant in SPEED_NETWORKS:
+        for seed in scale.seeds:
+            flags = dict(_COMMON, mode="train_and_eval", model=model, variant=variant,
+                         width_multiplier=scale.speed_width, epochs=scale.speed_epochs,
+                         steps_per_epoch=scale.speed_steps_per_epoch, warmup_epochs=0.5,
+                         lr_decay_epochs=2, seed=seed, log_every_steps=5,
+                         checkpoint_every_steps=1000)
+            runs.append(RunSpec(f"speed/{model}-seed{seed}", "speed", flags,
+                                {"network": model, "seed": seed}))
+    return runs
+
+
+def died_runs(scale):
+    """Training only (no evaluation), with "epochs" shortened to windows of a real epoch so that
+    the died fraction is reported several times per epoch; the schedule is rescaled to match."""
+    window = max(1, DIGITS_TRAIN_STEPS // scale.died_windows_per_epoch)
+    if scale.died_steps_cap:
+        window = max(1, min(window, scale.died_steps_cap // scale.died_windows_per_epoch))
+    windows = scale.died_real_epochs * scale.died_windows_per_epoch
+    runs = []
+    for scales_name, scales in (("unscaled", ("1.0", "1.0", "1.0")), ("scaled", RELEASED_SCALES)):
+        for lr in scale.died_learning_rates:
+            lr_name = f"lr{lr / _COMMON['learning_rate']:g}x"
+            flags = dict(_COMMON, mode="train", model="inception_resnet_v2", variant="paper",
+                         width_multiplier=scale.died_width, residual_scales=list(scales),
+                         learning_rate=lr, steps_per_epoch=window, epochs=windows,
+                         warmup_epochs=0, lr_decay_epochs=2 * scale.died_windows_per_epoch,
+                         seed=0, log_every_steps=1, checkpoint_every_steps=1000,
+                         died_threshold=0.99)
+            runs.append(RunSpec(f"died/{scales_name}-{lr_name}", "died", flags,
+                                {"residual_scales": ",".join(scales), "learning_rate": lr,
+                                 "steps_per_window": window}))
+    return runs
+
+
+def all_runs(scale):
+    return speed_runs(scale) + died_runs(scale)
