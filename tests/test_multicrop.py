@@ -32,20 +32,15 @@ def _run(args, timeout=600):
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("tfds"))
+def data_dir(digits_dir):
+    return digits_dir
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, data_dir):
-    """A real training run (demo flags, 2 steps): ema_model.keras, summary.json with val_top*.
-    Inception-v4 (14 blocks) traces much faster than the demo's Inception-ResNet-v2 (40)."""
-    model_dir = str(tmp_path_factory.mktemp("run") / "demo")
-    result = _run(["main.py", "--flagfile=configs/demo.cfg", f"--model_dir={model_dir}",
-                   f"--data_dir={data_dir}", "--model=inception_v4", "--variant=",
-                   "--steps_per_epoch=2", "--epochs=1", "--noaux_logits", "--progress=false"])
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    return model_dir
+def run_dir(trained_run):
+    """A real training run (tests/conftest.py: train_and_eval, 60 steps): ema_model.keras and
+    summary.json with val_top*, in a directory named 'demo'."""
+    return trained_run[0].model_dir
 
 
 @pytest.fixture(scope="module")

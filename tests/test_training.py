@@ -28,13 +28,8 @@ SMALL = ["--dataset=sklearn_digits", "--model=inception_resnet_v1", "--width_mul
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """The embedded dataset prepared once, before any subprocess could race to prepare it."""
-    from inception import data
-
-    path = str(tmp_path_factory.mktemp("tfds"))
-    data.describe(data.EMBEDDED_DATASET, data_dir=path)
-    return path
+def data_dir(digits_dir):
+    return digits_dir
 
 
 def _env(extra=None):
@@ -204,20 +199,10 @@ def test_weight_average_follows_the_released_decay_rule():
 
 # --------------------------------------------------------------- one shared trained run ------
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, data_dir):
-    """An in-process train_and_eval run: IRv1 x0.1 with the aux head, 3 epochs of 20 steps."""
-    from inception import training
-
-    model_dir = str(tmp_path_factory.mktemp("trained"))
-    config = training.make_config(
-        mode="train_and_eval", model="inception_resnet_v1", width_multiplier=0.1, image_size=75,
-        dataset="sklearn_digits", data_dir=data_dir, model_dir=model_dir, batch_size=32,
-        steps_per_epoch=20, epochs=3, learning_rate=0.045, bn_momentum=0.9, ema_decay=0.9,
-        aux_logits=True, checkpoint_every_steps=25, keep_checkpoints=2, log_every_steps=5,
-        progress=False, warmup_epochs=0.5, seed=3)
-    strategy = training.setup(config)
-    summary = training.run(config, strategy)
-    return config, strategy, summary
+def trained(trained_run):
+    """The session's shared in-process run (tests/conftest.py): IRv1 x0.1 with the aux head,
+    3 epochs of 20 steps."""
+    return trained_run
 
 
 def test_short_run_learns(trained):
