@@ -20,6 +20,7 @@ from inception.layers import (
     kernel_regularizer,
     scaled,
 )
+from inception.weights import labeled  # noqa: F401  (registers the classifier of imported models)
 
 NAMES = ("inception_v4", "inception_resnet_v1", "inception_resnet_v2")
 VARIANTS = {
@@ -88,6 +89,7 @@ V4_REDUCTION_A = (192, 224, 256, 384)
 def build(
     name,
     *,
+    weights=None,
     num_classes=1000,
     include_top=True,
     pooling=None,
@@ -109,6 +111,10 @@ def build(
 
     Args:
         name: "inception_v4", "inception_resnet_v1" or "inception_resnet_v2".
+        weights: None (random initialization), "imagenet" (the official released file, from the
+            local cache or downloaded) or the path of published weights: a TF-slim checkpoint or
+            its .tar.gz, a timm .safetensors, keras-applications' Inception-ResNet-v2 .h5, or a
+            .keras of this project (README "Pretrained weights"; inception/weights/).
         num_classes: classifier width (the released checkpoints use 1001, TFDS ImageNet 1000).
         include_top: add global average pool -> dropout -> fully connected.
         pooling: without the top, "avg", "max" or None (the 4-D feature map).
@@ -186,7 +192,7 @@ def build(
             features = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
         elif pooling == "max":
             features = keras.layers.GlobalMaxPooling2D(name="max_pool")(features)
-        return keras.Model(inputs, features, name=model_name)
+        return _with_weights(keras.Model(inputs, features, name=model_name), weights)
 
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
     x = keras.layers.Dropout(dropout_rate, name="dropout")(x)
@@ -204,7 +210,15 @@ def build(
     if aux_logits:
         aux = blocks.AuxHead(num_classes, classifier_activation, name="aux_logits", **common)(aux_input)
         outputs = [outputs, aux]
-    return keras.Model(inputs, outputs, name=model_name)
+    return _with_weights(keras.Model(inputs, outputs, name=model_name), weights)
+
+
+def _with_weights(model, weights):
+    if weights is None:
+        return model
+    from inception.weights import pretrained  # imported here: reading slim checkpoints needs TensorFlow
+
+    return pretrained.from_build(model, weights)
 
 
 def _inception_v4(x, common):

@@ -1,0 +1,120 @@
+"""Published weights in our models: ``models.build(name, weights=...)`` and the converter.
+
+``weights`` is a path (format detected from the content, see detect.py) or ``"imagenet"`` (the
+official TF-slim file of the network, see fetch.py). Classifiers of 1000 (or 1001) ImageNet classes
+get the class names (labeled.py), so a saved ``.keras`` names its classes.
+"""
+
+import json
+import os
+import tempfile
+
+import keras
+
+from inception.weights import assign, classes, detect, fetch, labeled, names
+from inception.weights.source import WeightsError, sha256
+
+
+def resolve(weights, network, *, cache_dir=None, source=fetch.DEFAULT_SOURCE, file_hash=None, url=None):
+    """A local path for ``weights``: the path itself, or the official file for "imagenet"."""
+    if isinstance(weights, str) and weights == "imagenet":
+        return fetch.official_file(network, source, cache_dir=cache_dir, file_hash=file_hash, url=url)
+    if isinstance(weights, (str, os.PathLike)):
+        return os.fspath(weights)
+    raise TypeError(f"weights must be None, 'imagenet' or a path; got {type(weights).__name__}")
+
+
+def load_weights(model, weights, *, cache_dir=None, new_head=False, aux_optional=False):
+    """Loads a weights file into ``model`` in place and returns the report (see assign.py)."""
+    net = names.network_of_model(model) if weights == "imagenet" else None
+    path = resolve(weights, net.name if net else None, cache_dir=cache_dir)
+    with detect.open_source(path) as source:
+        report = assign.load_source(model, source, new_head=new_head, missing_aux_ok=aux_optional)
+        source_ids, source_names = (labeled.class_names(source._model)
+                                    if getattr(source, "_model", None) is not None else (None, None))
+    report["class_ids"], report["class_names"] = source_ids, source_names
+    return report
+
+
+def name_classes(model, report):
+    """The model with a LabeledDense classifier naming its classes, when they are known."""
+    if report.get("model_classes") is None:
+        return model
+    ids, readable = report.get("class_ids"), report.get("class_names")
+    if ids is None and report["format"] != "Keras model (.keras) of this project":
+        if report["model_classes"] in (1000, 1001):  # every published file is ImageNet
+            ids, readable = classes.class_lists(report["model_classes"])
+    if ids is None:
+        return model
+    return labeled.with_class_names(model, ids, readable)
+
+
+def from_build(model, weights):
+    """models.build's hook: load, then name the classes."""
+    report = load_weights(model, weights)
+    return name_classes(model, report)
+
+
+def convert(network, weights, output, *, keep_background=False, aux_logits=None, include_top=True,
+            cache_dir=None, source_name=fetch.DEFAULT_SOURCE, file_hash=None, url=None):
+    """Converts a published file into our ``.keras`` model (plus ``<output stem>.labels.txt``).
+
+    ``network`` may be None for a file: it is then read from the file. ``aux_logits`` None keeps
+    the auxiliary head when the file has one. Returns the report; writes nothing if anything
+    fails (the model goes to a temporary file in the output's directory, renamed into place).
+    """
+    from inception import models
+
+    if not str(output).endswith(".keras"):
+        raise ValueError(f"the output must be a .keras file; got {output}")
+    if weights == "imagenet" and network is None:
+        raise ValueError("weights='imagenet' needs the network")
+    path = resolve(weights, network, cache_dir=cache_dir, source=source_name, file_hash=file_hash, url=url)
+    with detect.open_source(path) as source:
+        net = names.network_of_name(source.network)
+        if net is None:
+            raise WeightsError(f"{path} holds {source.title}, which has no published ImageNet weights")
+        if network is not None and network != net.name:
+            raise WeightsError(f"{path} holds the weights of {net.title} ({net.name}), not {network}")
+        network, variant = net.name, net.variant
+        if aux_logits is None:
+            aux_logits = source.has_aux() and include_top
+        num_classes = 1001 if keep_background else 1000
+        if keep_background and not source.background:
+            raise WeightsError(f"{path} has no background class to keep ({source.format}: 1000 classes)")
+        model = models.build(network, num_classes=num_classes, aux_logits=aux_logits, variant=variant,
+                             include_top=include_top, classifier_activation="softmax")
+        report = assign.load_source(model, source)
+    report["class_ids"], report["class_names"] = None, None
+    model = name_classes(model, report)
+    directory = os.path.dirname(os.path.abspath(output))
+    os.makedirs(directory, exist_ok=True)
+    fd, scratch = tempfile.mkstemp(suffix=".keras", dir=directory)
+    os.close(fd)
+    labels_path = os.path.splitext(output)[0] + ".labels.txt"
+    try:
+        model.save(scratch)
+        keras.saving.load_model(scratch, compile=False, safe_mode=True)  # proves it loads in safe mode
+        ids, readable = labeled.class_names(model)
+        if readable:
+            with open(labels_path + ".tmp", "w", encoding="utf-8") as f:
+                f.write("\n".join(readable) + "\n")
+            os.replace(labels_path + ".tmp", labels_path)
+        os.replace(scratch, output)
+    finally:
+        for leftover in (scratch, labels_path + ".tmp"):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+    report["output"] = os.fspath(output)
+    report["output_sha256"] = sha256(output)
+    report["labels_file"] = labels_path if os.path.exists(labels_path) else None
+    report["aux_logits"] = bool(aux_logits)
+    report["variant"] = names.network_of_model(model).variant
+    return report
+
+
+def report_json(report):
+    """The report without the long per-tensor lists, as JSON."""
+    short = {k: v for k, v in report.items() if k not in ("copied", "class_ids", "class_names")}
+    short["copied"] = len(report.get("copied", []))
+    return json.dumps(short, indent=1, default=str)
