@@ -270,13 +270,15 @@ class Trainer:
         self.chief = train_setup.is_chief(strategy)
         self.task = train_setup.task_name(strategy)
         self.num_classes = plan.info.num_classes
-        os.makedirs(config.model_dir, exist_ok=True)
         self.train_options = build_options(config, self.num_classes)
         self.infer_options = inference_options(self.train_options)
-        self.observer = train_observe.Observer(config.model_dir, self.chief, config.progress)
         write = self._check_run_config()
         self._build()
-        if write:  # only once the weights loaded: a refused --init_weights leaves no identity
+        # The run directory only once the model is built and its weights loaded: a refused
+        # --init_weights leaves nothing behind, in particular no identity blocking the fix.
+        os.makedirs(config.model_dir, exist_ok=True)
+        self.observer = train_observe.Observer(config.model_dir, self.chief, config.progress)
+        if write:
             self.observer.write_json("run_config.json", write)
             with open(os.path.join(self.config.model_dir, "labels.txt"), "w") as f:
                 f.write("\n".join(self.plan.info.label_names) + "\n")

@@ -191,6 +191,7 @@ def test_class_count_mismatch_in_eval_and_unknown_block_fail_clearly(finetuned, 
                                          freeze_up_to="", bn_inference=False))
     with pytest.raises(ValueError, match="7 classes"):
         training.run(config, finetuned.strategy)
+    assert not os.path.exists(tmp_path / "bad"), "a refused file must leave no run directory"
     # A block name of the family that this variant does not have: refused before building.
     config = training.make_config(**dict(base, freeze_up_to="inception_resnet_a_7"))
     with pytest.raises(ValueError, match="not a block of inception_resnet_v1; its blocks: stem"):
