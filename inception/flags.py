@@ -10,6 +10,9 @@ them explicitly and ``--flagfile`` reads a config. A flag given on the command l
 ``--flagfile`` overrides the file.
 """
 
+import os
+import re
+
 from absl import flags
 
 MODELS = ("inception_v4", "inception_resnet_v1", "inception_resnet_v2")
@@ -58,6 +61,24 @@ flags.DEFINE_bool("sync_batch_norm", False,
                   "BatchNorm statistics over the global batch (all replicas). Large-batch "
                   "training with small per-replica batches needs it.")
 flags.DEFINE_bool("aux_logits", True, "Train with the auxiliary classifier.")
+
+# Starting from existing weights (README "Pretrained weights"). A resumed run restores its
+# checkpoint instead; these flags are part of the run's identity.
+flags.DEFINE_string("init_weights", "",
+                    "Start from these weights: a published file (TF-slim checkpoint or .tar.gz, "
+                    "timm .safetensors, keras-applications .h5), 'imagenet' (the official file, "
+                    "cached), or a .keras model of this project (e.g. a run's ema_model.keras). "
+                    "With --mode=eval and no checkpoint in --model_dir: evaluate them.")
+flags.DEFINE_bool("init_new_head", True,
+                  "With --init_weights: when the dataset's class count differs from the file's, "
+                  "train a new classifier (and aux classifier). false: refuse such a file.")
+flags.DEFINE_string("freeze_up_to", "",
+                    "Freeze the stem and every block up to and including this one (e.g. "
+                    "reduction_a, inception_resnet_b_10, reduction_b); their BatchNorm layers "
+                    "then run in inference mode. Empty: train everything.")
+flags.DEFINE_bool("bn_inference", False,
+                  "Every BatchNorm layer uses and keeps its moving statistics (and beta): for "
+                  "fine-tuning with small batches.")
 flags.DEFINE_float("aux_loss_weight", 0.4, "Weight of the auxiliary classifier's loss.")
 
 # Recipe.
@@ -167,6 +188,35 @@ def _check_residual_scales(values):
     return len(scales) == 3 and all(s > 0 for s in scales)
 
 
+# The block names of each network family (the exact list, which depends on the variant, is
+# checked in training.check_runtime before anything is built).
+_BLOCK_NAME = {
+    "inception_v4": r"stem|inception_[abc]_[1-9][0-9]*|reduction_[ab]",
+    "inception_resnet_v1": r"stem|inception_resnet_[abc]_[1-9][0-9]*|reduction_[ab]",
+    "inception_resnet_v2": r"stem|inception_resnet_[abc]_[1-9][0-9]*|reduction_[ab]|conv_7b",
+}
+
+
+def _check_freeze_up_to(values):
+    name = values["freeze_up_to"]
+    if not name:
+        return True
+    if re.fullmatch(_BLOCK_NAME[values["model"]], name):
+        return True
+    raise flags.ValidationError(
+        f"--freeze_up_to={name!r} is not a block name of --model={values['model']}; names look "
+        f"like stem, {'inception_a_2' if values['model'] == 'inception_v4' else 'inception_resnet_a_2'}"
+        ", reduction_a, reduction_b (see models.block_names)")
+
+
+def _check_init_weights(path):
+    # A TF checkpoint is named by its prefix (the files are <prefix>.index, <prefix>.data-*).
+    if not path or path == "imagenet" or os.path.exists(path) or os.path.exists(path + ".index"):
+        return True
+    raise flags.ValidationError(f"--init_weights={path!r}: no such file (give a weights file, a "
+                                "checkpoint prefix, 'imagenet', or leave it empty)")
+
+
 def _register_validators():
     flags.register_validator(
         "image_size", lambda v: v >= MIN_IMAGE_SIZE,
@@ -232,6 +282,8 @@ def _register_validators():
         ["strategy", "num_cpu_devices"],
         lambda f: f["num_cpu_devices"] <= 1 or f["strategy"] in ("mirrored", "auto"),
         message="--num_cpu_devices > 1 only makes sense with --strategy=mirrored")
+    flags.register_multi_flags_validator(["model", "freeze_up_to"], _check_freeze_up_to)
+    flags.register_validator("init_weights", _check_init_weights)
     flags.register_multi_flags_validator(
         ["deterministic", "seed"],
         lambda f: not f["deterministic"] or f["seed"] >= 0,

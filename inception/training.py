@@ -117,14 +117,37 @@ def check_runtime(config, strategy):
     if config.mode != "train" and info.eval_split is None:
         raise ValueError(f"dataset {info.name!r} has no validation/test split; use --mode=train")
     total = int(math.ceil(config.epochs * spe - 1e-9))
-    if config.mode == "eval" and not tf.train.latest_checkpoint(_ckpt_dir(config)):
+    if config.freeze_up_to:
+        blocks = block_names(config.model, config.variant or models.DEFAULT_VARIANT[config.model])
+        if config.freeze_up_to not in blocks:
+            raise ValueError(f"--freeze_up_to={config.freeze_up_to!r} is not a block of "
+                             f"{config.model}; its blocks: {', '.join(blocks)}")
+    if (config.mode == "eval" and not config.init_weights
+            and not tf.train.latest_checkpoint(_ckpt_dir(config))):
         raise ValueError(f"--mode=eval needs a trained run in --model_dir={config.model_dir!r} "
-                         f"but {_ckpt_dir(config)} holds no checkpoint")
+                         f"but {_ckpt_dir(config)} holds no checkpoint (or pass --init_weights "
+                         "to evaluate a weights file)")
     peak = train_state.scaled_learning_rate(config.learning_rate, config.batch_size,
                                             config.lr_reference_batch, config.lr_scaling)
     return Plan(info=info, strategy_name=type(strategy).__name__, num_replicas=replicas,
                 steps_per_epoch=spe, total_steps=total, num_epochs=int(math.ceil(total / spe)),
                 eval_batch_size=eval_batch, peak_lr=peak)
+
+
+def block_names(model, variant):
+    """``models.block_names`` of the network, without building it (for checking flags early)."""
+    if model == "inception_v4":
+        n_a, n_b, n_c = models.V4_REPEATS
+        a, b, c, last = "inception_a", "inception_b", "inception_c", []
+    else:
+        layout = models.RESNET_LAYOUTS[(model, variant)]
+        n_a, n_b, n_c = layout["repeats"]
+        n_c += 1 if layout["final_linear_block"] else 0
+        a, b, c = "inception_resnet_a", "inception_resnet_b", "inception_resnet_c"
+        last = ["conv_7b"] if layout["final_conv"] else []
+    return (["stem"] + [f"{a}_{i + 1}" for i in range(n_a)] + ["reduction_a"]
+            + [f"{b}_{i + 1}" for i in range(n_b)] + ["reduction_b"]
+            + [f"{c}_{i + 1}" for i in range(n_c)] + last)
 
 
 def per_replica_dropout(model):
@@ -163,8 +186,18 @@ def _folding_next(draw):
 
 
 def moving_statistics(model):
-    """The BatchNorm moving means and variances (the networks' only non-trainable weights)."""
-    return list(model.non_trainable_weights)
+    """The BatchNorm moving means and variances, in ``model.non_trainable_weights`` order.
+
+    Without frozen layers they are all the non-trainable weights; frozen blocks
+    (--freeze_up_to) and --bn_inference add frozen kernels and betas, which are constant and
+    need neither sharing between replicas nor averaging. The order is kept so checkpoints of
+    earlier runs (the EMA is saved as a list) restore unchanged.
+    """
+    statistics = set()
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            statistics.update((id(layer.moving_mean), id(layer.moving_variance)))
+    return [w for w in model.non_trainable_weights if id(w) in statistics]
 
 
 def share_moving_statistics(variables):
@@ -214,13 +247,17 @@ def inference_options(train_options):
 
 
 # Fields that must match for a model_dir to be resumed.
+# init_weights: a rerun with other initial weights is another run, not a resume (the checkpoint
+# would silently win over the file).
 _RUN_IDENTITY = ("model", "variant", "width_multiplier", "image_size", "num_classes", "dataset",
-                 "batch_size", "steps_per_epoch", "ema_bn_statistics")
+                 "batch_size", "steps_per_epoch", "ema_bn_statistics", "init_weights",
+                 "freeze_up_to", "bn_inference")
 # Fields that also change what a checkpoint holds (ema_bn_statistics: the averaged moving
-# statistics), so --mode=eval must match them too; and their values in runs written before the
-# field existed.
-_CHECKPOINT_LAYOUT = ("ema_bn_statistics",)
-_RUN_DEFAULTS = {"ema_bn_statistics": False}
+# statistics; freeze_up_to, bn_inference: which variables have optimizer slots and averages), so
+# --mode=eval must match them too; and their values in runs written before the field existed.
+_CHECKPOINT_LAYOUT = ("ema_bn_statistics", "freeze_up_to", "bn_inference")
+_RUN_DEFAULTS = {"ema_bn_statistics": False, "init_weights": "", "freeze_up_to": "",
+                 "bn_inference": False}
 
 
 class Trainer:
@@ -233,12 +270,18 @@ class Trainer:
         self.chief = train_setup.is_chief(strategy)
         self.task = train_setup.task_name(strategy)
         self.num_classes = plan.info.num_classes
-        os.makedirs(config.model_dir, exist_ok=True)
         self.train_options = build_options(config, self.num_classes)
         self.infer_options = inference_options(self.train_options)
-        self.observer = train_observe.Observer(config.model_dir, self.chief, config.progress)
-        self._check_run_config()
+        write = self._check_run_config()
         self._build()
+        # The run directory only once the model is built and its weights loaded: a refused
+        # --init_weights leaves nothing behind, in particular no identity blocking the fix.
+        os.makedirs(config.model_dir, exist_ok=True)
+        self.observer = train_observe.Observer(config.model_dir, self.chief, config.progress)
+        if write:
+            self.observer.write_json("run_config.json", write)
+            with open(os.path.join(self.config.model_dir, "labels.txt"), "w") as f:
+                f.write("\n".join(self.plan.info.label_names) + "\n")
 
     # ----------------------------------------------------------------------------- building --
     def _run_config(self):
@@ -260,9 +303,12 @@ class Trainer:
                 "rmsprop_epsilon", "clip_norm", "label_smoothing", "weight_decay", "ema_decay",
                 "aux_loss_weight", "epochs", "seed", "deterministic", "mixed_precision")},
             "ema_bn_statistics": bool(c.ema_bn_statistics),
+            "init_weights": c.init_weights, "init_new_head": bool(c.init_new_head),
+            "freeze_up_to": c.freeze_up_to, "bn_inference": bool(c.bn_inference),
         }
 
     def _check_run_config(self):
+        """Refuses a model_dir of another run; returns the run_config.json to write (or None)."""
         path = os.path.join(self.config.model_dir, "run_config.json")
         current = self._run_config()
         if os.path.exists(path):
@@ -278,17 +324,14 @@ class Trainer:
                     f"--model_dir={self.config.model_dir!r} was trained with flags that decide "
                     f"what its checkpoints hold ({diffs}); evaluate it with those flags (e.g. "
                     "--noema_bn_statistics for a run that did not average the BatchNorm "
-                    "statistics).")
+                    "statistics, the run's --freeze_up_to and --bn_inference).")
             if diffs:
                 raise TrainingError(
                     f"--model_dir={self.config.model_dir!r} holds a different run ({diffs}). "
                     "Resume it with its own flags, or pass a new --model_dir.")
             if self.config.mode == "eval":
-                return
-        if self.chief and self.config.mode != "eval":
-            self.observer.write_json("run_config.json", current)
-            with open(os.path.join(self.config.model_dir, "labels.txt"), "w") as f:
-                f.write("\n".join(self.plan.info.label_names) + "\n")
+                return None
+        return current if self.chief and self.config.mode != "eval" else None
 
     def _build(self):
         c, plan = self.config, self.plan
@@ -301,6 +344,10 @@ class Trainer:
                 self.eval_model = models.build(c.model, **self.infer_options)
             finally:
                 keras.mixed_precision.set_dtype_policy(policy)
+        # Before the optimizer (it sees only the trainable variables) and the EMA (it starts
+        # from the loaded values); outside the scope so a .keras source model is not mirrored.
+        self.init_report = self._initial_weights()
+        with self.strategy.scope():
             # The same layers with the pre-pooling feature map as an extra output, so every
             # training step also measures the "died" signal (paper section 3.3) for free.
             outputs = self.model.outputs
@@ -325,6 +372,45 @@ class Trainer:
             _ckpt_dir(c), self.chief, self.task, c.keep_checkpoints,
             model=self.model, optimizer=self.optimizer, ema=self.ema.averages,
             rng=self._rng_states())
+
+    def _initial_weights(self):
+        """--init_weights, --freeze_up_to, --bn_inference on the freshly built model.
+
+        A run with a checkpoint restores it later (it holds every weight), so the file is not
+        read then; freezing and BatchNorm mode are not in checkpoints and are applied anyway.
+        """
+        from inception.weights import finetune
+
+        c = self.config
+        resuming = bool(tf.train.latest_checkpoint(_ckpt_dir(c)))
+        report = None
+        if c.init_weights and not resuming:
+            # Evaluating needs the file's own classifier: a fresh head would score chance.
+            new_head = bool(c.init_new_head) and c.mode != "eval"
+            report = finetune.load_initial_weights(
+                self.model, c.init_weights, new_head=new_head,
+                freeze_up_to=c.freeze_up_to or None, bn_inference=bool(c.bn_inference))
+            fresh = [path for path, _ in report["left_initialized"]]
+            head = ("a new classifier" if any(p.startswith("predictions/") for p in fresh)
+                    else "the file's classifier")
+            logging.info("initial weights from %s (%s), %s", c.init_weights,
+                         report.get("format"), head)
+            if self.chief:
+                print(f"Initial weights: {c.init_weights} ({report.get('format')}); {head} for "
+                      f"{self.num_classes} classes", flush=True)
+        else:
+            if c.init_weights:
+                logging.info("%s holds a checkpoint: --init_weights=%s is not read",
+                             _ckpt_dir(c), c.init_weights)
+            if c.freeze_up_to:
+                finetune.freeze(self.model, c.freeze_up_to)
+            if c.bn_inference:
+                finetune.set_bn_inference(self.model)
+        if c.freeze_up_to or c.bn_inference:
+            logging.info("%d of %d weights trainable (--freeze_up_to=%s, --bn_inference=%s)",
+                         len(self.model.trainable_weights), len(self.model.weights),
+                         c.freeze_up_to or "-", bool(c.bn_inference))
+        return report
 
     def _rng_states(self):
         """Dropout's random-generator states: model variables that Keras does not list among the
@@ -703,9 +789,14 @@ def run(config, strategy):
         path, step = trainer.restore()
         result = trainer.evaluate()
         result.update({f"val_top{k}_error": 1.0 - result[f"val_top{k}"] for k in TOP_K})
-        result.update(step=step, checkpoint=path)
+        # Without a checkpoint the EMA holds exactly the --init_weights values.
+        result.update(step=step, checkpoint=path, init_weights=None if path else config.init_weights)
         trainer.observer.write_json("eval.json", result)
-        print(f"Evaluation of {path} (EMA weights): top-1 error {result['val_top1_error']:.4f}, "
+        what = f"{path} (EMA weights)" if path else f"--init_weights={config.init_weights}"
+        if path and config.init_weights:
+            print(f"{config.model_dir} holds checkpoint {path}: it is evaluated, not "
+                  f"--init_weights (use another --model_dir to evaluate the file)", flush=True)
+        print(f"Evaluation of {what}: top-1 error {result['val_top1_error']:.4f}, "
               f"top-3 {result['val_top3_error']:.4f}, top-5 {result['val_top5_error']:.4f} on "
               f"{result['num_eval']} images", flush=True)
         return result
