@@ -260,6 +260,24 @@ def _inception_resnet(x, layout, scales, common):
     return x, aux_input
 
 
+def layout_block_names(name, variant=None):
+    """``block_names`` of the network ``name`` / ``variant`` read from its layout, without
+    building it (to check a block name, e.g. a freezing point, before any heavy work)."""
+    variant = DEFAULT_VARIANT[name] if variant is None else variant
+    if name == "inception_v4":
+        (n_a, n_b, n_c), last = V4_REPEATS, []
+        a, b, c = "inception_a", "inception_b", "inception_c"
+    else:
+        layout = RESNET_LAYOUTS[(name, variant)]
+        n_a, n_b, n_c = layout["repeats"]
+        n_c += 1 if layout["final_linear_block"] else 0
+        a, b, c = "inception_resnet_a", "inception_resnet_b", "inception_resnet_c"
+        last = ["conv_7b"] if layout["final_conv"] else []
+    return (["stem"] + [f"{a}_{i + 1}" for i in range(n_a)] + ["reduction_a"]
+            + [f"{b}_{i + 1}" for i in range(n_b)] + ["reduction_b"]
+            + [f"{c}_{i + 1}" for i in range(n_c)] + last)
+
+
 def block_names(model):
     """Names of the blocks in order (stem ... last C block, conv_7b), for endpoint models."""
     prefixes = ("stem", "inception_", "reduction_", "conv_7b")

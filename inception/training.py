@@ -118,7 +118,7 @@ def check_runtime(config, strategy):
         raise ValueError(f"dataset {info.name!r} has no validation/test split; use --mode=train")
     total = int(math.ceil(config.epochs * spe - 1e-9))
     if config.freeze_up_to:
-        blocks = block_names(config.model, config.variant or models.DEFAULT_VARIANT[config.model])
+        blocks = models.layout_block_names(config.model, config.variant or None)
         if config.freeze_up_to not in blocks:
             raise ValueError(f"--freeze_up_to={config.freeze_up_to!r} is not a block of "
                              f"{config.model}; its blocks: {', '.join(blocks)}")
@@ -132,22 +132,6 @@ def check_runtime(config, strategy):
     return Plan(info=info, strategy_name=type(strategy).__name__, num_replicas=replicas,
                 steps_per_epoch=spe, total_steps=total, num_epochs=int(math.ceil(total / spe)),
                 eval_batch_size=eval_batch, peak_lr=peak)
-
-
-def block_names(model, variant):
-    """``models.block_names`` of the network, without building it (for checking flags early)."""
-    if model == "inception_v4":
-        n_a, n_b, n_c = models.V4_REPEATS
-        a, b, c, last = "inception_a", "inception_b", "inception_c", []
-    else:
-        layout = models.RESNET_LAYOUTS[(model, variant)]
-        n_a, n_b, n_c = layout["repeats"]
-        n_c += 1 if layout["final_linear_block"] else 0
-        a, b, c = "inception_resnet_a", "inception_resnet_b", "inception_resnet_c"
-        last = ["conv_7b"] if layout["final_conv"] else []
-    return (["stem"] + [f"{a}_{i + 1}" for i in range(n_a)] + ["reduction_a"]
-            + [f"{b}_{i + 1}" for i in range(n_b)] + ["reduction_b"]
-            + [f"{c}_{i + 1}" for i in range(n_c)] + last)
 
 
 def per_replica_dropout(model):

@@ -200,9 +200,9 @@ def test_class_count_mismatch_in_eval_and_unknown_block_fail_clearly(finetuned, 
 
 
 def test_block_names_without_building_match_the_model(finetuned):
-    from inception import models, training
+    from inception import models
 
-    assert training.block_names("inception_resnet_v1", "paper") == models.block_names(
+    assert models.layout_block_names("inception_resnet_v1") == models.block_names(
         finetuned.trainer.model)
 
 

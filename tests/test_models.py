@@ -71,6 +71,11 @@ def test_every_block_output_shape_matches_the_paper(full_models, key):
     assert tuple(model.output.shape) == (None, 1000)
 
 
+@pytest.mark.parametrize("key", list(EXPECTED), ids=lambda k: f"{k[0]}-{k[1]}")
+def test_block_names_read_from_the_layouts_equal_the_built_models(full_models, key):
+    assert models.layout_block_names(*key) == models.block_names(full_models[key])
+
+
 def test_parameter_counts_equal_the_references(full_models):
     v4 = full_models[("inception_v4", None)]
     assert _count(v4.weights) == 42_711_400
