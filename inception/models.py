@@ -22,16 +22,13 @@ from inception.layers import (
 )
 from inception.weights import labeled  # noqa: F401  (registers the classifier of imported models)
 
-NAMES = ("inception_v4", "inception_resnet_v1", "inception_resnet_v2")
-VARIANTS = {
-    "inception_v4": ("paper",),
-    "inception_resnet_v1": ("paper",),
-    "inception_resnet_v2": ("release", "paper"),
-}
-DEFAULT_VARIANT = {"inception_v4": "paper", "inception_resnet_v1": "paper", "inception_resnet_v2": "release"}
-# The released code's residual scales for the A, B and C blocks (paper section 3.3 says 0.1-0.3).
-RESIDUAL_SCALES = (0.17, 0.10, 0.20)
-MIN_SIZE = 75
+from inception.networks import (  # noqa: E402,F401  (re-exported)
+    DEFAULT_VARIANT,
+    NAMES,
+    RESIDUAL_SCALES,
+    VARIANTS,
+)
+from inception.networks import MIN_IMAGE_SIZE as MIN_SIZE  # noqa: E402
 
 # Inception-ResNet layouts as data: stem, block counts, Table 1's k,l,m,n, branch widths.
 RESNET_LAYOUTS = {
