@@ -111,7 +111,7 @@ def main(argv):
     protocols = validate()
 
     # TensorFlow loads only after the checks above.
-    from inception import train_setup
+    from inception.train import devices as train_setup
     from inception.evaluation import report, runner
 
     train_setup.split_cpu(FLAGS.num_cpu_devices)

@@ -10,35 +10,12 @@
 
 Rerunning a command resumes from the last checkpoint in --model_dir. See README "Training".
 Errors (a bad --init_weights file included) print ``error: ...`` and exit with status 1.
+The flags are ``inception_cli/train_flags.py``; the work is ``inception_cli.train.main``.
 """
 
-import os
-import sys
+from inception_cli.train import main, run
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
-from absl import app, logging  # noqa: E402
-
-from inception import flags as flags_lib  # noqa: E402,F401  (defines and validates the flags)
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])} (flags start with --)")
-    from inception import training  # TensorFlow is imported only after the flags are valid
-
-    logging.set_verbosity(logging.INFO)
-    config = training.config_from_flags()
-    try:
-        strategy = training.setup(config)
-        training.run(config, strategy)
-    except (ValueError, training.TrainingError) as err:
-        logging.error("%s", err)
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        return 1
-    return 0
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -50,7 +50,8 @@ def main():
     args = parse_args()
     import tensorflow as tf
 
-    from inception import models, train_setup
+    from inception import models
+    from inception.train import devices as train_setup
     from inception.evaluation import crops, members, runner
 
     strategy = train_setup.make_strategy("one_device")

@@ -4,8 +4,8 @@ EMA averages them like the released trainer.
 
 MirroredStrategy over two logical CPU devices reproduces multi-GPU training. Logical devices must
 be configured before TensorFlow starts, so the distributed work runs in one process shared by all
-tests here: this file run as a script (``_child``). It runs ``main.main`` with the flags a user
-would type, keeps hold of the Trainer that run built, inspects every replica's variables and
+tests here: this file run as a script (``_child``). It runs main.py's ``main`` with the flags a
+user would type, keeps hold of the Trainer that run built, inspects every replica's variables and
 writes what it saw to JSON.
 """
 
@@ -77,18 +77,18 @@ def _child(data_dir, model_dir, out_path):
     import tensorflow as tf
 
     import main
-    from inception import flags as flags_lib
-    from inception import training
+    from inception.train import inputs, loop
+    from inception_cli import train_flags
 
     trainers = []
-    build = training.Trainer.__init__
+    build = loop.Trainer.__init__
 
     def keep(self, *args, **kwargs):
         build(self, *args, **kwargs)
         trainers.append(self)
 
-    training.Trainer.__init__ = keep
-    flags_lib.FLAGS(["main.py", "--mode=train_and_eval", f"--data_dir={data_dir}",
+    loop.Trainer.__init__ = keep
+    train_flags.FLAGS(["main.py", "--mode=train_and_eval", f"--data_dir={data_dir}",
                      f"--model_dir={model_dir}", f"--eval_batch_size={EVAL_BATCHES[0]}"]
                     + [f"--{k}={v}" if not isinstance(v, bool) else f"--{'' if v else 'no'}{k}"
                        for k, v in TINY.items()])
@@ -98,13 +98,13 @@ def _child(data_dir, model_dir, out_path):
     # The demo's first evaluation crashed here: 359 images in per-replica batches of 16.
     assert main.main(["main.py"]) == 0
     trainer = trainers[0]
-    config, strategy = trainer.config, trainer.strategy
+    config, strategy, task = trainer.config, trainer.strategy, trainer.task
     assert strategy.num_replicas_in_sync == 2
     out = {"summary": json.load(open(os.path.join(model_dir, "summary.json")))}
     local = strategy.experimental_local_results
 
     # 1. Dropout: identical inputs on both replicas, training=True.
-    dropout = trainer.model.get_layer("dropout")
+    dropout = task.model.get_layer("dropout")
     generator = dropout.seed_generator
     start = generator.state.numpy()
     ones = tf.ones([8, 64])
@@ -126,16 +126,16 @@ def _child(data_dir, model_dir, out_path):
     }
 
     # 2. After training (each replica saw different images) and the evaluation at the epoch's end.
-    stats = trainer.moving_statistics
+    stats = task.moving_statistics
     per_replica = [[x.numpy() for x in local(v.value)] for v in stats]
     out["statistics_moved"] = bool(any(np.any(r[0] != (0.0 if "mean" in v.path else 1.0))
                                        for v, r in zip(stats, per_replica)))
     out["replicas_equal"] = all(np.array_equal(r[0], r[1]) for r in per_replica)
-    n_trainable = len(trainer.model.trainable_variables)
-    averages = trainer.ema.averages[n_trainable:]
+    n_trainable = len(task.model.trainable_variables)
+    averages = task.ema.averages[n_trainable:]
     assert len(averages) == len(stats)
-    eval_by_path = {v.path: v for v in trainer.eval_model.weights}
-    train_to_eval = dict(zip(map(id, trainer._eval_sources), trainer._eval_targets))
+    eval_by_path = {v.path: v for v in task.eval_model.weights}
+    train_to_eval = dict(zip(map(id, task.eval_sources), task.eval_targets))
     eval_stats = [train_to_eval[id(a)] for a in averages]
     out["eval_model_equal_per_replica"] = all(
         all(np.array_equal(x.numpy(), a.numpy()) for x in local(t.value))
@@ -155,10 +155,11 @@ def _child(data_dir, model_dir, out_path):
     reference_vars = [tf.Variable(np.zeros_like(x) if "mean" in v.path else np.ones_like(x))
                       for v, x in zip(stats, final)]
     num_updates = tf.Variable(0, dtype=tf.int64)
-    reference = tf.train.ExponentialMovingAverage(config.ema_decay, num_updates=num_updates)
+    reference = tf.train.ExponentialMovingAverage(config.recipe.ema_decay,
+                                                  num_updates=num_updates)
     reference.apply(reference_vars)  # shadows start at the initial statistics
     checkpoint_dir = os.path.join(model_dir, "checkpoints")
-    for step in range(1, config.steps_per_epoch + 1):
+    for step in range(1, config.recipe.steps_per_epoch + 1):
         trainer.checkpoints.checkpoint.restore(
             os.path.join(checkpoint_dir, f"ckpt-{step}")).assert_existing_objects_matched()
         for variable, target in zip(stats, reference_vars):
@@ -177,8 +178,9 @@ def _child(data_dir, model_dir, out_path):
     out["eval"] = {str(EVAL_BATCHES[0]): trainer.last_eval}
     for batch in EVAL_BATCHES[1:]:
         trainer.plan.eval_batch_size = batch
-        trainer._eval_pipe = trainer._pipeline("eval", config.seed, is_training=False)
-        out["eval"][str(batch)] = trainer.evaluate()
+        trainer.validation.pipe = inputs.pipeline(config, trainer.plan, "eval", config.run.seed,
+                                                  is_training=False)
+        out["eval"][str(batch)] = trainer.validation.evaluate()
     with tf.device("/cpu:0"):
         out["one_device"] = _one_device_eval(exported, data_dir)
     with open(out_path, "w") as f:

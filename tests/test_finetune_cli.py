@@ -59,38 +59,41 @@ def _source(num_classes, images, path):
 @pytest.fixture(scope="module")
 def finetuned(tmp_path_factory, data_dir):
     """Sources saved, then a --mode=train fine-tuning run of 2 epochs x 15 steps from one."""
-    from inception import training
+    from inception import train
+    from inception.config import TrainConfig
 
     root = tmp_path_factory.mktemp("finetune")
     images = _digits(data_dir)
     sources = {"7": str(root / "source7.keras"), "10": str(root / "source10.keras")}
     values = {"7": _source(SOURCE_CLASSES, images, sources["7"]),
               "10": _source(10, images, sources["10"])}
-    config = training.make_config(
+    config = TrainConfig.from_flat(dict(
         mode="train", dataset="sklearn_digits", data_dir=data_dir, model_dir=str(root / "run"),
         aux_logits=False, batch_size=32, steps_per_epoch=15, epochs=2, learning_rate=0.02,
         bn_momentum=0.9, ema_decay=0.9, progress=False, checkpoint_every_steps=1000,
-        init_weights=sources["7"], freeze_up_to=FREEZE, bn_inference=True, **MODEL)
-    strategy = training.setup(config)
-    plan = training.check_runtime(config, strategy)
-    trainer = training.Trainer(config, strategy, plan)
-    initial = {v.path: np.array(v) for v in trainer.model.weights}
-    ema_initial = [np.array(a) for a in trainer.ema.averages]
-    ema_sources = [np.array(v) for v in trainer.ema.model_variables]
+        init_weights=sources["7"], freeze_up_to=FREEZE, bn_inference=True, **MODEL))
+    strategy = train.setup(config)
+    plan = train.check_runtime(config, strategy)
+    trainer = train.Trainer(config, strategy, plan)
+    task = trainer.task
+    initial = {v.path: np.array(v) for v in task.model.weights}
+    ema_initial = [np.array(a) for a in task.ema.averages]
+    ema_sources = [np.array(v) for v in task.ema.model_variables]
     step = trainer.train()
-    final = {v.path: np.array(v) for v in trainer.model.weights}
-    result = trainer.evaluate()
-    return types.SimpleNamespace(config=config, strategy=strategy, trainer=trainer, sources=sources,
+    final = {v.path: np.array(v) for v in task.model.weights}
+    result = trainer.validation.evaluate()
+    return types.SimpleNamespace(config=config, strategy=strategy, trainer=trainer, task=task,
+                                 sources=sources,
                     values=values, initial=initial, final=final, step=step, result=result,
                     ema_initial=ema_initial, ema_sources=ema_sources, images=images)
 
 
-def _frozen_paths(trainer):
+def _frozen_paths(task):
     from inception import models
 
-    names = models.block_names(trainer.model)
+    names = models.block_names(task.model)
     frozen = names[:names.index(FREEZE) + 1]
-    return [v.path for v in trainer.model.weights if v.path.split("/")[0] in frozen]
+    return [v.path for v in task.model.weights if v.path.split("/")[0] in frozen]
 
 
 def test_starts_from_the_given_weights_with_a_new_head(finetuned):
@@ -100,22 +103,22 @@ def test_starts_from_the_given_weights_with_a_new_head(finetuned):
     for path in body:  # by value: kernels, betas and the measured BN statistics
         np.testing.assert_array_equal(initial[path], source[path], err_msg=path)
     assert source["predictions/kernel"].shape[-1] == SOURCE_CLASSES
-    assert initial["predictions/kernel"].shape[-1] == 10 == finetuned.trainer.num_classes
+    assert initial["predictions/kernel"].shape[-1] == 10 == finetuned.task.num_classes
     # The EMA starts from the loaded values, not from the random initialization.
     for average, value in zip(finetuned.ema_initial, finetuned.ema_sources):
         np.testing.assert_array_equal(average, value)
 
 
 def test_frozen_blocks_and_bn_statistics_do_not_move_and_it_learns(finetuned):
-    trainer, initial, final = finetuned.trainer, finetuned.initial, finetuned.final
-    frozen = _frozen_paths(trainer)
+    task, initial, final = finetuned.task, finetuned.initial, finetuned.final
+    frozen = _frozen_paths(task)
     assert any("stem" in p for p in frozen) and any(p.startswith(FREEZE + "/") for p in frozen)
     for path in frozen:
         np.testing.assert_array_equal(final[path], initial[path], err_msg=path)
-    trainable = {v.path for v in trainer.model.trainable_weights}
+    trainable = {v.path for v in task.model.trainable_weights}
     assert trainable and not trainable & set(frozen)
     # --bn_inference: every BatchNorm everywhere keeps its moving statistics and its beta.
-    statistics = [v.path for v in trainer.moving_statistics]
+    statistics = [v.path for v in task.moving_statistics]
     assert len(statistics) == 2 * sum(1 for p in initial if p.endswith("/moving_mean"))
     assert not {p for p in trainable if "/batch_normalization/" in p or p.endswith("beta")}
     for path in statistics:
@@ -126,7 +129,7 @@ def test_frozen_blocks_and_bn_statistics_do_not_move_and_it_learns(finetuned):
     # It learns: the loss falls from the first epoch to the second, and the EMA model is well
     # above chance (0.1) on the held-out digits after 30 steps from random features (measured 0.36).
     import csv
-    with open(os.path.join(finetuned.config.model_dir, "metrics.csv")) as f:
+    with open(os.path.join(finetuned.config.run.model_dir, "metrics.csv")) as f:
         losses = [float(r["loss"]) for r in csv.DictReader(f)]
     assert len(losses) == 2 and losses[1] < losses[0], losses
     assert finetuned.step == 30 and finetuned.result["val_top1"] > 0.2, finetuned.result
@@ -134,37 +137,37 @@ def test_frozen_blocks_and_bn_statistics_do_not_move_and_it_learns(finetuned):
 
 def test_run_config_records_the_start_and_a_resume_restores_the_checkpoint(finetuned):
     import json
-    from inception import training
+    from inception import train
 
     config, strategy = finetuned.config, finetuned.strategy
-    with open(os.path.join(config.model_dir, "run_config.json")) as f:
+    with open(os.path.join(config.run.model_dir, "run_config.json")) as f:
         recorded = json.load(f)
-    assert recorded["init_weights"] == config.init_weights
+    assert recorded["init_weights"] == config.model.init_weights
     assert recorded["freeze_up_to"] == FREEZE and recorded["bn_inference"] is True
     # Rerunning the command: the checkpoint wins; the file is not read again (a missing file
     # would not matter), and the frozen layout matches the checkpoint's optimizer slots.
-    resumed = training.Trainer(config, strategy, training.check_runtime(config, strategy))
-    assert resumed.init_report is None
+    resumed = train.Trainer(config, strategy, train.check_runtime(config, strategy))
+    assert resumed.task.init_report is None
     path, step = resumed.restore()
     assert path and step == finetuned.step
-    for v in resumed.model.weights:
+    for v in resumed.task.model.weights:
         np.testing.assert_array_equal(np.array(v), finetuned.final[v.path], err_msg=v.path)
-    assert not {v.path for v in resumed.model.trainable_weights} & set(_frozen_paths(resumed))
+    assert not ({v.path for v in resumed.task.model.trainable_weights}
+                & set(_frozen_paths(resumed.task)))
     # Another start is another run.
-    other = training.make_config(**dict(vars(config), init_weights=finetuned.sources["10"]))
-    with pytest.raises(training.TrainingError, match="init_weights"):
-        training.Trainer(other, strategy, training.check_runtime(other, strategy))
+    other = config.replace(init_weights=finetuned.sources["10"])
+    with pytest.raises(train.TrainingError, match="init_weights"):
+        train.Trainer(other, strategy, train.check_runtime(other, strategy))
 
 
 def test_eval_of_init_weights_needs_no_checkpoint(finetuned, tmp_path, data_dir):
     import keras
-    from inception import data, training
+    from inception import data, train
 
-    config = training.make_config(**dict(
-        vars(finetuned.config), mode="eval", model_dir=str(tmp_path / "eval"),
-        init_weights=finetuned.sources["10"], freeze_up_to="", bn_inference=False,
-        eval_batch_size=100))
-    result = training.run(config, finetuned.strategy)
+    config = finetuned.config.replace(
+        mode="eval", model_dir=str(tmp_path / "eval"), init_weights=finetuned.sources["10"],
+        freeze_up_to="", bn_inference=False, eval_batch_size=100)
+    result = train.run(config, finetuned.strategy)
     assert result["checkpoint"] is None and result["init_weights"] == finetuned.sources["10"]
     assert os.path.exists(tmp_path / "eval" / "eval.json")
     # The source model itself on the same images (Keras' loader, no trainer code).
@@ -183,19 +186,19 @@ def test_eval_of_init_weights_needs_no_checkpoint(finetuned, tmp_path, data_dir)
 
 
 def test_class_count_mismatch_in_eval_and_unknown_block_fail_clearly(finetuned, tmp_path):
-    from inception import training
+    from inception import train
 
-    base = dict(vars(finetuned.config), model_dir=str(tmp_path / "bad"))
+    base = finetuned.config.replace(model_dir=str(tmp_path / "bad"))
     # Evaluating a file of 7 classes on 10: refused (a fresh head would score chance).
-    config = training.make_config(**dict(base, mode="eval", init_weights=finetuned.sources["7"],
-                                         freeze_up_to="", bn_inference=False))
+    config = base.replace(mode="eval", init_weights=finetuned.sources["7"], freeze_up_to="",
+                          bn_inference=False)
     with pytest.raises(ValueError, match="7 classes"):
-        training.run(config, finetuned.strategy)
+        train.run(config, finetuned.strategy)
     assert not os.path.exists(tmp_path / "bad"), "a refused file must leave no run directory"
     # A block name of the family that this variant does not have: refused before building.
-    config = training.make_config(**dict(base, freeze_up_to="inception_resnet_a_7"))
+    config = base.replace(freeze_up_to="inception_resnet_a_7")
     with pytest.raises(ValueError, match="not a block of inception_resnet_v1; its blocks: stem"):
-        training.check_runtime(config, finetuned.strategy)
+        train.check_runtime(config, finetuned.strategy)
     assert not os.path.exists(tmp_path / "bad" / "run_config.json")
 
 
@@ -203,7 +206,7 @@ def test_block_names_without_building_match_the_model(finetuned):
     from inception import models
 
     assert models.layout_block_names("inception_resnet_v1") == models.block_names(
-        finetuned.trainer.model)
+        finetuned.task.model)
 
 
 @pytest.mark.parametrize("args,message", [

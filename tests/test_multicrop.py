@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from inception import models, train_setup
+from inception import models
+from inception.train import devices as train_setup
 from inception.data import datasets, preprocessing
 from inception.evaluation import crops, members, runner
 from inception.export import data as export_data
@@ -40,7 +41,7 @@ def data_dir(digits_dir):
 def run_dir(trained_run):
     """A real training run (tests/conftest.py: train_and_eval, 60 steps): ema_model.keras and
     summary.json with val_top*, in a directory named 'demo'."""
-    return trained_run[0].model_dir
+    return trained_run[0].run.model_dir
 
 
 @pytest.fixture(scope="module")

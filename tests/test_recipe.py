@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from inception import blocks, layers, models, train_state
+from inception import blocks, layers, models
+from inception.train import state as train_state
 
 NAMES = ("inception_v4", "inception_resnet_v1", "inception_resnet_v2")
 WEIGHT_DECAY = 4e-5
@@ -174,7 +175,7 @@ def test_classifier_and_aux_logits_are_float32_under_mixed_precision(mixed_model
 
 def test_died_threshold_help_says_where_the_signal_is_measured():
     """The died fraction is the mean over the epoch's training steps, not a validation batch."""
-    from inception import flags as flags_lib
+    from inception_cli import train_flags
 
-    text = flags_lib.FLAGS["died_threshold"].help
+    text = train_flags.FLAGS["died_threshold"].help
     assert "training steps" in text and "validation" not in text

@@ -20,6 +20,7 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAIN = os.path.join(REPO, "main.py")
+FAULTY_MAIN = os.path.join(REPO, "tests", "faulty_main.py")  # main.py plus injected faults
 
 # A small but real network: Inception-ResNet-v1 at a tenth of the width, no auxiliary head.
 SMALL = ["--dataset=sklearn_digits", "--model=inception_resnet_v1", "--width_multiplier=0.1",
@@ -40,9 +41,9 @@ def _env(extra=None):
     return env
 
 
-def _start(args, log_path, env=None):
+def _start(args, log_path, env=None, program=MAIN):
     log = open(log_path, "w")
-    return subprocess.Popen([sys.executable, MAIN] + list(args), stdout=log,
+    return subprocess.Popen([sys.executable, program] + list(args), stdout=log,
                             stderr=subprocess.STDOUT, env=_env(env), cwd=REPO)
 
 
@@ -52,8 +53,8 @@ def _finish(proc, log_path, timeout=400):
         return rc, f.read()
 
 
-def _run(args, log_path, env=None, timeout=400):
-    return _finish(_start(args, log_path, env), log_path, timeout)
+def _run(args, log_path, env=None, timeout=400, program=MAIN):
+    return _finish(_start(args, log_path, env, program), log_path, timeout)
 
 
 def _fingerprints(text):
@@ -128,12 +129,12 @@ def test_runtime_checks_give_clear_messages(tmp_path, data_dir):
 def test_flagfile_and_command_line_override(tmp_path):
     from absl import flags as absl_flags
 
-    from inception import flags as flags_lib
+    from inception_cli import train_flags
 
     cfg = tmp_path / "x.cfg"
     cfg.write_text("--batch_size=64\n--image_size=99\n")
     values = absl_flags.FlagValues()
-    for flag in flags_lib.FLAGS.get_flags_for_module(flags_lib.__name__):
+    for flag in train_flags.FLAGS.get_flags_for_module(train_flags.__name__):
         values[flag.name] = flag
     values(["prog", f"--flagfile={cfg}", "--image_size=80"])
     try:
@@ -145,14 +146,15 @@ def test_flagfile_and_command_line_override(tmp_path):
 def test_configs_parse_and_hold_the_paper_recipe():
     from absl import flags as absl_flags
 
-    from inception import flags as flags_lib
+    from inception_cli import train_flags
 
     for name in ("irv2", "irv1", "v4", "irv2_paper", "demo"):
         values = absl_flags.FlagValues()
-        for flag in flags_lib.FLAGS.get_flags_for_module(flags_lib.__name__):
+        for flag in train_flags.FLAGS.get_flags_for_module(train_flags.__name__):
             values[flag.name] = flag
         values(["prog", f"--flagfile={os.path.join(REPO, 'configs', name + '.cfg')}"])
         try:
+            train_flags.to_config(values)  # every config file is a valid TrainConfig
             if name != "demo":
                 assert values.dataset == "imagenet2012" and values.image_size == 299
                 assert (values.rmsprop_decay, values.momentum, values.rmsprop_epsilon) == (0.9, 0.9, 1.0)
@@ -166,7 +168,7 @@ def test_configs_parse_and_hold_the_paper_recipe():
 
 # ------------------------------------------------------------------------ recipe units -------
 def test_learning_rate_schedule_and_scaling():
-    from inception import train_state
+    from inception.train import state as train_state
 
     assert train_state.scaled_learning_rate(0.045, 256, 32, "linear") == pytest.approx(0.36)
     assert train_state.scaled_learning_rate(0.045, 128, 32, "sqrt") == pytest.approx(0.09)
@@ -182,7 +184,7 @@ def test_weight_average_follows_the_released_decay_rule():
     import keras
     import tensorflow as tf
 
-    from inception import train_state
+    from inception.train import state as train_state
 
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     with strategy.scope():
@@ -222,7 +224,7 @@ def test_run_directory_is_complete(trained):
     import tensorflow as tf
 
     config, _, summary = trained
-    d = config.model_dir
+    d = config.run.model_dir
     run_config = json.load(open(os.path.join(d, "run_config.json")))
     assert run_config["model"] == "inception_resnet_v1" and run_config["image_size"] == 75
     assert run_config["num_classes"] == 10 and run_config["build_options"]["aux_logits"] is False
@@ -252,10 +254,10 @@ def test_run_directory_is_complete(trained):
 
 
 def test_eval_mode_reproduces_summary(trained):
-    from inception import training
+    from inception import train
 
     config, strategy, summary = trained
-    result = training.run(training.make_config(**dict(vars(config), mode="eval")), strategy)
+    result = train.run(config.replace(mode="eval"), strategy)
     for k in (1, 3, 5):
         assert result[f"val_top{k}_error"] == pytest.approx(summary[f"val_top{k}_error"], abs=1e-9)
     assert result["num_eval"] == summary["num_eval"] and result["step"] == summary["steps"]
@@ -268,7 +270,7 @@ def test_exported_model_matches_evaluation(trained, data_dir):
     from inception import data
 
     config, _, summary = trained
-    model = keras.saving.load_model(os.path.join(config.model_dir, "ema_model.keras"))
+    model = keras.saving.load_model(os.path.join(config.run.model_dir, "ema_model.keras"))
     pipe = data.InputPipeline("sklearn_digits", split="eval", image_size=75, global_batch_size=64,
                               is_training=False, data_dir=data_dir)
     correct = total = 0
@@ -279,31 +281,30 @@ def test_exported_model_matches_evaluation(trained, data_dir):
 
 
 def test_a_different_run_in_the_same_model_dir_is_refused(trained):
-    from inception import training
+    from inception import train
 
     config, strategy, _ = trained
-    other = training.make_config(**dict(vars(config), width_multiplier=0.2))
-    with pytest.raises(training.TrainingError, match="holds a different run"):
-        training.run(other, strategy)
+    other = config.replace(width_multiplier=0.2)
+    with pytest.raises(train.TrainingError, match="holds a different run"):
+        train.run(other, strategy)
     # Its checkpoints hold averaged BatchNorm statistics: evaluating without them is refused.
-    other = training.make_config(**dict(vars(config), mode="eval", ema_bn_statistics=False))
-    with pytest.raises(training.TrainingError, match="--noema_bn_statistics"):
-        training.run(other, strategy)
+    other = config.replace(mode="eval", ema_bn_statistics=False)
+    with pytest.raises(train.TrainingError, match="--noema_bn_statistics"):
+        train.run(other, strategy)
 
 
 def test_noema_bn_statistics_evaluates_with_the_raw_statistics(trained, tmp_path):
     """The default averages the BN statistics (tests/test_distributed.py checks the values); the
     flag keeps them out of the EMA and evaluates/exports the raw ones."""
-    from inception import training
+    from inception import train
 
     config, strategy, _ = trained
-    raw = training.make_config(**dict(vars(config), model_dir=str(tmp_path / "raw"),
-                                      ema_bn_statistics=False))
-    trainer = training.Trainer(raw, strategy, training.check_runtime(raw, strategy))
-    statistics = {id(v) for v in trainer.moving_statistics}
+    raw = config.replace(model_dir=str(tmp_path / "raw"), ema_bn_statistics=False)
+    task = train.Trainer(raw, strategy, train.check_runtime(raw, strategy)).task
+    statistics = {id(v) for v in task.moving_statistics}
     assert len(statistics) > 100
-    assert len(trainer.ema.averages) == len(trainer.model.trainable_variables)
-    pairs = [(s, t) for s, t in zip(trainer._eval_sources, trainer._eval_targets)
+    assert len(task.ema.averages) == len(task.model.trainable_variables)
+    pairs = [(s, t) for s, t in zip(task.eval_sources, task.eval_targets)
              if not t.trainable]  # the inference model's BN statistics (no aux head)
     assert len(pairs) > 100 and all(id(s) in statistics for s, _ in pairs)
 
@@ -347,8 +348,8 @@ def test_nan_loss_stops_cleanly_keeping_the_last_good_checkpoint(tmp_path, data_
     d = tmp_path / "nan"
     rc, out = _run(SMALL + [f"--data_dir={data_dir}", f"--model_dir={d}", "--mode=train",
                             "--batch_size=8", "--steps_per_epoch=20", "--epochs=1",
-                            "--checkpoint_every_steps=2", "--test_inject_nan_at_step=4"],
-                   tmp_path / "nan.log")
+                            "--checkpoint_every_steps=2", "--inject_nan_at_step=4"],
+                   tmp_path / "nan.log", program=FAULTY_MAIN)
     assert rc == 1, out[-3000:]
     assert "training stopped at step 5: the loss is NaN" in out
     assert "last good checkpoint" in out and "ckpt-4" in out

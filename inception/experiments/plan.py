@@ -30,7 +30,8 @@ RELEASED_SCALES = ("0.17", "0.10", "0.20")
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
-    """One training run: a name (its directory), the claim it serves, and main.py flag values."""
+    """One training run: a name (its directory), the claim it serves, and its config as flat
+    field values (``TrainConfig.from_flat``; the names are main.py's flags)."""
     name: str
     claim: str
     flags: dict

@@ -37,15 +37,16 @@ def train_one(spec, directory):
     """
     import keras
 
-    from inception import training
+    from inception import train
+    from inception.config import TrainConfig
 
-    config = training.make_config(model_dir=directory, **spec.flags)
-    strategy = training.setup(config)
+    config = TrainConfig.from_flat(dict(spec.flags, model_dir=directory))
+    strategy = train.setup(config)
     started = time.time()
     try:
-        summary = training.run(config, strategy)
+        summary = train.run(config, strategy)
         result = {"state": "finished", "steps": summary["steps"]}
-    except training.TrainingError as err:
+    except train.TrainingError as err:
         result = {"state": "diverged", "reason": str(err)}
     finally:
         keras.backend.clear_session()

@@ -1,20 +1,17 @@
-"""Training state: learning-rate schedule, optimizer, moving average of the weights, checkpoints.
+"""Training state: learning-rate schedule, optimizer, moving average of the weights.
 
-Everything that a resumed run needs lives in one ``tf.train.Checkpoint``: the model (weights, BN
-statistics, dropout RNG state), the optimizer (slots and ``iterations``, the global step that
-also positions the learning-rate schedule and the epoch), and the EMA variables.
+Everything that a resumed run needs lives in one ``tf.train.Checkpoint`` (``rundir.Checkpoints``):
+the model (weights, BN statistics, dropout RNG state), the optimizer (slots and ``iterations``,
+the global step that also positions the learning-rate schedule and the epoch), and the EMA
+variables.
 """
 
 import hashlib
 import math
-import os
-import shutil
-import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
 
 def scaled_learning_rate(base_lr, global_batch, reference_batch, rule):
@@ -155,58 +152,3 @@ def fingerprint(variables):
     for v in variables:
         digest.update(np.ascontiguousarray(np.asarray(v)).tobytes())
     return digest.hexdigest()[:16]
-
-
-class Checkpoints:
-    """Atomic, rotating checkpoints of the training state.
-
-    tf.train.Checkpoint writes the data and index files of a new checkpoint under temporary names
-    and renames them into place, and only then does ``CheckpointManager`` rewrite the
-    ``checkpoint`` state file (atomically: temp file + rename). A crash mid-write therefore
-    leaves at most unreferenced temporary files; the state file keeps naming the previous,
-    complete checkpoint, and restore reads only what the state file names.
-
-    Under ``MultiWorkerMirroredStrategy`` every worker must take part in saving; non-chief
-    workers write to a private temporary directory that is deleted right after.
-    """
-
-    def __init__(self, directory, chief, task, max_to_keep, **trackables):
-        self.directory = directory
-        self.chief = chief
-        self.checkpoint = tf.train.Checkpoint(**trackables)
-        if chief:
-            target = directory
-        else:
-            target = os.path.join(tempfile.gettempdir(), f"inception_ckpt_{task}_{os.getpid()}")
-        self._target = target
-        self.manager = tf.train.CheckpointManager(self.checkpoint, target, max_to_keep=max_to_keep)
-        # Non-chief workers resume from what the chief wrote.
-        self.latest = tf.train.latest_checkpoint(directory)
-
-    def restore(self):
-        """Restores the newest complete checkpoint; returns its path or None."""
-        if not self.latest:
-            return None
-        self.checkpoint.restore(self.latest).assert_existing_objects_matched()
-        return self.latest
-
-    def save(self, step):
-        path = self.manager.save(checkpoint_number=int(step))
-        if not self.chief:
-            shutil.rmtree(self._target, ignore_errors=True)
-        else:
-            logging.info("checkpoint written: %s", path)
-        return path
-
-
-def save_keras_atomically(model, path):
-    """Writes ``model`` to ``path`` via a temporary file in the same directory and a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".keras", dir=directory)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

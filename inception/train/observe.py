@@ -5,7 +5,7 @@ Only the chief writes files; other workers get no-op writers.
 """
 
 import csv
-import json
+import math
 import os
 import time
 
@@ -13,6 +13,8 @@ import keras
 import tensorflow as tf
 from absl import logging
 from tensorflow.core.framework import summary_pb2
+
+from inception.train import rundir
 
 # TensorBoard's scalar plugin reads summaries tagged with this metadata. Writing them through
 # tf.summary.write keeps the tensorboard package out of the training dependencies (it is only
@@ -31,7 +33,9 @@ CSV_FIELDS = ("epoch", "step", "lr", "loss", "train_top1", "train_top3", "train_
 
 
 class StepStats:
-    """Running sums over the steps of one epoch (as returned by the train step)."""
+    """Running sums of the train step's outputs: loss, top-1/3/5 hits, timed images and, when
+    given, the died counts. The loop keeps one per epoch (reset at each epoch's start) and one
+    for everything this process trained (the summary's images/s)."""
 
     def __init__(self):
         self.reset()
@@ -59,6 +63,12 @@ class StepStats:
         if seconds is not None:
             self.images += count
             self.seconds += seconds
+
+    def add_step(self, out, seconds=None, died=False):
+        """Adds one train step's outputs (``out``); ``died``: also its died counts."""
+        count = float(out["count"])
+        correct = [float(out[f"top{k}"]) for k in (1, 3, 5)]
+        self.add(float(out["loss"]) * count, count, correct, seconds, out if died else None)
 
     def loss(self):
         return self.loss_sum / max(self.count, 1)
@@ -105,6 +115,26 @@ class Observer:
             for name, value in values.items():
                 _scalar(name, value)
 
+    def train_step_scalars(self, step, stats, out):
+        """The TensorBoard train scalars of the epoch so far (``stats``) at ``step``."""
+        acc = stats.accuracy()
+        self.train_scalars(step, {
+            "loss": stats.loss(), "learning_rate": float(out["lr"]),
+            "top1_accuracy": acc[0], "top3_accuracy": acc[1], "top5_accuracy": acc[2],
+            "images_per_sec": stats.images_per_sec(), "grad_norm": float(out["grad_norm"])})
+
+    def report_eval(self, step, epoch, result):
+        """An epoch's validation result: TensorBoard, the log and (chief) the console."""
+        self.val_scalars(step, {
+            "loss": result["val_loss"], "top1_accuracy": result["val_top1"],
+            "top3_accuracy": result["val_top3"], "top5_accuracy": result["val_top5"]})
+        logging.info("epoch %g: val top-1 %.4f top-3 %.4f top-5 %.4f loss %.4f (%d images, "
+                     "EMA weights)", epoch, result["val_top1"], result["val_top3"],
+                     result["val_top5"], result["val_loss"], result["num_eval"])
+        if self.chief:
+            print(f"Epoch {epoch}: val top-1 {result['val_top1']:.4f}, top-5 "
+                  f"{result['val_top5']:.4f} (EMA weights)", flush=True)
+
     def val_scalars(self, step, values):
         with self.val_writer.as_default(step=step):
             for name, value in values.items():
@@ -130,14 +160,8 @@ class Observer:
             writer.writerow({k: _fmt(row.get(k)) for k in CSV_FIELDS})
 
     def write_json(self, name, payload):
-        if not self.chief:
-            return
-        path = os.path.join(self.model_dir, name)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
+        if self.chief:
+            rundir.write_json(self.model_dir, name, payload)
 
 
 def _fmt(value):
@@ -146,6 +170,18 @@ def _fmt(value):
     if isinstance(value, float):
         return f"{value:.6g}"
     return value
+
+
+def epoch_row(stats):
+    """The metrics.csv fields of an epoch's training ``stats``."""
+    row = {"loss": stats.loss(), "train_images_per_sec": stats.images_per_sec(),
+           "died_fraction": stats.died_fraction(), "dead_channels": stats.dead_channels()}
+    row.update({f"train_top{k}": a for k, a in zip((1, 3, 5), stats.accuracy())})
+    return row
+
+
+def finite_or_none(x):
+    return float(x) if x is not None and math.isfinite(x) else None
 
 
 def check_died(fraction, dead_channels, threshold, epoch):

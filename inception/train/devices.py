@@ -1,7 +1,8 @@
 """Process-level setup for training: devices, the tf.distribute strategy, precision, determinism.
 
 Everything here must run before TensorFlow executes its first op (a multi-worker strategy and
-logical devices cannot be configured later), so ``main.py`` calls it first.
+logical devices cannot be configured later): ``setup`` is the first thing ``inception.train.run``
+does when it is not given a strategy (``evaluate.py`` uses the pieces directly).
 """
 
 import json
@@ -100,3 +101,16 @@ def set_determinism(seed, deterministic):
     if deterministic:
         tf.config.experimental.enable_op_determinism()
         logging.info("deterministic: op determinism on, seed %d", seed)
+
+
+def setup(config):
+    """Devices, strategy, precision and seeds of ``config`` (a ``config.TrainConfig``): call
+    before anything else touches TensorFlow. Returns the strategy."""
+    c = config.run
+    split_cpu(c.num_cpu_devices)
+    name = resolve_strategy_name(c.strategy, c.tpu)
+    strategy = make_strategy(name, c.tpu)
+    set_precision(c.mixed_precision)
+    set_determinism(c.seed, c.deterministic)
+    logging.info("strategy %s with %d replica(s)", name, strategy.num_replicas_in_sync)
+    return strategy

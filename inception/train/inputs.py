@@ -1,0 +1,56 @@
+"""The run's input: training pipelines per epoch (seeded, resumable mid-epoch) and the
+evaluation pipeline, distributed over the strategy's replicas and hosts."""
+
+from absl import logging
+
+from inception import data as data_lib
+
+
+def pipeline(config, plan, split, seed, is_training):
+    """The InputPipeline of ``split``: training crops and colour from the config (or the
+    dataset's defaults), evaluation padded to full batches of ``plan.eval_batch_size``."""
+    d = config.data
+    kwargs = {}
+    if is_training:
+        if d.area_range:
+            kwargs["area_range"] = d.area_range
+        if d.min_object_covered >= 0:
+            kwargs["min_object_covered"] = d.min_object_covered
+        if d.color_distortion != "default":
+            kwargs["color_distortion"] = d.color_distortion
+    return data_lib.InputPipeline(
+        d.dataset, split=split, image_size=config.model.image_size,
+        global_batch_size=config.recipe.batch_size if is_training else plan.eval_batch_size,
+        is_training=is_training, data_dir=d.data_dir or None,
+        manual_dir=d.manual_dir or None, download=d.download, seed=seed,
+        deterministic=config.run.deterministic, drop_remainder=is_training,
+        pad_to_full_batches=not is_training, **kwargs)
+
+
+def epoch_dataset(config, strategy, plan, epoch, offset):
+    """(the distributed training data of ``epoch`` starting ``offset`` steps into it, its
+    pipeline).
+
+    Each epoch draws its own pipeline seed from (--seed, epoch), so an epoch's order and
+    crops do not depend on when the process started. A run resumed mid-epoch with
+    --deterministic skips the ``offset`` batches already trained on (they are decoded and
+    dropped: exact, costs up to one epoch of input work); without --deterministic it draws
+    a fresh order for the rest of the epoch instead (no input work wasted).
+    """
+    run = config.run
+    exact = run.deterministic or offset == 0
+    seed = (run.seed * 7919 + epoch * 104729 + (0 if exact else offset * 15485863)) % (2**31)
+    pipe = pipeline(config, plan, "train", seed, is_training=True)
+    skip = offset if (run.deterministic and offset) else 0
+
+    def input_fn(context):
+        dataset = pipe.input_fn(context)
+        if skip:
+            per_step = context.num_replicas_in_sync // context.num_input_pipelines
+            dataset = dataset.skip(skip * per_step)
+        return dataset
+
+    if skip:
+        logging.info("skipping the %d batches of epoch %d consumed before the restart",
+                     skip, epoch + 1)
+    return strategy.distribute_datasets_from_function(input_fn), pipe

@@ -1,0 +1,157 @@
+"""The run directory: its identity (``run_config.json``), checkpoints, resume, atomic files.
+
+A ``model_dir`` holds one run. Rerunning resumes it from its newest complete checkpoint; a config
+that would make it another run (``_RUN_IDENTITY``) is refused instead of overwriting it. Every
+file is written whole or not at all (temporary file + rename), so a crash never leaves a torn
+``summary.json``, ``ema_model.keras`` or checkpoint behind.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+from absl import logging
+
+from inception import networks
+from inception.train.errors import TrainingError
+
+RUN_CONFIG = "run_config.json"
+# Fields that must match for a model_dir to be resumed.
+# init_weights: a rerun with other initial weights is another run, not a resume (the checkpoint
+# would silently win over the file).
+_RUN_IDENTITY = ("model", "variant", "width_multiplier", "image_size", "num_classes", "dataset",
+                 "batch_size", "steps_per_epoch", "ema_bn_statistics", "init_weights",
+                 "freeze_up_to", "bn_inference")
+# Fields that also change what a checkpoint holds (ema_bn_statistics: the averaged moving
+# statistics; freeze_up_to, bn_inference: which variables have optimizer slots and averages), so
+# --mode=eval must match them too; and their values in runs written before the field existed.
+_CHECKPOINT_LAYOUT = ("ema_bn_statistics", "freeze_up_to", "bn_inference")
+_RUN_DEFAULTS = {"ema_bn_statistics": False, "init_weights": "", "freeze_up_to": "",
+                 "bn_inference": False}
+_RECIPE = ("learning_rate", "lr_reference_batch", "lr_scaling", "lr_decay_rate",
+           "lr_decay_epochs", "warmup_epochs", "rmsprop_decay", "momentum", "rmsprop_epsilon",
+           "clip_norm", "label_smoothing", "weight_decay", "ema_decay", "aux_loss_weight",
+           "epochs", "seed", "deterministic", "mixed_precision")
+
+
+def checkpoint_dir(model_dir):
+    return os.path.join(model_dir, "checkpoints")
+
+
+def describe(config, plan, train_options, infer_options):
+    """The run_config.json of this run: its identity, build options and recipe."""
+    m, flat = config.model, config.to_flat()
+    json_options = dict(infer_options, input_shape=list(infer_options["input_shape"]))
+    return {
+        "model": m.name, "variant": m.variant or networks.DEFAULT_VARIANT[m.name],
+        "width_multiplier": m.width_multiplier, "image_size": m.image_size,
+        "num_classes": plan.info.num_classes, "dataset": plan.info.name,
+        "label_names": list(plan.info.label_names),
+        "build_options": dict(json_options, name=m.name),
+        "train_build_options": dict(train_options, input_shape=list(train_options["input_shape"])),
+        "batch_size": config.recipe.batch_size, "steps_per_epoch": plan.steps_per_epoch,
+        "peak_learning_rate": plan.peak_lr,
+        "recipe": {k: flat[k] for k in _RECIPE},
+        "ema_bn_statistics": bool(config.recipe.ema_bn_statistics),
+        "init_weights": m.init_weights, "init_new_head": bool(m.init_new_head),
+        "freeze_up_to": m.freeze_up_to, "bn_inference": bool(m.bn_inference),
+    }
+
+
+def check_identity(run_config, current, chief):
+    """Refuses a model_dir of another run; returns the run_config.json to write (or None).
+
+    ``run_config`` is the config's RunConfig, ``current`` this run's ``describe``."""
+    path = os.path.join(run_config.model_dir, RUN_CONFIG)
+    eval_mode = run_config.mode == "eval"
+    if os.path.exists(path):
+        with open(path) as f:
+            previous = dict(_RUN_DEFAULTS, **json.load(f))
+        keys = _CHECKPOINT_LAYOUT if eval_mode else _RUN_IDENTITY
+        diffs = "; ".join(f"{k}: {previous.get(k)!r} there, {current[k]!r} now"
+                          for k in keys if previous.get(k) != current[k])
+        if diffs and eval_mode:
+            raise TrainingError(
+                f"--model_dir={run_config.model_dir!r} was trained with flags that decide what "
+                f"its checkpoints hold ({diffs}); evaluate it with those flags (e.g. "
+                "--noema_bn_statistics for a run that did not average the BatchNorm "
+                "statistics, the run's --freeze_up_to and --bn_inference).")
+        if diffs:
+            raise TrainingError(
+                f"--model_dir={run_config.model_dir!r} holds a different run ({diffs}). "
+                "Resume it with its own flags, or pass a new --model_dir.")
+        if eval_mode:
+            return None
+    return current if chief and not eval_mode else None
+
+
+def write_json(model_dir, name, payload):
+    """``model_dir/name`` <- ``payload`` as JSON, atomically."""
+    path = os.path.join(model_dir, name)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def write_labels(model_dir, label_names):
+    with open(os.path.join(model_dir, "labels.txt"), "w") as f:
+        f.write("\n".join(label_names) + "\n")
+
+
+class Checkpoints:
+    """Atomic, rotating checkpoints of the training state.
+
+    tf.train.Checkpoint writes the data and index files of a new checkpoint under temporary names
+    and renames them into place, and only then does ``CheckpointManager`` rewrite the
+    ``checkpoint`` state file (atomically: temp file + rename). A crash mid-write therefore
+    leaves at most unreferenced temporary files; the state file keeps naming the previous,
+    complete checkpoint, and restore reads only what the state file names.
+
+    Under ``MultiWorkerMirroredStrategy`` every worker must take part in saving; non-chief
+    workers write to a private temporary directory that is deleted right after.
+    """
+
+    def __init__(self, directory, chief, task, max_to_keep, **trackables):
+        self.directory = directory
+        self.chief = chief
+        self.checkpoint = tf.train.Checkpoint(**trackables)
+        if chief:
+            target = directory
+        else:
+            target = os.path.join(tempfile.gettempdir(), f"inception_ckpt_{task}_{os.getpid()}")
+        self._target = target
+        self.manager = tf.train.CheckpointManager(self.checkpoint, target, max_to_keep=max_to_keep)
+        # Non-chief workers resume from what the chief wrote.
+        self.latest = tf.train.latest_checkpoint(directory)
+
+    def restore(self):
+        """Restores the newest complete checkpoint; returns its path or None."""
+        if not self.latest:
+            return None
+        self.checkpoint.restore(self.latest).assert_existing_objects_matched()
+        return self.latest
+
+    def save(self, step):
+        path = self.manager.save(checkpoint_number=int(step))
+        if not self.chief:
+            shutil.rmtree(self._target, ignore_errors=True)
+        else:
+            logging.info("checkpoint written: %s", path)
+        return path
+
+
+def save_keras_atomically(model, path):
+    """Writes ``model`` to ``path`` via a temporary file in the same directory and a rename."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".keras", dir=directory)
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -1,0 +1,45 @@
+"""Train or evaluate Inception-v4 / Inception-ResNet-v1/v2 with the paper's recipe (the command
+``main.py`` runs; README "Training").
+
+    python main.py --flagfile=configs/demo.cfg                      # embedded dataset, minutes
+    python main.py --flagfile=configs/irv2.cfg --batch_size=512     # the command line wins
+    python main.py --flagfile=configs/demo.cfg --mode=eval          # evaluate the last checkpoint
+
+Rerunning a command resumes from the last checkpoint in --model_dir. Errors (a bad
+--init_weights file included) print ``error: ...`` and exit with status 1.
+"""
+
+import os
+import sys
+
+from absl import app, logging
+
+from inception_cli import common
+from inception_cli import train_flags  # noqa: F401  (defines and validates the flags)
+
+
+def main(argv, loss_hook=None):
+    """Runs the parsed flags; returns the exit status. ``loss_hook``: see inception.train.run."""
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])} (flags start with --)")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    from inception import train  # TensorFlow is imported only after the flags are valid
+
+    logging.set_verbosity(logging.INFO)
+    config = train_flags.to_config()
+    try:
+        train.run(config, loss_hook=loss_hook)
+    except (ValueError, train.TrainingError) as err:
+        logging.error("%s", err)
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+def run():
+    """The console entry point: parses the command line, then ``main``."""
+    common.start(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,178 @@
+"""The command-line flags of training (``main.py``, ``inception_cli.train``) and their conversion
+into an ``inception.config.TrainConfig``.
+
+Every flag is a field of the config under the same name (``TrainConfig.from_flat``), with the
+config's default. Each flag's check is the config's own (``config.FIELD_CHECKS`` and
+``config.CROSS_CHECKS``), registered as an absl validator: a bad value fails while the command
+line is parsed, before TensorFlow is imported, with the message a Python user gets from the
+config. The checks that need the dataset or the strategy (ImageNet archives, a global batch that
+divides by the replicas) run in ``inception.train.plan.check_runtime``, also before any heavy work.
+
+Defaults are the paper's ImageNet recipe (docs/paper.md); ``configs/*.cfg`` set them explicitly
+and ``--flagfile`` reads a config. A flag given on the command line after ``--flagfile``
+overrides the file.
+"""
+
+from absl import flags
+
+from inception import config as config_lib
+from inception import networks
+
+FLAGS = flags.FLAGS
+_D = config_lib.TrainConfig().to_flat()  # the defaults, from the config's one place
+
+
+_CHOICES = {"mode": config_lib.MODES, "model": networks.NAMES, "lr_scaling": config_lib.LR_SCALINGS,
+            "color_distortion": config_lib.COLOR_DISTORTIONS, "strategy": config_lib.STRATEGIES}
+_RELEASED_SCALES = ",".join(f"{s:.2f}" for s in networks.RESIDUAL_SCALES)
+
+# Every flag's help, in --help's order.
+_HELP = {
+    # What to run and where.
+    "mode": "train_and_eval: train, evaluating the EMA weights after every epoch; train: no "
+            "evaluation; eval: evaluate the last checkpoint of --model_dir.",
+    "model": "Network to train.",
+    "variant": "inception_resnet_v2 only: 'release' (default) or 'paper' (Figure 15 as drawn). "
+               "Empty: the model's default.",
+    "model_dir": "Run directory: checkpoints, logs, summary.json, ema_model.keras. Rerunning the "
+                 "same command resumes from its last checkpoint.",
+    "dataset": "TFDS name: imagenet2012, sklearn_digits (embedded, offline) or any prepared TFDS "
+               "image-classification dataset.",
+    "data_dir": "TFDS data directory.",
+    "manual_dir": "Directory holding the ILSVRC-2012 archives (default "
+                  "<data_dir>/downloads/manual).",
+    "image_size": f"Square input size, at least {networks.MIN_IMAGE_SIZE}.",
+    "batch_size": "GLOBAL batch size (over all replicas and hosts).",
+    "eval_batch_size": "Global evaluation batch size (0: --batch_size).",
+    "epochs": "Training length in epochs (fractions allowed).",
+    "steps_per_epoch": "Steps per epoch; 0 derives it from the dataset (num_train // "
+                       "batch_size). Also the unit of the learning-rate schedule.",
+    # Model.
+    "width_multiplier": "Scales every filter count (1.0 is the paper).",
+    "residual_scales": "Inception-ResNet residual scales A,B,C (empty: the released "
+                       f"{_RELEASED_SCALES}).",
+    "dropout_rate": "Dropout before the classifier (paper: keep 0.8).",
+    "bn_momentum": "BatchNorm moving-average decay.",
+    "bn_epsilon": "BatchNorm epsilon.",
+    "sync_batch_norm": "BatchNorm statistics over the global batch (all replicas). Large-batch "
+                       "training with small per-replica batches needs it.",
+    "aux_logits": "Train with the auxiliary classifier.",
+    # Starting from existing weights (README "Starting from existing weights"). A resumed run
+    # restores its checkpoint instead; these flags are part of the run's identity.
+    "init_weights": "Start from these weights: a published file (TF-slim checkpoint or .tar.gz, "
+                    "timm .safetensors, keras-applications .h5), 'imagenet' (the official file, "
+                    "cached), or a .keras model of this project (e.g. a run's ema_model.keras). "
+                    "With --mode=eval and no checkpoint in --model_dir: evaluate them.",
+    "init_new_head": "With --init_weights: when the dataset's class count differs from the "
+                     "file's, train a new classifier (and aux classifier). false: refuse such "
+                     "a file.",
+    "freeze_up_to": "Freeze the stem and every block up to and including this one (e.g. "
+                    "reduction_a, inception_resnet_b_10, reduction_b); their BatchNorm layers "
+                    "then run in inference mode. Empty: train everything.",
+    "bn_inference": "Every BatchNorm layer uses and keeps its moving statistics (and beta): for "
+                    "fine-tuning with small batches.",
+    "aux_loss_weight": "Weight of the auxiliary classifier's loss.",
+    # Recipe.
+    "learning_rate": "Learning rate for --lr_reference_batch images; scaled to the global batch "
+                     "by --lr_scaling.",
+    "lr_reference_batch": "Batch size --learning_rate refers to (the paper: 32 per replica).",
+    "lr_scaling": "lr = learning_rate * (batch_size / lr_reference_batch) for linear, its square "
+                  "root for sqrt, unscaled for none.",
+    "lr_decay_rate": "Staircase exponential decay factor.",
+    "lr_decay_epochs": "Epochs between two decays.",
+    "warmup_epochs": "Linear warm-up from 0 over this many epochs.",
+    "rmsprop_decay": "RMSProp decay (rho) of the squared-gradient average.",
+    "momentum": "RMSProp momentum.",
+    "rmsprop_epsilon": "RMSProp epsilon.",
+    "clip_norm": "Global gradient-norm clipping threshold (0 disables).",
+    "label_smoothing": "Label smoothing of the cross-entropy.",
+    "weight_decay": "L2 weight decay in the released code's convention (wd * sum(w^2) / 2).",
+    "ema_decay": "Decay of the exponential moving average of the weights used for evaluation and "
+                 "export; the effective decay is min(ema_decay, (1 + step) / (10 + step)) as in "
+                 "the released trainer. 0 evaluates the raw weights.",
+    "ema_bn_statistics": "Average the BatchNorm moving statistics with the weights and "
+                         "evaluate/export with the averaged ones, as the released trainer does "
+                         "(it averages every model variable). false: evaluate with the raw "
+                         "moving statistics.",
+    # Input pipeline.
+    "area_range": "Train crop area range 'lo,hi' (empty: dataset default).",
+    "min_object_covered": "Train crop min_object_covered (<0: default).",
+    "color_distortion": "Train colour distortion (default: the dataset's).",
+    "download": "Let TFDS download datasets other than imagenet2012.",
+    # Checkpoints and logging.
+    "checkpoint_every_steps": "Write a checkpoint every N steps (one is also written at each "
+                              "epoch end).",
+    "keep_checkpoints": "Checkpoints kept (the oldest are deleted).",
+    "log_every_steps": "TensorBoard train-scalar interval in steps.",
+    "died_threshold": "At each epoch's end, warn (and with --stop_if_died stop) when more than "
+                      "this fraction of the activations of the last layer before average "
+                      "pooling ('features') is exactly zero, counted over the epoch's training "
+                      "steps (training forward pass, raw weights; paper section 3.3).",
+    "stop_if_died": "Stop training when the died threshold is exceeded.",
+    "progress": "Show Keras progress bars.",
+    # Distribution and performance.
+    "strategy": "auto: tpu with --tpu, multi_worker_mirrored when TF_CONFIG lists several tasks, "
+                "mirrored with several GPUs or --num_cpu_devices > 1, else one_device.",
+    "tpu": "TPU name or grpc:// address for --strategy=tpu ('local' on a TPU VM).",
+    "num_cpu_devices": "Split the host CPU into N logical devices (develop/test "
+                       "--strategy=mirrored without GPUs). 0: leave devices alone.",
+    "mixed_precision": "Compute in bfloat16 with float32 variables, logits and loss (Keras "
+                       "policy mixed_bfloat16).",
+    "jit_compile": "XLA-compile the forward and backward pass.",
+    "seed": "Random seed (weights, dropout, data order and augmentation).",
+    "deterministic": "Bit-reproducible run: TF op determinism, seeded Keras RNG, deterministic "
+                     "input order; a resumed run then equals an uninterrupted one. Slower.",
+}
+
+
+def _define(name, text):
+    """One flag: its kind from the config default's type (the flag forms of the two tuples:
+    a list for residual_scales, a 'lo,hi' string for area_range)."""
+    default = _D[name]
+    if name in _CHOICES:
+        flags.DEFINE_enum(name, default, _CHOICES[name], text)
+    elif name == "residual_scales":
+        flags.DEFINE_list(name, [str(s) for s in default or ()], text)
+    elif name == "area_range":
+        flags.DEFINE_string(name, ",".join(str(v) for v in default or ()), text)
+    elif isinstance(default, bool):
+        flags.DEFINE_bool(name, default, text)
+    elif isinstance(default, int):
+        flags.DEFINE_integer(name, default, text)
+    elif isinstance(default, float):
+        flags.DEFINE_float(name, default, text)
+    else:
+        flags.DEFINE_string(name, default, text)
+
+
+for _name, _text in _HELP.items():
+    _define(_name, _text)
+
+NAMES = tuple(_HELP)  # every flag of this module is a config field, and every field a flag
+assert set(NAMES) == set(_D), sorted(set(NAMES) ^ set(_D))
+
+
+def _validator(check):
+    """An absl validator from a config check: False or ValueError -> ValidationError."""
+    def validate(value):
+        try:
+            return check(value)
+        except ValueError as err:
+            raise flags.ValidationError(str(err)) from None
+
+    return validate
+
+
+def _register_validators():
+    for name, (check, message) in config_lib.FIELD_CHECKS.items():
+        flags.register_validator(name, _validator(check), message=message.format(name=name))
+    for names, check, message in config_lib.CROSS_CHECKS:
+        flags.register_multi_flags_validator(list(names), _validator(check), message=message)
+
+
+_register_validators()
+
+
+def to_config(values=FLAGS):
+    """The TrainConfig of parsed flag ``values`` (absl's FLAGS by default)."""
+    return config_lib.TrainConfig.from_flat({name: values[name].value for name in NAMES})
