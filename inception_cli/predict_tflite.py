@@ -1,5 +1,7 @@
 """On-device style inference: top-5 classes of image files with an exported .tflite model.
 
+``tools/predict_tflite.py`` / ``inception-predict-tflite``:
+
     python tools/predict_tflite.py --model=exports/irv2-artifacts/1/irv2-int8.tflite a.jpg b.png
     python tools/predict_tflite.py --model=... --validation_images=4 --data_dir=data
 
@@ -13,14 +15,15 @@ import os
 import sys
 import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from inception import config
+from inception_cli import common
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="an exported .tflite file")
-    parser.add_argument("--top_k", type=int, default=5, help="classes to print per image")
+    parser.add_argument("--top_k", type=int, default=config.EXPORT_TOP_K,
+                        help="classes to print per image")
     parser.add_argument("--num_threads", type=int, default=None, help="interpreter threads")
     parser.add_argument("--validation_images", type=int, default=0,
                         help="also classify the first N validation images of the model's dataset "
@@ -30,6 +33,7 @@ def parse_args(argv=None):
     parser.add_argument("--image_out_dir", default=None,
                         help="where --validation_images are written (default: a temporary dir)")
     parser.add_argument("images", nargs="*", help="JPEG or PNG files")
+    common.add_verbose_argument(parser)
     args = parser.parse_args(argv)
     if not args.images and args.validation_images < 1:
         parser.error("give image files and/or --validation_images=N")
@@ -52,6 +56,7 @@ def labels_of(runner, index):
 
 def main(argv=None):
     args = parse_args(argv)
+    common.setup_process(args.verbose)
     import numpy as np
     import tensorflow as tf
 
@@ -62,7 +67,7 @@ def main(argv=None):
     labels = runner.labels
     if labels is None:
         print(f"warning: {args.model} has no label metadata; printing class indices", file=sys.stderr)
-    fraction = meta.get("preprocessing", {}).get("central_fraction", 0.875)
+    fraction = meta.get("preprocessing", {}).get("central_fraction", config.EVAL_CENTRAL_FRACTION)
     images, truth = list(args.images), {}
     if args.validation_images:
         dataset = args.dataset or meta.get("dataset")

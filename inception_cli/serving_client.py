@@ -1,5 +1,7 @@
 """Classify image files with an exported model running in TF Serving (gRPC or REST).
 
+``tools/serving_client.py`` / ``inception-serving-client``:
+
     # gRPC (port 8500), through tensorflow-serving-api's PredictionService
     python tools/serving_client.py --server=localhost:8500 --model=irv2 cat.jpg dog.png
     # REST (port 8501): POST {"instances": [{"b64": ...}, ...]} to :predict
@@ -12,11 +14,10 @@ Both send the encoded files unchanged to the ``serving_default`` signature (inpu
 import argparse
 import base64
 import json
-import os
 import sys
 import urllib.request
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from inception_cli import common
 
 
 def grpc_request(model_name, encoded_images, signature="serving_default", version=None):
@@ -70,7 +71,9 @@ def main(argv=None):
     parser.add_argument("--version", type=int, default=None, help="version (default: latest)")
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("images", nargs="+", help="JPEG or PNG files")
+    common.add_verbose_argument(parser)
     args = parser.parse_args(argv)
+    common.setup_process(args.verbose)
     encoded = []
     for path in args.images:
         with open(path, "rb") as f:
