@@ -16,9 +16,9 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from inception_cli import common
+
+common.setup_script()  # before TensorFlow loads
 
 import numpy as np  # noqa: E402
 
@@ -36,6 +36,7 @@ def parse_args():
     p.add_argument("--data_dir", default="data", help="TFDS data dir for the embedded dataset")
     p.add_argument("--num_threads", type=int, default=os.cpu_count(),
                    help="LiteRT interpreter threads (TensorFlow uses all cores)")
+    common.add_verbose_argument(p)
     args = p.parse_args()
     for flag in ("latency_runs", "throughput_runs", "batch_size", "calibration_images"):
         if getattr(args, flag) < 1:
