@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 
+from inception import config
 from inception_cli import common
 
 common.setup_script()  # before TensorFlow loads
@@ -28,7 +29,7 @@ def parse_args():
     p.add_argument("--models", default="inception_resnet_v2",
                    help="comma-separated: inception_v4, inception_resnet_v1, inception_resnet_v2")
     p.add_argument("--image_size", type=int, default=299)
-    p.add_argument("--variants", default="fp32,fp16,dynamic,int8", help="TFLite variants")
+    p.add_argument("--variants", default=",".join(config.TFLITE_VARIANTS), help="TFLite variants")
     p.add_argument("--latency_runs", type=int, default=10, help="timed batch-1 runs (median)")
     p.add_argument("--throughput_runs", type=int, default=3, help="timed batch-32 runs (median)")
     p.add_argument("--batch_size", type=int, default=32)
