@@ -20,6 +20,10 @@ def start(main):
         setup_process(VERBOSE.value)
         return main(argv)
 
+    # --helpshort lists the flags of the script being run: here those of main's module.
+    for module in (sys.modules[main.__module__], sys.modules[__name__]):
+        for flag in flags.FLAGS.get_key_flags_for_module(module):
+            flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     app.run(quiet_main)
 
 
