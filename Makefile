@@ -1,17 +1,19 @@
-# `make demo` and `make test` each set up .venv from requirements.txt on first use.
+# `make demo` and `make test` each set up .venv on first use: requirements.txt, then this project
+# itself (pyproject.toml, editable: the `inception-*` commands, no sys.path tricks).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: demo test test-slow venv clean
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -20,7 +22,7 @@ demo: $(STAMP)
 	$(PY) export.py --model_dir=runs/demo --data_dir=data --export_dir=exports --name=irv2
 	@# The SavedModel answers through TensorFlow's session loader, the path TF Serving takes.
 	d=$$(mktemp -d) && $(PY) -c "import sys, numpy as np; np.save(sys.argv[1], np.zeros((1, 75, 75, 3), np.float32))" $$d/zeros.npy && \
-	$(VENV)/bin/saved_model_cli run --dir exports/irv2/$$(ls exports/irv2 | sort -n | tail -1) --tag_set serve \
+	$(PY) -m inception_cli.saved_model_cli run --dir exports/irv2/$$(ls exports/irv2 | sort -n | tail -1) --tag_set serve \
 	    --signature_def predict_images --inputs images=$$d/zeros.npy; status=$$?; rm -rf $$d; exit $$status
 	$(PY) tools/predict_tflite.py --model=exports/irv2-artifacts/$$(ls exports/irv2-artifacts | sort -n | tail -1)/irv2-int8.tflite --validation_images=4 --data_dir=data
 

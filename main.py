@@ -10,12 +10,12 @@
 
 Rerunning a command resumes from the last checkpoint in --model_dir. See README "Training".
 Errors (a bad --init_weights file included) print ``error: ...`` and exit with status 1.
-The flags are ``inception_cli/train_flags.py``; the work is ``inception_cli.train.main``.
+The flags are ``inception_cli/train_flags.py``; the work is ``inception_cli.train.run``.
 """
 
 from inception_cli.train import main, run
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
 
 if __name__ == "__main__":
-    run()
+    main()

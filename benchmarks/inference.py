@@ -16,9 +16,10 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from inception import config
+from inception_cli import common
+
+common.setup_script()  # before TensorFlow loads
 
 import numpy as np  # noqa: E402
 
@@ -28,7 +29,7 @@ def parse_args():
     p.add_argument("--models", default="inception_resnet_v2",
                    help="comma-separated: inception_v4, inception_resnet_v1, inception_resnet_v2")
     p.add_argument("--image_size", type=int, default=299)
-    p.add_argument("--variants", default="fp32,fp16,dynamic,int8", help="TFLite variants")
+    p.add_argument("--variants", default=",".join(config.TFLITE_VARIANTS), help="TFLite variants")
     p.add_argument("--latency_runs", type=int, default=10, help="timed batch-1 runs (median)")
     p.add_argument("--throughput_runs", type=int, default=3, help="timed batch-32 runs (median)")
     p.add_argument("--batch_size", type=int, default=32)
@@ -36,6 +37,7 @@ def parse_args():
     p.add_argument("--data_dir", default="data", help="TFDS data dir for the embedded dataset")
     p.add_argument("--num_threads", type=int, default=os.cpu_count(),
                    help="LiteRT interpreter threads (TensorFlow uses all cores)")
+    common.add_verbose_argument(p)
     args = p.parse_args()
     for flag in ("latency_runs", "throughput_runs", "batch_size", "calibration_images"):
         if getattr(args, flag) < 1:

@@ -17,15 +17,13 @@ CPU-second (steadier on a shared machine). Every variant runs as a parallel tf.d
 """
 
 import argparse
-import io
 import os
-import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from inception_cli import common
+
+common.setup_script()  # before TensorFlow loads
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -120,6 +118,7 @@ def main():
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3,
                         help="timed passes over the files per variant; the best is reported")
+    common.add_verbose_argument(parser)
     args = parser.parse_args()
     size = args.image_size
 

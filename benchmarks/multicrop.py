@@ -14,13 +14,12 @@ This is a script, not a test: timings depend on the machine and its load.
 """
 
 import argparse
-import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from inception_cli import common
+
+common.setup_script()  # before TensorFlow loads
 
 import numpy as np  # noqa: E402
 
@@ -36,6 +35,7 @@ def parse_args():
                    help="forward batch in crops (126 = 144-crop's distinct crops per image)")
     p.add_argument("--steps", type=int, default=3, help="timed steps per protocol")
     p.add_argument("--source_size", default="375x500", help="HxW of the JPEGs")
+    common.add_verbose_argument(p)
     args = p.parse_args()
     if args.batch_size < 1 or args.steps < 1:
         p.error("--batch_size and --steps must be at least 1")

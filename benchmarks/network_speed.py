@@ -12,10 +12,10 @@ process with the networks interleaved, and the ratios against Inception-ResNet-v
 
 import argparse
 import json
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from inception_cli import common
+
+common.setup_script()  # before TensorFlow loads
 
 import keras  # noqa: E402
 
@@ -34,6 +34,7 @@ def main():
                         choices=["float32", "mixed_bfloat16", "mixed_float16"])
     parser.add_argument("--jit", action="store_true", help="jit_compile=True (XLA)")
     parser.add_argument("--json", help="also write the figures to this file")
+    common.add_verbose_argument(parser)
     args = parser.parse_args()
     try:
         config = speed.SpeedConfig(

@@ -9,11 +9,11 @@ figure per model is its best round. Prints images/s and the ratios ours/keras an
 
 import argparse
 import os
-import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from inception_cli import common
+
+common.setup_script()  # before TensorFlow loads
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -27,6 +27,7 @@ def main():
     parser.add_argument("--steps", type=int, default=6, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--image_size", type=int, default=299)
+    common.add_verbose_argument(parser)
     args = parser.parse_args()
 
     shape = (args.image_size, args.image_size, 3)

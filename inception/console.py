@@ -1,10 +1,147 @@
-"""What the console shows: our progress and messages and real warnings, not library noise."""
+"""What the console shows: our progress and messages and real warnings, not library noise.
 
+``quiet()`` runs before TensorFlow is imported (every entry point calls it first; ``--verbose``
+skips it). What it hides, and how:
+
+- TensorFlow's C++ log lines: ``TF_CPP_MIN_LOG_LEVEL=3`` for those written after its logging is
+  set up; the ones written while its libraries load (the CUDA probe on machines without a GPU,
+  "All log messages before absl::InitializeLog()", oneDNN notices) bypass that setting, so file
+  descriptor 2 points to a scratch file while those modules import and TensorFlow lists its
+  devices. If the import fails, the scratch file is replayed to stderr before the exception.
+- absl INFO lines of other libraries (TFDS's "Load dataset info", ...): a filter on absl's logger
+  drops INFO and below unless the record comes from this project's packages.
+- TFDS's own progress bars (dataset preparation), and deprecation notices: Python's
+  DeprecationWarning and friends, and TensorFlow's "is deprecated" log warnings.
+Our own ``warnings.warn`` and WARNING log lines still show.
+"""
+
+import importlib.abc
+import importlib.machinery
+import logging
 import os
+import sys
+import tempfile
+import warnings
+
+VERBOSE_HELP = ("Also show TensorFlow's C++ logs, absl INFO lines and deprecation notices "
+                "(hidden by default).")
+# Top-level modules whose import prints C++ noise (they load TensorFlow's or XLA's libraries).
+NOISY_IMPORTS = ("tensorflow", "tensorflow_datasets", "keras", "ai_edge_litert", "jax")
+_OURS = tuple(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), package)
+              + os.sep for package in ("inception", "inception_cli"))
+_NOT_OURS = r"(?!inception(_cli)?(\.|$))"  # a module-name pattern for warnings.filterwarnings
 
 
 def quiet(verbose=False):
-    """Silences TensorFlow's C++ logs, absl INFO lines and deprecation notices (``verbose``
-    keeps them). Call before TensorFlow is imported."""
-    if not verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Hides library noise for the rest of the process; ``verbose=True`` changes nothing.
+    Call before TensorFlow is imported (afterwards, the import-time lines are already out)."""
+    if verbose:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    silence_deprecations()
+    for name in ("absl", "tensorflow"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, LibraryNoise) for f in logger.filters):
+            logger.addFilter(LibraryNoise())
+    if not any(isinstance(f, _QuietImports) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietImports())
+    if "tensorflow_datasets" in sys.modules:
+        _after_import(sys.modules["tensorflow_datasets"])
+
+
+def silence_deprecations():
+    """Deprecation notices of other packages are ignored; ours, and every other warning, show."""
+    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category, module=_NOT_OURS)
+
+
+class LibraryNoise(logging.Filter):
+    """Keeps warnings and errors, and every record logged from this project's packages."""
+
+    def filter(self, record):
+        if record.pathname.startswith(_OURS):
+            return True
+        if "deprecat" in record.getMessage().lower():
+            return False
+        return record.levelno >= logging.WARNING
+
+
+class _QuietImports(importlib.abc.MetaPathFinder):
+    """Loads the NOISY_IMPORTS with file descriptor 2 pointing to a scratch file."""
+
+    def find_spec(self, name, path, target=None):
+        if name not in NOISY_IMPORTS:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+class _QuietLoader(importlib.abc.Loader):
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        # The module keeps its real loader (importlib.resources and friends ask it for files).
+        module.__loader__ = module.__spec__.loader = self.loader
+        with _StderrToScratch():
+            self.loader.exec_module(module)
+            _after_import(module)
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+
+def _after_import(module):
+    if module.__name__ == "tensorflow":
+        module.config.list_physical_devices()  # the CUDA probe: its "failed call to cuInit" line
+    elif module.__name__ == "tensorflow_datasets":
+        module.disable_progress_bar()
+
+
+class _StderrToScratch:
+    """Points file descriptor 2 at a scratch file (nestable); replays it if an exception leaves."""
+    depth = 0
+
+    def __enter__(self):
+        cls = _StderrToScratch
+        cls.depth += 1
+        if cls.depth == 1:
+            sys.stderr.flush()
+            cls.saved = os.dup(2)
+            cls.scratch = tempfile.TemporaryFile()
+            os.dup2(cls.scratch.fileno(), 2)
+            # Python's own writes (a real warning during the import) still reach the console.
+            cls.python_stderr = sys.stderr
+            if _writes_to_fd2(sys.stderr):
+                sys.stderr = open(cls.saved, "w", buffering=1, closefd=False,
+                                  encoding=sys.stderr.encoding, errors="backslashreplace")
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        cls = _StderrToScratch
+        cls.depth -= 1
+        if cls.depth:
+            return False
+        sys.stderr.flush()
+        if sys.stderr is not cls.python_stderr:
+            sys.stderr.close()
+            sys.stderr = cls.python_stderr
+        os.dup2(cls.saved, 2)
+        os.close(cls.saved)
+        with cls.scratch:
+            if kind is not None:
+                cls.scratch.seek(0)
+                os.write(2, cls.scratch.read())
+        return False
+
+
+def _writes_to_fd2(stream):
+    try:
+        return stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        return False

@@ -18,7 +18,7 @@ from inception_cli import common
 from inception_cli import train_flags  # noqa: F401  (defines and validates the flags)
 
 
-def main(argv, loss_hook=None):
+def run(argv, loss_hook=None):
     """Runs the parsed flags; returns the exit status. ``loss_hook``: see inception.train.run."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])} (flags start with --)")
@@ -36,10 +36,10 @@ def main(argv, loss_hook=None):
     return 0
 
 
-def run():
-    """The console entry point: parses the command line, then ``main``."""
-    common.start(main)
+def main():
+    """The console entry point (``inception-train``): parses the command line, then ``run``."""
+    common.start(run)
 
 
 if __name__ == "__main__":
-    run()
+    main()

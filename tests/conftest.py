@@ -1,10 +1,8 @@
 import os
-import sys
 
-# Quiet TensorFlow's C++ logging and make the repository importable without installing it.
+# Quiet TensorFlow's C++ logging (pytest.ini puts the repository root on sys.path).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pytest  # noqa: E402
 

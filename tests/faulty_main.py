@@ -25,7 +25,7 @@ def nan_at(step):
 
 def main(argv):
     hook = nan_at(NAN_AT_STEP.value) if NAN_AT_STEP.value >= 0 else None
-    return train_cli.main(argv, loss_hook=hook)
+    return train_cli.run(argv, loss_hook=hook)
 
 
 if __name__ == "__main__":

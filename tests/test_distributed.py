@@ -96,7 +96,7 @@ def _child(data_dir, model_dir, out_path):
     # change no property checked below.
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
     # The demo's first evaluation crashed here: 359 images in per-replica batches of 16.
-    assert main.main(["main.py"]) == 0
+    assert main.run(["main.py"]) == 0
     trainer = trainers[0]
     config, strategy, task = trainer.config, trainer.strategy, trainer.task
     assert strategy.num_replicas_in_sync == 2

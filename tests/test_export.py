@@ -535,8 +535,7 @@ def test_failed_write_publishes_nothing(tmp_path):
 
 
 KILLED = textwrap.dedent("""
-    import os, runpy, sys, time
-    sys.path.insert(0, os.getcwd())
+    import runpy, sys, time
     from inception.export import saved_model
     marker = sys.argv[1]
     def stall(directory):  # called once everything is written, just before the rename
@@ -551,9 +550,8 @@ KILLED = textwrap.dedent("""
 def test_killed_export_leaves_no_version_directory(run_dir, tmp_path):
     out = tmp_path / "out"
     marker = tmp_path / "writing"
-    (tmp_path / "killed.py").write_text(KILLED)
-    process = subprocess.Popen(
-        [sys.executable, str(tmp_path / "killed.py"), str(marker), f"--model_dir={run_dir}",
+    process = subprocess.Popen(  # -c: the repository root (cwd) is on sys.path
+        [sys.executable, "-c", KILLED, str(marker), f"--model_dir={run_dir}",
          f"--export_dir={out}", f"--name={NAME}", "--formats=saved_model", "--eval_images=0",
          "--latency_repeats=1"],
         cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -595,7 +593,7 @@ def test_predict_tflite_prints_top5_like_the_saved_model(exported, loaded, valid
     files.append(str(png))
     (tmp_path / "notes.txt").write_text("not an image")
     model = report["variants"]["tflite_fp32"]["path"]
-    result = _run(["tools/predict_tflite.py", f"--model={model}", *files,
+    result = _run(["-m", "inception_cli.predict_tflite", f"--model={model}", *files,
                    str(tmp_path / "notes.txt"), "--validation_images=2", f"--data_dir={data_dir}",
                    f"--image_out_dir={tmp_path / 'val'}"], timeout=300)
     assert result.returncode == 2, result.stderr[-3000:]  # one file was not an image
@@ -630,8 +628,7 @@ def test_export_command_rejects_bad_flags(tmp_path):
 
 def test_serving_client_requests_run_on_the_model(loaded, validation):
     """The client's gRPC PredictRequest and REST body, decoded as the server does, get answers."""
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
-    import serving_client
+    from inception_cli import serving_client
 
     encoded, _, _ = validation
     images = encoded[:3]

@@ -299,7 +299,6 @@ def test_model_code_is_pure_keras():
 
 BACKEND_SCRIPT = """
 import sys
-sys.path.insert(0, sys.argv[5])
 import keras
 import numpy as np
 import inception.models  # registers the block classes for deserialisation
@@ -325,12 +324,11 @@ def test_same_network_runs_on_another_keras_backend(tmp_path):
     x = rng.uniform(-1, 1, (2, 75, 75, 3)).astype("float32")
     model.save(tmp_path / "m.keras")
     np.save(tmp_path / "x.npy", x)
-    (tmp_path / "run.py").write_text(BACKEND_SCRIPT)
     env = {**__import__("os").environ, "KERAS_BACKEND": "numpy"}
     subprocess.run(
-        [sys.executable, str(tmp_path / "run.py"), "numpy", str(tmp_path / "m.keras"), str(tmp_path / "x.npy"),
-         str(tmp_path / "y.npy"), str(pathlib.Path(models.__file__).parents[1])],
-        check=True, env=env, timeout=300,
+        [sys.executable, "-c", BACKEND_SCRIPT, "numpy", str(tmp_path / "m.keras"), str(tmp_path / "x.npy"),
+         str(tmp_path / "y.npy")],
+        check=True, env=env, timeout=300, cwd=pathlib.Path(models.__file__).parents[1],
     )
     expected = np.asarray(model(x, training=False)[0])
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-5)

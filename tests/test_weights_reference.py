@@ -240,7 +240,7 @@ def test_inception_resnet_v2_1000_classes_from_slim_timm_and_keras(irv2_1000, fi
 def test_inception_v4_from_timm_converted_exported_and_served(files, ref, images, tmp_path):
     """timm file -> convert_weights.py -> .keras (safe mode, class names) -> export.py's SavedModel."""
     out = tmp_path / "inception_v4.keras"
-    run = subprocess.run([sys.executable, "tools/convert_weights.py", f"--weights={files['v4_timm']}",
+    run = subprocess.run([sys.executable, "-m", "inception_cli.convert_weights", f"--weights={files['v4_timm']}",
                           f"--output={out}"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     printed = run.stdout

@@ -7,57 +7,11 @@
 The file's format and network are read from the file. Prints the network, variant, classes,
 every tensor of the file and where it went, and the sha256 of the input and of the output;
 writes OUTPUT and OUTPUT's stem + ".labels.txt" (class names, one per line, for export.py --labels).
-See README "Pretrained weights".
+See README "Pretrained weights". Installed as ``inception-convert-weights``; the code is
+``inception_cli/convert_weights.py``.
 """
 
-import os
-import sys
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
-from absl import app, flags  # noqa: E402
-
-flags.DEFINE_string("weights", None, "A weights file (TF-slim .tar.gz / .ckpt / V2 prefix, timm .safetensors, "
-                    "keras-applications .h5) or 'imagenet' (the official file, cached; needs --network).")
-flags.DEFINE_string("output", None, "The .keras file to write.")
-flags.DEFINE_enum("network", None, ["inception_v4", "inception_resnet_v2"], "Network (default: read from the file).")
-flags.DEFINE_bool("keep_background", False, "Keep slim's 1001st 'background' class (class 0) instead of "
-                  "the 1000 ImageNet classes in TFDS order.")
-flags.DEFINE_bool("aux_logits", None, "Keep the auxiliary classifier (default: when the file has one).")
-flags.DEFINE_bool("include_top", True, "Keep the classifier (--noinclude_top: features only).")
-flags.DEFINE_string("source", "slim", "With --weights=imagenet: slim, timm_tf_in1k, timm_tf_ens_adv_in1k or keras.")
-flags.DEFINE_string("sha256", None, "With --weights=imagenet: the checksum the download must have.")
-flags.DEFINE_string("url", None, "With --weights=imagenet: download from this address instead (a mirror).")
-flags.DEFINE_string("cache_dir", None, "With --weights=imagenet: the cache directory "
-                    "(default $INCEPTION_WEIGHTS_DIR or ~/.keras/models/inception).")
-FLAGS = flags.FLAGS
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])} (flags start with --)")
-    if not FLAGS.weights or not FLAGS.output:
-        raise app.UsageError("--weights and --output are required")
-    if FLAGS.weights == "imagenet" and not FLAGS.network:
-        raise app.UsageError("--weights=imagenet needs --network")
-    from inception.weights import WeightsError, assign, pretrained
-
-    try:
-        report = pretrained.convert(
-            FLAGS.network, FLAGS.weights, FLAGS.output, keep_background=FLAGS.keep_background,
-            aux_logits=FLAGS.aux_logits, include_top=FLAGS.include_top, cache_dir=FLAGS.cache_dir,
-            source_name=FLAGS.source, file_hash=FLAGS.sha256, url=FLAGS.url)
-    except (OSError, ValueError, WeightsError) as err:
-        sys.exit(f"convert_weights.py: error: {err}")
-    for line in assign.format_report(report):
-        print(line)
-    print(f"variant: {report['variant']}; auxiliary head: {'yes' if report['aux_logits'] else 'no'}")
-    print(f"wrote {report['output']} (sha256 {report['output_sha256']})")
-    if report["labels_file"]:
-        print(f"wrote {report['labels_file']}")
-
+from inception_cli.convert_weights import main
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    app.run(main)
+    main()

@@ -9,10 +9,10 @@ to the code: repeated blocks are grouped ("4 x Inception-A") and each box shows 
 import argparse
 import itertools
 import os
-import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from inception_cli import common
+
+common.setup_script()  # before TensorFlow loads
 
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
@@ -90,6 +90,7 @@ def draw(rows, title, path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs")
+    common.add_verbose_argument(parser)
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     for name, variant, title in NETWORKS:

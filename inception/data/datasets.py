@@ -22,6 +22,7 @@ import sys
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from inception.config import EVAL_CENTRAL_FRACTION
 from inception.data import preprocessing
 from inception.data import sklearn_digits  # noqa: F401  (registers the TFDS builder)
 
@@ -308,7 +309,7 @@ class InputPipeline:
                  manual_dir=None, download=False, seed=None, deterministic=False,
                  min_object_covered=None, aspect_ratio_range=None, area_range=None,
                  max_attempts=None, color_distortion=None, flip=None,
-                 central_fraction=preprocessing.EVAL_CENTRAL_FRACTION, drop_remainder=None,
+                 central_fraction=EVAL_CENTRAL_FRACTION, drop_remainder=None,
                  repeat=None, shuffle=None, shuffle_buffer=10_000, pad_to_full_batches=False):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}; got {split!r}")

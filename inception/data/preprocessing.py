@@ -17,6 +17,8 @@ and cropped exactly.
 
 import tensorflow as tf
 
+from inception.config import EVAL_CENTRAL_FRACTION
+
 # Paper / released-code defaults for the random crop.
 MIN_OBJECT_COVERED = 0.1
 ASPECT_RATIO_RANGE = (0.75, 1.33)
@@ -28,7 +30,6 @@ SATURATION_RANGE = (0.5, 1.5)
 HUE_MAX_DELTA = 0.2
 CONTRAST_RANGE = (0.5, 1.5)
 COLOR_DISTORTIONS = ("fast", "full", "none")
-EVAL_CENTRAL_FRACTION = 0.875
 
 
 def _check_range(name, value, low, high):

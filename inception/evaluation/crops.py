@@ -29,9 +29,10 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from inception.config import EVAL_CENTRAL_FRACTION
+from inception.config import EVAL_PROTOCOLS as PROTOCOLS
 from inception.data import preprocessing
 
-PROTOCOLS = (1, 10, 12, 144)
 REFERENCE_CROP = 224          # the crop side all the protocols' sources use
 TEN_CROP_SCALE = 256          # AlexNet / GoogLeNet: shorter side 256 for 224 crops
 MULTI_SCALES = (256, 288, 320, 352)  # GoogLeNet's four shorter sides
@@ -144,7 +145,7 @@ def _crop_side(square_side, scale):
     return max(1, min(square_side, int(math.floor(square_side * REFERENCE_CROP / scale + 0.5))))
 
 
-def crop_window(spec, height, width, central_fraction=preprocessing.EVAL_CENTRAL_FRACTION):
+def crop_window(spec, height, width, central_fraction=EVAL_CENTRAL_FRACTION):
     """(offset_h, offset_w, crop_h, crop_w) of ``spec`` in an image of ``height`` x ``width``."""
     height, width = int(height), int(width)
     if height < 1 or width < 1:
@@ -228,7 +229,7 @@ def _resize_views(views_uint8, image_size):
 
 
 def make_crops(image_bytes, plan, image_sizes,
-               central_fraction=preprocessing.EVAL_CENTRAL_FRACTION):
+               central_fraction=EVAL_CENTRAL_FRACTION):
     """Encoded image -> one float32 tensor [plan.num_distinct, S, S, 3] per size in ``image_sizes``.
 
     The image is decoded once (plus the 1-crop window through the eval preprocessing's own path

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from inception.config import EVAL_CENTRAL_FRACTION, RUN_CONFIG
 from inception.data import datasets, preprocessing
 from inception.evaluation import crops as crops_lib
 from inception.evaluation import members as members_lib
@@ -46,7 +47,7 @@ class Evaluation:
 
     def __init__(self, member_paths, protocols, dataset, *, strategy, data_dir=None,
                  manual_dir=None, batch_size=0, max_images=0,
-                 central_fraction=preprocessing.EVAL_CENTRAL_FRACTION):
+                 central_fraction=EVAL_CENTRAL_FRACTION):
         self.strategy = strategy
         self.plan = crops_lib.make_plan(protocols)
         preprocessing._check_fraction(central_fraction)
@@ -196,7 +197,7 @@ class Evaluation:
 
 
 def crop_dataset(source, plan, image_sizes, batch_size,
-                 central_fraction=preprocessing.EVAL_CENTRAL_FRACTION, counter=None, name=""):
+                 central_fraction=EVAL_CENTRAL_FRACTION, counter=None, name=""):
     """(encoded image, label) dataset -> batches of ((crops per size...), labels).
 
     Each crops tensor is [B, U, S, S, 3] (B images, U = the plan's distinct crops); an image that
@@ -274,7 +275,7 @@ def default_dataset(member_paths):
     import json
 
     for path in member_paths:
-        config_path = os.path.join(path, "run_config.json")
+        config_path = os.path.join(path, RUN_CONFIG)
         if os.path.isdir(path) and os.path.isfile(config_path):
             with open(config_path, encoding="utf-8") as f:
                 config = json.load(f)

@@ -13,6 +13,8 @@ import os
 import sys
 import time
 
+from inception import console
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m inception.experiments",
@@ -23,8 +25,9 @@ def main(argv=None):
     parser.add_argument("--runs_dir", default="runs/experiments")
     parser.add_argument("--out_dir", default="docs/reproduction")
     parser.add_argument("--data_dir", default="data", help="TFDS data directory")
+    parser.add_argument("--verbose", action="store_true", help=console.VERBOSE_HELP)
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    console.quiet(args.verbose)
 
     from inception.experiments import document, plan, results, runner, speed
 

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from inception.config import EVAL_CENTRAL_FRACTION
 from inception.data import datasets, preprocessing
 
 
@@ -37,7 +38,7 @@ def encoded_eval_images(dataset, limit=None, data_dir=None):
     return encoded, np.array(labels, np.int32)
 
 
-def preprocess(encoded, image_size, central_fraction=preprocessing.EVAL_CENTRAL_FRACTION):
+def preprocess(encoded, image_size, central_fraction=EVAL_CENTRAL_FRACTION):
     """Encoded images -> float32 [N, S, S, 3] with the eval preprocessing."""
     ds = tf.data.Dataset.from_tensor_slices(tf.constant(encoded, tf.string))
     ds = ds.map(lambda b: preprocessing.preprocess_for_eval(b, int(image_size), central_fraction))

@@ -9,11 +9,9 @@ pipeline (``inception.data.preprocessing.preprocess_for_eval``) runs, as in trai
 
 import tensorflow as tf
 
+from inception.config import EVAL_CENTRAL_FRACTION, MAX_PIXELS
 from inception.data import preprocessing
 
-# 64 megapixels: far above any camera photo a classifier needs, far below what exhausts memory
-# (decoding holds 3 bytes per pixel plus the float copy of the crop).
-DEFAULT_MAX_PIXELS = 64 * 1024 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -72,8 +70,8 @@ def check_size(shape, max_pixels):
         summarize=8)
 
 
-def decode_for_eval(image_bytes, image_size, max_pixels=DEFAULT_MAX_PIXELS,
-                    central_fraction=preprocessing.EVAL_CENTRAL_FRACTION):
+def decode_for_eval(image_bytes, image_size, max_pixels=MAX_PIXELS,
+                    central_fraction=EVAL_CENTRAL_FRACTION):
     """One encoded image (scalar string) -> float32 [S, S, 3] in [-1, 1], after the checks."""
     image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
     shape = header_shape(image_bytes)
@@ -82,8 +80,8 @@ def decode_for_eval(image_bytes, image_size, max_pixels=DEFAULT_MAX_PIXELS,
     return preprocessing.preprocess_for_eval(image_bytes, image_size, central_fraction)
 
 
-def decode_batch_for_eval(image_bytes, image_size, max_pixels=DEFAULT_MAX_PIXELS,
-                          central_fraction=preprocessing.EVAL_CENTRAL_FRACTION):
+def decode_batch_for_eval(image_bytes, image_size, max_pixels=MAX_PIXELS,
+                          central_fraction=EVAL_CENTRAL_FRACTION):
     """[N] strings -> float32 [N, S, S, 3]."""
     image_size = int(image_size)
     return tf.map_fn(

@@ -16,9 +16,10 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from inception.export import decoding, report, saved_model, session, tflite
+from inception.config import EXPORT_FORMATS as FORMATS
+from inception.config import EXPORT_TOP_K, MAX_PIXELS
+from inception.export import report, saved_model, session, tflite
 
-FORMATS = ("saved_model",) + tuple(f"tflite_{v}" for v in tflite.VARIANTS)
 ARTIFACTS_SUFFIX = "-artifacts"
 REPORT_FILE = "export_report.json"
 _NAME = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.\-]*$")
@@ -46,8 +47,8 @@ def _batched(fn, images, batch_size=32):
 
 def run_export(source, export_dir, name, *, version=None, formats=FORMATS, int8_io="float",
                calibration_images=None, eval_images=None, eval_labels=None, eval_encoded=None,
-               dataset=None, top_k=saved_model.DEFAULT_TOP_K,
-               max_pixels=decoding.DEFAULT_MAX_PIXELS, latency_repeats=20, log=print):
+               dataset=None, top_k=EXPORT_TOP_K,
+               max_pixels=MAX_PIXELS, latency_repeats=20, log=print):
     """Exports ``source`` (an ExportSource) and returns the report dict (also written to disk).
 
     ``eval_images`` float32 [N, S, S, 3] (preprocessed) and optionally ``eval_encoded`` (the same

@@ -32,9 +32,9 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from inception.config import EXPORT_TOP_K, MAX_PIXELS
 from inception.export import decoding, warmup
 
-DEFAULT_TOP_K = 5
 SIGNATURE_BYTES = "serving_default"
 SIGNATURE_IMAGES = "predict_images"
 SIGNATURES = (SIGNATURE_BYTES, SIGNATURE_IMAGES)
@@ -76,8 +76,8 @@ class ServingFunctions:
     ``labels_file`` holds the class names, one per line (see ``write_labels``).
     """
 
-    def __init__(self, model, labels_file, image_size, top_k=DEFAULT_TOP_K,
-                 max_pixels=decoding.DEFAULT_MAX_PIXELS):
+    def __init__(self, model, labels_file, image_size, top_k=EXPORT_TOP_K,
+                 max_pixels=MAX_PIXELS):
         self.model = model
         self.num_classes = int(model.outputs[0].shape[-1])
         self.class_names = ClassNames(labels_file, self.num_classes)
@@ -198,8 +198,8 @@ def _fsync_tree(root):
                 os.close(fd)
 
 
-def write_saved_model(directory, source, model_name, top_k=DEFAULT_TOP_K,
-                      max_pixels=decoding.DEFAULT_MAX_PIXELS, warmup_images=None):
+def write_saved_model(directory, source, model_name, top_k=EXPORT_TOP_K,
+                      max_pixels=MAX_PIXELS, warmup_images=None):
     """Writes the SavedModel (signatures, labels asset, warmup file) into ``directory``."""
     with tempfile.TemporaryDirectory() as scratch:
         labels_file = write_labels(os.path.join(scratch, LABELS_ASSET), source.labels)

@@ -13,10 +13,8 @@ import keras
 
 # Importing the model package registers the custom layers, so .keras files load in safe mode.
 from inception import models  # noqa: F401
-
-EMA_MODEL = "ema_model.keras"
-LABELS = "labels.txt"
-RUN_CONFIG = "run_config.json"
+from inception.config import EMA_MODEL, RUN_CONFIG
+from inception.config import LABELS_FILE as LABELS
 
 
 @dataclasses.dataclass

@@ -25,8 +25,9 @@ from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 from ai_edge_litert.tools import flatbuffer_utils
 
-VARIANTS = ("fp32", "fp16", "dynamic", "int8")
-INT8_IO = ("float", "int8")
+from inception.config import EVAL_CENTRAL_FRACTION, INT8_IO
+from inception.config import TFLITE_VARIANTS as VARIANTS
+
 METADATA_NAME = "inception_export"
 
 
@@ -132,7 +133,7 @@ def read_metadata(path_or_bytes, name=METADATA_NAME):
 
 
 def export_variant(source, variant, representative_images=None, int8_io="float",
-                   central_fraction=0.875, saved_model_dir=None):
+                   central_fraction=EVAL_CENTRAL_FRACTION, saved_model_dir=None):
     """Converts ``source`` (an ExportSource) and embeds labels and preprocessing facts.
 
     ``saved_model_dir``: see ``convert``.
