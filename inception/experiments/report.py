@@ -12,6 +12,11 @@ import numpy as np
 from inception.experiments import results
 
 DIED_THRESHOLD = 0.99
+# A scaled run "stays alive" only well below the died threshold: 97% zeros is not a healthy
+# network even if it is under 99%.
+ALIVE_THRESHOLD = 0.9
+# Ten classes: chance is 90% top-1 error; a run learned when it does twice as well as chance.
+LEARNED_ERROR = 0.8
 NAMES = {"inception_v4": "Inception-v4", "inception_resnet_v1": "Inception-ResNet-v1",
          "inception_resnet_v2": "Inception-ResNet-v2", "inception_resnet_v2_paper":
          "Inception-ResNet-v2 (paper)"}
@@ -36,17 +41,20 @@ def _band(ax, curves, x_key, y_key, label):
 
 
 def speed_figures(curves, out_dir):
+    """One row of panels (top-1, top-5) per training setting, against epochs and against time."""
     plt = _pyplot()
     paths = []
     for x_key, x_label, name in (("epoch", "training epochs", "claim1_error_vs_epoch.png"),
                                  ("wall", "wall-clock time (s)", "claim1_error_vs_time.png")):
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        for ax, y_key, title in zip(axes, ("top1_err", "top5_err"), ("top-1", "top-5")):
-            for network, runs in curves.items():
-                _band(ax, runs, x_key, y_key, NAMES[network])
-            ax.set(title=f"Validation {title} error", xlabel=x_label, ylabel=f"{title} error (%)")
-            ax.grid(alpha=0.3)
-            ax.legend()
+        fig, axes = plt.subplots(len(curves), 2, figsize=(11, 4 * len(curves)), squeeze=False)
+        for row, (setting, by_network) in zip(axes, curves.items()):
+            for ax, y_key, title in zip(row, ("top1_err", "top5_err"), ("top-1", "top-5")):
+                for network, runs in by_network.items():
+                    _band(ax, runs, x_key, y_key, NAMES[network])
+                ax.set(title=f"Validation {title} error, {setting}", xlabel=x_label,
+                       ylabel=f"{title} error (%)", ylim=(-2, 102))
+                ax.grid(alpha=0.3)
+                ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(os.path.join(out_dir, name), dpi=100)
         plt.close(fig)
@@ -97,38 +105,71 @@ def cost_figure(rows, out_dir):
     return "claim3_cost_vs_speed.png"
 
 
+def learned(curve):
+    """Whether a run learned at all: its best validation top-1 error is below LEARNED_ERROR."""
+    return float(np.min(curve["top1_err"])) < LEARNED_ERROR
+
+
 def judge_speed(curves):
-    """Inception-ResNet-v2 against Inception-v4 (similar cost), by each seed's mean top-1 error
-    over the epochs (the area under its curve): every IRv2 seed below every v4 seed reproduces
-    the claim, the reverse contradicts it, overlapping spreads are inconclusive."""
-    if "inception_v4" not in curves or "inception_resnet_v2" not in curves:
-        return "inconclusive", "a network of the pair has no finished run"
-    area = {k: [float(np.mean(c["top1_err"])) for c in curves[k]]
-            for k in ("inception_v4", "inception_resnet_v2")}
-    detail = (f"mean top-1 error over the epochs: Inception-ResNet-v2 "
-              f"{_fmt_list(area['inception_resnet_v2'])}, Inception-v4 {_fmt_list(area['inception_v4'])}")
-    if max(area["inception_resnet_v2"]) < min(area["inception_v4"]):
-        return "reproduced", detail
-    if max(area["inception_v4"]) < min(area["inception_resnet_v2"]):
-        return "not reproduced at this scale", detail
-    return "inconclusive", detail + " (the seeds' spreads overlap)"
+    """Inception-ResNet-v2 against Inception-v4 (similar cost) under each training setting, by
+    each seed's mean top-1 error over the epochs (the area under its curve): every IRv2 seed
+    below every v4 seed favours the claim, the reverse contradicts it, overlapping spreads are
+    inconclusive. The claim is reproduced when every setting favours it."""
+    pair = ("inception_v4", "inception_resnet_v2")
+    outcomes, details = [], []
+    for setting, by_network in curves.items():
+        if not all(k in by_network for k in pair):
+            outcomes.append("inconclusive")
+            details.append(f"{setting}: a network of the pair has no finished run")
+            continue
+        area = {k: [float(np.mean(c["top1_err"])) for c in by_network[k]] for k in pair}
+        detail = (f"{setting}: mean top-1 error over the epochs Inception-ResNet-v2 "
+                  f"{_fmt_list(area[pair[1]])}, Inception-v4 {_fmt_list(area[pair[0]])}")
+        silent = [NAMES[k] for k in pair if not any(learned(c) for c in by_network[k])]
+        if silent:
+            detail += f" ({' and '.join(silent)} did not learn: best top-1 error >= " \
+                      f"{LEARNED_ERROR:.0%} in every seed)"
+        if max(area[pair[1]]) < min(area[pair[0]]):
+            outcomes.append("reproduced")
+        elif max(area[pair[0]]) < min(area[pair[1]]):
+            outcomes.append("not reproduced at this scale")
+        else:
+            outcomes.append("inconclusive")
+            detail += " (the seeds' spreads overlap)"
+        details.append(detail)
+    if not outcomes:
+        return "inconclusive", "no finished run"
+    verdict = outcomes[0] if len(set(outcomes)) == 1 else "inconclusive"
+    return verdict, "; ".join(details)
 
 
 def judge_died(series):
-    def died(s):
-        return bool(s["died"].size) and bool(np.nanmax(s["died"]) > DIED_THRESHOLD)
+    """Reproduced when an unscaled run dies while the scaled run at the same learning rate stays
+    clearly alive (peak zeros under ALIVE_THRESHOLD) and no scaled run dies."""
+    def peak(s):
+        return float(np.nanmax(s["died"])) if s["died"].size else 0.0
 
-    unscaled = [s for s in series.values() if s["labels"]["residual_scales"] == "1.0,1.0,1.0"]
-    scaled = [s for s in series.values() if s not in unscaled]
+    unscaled = {n: s for n, s in series.items()
+                if s["labels"]["residual_scales"] == "1.0,1.0,1.0"}
+    scaled = {n: s for n, s in series.items() if n not in unscaled}
+    scaled_peak = {s["labels"]["learning_rate"]: peak(s) for s in scaled.values()}
+    died_unscaled = [s for s in unscaled.values() if peak(s) > DIED_THRESHOLD]
     diverged = [n for n, s in series.items() if s["state"] == "diverged"]
-    detail = (f"died (> {DIED_THRESHOLD:.0%} exact zeros): unscaled {sum(map(died, unscaled))} of "
-              f"{len(unscaled)}, scaled {sum(map(died, scaled))} of {len(scaled)}; diverged: "
-              f"{', '.join(diverged) or 'none'}")
-    if any(map(died, unscaled)) and not any(map(died, scaled)):
-        return "reproduced", detail
-    if not any(map(died, unscaled + scaled)):
+    detail = (f"died (> {DIED_THRESHOLD:.0%} exact zeros): unscaled {len(died_unscaled)} of "
+              f"{len(unscaled)}, scaled {sum(p > DIED_THRESHOLD for p in scaled_peak.values())} of "
+              f"{len(scaled)}; diverged: {', '.join(diverged) or 'none'}")
+    if not died_unscaled and all(p <= DIED_THRESHOLD for p in scaled_peak.values()):
         return "not reproduced at this scale", detail
-    return "inconclusive", detail
+    if any(p > DIED_THRESHOLD for p in scaled_peak.values()):
+        return "inconclusive", detail + " (a scaled run died too)"
+    near = [lr for lr in (s["labels"]["learning_rate"] for s in died_unscaled)
+            if scaled_peak.get(lr, 1.0) >= ALIVE_THRESHOLD]
+    if near:
+        return "inconclusive", detail + (
+            f" (at learning rate {', '.join(f'{lr:g}' for lr in near)} the scaled run also "
+            f"reached {ALIVE_THRESHOLD:.0%} zeros or more: scaling delayed the collapse, it did "
+            "not prevent it)")
+    return "reproduced", detail
 
 
 def judge_cost(rows):

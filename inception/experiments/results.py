@@ -38,17 +38,20 @@ def scalars(directory, tag, split="train"):
 
 
 def speed_curves(root, specs):
-    """{network: [per-seed dict(epoch, step, wall, top1_err, top5_err, seed)]} of finished runs."""
+    """{setting: {network: [per-seed dict(epoch, step, wall, top1_err, top5_err, seed,
+    grad_norm)]}} of the finished runs (grad_norm: the logged global gradient norms)."""
     curves = {}
     for spec in specs:
         done = runner.status(root, spec)
         if not done or done["state"] != "finished":
             continue
-        m = metrics(runner.run_dir(root, spec))
-        curves.setdefault(spec.labels["network"], []).append({
+        directory = runner.run_dir(root, spec)
+        m = metrics(directory)
+        by_network = curves.setdefault(spec.labels["setting"], {})
+        by_network.setdefault(spec.labels["network"], []).append({
             "seed": spec.labels["seed"], "epoch": m["epoch"], "step": m["step"],
             "wall": m["wall_time_s"], "top1_err": 1.0 - m["val_top1"],
-            "top5_err": 1.0 - m["val_top5"]})
+            "top5_err": 1.0 - m["val_top5"], "grad_norm": scalars(directory, "grad_norm")[1]})
     return curves
 
 
