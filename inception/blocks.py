@@ -9,10 +9,10 @@ A block is a list of *stages* applied one after another; a stage is a list of pa
     fork(conv, conv)                                    ops applied to the same input, concatenated
 
 Filter counts and kernels follow docs/paper.md, which tells where the released code (whose weights
-were published) differs from the drawn figures; BUILD_NOTES.md lists each case. The widths that differ between networks come from their NetworkSpec
-(inception/networks.py). Every block takes the shared convolution settings as one ``options``
-(layers.ConvOptions); the settings as separate keyword arguments are still accepted, the form of
-.keras files saved before ConvOptions existed.
+were published) differs from the drawn figures; BUILD_NOTES.md lists each case. The widths that
+differ between networks come from their NetworkSpec (inception/networks.py). Every block takes the
+shared convolution settings as one ``options`` (layers.ConvOptions); the settings as separate
+keyword arguments are still accepted, the form of .keras files saved before ConvOptions existed.
 Pure Keras 3: no TensorFlow import.
 """
 

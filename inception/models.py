@@ -2,6 +2,10 @@
 
     model = build("inception_resnet_v2", num_classes=1000)
 
+``build`` reads the network's NetworkSpec (inception/networks.py) and hands one ConvOptions
+(inception/layers.py) to every block; ``_inception_v4`` and ``_inception_resnet`` list the blocks
+in the order the figures draw them.
+
 Every block is one layer with a stable name (``stem``, ``inception_a_1``, ``reduction_a`` ...);
 the last feature map before global pooling is the output of the layer named ``features``.
 Pure Keras 3: no TensorFlow import.
@@ -86,32 +90,42 @@ def build(
     spec = networks.spec(name, variant)
     _check_arguments(input_shape, width_multiplier, pooling, include_top, num_classes, aux_logits, dropout_rate,
                      residual_scales)
+    if conv_initializer is None:
+        conv_initializer = RELEASED_INITIALIZERS[spec.conv_initializer]
     options = ConvOptions(
         width_multiplier=width_multiplier,
         bn_momentum=bn_momentum,
         bn_epsilon=bn_epsilon,
         weight_decay=weight_decay,
         bn_synchronized=bn_synchronized,
-        conv_initializer=RELEASED_INITIALIZERS[spec.conv_initializer] if conv_initializer is None else conv_initializer,
+        conv_initializer=conv_initializer,
         decay_biases=spec.decay_biases if decay_biases is None else bool(decay_biases),
     )
     scales = spec.residual_scales if residual_scales is None else tuple(residual_scales)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     ends = _chain(inputs, BODIES[spec.family](spec, scales, options))
     features = keras.layers.Identity(name="features")(ends[spec.block_names[-1]])
+    if include_top:
+        outputs = _top(features, num_classes, classifier_activation, dropout_rate, options)
+        if aux_logits:
+            aux = blocks.AuxHead(num_classes, classifier_activation, options=options, name="aux_logits")
+            outputs = [outputs, aux(ends[spec.aux_block])]
+    elif pooling == "avg":
+        outputs = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
+    elif pooling == "max":
+        outputs = keras.layers.GlobalMaxPooling2D(name="max_pool")(features)
+    else:
+        outputs = features
+    return _with_weights(keras.Model(inputs, outputs, name=spec.model_name), weights)
 
-    if not include_top:
-        if pooling == "avg":
-            features = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
-        elif pooling == "max":
-            features = keras.layers.GlobalMaxPooling2D(name="max_pool")(features)
-        return _with_weights(keras.Model(inputs, features, name=spec.model_name), weights)
 
+def _top(features, num_classes, classifier_activation, dropout_rate, options):
+    """Figures 9 and 15's head: average pooling, dropout, the fully connected classifier."""
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
     x = keras.layers.Dropout(dropout_rate, name="dropout")(x)
     # float32 even under mixed precision: logits and softmax in bfloat16 lose the small
     # probabilities the loss and the top-k metrics read.
-    outputs = keras.layers.Dense(
+    return keras.layers.Dense(
         num_classes,
         activation=classifier_activation,
         kernel_initializer=XAVIER,
@@ -120,10 +134,6 @@ def build(
         dtype="float32",
         name="predictions",
     )(x)
-    if aux_logits:
-        aux = blocks.AuxHead(num_classes, classifier_activation, options=options, name="aux_logits")
-        outputs = [outputs, aux(ends[spec.aux_block])]
-    return _with_weights(keras.Model(inputs, outputs, name=spec.model_name), weights)
 
 
 def _check_arguments(input_shape, width_multiplier, pooling, include_top, num_classes, aux_logits, dropout_rate,
