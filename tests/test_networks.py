@@ -71,7 +71,8 @@ def test_unknown_name_or_variant_says_what_it_received(args, message):
 @pytest.mark.parametrize("key", KEYS, ids=lambda k: f"{k[0]}-{k[1]}")
 def test_every_spec_builds_with_its_blocks_and_aux_attachment(key):
     spec = networks.spec(*key)
-    model = models.build(*key, aux_logits=True, input_shape=(75, 75, 3), width_multiplier=0.125, num_classes=3)
+    model = models.build(key[0], variant=key[1], aux_logits=True, input_shape=(75, 75, 3), width_multiplier=0.125,
+                         num_classes=3)
     assert model.name == spec.model_name
     assert models.block_names(model) == list(spec.block_names) == models.layout_block_names(*key)
     assert model.get_layer("aux_logits").input is model.get_layer(spec.aux_block).output
@@ -82,7 +83,7 @@ def test_every_spec_builds_with_its_blocks_and_aux_attachment(key):
 
 @pytest.mark.parametrize("key", list(REFERENCE_PARAMETERS), ids=lambda k: f"{k[0]}-{k[1]}")
 def test_parameter_counts_equal_the_references(key):
-    model = models.build(*key)
+    model = models.build(key[0], variant=key[1])
     assert (_count(model.weights), _count(model.trainable_weights)) == REFERENCE_PARAMETERS[key]
 
 
