@@ -8,24 +8,25 @@ A block is a list of *stages* applied one after another; a stage is a list of pa
     MAX                                                 3x3 max pool, stride 2, "V"
     fork(conv, conv)                                    ops applied to the same input, concatenated
 
-Filter counts and kernels follow ../shared/PAPER_NOTES.md, which records where the released code
-(whose weights were published) differs from the drawn figures; BUILD_NOTES.md lists each case.
+Filter counts and kernels follow docs/paper.md, which tells where the released code (whose weights
+were published) differs from the drawn figures; BUILD_NOTES.md lists each case. The widths that
+differ between networks come from their NetworkSpec (inception/networks.py). Every block takes the
+shared convolution settings as one ``options`` (layers.ConvOptions); the settings as separate
+keyword arguments are still accepted, the form of .keras files saved before ConvOptions existed.
 Pure Keras 3: no TensorFlow import.
 """
+
+import dataclasses
 
 import keras
 from keras import ops
 
-from inception.layers import (
-    BN_EPSILON,
-    BN_MOMENTUM,
-    XAVIER,
-    ConvBN,
-    bias_regularizer,
-    initializer_config,
-    kernel_regularizer,
-    scaled,
-)
+from inception import networks
+from inception.layers import XAVIER, ConvBN, ConvOptions
+
+# Defaults of the Inception-ResNet blocks: Inception-ResNet-v2's widths (both variants share them).
+_IRV2 = networks.INCEPTION_RESNET_V2_PAPER
+_SCALE_A, _SCALE_B, _SCALE_C = networks.RESIDUAL_SCALES
 
 AVG = ("avgpool",)
 MAX = ("maxpool",)
@@ -39,33 +40,24 @@ def fork(*convs):
     return ("fork", convs)
 
 
+def _pop_shorthand(kwargs):
+    """Takes the ConvOptions fields given as keyword arguments (the older form) out of ``kwargs``."""
+    return {f.name: kwargs.pop(f.name) for f in dataclasses.fields(ConvOptions) if f.name in kwargs}
+
+
 class _Block(keras.layers.Layer):
     """Builds the ops of ``self.table()`` and runs them stage by stage.
 
     Subclasses set their own attributes, then call ``super().__init__``; ``table()`` may read them.
-    The shared options are ConvBN's, plus ``width_multiplier`` and ``decay_biases`` (apply
-    ``weight_decay`` to biases as well: the residual expansions of the Inception-ResNet blocks).
+    ``options`` (a layers.ConvOptions or its config) are the settings every convolution shares.
     """
 
-    def __init__(
-        self,
-        width_multiplier=1.0,
-        bn_momentum=BN_MOMENTUM,
-        bn_epsilon=BN_EPSILON,
-        weight_decay=0.0,
-        bn_synchronized=False,
-        conv_initializer=XAVIER,
-        decay_biases=False,
-        **kwargs,
-    ):
+    def __init__(self, options=None, **kwargs):
+        shorthand = _pop_shorthand(kwargs)
         super().__init__(**kwargs)
-        self.width_multiplier = width_multiplier
-        self.bn_momentum = bn_momentum
-        self.bn_epsilon = bn_epsilon
-        self.weight_decay = weight_decay
-        self.bn_synchronized = bn_synchronized
-        self.conv_initializer = initializer_config(conv_initializer)
-        self.decay_biases = bool(decay_biases)
+        # Every block makes its own copy: its initializer config is drawn here, in the order that
+        # fixes which weights a seed gives.
+        self.options = ConvOptions.of(options, **shorthand)
         # plan mirrors table(): stages -> branches -> op names (a fork is a list of names).
         self._plan = []
         table = self.table()
@@ -89,18 +81,7 @@ class _Block(keras.layers.Layer):
         kind = op[0]
         if kind == "conv":
             _, filters, kernel, strides, padding = op
-            layer = ConvBN(
-                scaled(filters, self.width_multiplier),
-                kernel,
-                strides=strides,
-                padding=padding,
-                bn_momentum=self.bn_momentum,
-                bn_epsilon=self.bn_epsilon,
-                weight_decay=self.weight_decay,
-                bn_synchronized=self.bn_synchronized,
-                conv_initializer=self.conv_initializer,
-                name=name,
-            )
+            layer = self.options.conv(filters, kernel, strides=strides, padding=padding, name=name)
         elif kind == "avgpool":
             # Keras' same-padded average excludes the padding from the count, as the paper's does.
             layer = keras.layers.AveragePooling2D(3, strides=1, padding="same", name=name)
@@ -165,17 +146,7 @@ class _Block(keras.layers.Layer):
         return shape
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            width_multiplier=self.width_multiplier,
-            bn_momentum=self.bn_momentum,
-            bn_epsilon=self.bn_epsilon,
-            weight_decay=self.weight_decay,
-            bn_synchronized=self.bn_synchronized,
-            conv_initializer=self.conv_initializer,
-            decay_biases=self.decay_biases,
-        )
-        return config
+        return {**super().get_config(), "options": self.options.get_config()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,11 +258,8 @@ class InceptionC(_Block):
 
 @keras.saving.register_keras_serializable(package="inception")
 class ReductionA(_Block):
-    """Figure 7: 35x35 -> 17x17 reduction, with Table 1's filter counts k, l, m, n.
-
-    Table 1: Inception-v4 (192, 224, 256, 384), Inception-ResNet-v1 (192, 192, 256, 384),
-    Inception-ResNet-v2 (256, 256, 384, 384).
-    """
+    """Figure 7: 35x35 -> 17x17 reduction, with Table 1's filter counts k, l, m, n (each
+    network's are its ``NetworkSpec.reduction_a``)."""
 
     def __init__(self, k, l, m, n, **kwargs):  # noqa: E741 (the paper's names)
         self.k, self.l, self.m, self.n = k, l, m, n
@@ -324,15 +292,12 @@ class ReductionB(_Block):
 class InceptionResNetReductionB(_Block):
     """Figures 12 (Inception-ResNet-v1) and 18 (Inception-ResNet-v2): 17x17 -> 8x8 reduction.
 
-    ``branch_filters`` lists the three convolution towers; each ends with a stride-2 valid 3x3.
-    The released Inception-ResNet-v2 concatenates the towers first and the max pool last; the
-    same order is used for v1.
+    ``branch_filters`` lists the three convolution towers (``NetworkSpec.reduction_b``); each
+    ends with a stride-2 valid 3x3. The released Inception-ResNet-v2 concatenates the towers
+    first and the max pool last; the same order is used for v1.
     """
 
-    V1 = ((256, 384), (256, 256), (256, 256, 256))
-    V2 = ((256, 384), (256, 288), (256, 288, 320))
-
-    def __init__(self, branch_filters=V2, **kwargs):
+    def __init__(self, branch_filters=_IRV2.reduction_b, **kwargs):
         self.branch_filters = tuple(tuple(b) for b in branch_filters)
         super().__init__(**kwargs)
 
@@ -372,9 +337,9 @@ class _Residual(_Block):
             int(input_shape[-1]),
             1,
             use_bias=True,
-            kernel_initializer=self.conv_initializer,
-            kernel_regularizer=kernel_regularizer(self.weight_decay),
-            bias_regularizer=bias_regularizer(self.weight_decay, self.decay_biases),
+            kernel_initializer=self.options.conv_initializer,
+            kernel_regularizer=self.options.kernel_regularizer(),
+            bias_regularizer=self.options.bias_regularizer(),
             name="expand",
         )
         self.expand.build(self._stages_output_shape)
@@ -400,12 +365,12 @@ class _Residual(_Block):
 
 @keras.saving.register_keras_serializable(package="inception")
 class InceptionResNetA(_Residual):
-    """Figures 10 (v1: 32 / 32-32 / 32-32-32) and 16 (v2: 32 / 32-32 / 32-48-64), 35x35 grid."""
+    """Figures 10 (v1) and 16 (v2), 35x35 grid: a 1x1, a 3x3 and a double-3x3 branch.
 
-    V1 = ((32,), (32, 32), (32, 32, 32))
-    V2 = ((32,), (32, 32), (32, 48, 64))
+    ``branch_filters``: ``NetworkSpec.block_a``, e.g. ((32,), (32, 32), (32, 48, 64)) for v2.
+    """
 
-    def __init__(self, branch_filters=V2, scale=0.17, **kwargs):
+    def __init__(self, branch_filters=_IRV2.block_a, scale=_SCALE_A, **kwargs):
         super().__init__(branch_filters, scale=scale, **kwargs)
 
     def table(self):
@@ -419,12 +384,12 @@ class InceptionResNetA(_Residual):
 
 @keras.saving.register_keras_serializable(package="inception")
 class InceptionResNetB(_Residual):
-    """Figures 11 (v1: 128 / 128-128-128) and 17 (v2: 192 / 128-160-192), 17x17 grid: 1x7 then 7x1."""
+    """Figures 11 (v1) and 17 (v2), 17x17 grid: a 1x1 branch and a 1x1, 1x7, 7x1 branch.
 
-    V1 = ((128,), (128, 128, 128))
-    V2 = ((192,), (128, 160, 192))
+    ``branch_filters``: ``NetworkSpec.block_b``, e.g. ((192,), (128, 160, 192)) for v2.
+    """
 
-    def __init__(self, branch_filters=V2, scale=0.10, **kwargs):
+    def __init__(self, branch_filters=_IRV2.block_b, scale=_SCALE_B, **kwargs):
         super().__init__(branch_filters, scale=scale, **kwargs)
 
     def table(self):
@@ -434,12 +399,12 @@ class InceptionResNetB(_Residual):
 
 @keras.saving.register_keras_serializable(package="inception")
 class InceptionResNetC(_Residual):
-    """Figures 13 (v1: 192 / 192-192-192) and 19 (v2: 192 / 192-224-256), 8x8 grid: 1x3 then 3x1."""
+    """Figures 13 (v1) and 19 (v2), 8x8 grid: a 1x1 branch and a 1x1, 1x3, 3x1 branch.
 
-    V1 = ((192,), (192, 192, 192))
-    V2 = ((192,), (192, 224, 256))
+    ``branch_filters``: ``NetworkSpec.block_c``, e.g. ((192,), (192, 224, 256)) for v2.
+    """
 
-    def __init__(self, branch_filters=V2, scale=0.20, **kwargs):
+    def __init__(self, branch_filters=_IRV2.block_c, scale=_SCALE_C, **kwargs):
         super().__init__(branch_filters, scale=scale, **kwargs)
 
     def table(self):
@@ -457,42 +422,17 @@ class AuxHead(keras.layers.Layer):
 
     avgpool 5x5 stride 3 V -> 1x1 128 -> conv 768 V whose kernel covers the whole pooled grid
     (5x5 at 299x299) -> flatten -> fully connected. For inputs smaller than 299 the pool window
-    shrinks to the grid so the head still builds. The options are the blocks' (``decay_biases``
+    shrinks to the grid so the head still builds. ``options`` are the blocks' (``decay_biases``
     covers the fully connected layer's bias); the fully connected layer computes in float32.
     """
 
-    def __init__(
-        self,
-        num_classes,
-        classifier_activation="softmax",
-        width_multiplier=1.0,
-        bn_momentum=BN_MOMENTUM,
-        bn_epsilon=BN_EPSILON,
-        weight_decay=0.0,
-        bn_synchronized=False,
-        conv_initializer=XAVIER,
-        decay_biases=False,
-        **kwargs,
-    ):
+    def __init__(self, num_classes, classifier_activation="softmax", options=None, **kwargs):
+        shorthand = _pop_shorthand(kwargs)
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.classifier_activation = classifier_activation
-        self.width_multiplier = width_multiplier
-        self.bn_momentum = bn_momentum
-        self.bn_epsilon = bn_epsilon
-        self.weight_decay = weight_decay
-        self.bn_synchronized = bn_synchronized
-        self.conv_initializer = initializer_config(conv_initializer)
-        self.decay_biases = bool(decay_biases)
-        common = dict(
-            bn_momentum=bn_momentum,
-            bn_epsilon=bn_epsilon,
-            weight_decay=weight_decay,
-            bn_synchronized=bn_synchronized,
-            conv_initializer=self.conv_initializer,
-        )
-        self.proj = ConvBN(scaled(128, width_multiplier), 1, name="proj", **common)
-        self._common = common
+        self.options = ConvOptions.of(options, **shorthand)
+        self.proj = self.options.conv(128, 1, name="proj")
         self.flatten = keras.layers.Flatten(name="flatten")
 
     def build(self, input_shape):
@@ -502,9 +442,7 @@ class AuxHead(keras.layers.Layer):
         shape = self.pool.compute_output_shape(input_shape)
         self.proj.build(shape)
         shape = self.proj.compute_output_shape(shape)
-        self.conv = ConvBN(
-            scaled(768, self.width_multiplier), (shape[1], shape[2]), padding="V", name="conv", **self._common
-        )
+        self.conv = self.options.conv(768, (shape[1], shape[2]), padding="V", name="conv")
         self.conv.build(shape)
         shape = self.conv.compute_output_shape(shape)
         # float32 under a mixed policy, like the main classifier (models.build); slim's
@@ -513,8 +451,8 @@ class AuxHead(keras.layers.Layer):
             self.num_classes,
             activation=self.classifier_activation,
             kernel_initializer=XAVIER,
-            kernel_regularizer=kernel_regularizer(self.weight_decay),
-            bias_regularizer=bias_regularizer(self.weight_decay, self.decay_biases),
+            kernel_regularizer=self.options.kernel_regularizer(),
+            bias_regularizer=self.options.bias_regularizer(),
             dtype="float32",
             name="fc",
         )
@@ -531,15 +469,6 @@ class AuxHead(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            num_classes=self.num_classes,
-            classifier_activation=self.classifier_activation,
-            width_multiplier=self.width_multiplier,
-            bn_momentum=self.bn_momentum,
-            bn_epsilon=self.bn_epsilon,
-            weight_decay=self.weight_decay,
-            bn_synchronized=self.bn_synchronized,
-            conv_initializer=self.conv_initializer,
-            decay_biases=self.decay_biases,
-        )
+        config.update(num_classes=self.num_classes, classifier_activation=self.classifier_activation,
+                      options=self.options.get_config())
         return config

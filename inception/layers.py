@@ -1,16 +1,18 @@
-"""The one building brick of every network in the paper: convolution -> BatchNorm -> ReLU.
+"""The one building brick of every network in the paper: convolution -> BatchNorm -> ReLU, and
+``ConvOptions``, the settings all the convolutions of a network share (TF-slim's arg scope).
 
 Pure Keras 3 (no TensorFlow import) so the networks run on any Keras backend.
 """
 
+import dataclasses
+
 import keras
+
+from inception import networks
+from inception.networks import BN_EPSILON, BN_MOMENTUM
 
 # The paper's figures mark valid-padded convolutions with "V"; everything else is "same".
 _PADDINGS = {"V": "valid", "valid": "valid", "same": "same"}
-
-# BatchNorm defaults of the released code (PAPER_NOTES "Conventions").
-BN_MOMENTUM = 0.9997
-BN_EPSILON = 0.001
 
 
 def scaled(filters, width_multiplier):
@@ -32,6 +34,8 @@ SLIM_VARIANCE_SCALING = {
                "distribution": "truncated_normal", "seed": None},
 }
 XAVIER = "glorot_uniform"
+# The initializers a NetworkSpec names (networks.SLIM_HE, networks.XAVIER).
+RELEASED_INITIALIZERS = {networks.SLIM_HE: SLIM_VARIANCE_SCALING, networks.XAVIER: XAVIER}
 
 
 def initializer_config(identifier):
@@ -77,8 +81,8 @@ class ConvBN(keras.layers.Layer):
         bn_synchronized: compute batch statistics across all replicas of a tf.distribute
             strategy (large global batches split into small per-replica ones need it).
         conv_initializer: initializer of the convolution kernel (name, config or instance);
-            ``models.build`` chooses the released one per network (SLIM_VARIANCE_SCALING or
-            XAVIER); the layer default is Keras' (Glorot uniform, equal to XAVIER).
+            ``models.build`` chooses the released one per network (``RELEASED_INITIALIZERS``);
+            the layer default is Keras' (Glorot uniform, equal to XAVIER).
     """
 
     def __init__(
@@ -154,3 +158,84 @@ class ConvBN(keras.layers.Layer):
             conv_initializer=self.conv_initializer,
         )
         return config
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvOptions:
+    """The settings every convolution of a network shares, bound once and handed to each block.
+
+    ``conv(filters, kernel, ...)`` makes a ConvBN with them; ``models.build`` makes one per
+    network from its spec and its own arguments.
+    """
+
+    width_multiplier: float = 1.0
+    """Scales every filter count (1.0 is the paper)."""
+    bn_momentum: float = BN_MOMENTUM
+    """BatchNorm moving-average decay."""
+    bn_epsilon: float = BN_EPSILON
+    """BatchNorm epsilon."""
+    weight_decay: float = 0.0
+    """slim-convention L2 decay on every kernel (0 disables it)."""
+    bn_synchronized: bool = False
+    """BatchNorm statistics over the global batch under tf.distribute."""
+    conv_initializer: object = XAVIER
+    """Initializer of every convolution kernel: a Keras name, config or instance."""
+    decay_biases: bool = False
+    """Apply ``weight_decay`` to biases too (residual expansions, fully connected layers)."""
+
+    @classmethod
+    def of(cls, options=None, **shorthand):
+        """``options`` (ConvOptions, its config or None) with ``shorthand`` fields laid over it.
+
+        The fields as keyword arguments are the form blocks took before this class existed (and
+        the form their saved configs have). The initializer comes back as a config, which layers
+        store and rebuild a fresh initializer from (see ``initializer_config``).
+        """
+        unknown = sorted(set(shorthand) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise TypeError(f"unknown conv options {unknown}. Received: {shorthand!r}")
+        if options is None:
+            options = cls()
+        elif isinstance(options, dict):
+            options = cls.from_config(options)
+        elif not isinstance(options, cls):
+            raise TypeError(f"options must be a ConvOptions or its config. Received: options={options!r}")
+        options = dataclasses.replace(options, **shorthand)
+        return dataclasses.replace(options, conv_initializer=initializer_config(options.conv_initializer),
+                                   decay_biases=bool(options.decay_biases))
+
+    def get_config(self):
+        config = dataclasses.asdict(self)
+        if isinstance(self.conv_initializer, keras.initializers.Initializer):
+            config["conv_initializer"] = keras.initializers.serialize(self.conv_initializer)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def scaled(self, filters):
+        """A filter count of the paper at this width."""
+        return scaled(filters, self.width_multiplier)
+
+    def kernel_regularizer(self):
+        return kernel_regularizer(self.weight_decay)
+
+    def bias_regularizer(self):
+        return bias_regularizer(self.weight_decay, self.decay_biases)
+
+    def conv(self, filters, kernel_size, strides=1, padding="same", activation="relu", name=None):
+        """A ConvBN of ``filters`` (the paper's count, scaled here) with these settings."""
+        return ConvBN(
+            self.scaled(filters),
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            activation=activation,
+            bn_momentum=self.bn_momentum,
+            bn_epsilon=self.bn_epsilon,
+            weight_decay=self.weight_decay,
+            bn_synchronized=self.bn_synchronized,
+            conv_initializer=self.conv_initializer,
+            name=name,
+        )

@@ -2,6 +2,10 @@
 
     model = build("inception_resnet_v2", num_classes=1000)
 
+``build`` reads the network's NetworkSpec (inception/networks.py) and hands one ConvOptions
+(inception/layers.py) to every block; ``_inception_v4`` and ``_inception_resnet`` list the blocks
+in the order the figures draw them.
+
 Every block is one layer with a stable name (``stem``, ``inception_a_1``, ``reduction_a`` ...);
 the last feature map before global pooling is the output of the layer named ``features``.
 Pure Keras 3: no TensorFlow import.
@@ -9,78 +13,21 @@ Pure Keras 3: no TensorFlow import.
 
 import keras
 
-from inception import blocks
-from inception.layers import (
-    BN_EPSILON,
-    BN_MOMENTUM,
-    SLIM_VARIANCE_SCALING,
-    XAVIER,
-    ConvBN,
-    bias_regularizer,
-    kernel_regularizer,
-    scaled,
-)
+from inception import blocks, networks
+from inception.layers import RELEASED_INITIALIZERS, XAVIER, ConvOptions
+from inception.networks import BN_EPSILON, BN_MOMENTUM
 from inception.weights import labeled  # noqa: F401  (registers the classifier of imported models)
 
-from inception.networks import (  # noqa: E402,F401  (re-exported)
-    DEFAULT_VARIANT,
-    NAMES,
-    RESIDUAL_SCALES,
-    VARIANTS,
-)
-from inception.networks import MIN_IMAGE_SIZE as MIN_SIZE  # noqa: E402
+# Re-exported for the modules that read them here (training, flags); they live in networks.
+from inception.networks import DEFAULT_VARIANT, NAMES, RESIDUAL_SCALES, VARIANTS  # noqa: F401
+from inception.networks import MIN_IMAGE_SIZE as MIN_SIZE  # noqa: F401
 
-# Inception-ResNet layouts as data: stem, block counts, Table 1's k,l,m,n, branch widths.
-RESNET_LAYOUTS = {
-    ("inception_resnet_v1", "paper"): dict(
-        stem=blocks.StemResNetV1,
-        repeats=(5, 10, 5),
-        reduction_a=(192, 192, 256, 384),
-        a=blocks.InceptionResNetA.V1,
-        b=blocks.InceptionResNetB.V1,
-        c=blocks.InceptionResNetC.V1,
-        reduction_b=blocks.InceptionResNetReductionB.V1,
-        final_linear_block=False,
-        final_conv=None,
-    ),
-    ("inception_resnet_v2", "paper"): dict(
-        stem=blocks.Stem,
-        repeats=(5, 10, 5),
-        reduction_a=(256, 256, 384, 384),
-        a=blocks.InceptionResNetA.V2,
-        b=blocks.InceptionResNetB.V2,
-        c=blocks.InceptionResNetC.V2,
-        reduction_b=blocks.InceptionResNetReductionB.V2,
-        final_linear_block=False,
-        final_conv=None,
-    ),
-    # The released network: a different stem, twice the blocks, and after the last C block
-    # (scale 1.0, no ReLU) a 1x1 1536 convolution.
-    ("inception_resnet_v2", "release"): dict(
-        stem=blocks.StemResNetV2Release,
-        repeats=(10, 20, 9),
-        reduction_a=(256, 256, 384, 384),
-        a=blocks.InceptionResNetA.V2,
-        b=blocks.InceptionResNetB.V2,
-        c=blocks.InceptionResNetC.V2,
-        reduction_b=blocks.InceptionResNetReductionB.V2,
-        final_linear_block=True,
-        final_conv=1536,
-    ),
+# The stem each NetworkSpec names: Figure 3, Figure 14, or the released Inception-ResNet-v2's.
+STEMS = {
+    networks.STEM_FIGURE_3: blocks.Stem,
+    networks.STEM_FIGURE_14: blocks.StemResNetV1,
+    networks.STEM_RELEASED: blocks.StemResNetV2Release,
 }
-# The released arg scopes (BUILD_NOTES "Optimizer, initialisation, weight decay and precision as
-# released"): Inception-v4's (inception_utils.inception_arg_scope) initialises convolutions with
-# slim's variance scaling and decays kernels only; Inception-ResNet-v2's leaves slim's Xavier
-# default and decays biases too. Inception-ResNet-v1 has no released code; it takes its family's
-# (IRv2's) scope. Fully connected layers are Xavier (Glorot uniform) everywhere.
-CONV_INITIALIZERS = {
-    "inception_v4": SLIM_VARIANCE_SCALING,
-    "inception_resnet_v1": XAVIER,
-    "inception_resnet_v2": XAVIER,
-}
-DECAY_BIASES = {"inception_v4": False, "inception_resnet_v1": True, "inception_resnet_v2": True}
-V4_REPEATS = (4, 7, 3)
-V4_REDUCTION_A = (192, 224, 256, 384)
 
 
 def build(
@@ -122,7 +69,8 @@ def build(
         aux_logits: add the auxiliary classifier on the 17x17 grid; the model then has two
             outputs, [main, aux]. Needs include_top.
         dropout_rate: dropout before the classifier (the paper keeps 0.8, i.e. drops 0.2).
-        residual_scales: (a, b, c) scales of the Inception-ResNet blocks; default (0.17, 0.10, 0.20).
+        residual_scales: (a, b, c) scales of the Inception-ResNet blocks; None: the spec's
+            (the released code's 0.17, 0.10, 0.20).
         width_multiplier: scales every filter count (1.0 is the paper).
         bn_momentum, bn_epsilon: BatchNorm moving-average decay and epsilon.
         weight_decay: slim-convention L2 decay on every kernel (4e-5 in the paper's recipe), and on
@@ -132,25 +80,74 @@ def build(
             computes in float32 under a mixed-precision policy.
         conv_initializer: initializer of every convolution kernel (a Keras initializer name,
             config or instance); None: the released code's for this network
-            (``CONV_INITIALIZERS``: slim's truncated He for Inception-v4, Glorot uniform for the
-            Inception-ResNets). Dense layers are always Glorot uniform, as in the released code.
+            (``NetworkSpec.conv_initializer``: slim's truncated He for Inception-v4, Glorot
+            uniform for the Inception-ResNets). Dense layers are always Glorot uniform, as in
+            the released code.
         decay_biases: apply ``weight_decay`` to the biases too (residual expansions and dense
-            layers); None: the released code's (``DECAY_BIASES``: the Inception-ResNets only).
+            layers); None: the released code's (``NetworkSpec.decay_biases``: the
+            Inception-ResNets only).
     """
-    if name not in NAMES:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(NAMES)}")
-    variant = DEFAULT_VARIANT[name] if variant is None else variant
-    if variant not in VARIANTS[name]:
-        raise ValueError(f"unknown variant {variant!r} for {name}; allowed: {', '.join(VARIANTS[name])}")
+    spec = networks.spec(name, variant)
+    _check_arguments(input_shape, width_multiplier, pooling, include_top, num_classes, aux_logits, dropout_rate,
+                     residual_scales)
+    if conv_initializer is None:
+        conv_initializer = RELEASED_INITIALIZERS[spec.conv_initializer]
+    options = ConvOptions(
+        width_multiplier=width_multiplier,
+        bn_momentum=bn_momentum,
+        bn_epsilon=bn_epsilon,
+        weight_decay=weight_decay,
+        bn_synchronized=bn_synchronized,
+        conv_initializer=conv_initializer,
+        decay_biases=spec.decay_biases if decay_biases is None else bool(decay_biases),
+    )
+    scales = spec.residual_scales if residual_scales is None else tuple(residual_scales)
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    ends = _chain(inputs, BODIES[spec.family](spec, scales, options))
+    features = keras.layers.Identity(name="features")(ends[spec.block_names[-1]])
+    if include_top:
+        outputs = _top(features, num_classes, classifier_activation, dropout_rate, options)
+        if aux_logits:
+            aux = blocks.AuxHead(num_classes, classifier_activation, options=options, name="aux_logits")
+            outputs = [outputs, aux(ends[spec.aux_block])]
+    elif pooling == "avg":
+        outputs = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
+    elif pooling == "max":
+        outputs = keras.layers.GlobalMaxPooling2D(name="max_pool")(features)
+    else:
+        outputs = features
+    return _with_weights(keras.Model(inputs, outputs, name=spec.model_name), weights)
+
+
+def _top(features, num_classes, classifier_activation, dropout_rate, options):
+    """Figures 9 and 15's head: average pooling, dropout, the fully connected classifier."""
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
+    x = keras.layers.Dropout(dropout_rate, name="dropout")(x)
+    # float32 even under mixed precision: logits and softmax in bfloat16 lose the small
+    # probabilities the loss and the top-k metrics read.
+    return keras.layers.Dense(
+        num_classes,
+        activation=classifier_activation,
+        kernel_initializer=XAVIER,
+        kernel_regularizer=options.kernel_regularizer(),
+        bias_regularizer=options.bias_regularizer(),
+        dtype="float32",
+        name="predictions",
+    )(x)
+
+
+def _check_arguments(input_shape, width_multiplier, pooling, include_top, num_classes, aux_logits, dropout_rate,
+                     residual_scales):
+    """The same clear ValueError for every argument ``build`` cannot honour."""
     if not width_multiplier > 0:
         raise ValueError(f"width_multiplier must be a positive number, got {width_multiplier!r}")
     if len(input_shape) != 3:
         raise ValueError(f"input_shape must be (height, width, channels), got {input_shape!r}")
     for side in input_shape[:2]:
-        if side is not None and side < MIN_SIZE:
+        if side is not None and side < networks.MIN_IMAGE_SIZE:
             raise ValueError(
                 f"input_shape {tuple(input_shape)} is too small: height and width must be at least "
-                f"{MIN_SIZE} (the stem and two reductions need it)"
+                f"{networks.MIN_IMAGE_SIZE} (the stem and two reductions need it)"
             )
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"pooling must be 'avg', 'max' or None, got {pooling!r}")
@@ -160,54 +157,8 @@ def build(
         raise ValueError("aux_logits=True needs include_top=True")
     if not 0.0 <= dropout_rate < 1.0:
         raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")
-    scales = RESIDUAL_SCALES if residual_scales is None else tuple(residual_scales)
-    if len(scales) != 3:
+    if residual_scales is not None and len(tuple(residual_scales)) != 3:
         raise ValueError(f"residual_scales must be three numbers (A, B, C), got {residual_scales!r}")
-
-    conv_initializer = CONV_INITIALIZERS[name] if conv_initializer is None else conv_initializer
-    decay_biases = DECAY_BIASES[name] if decay_biases is None else bool(decay_biases)
-
-    common = dict(
-        width_multiplier=width_multiplier,
-        bn_momentum=bn_momentum,
-        bn_epsilon=bn_epsilon,
-        weight_decay=weight_decay,
-        bn_synchronized=bn_synchronized,
-        conv_initializer=conv_initializer,
-        decay_biases=decay_biases,
-    )
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
-    if name == "inception_v4":
-        x, aux_input = _inception_v4(inputs, common)
-    else:
-        x, aux_input = _inception_resnet(inputs, RESNET_LAYOUTS[(name, variant)], scales, common)
-    features = keras.layers.Identity(name="features")(x)
-
-    model_name = name if name != "inception_resnet_v2" else f"{name}_{variant}"
-    if not include_top:
-        if pooling == "avg":
-            features = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
-        elif pooling == "max":
-            features = keras.layers.GlobalMaxPooling2D(name="max_pool")(features)
-        return _with_weights(keras.Model(inputs, features, name=model_name), weights)
-
-    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
-    x = keras.layers.Dropout(dropout_rate, name="dropout")(x)
-    # float32 even under mixed precision: logits and softmax in bfloat16 lose the small
-    # probabilities the loss and the top-k metrics read.
-    outputs = keras.layers.Dense(
-        num_classes,
-        activation=classifier_activation,
-        kernel_initializer=XAVIER,
-        kernel_regularizer=kernel_regularizer(weight_decay),
-        bias_regularizer=bias_regularizer(weight_decay, decay_biases),
-        dtype="float32",
-        name="predictions",
-    )(x)
-    if aux_logits:
-        aux = blocks.AuxHead(num_classes, classifier_activation, name="aux_logits", **common)(aux_input)
-        outputs = [outputs, aux]
-    return _with_weights(keras.Model(inputs, outputs, name=model_name), weights)
 
 
 def _with_weights(model, weights):
@@ -218,61 +169,61 @@ def _with_weights(model, weights):
     return pretrained.from_build(model, weights)
 
 
-def _inception_v4(x, common):
-    """Figure 9: stem, 4 x Inception-A, Reduction-A, 7 x Inception-B, Reduction-B, 3 x Inception-C."""
-    x = blocks.Stem(name="stem", **common)(x)
-    for i in range(V4_REPEATS[0]):
-        x = blocks.InceptionA(name=f"inception_a_{i + 1}", **common)(x)
-    x = blocks.ReductionA(*V4_REDUCTION_A, name="reduction_a", **common)(x)
-    for i in range(V4_REPEATS[1]):
-        x = blocks.InceptionB(name=f"inception_b_{i + 1}", **common)(x)
-    aux_input = x
-    x = blocks.ReductionB(name="reduction_b", **common)(x)
-    for i in range(V4_REPEATS[2]):
-        x = blocks.InceptionC(name=f"inception_c_{i + 1}", **common)(x)
-    return x, aux_input
+def _chain(x, layers):
+    """Applies ``layers`` one after another; every output by layer name.
+
+    ``layers`` is a generator: each layer is made only after the one before it has been applied,
+    the order in which layers draw their initializer seeds (when made and when built), so a seed
+    keeps giving the same weights.
+    """
+    ends = {}
+    for layer in layers:
+        x = ends[layer.name] = layer(x)
+    return ends
 
 
-def _inception_resnet(x, layout, scales, common):
-    """Figure 15: stem, A blocks, Reduction-A, B blocks, Reduction-B, C blocks."""
-    n_a, n_b, n_c = layout["repeats"]
-    x = layout["stem"](name="stem", **common)(x)
-    for i in range(n_a):
-        x = blocks.InceptionResNetA(layout["a"], scales[0], name=f"inception_resnet_a_{i + 1}", **common)(x)
-    x = blocks.ReductionA(*layout["reduction_a"], name="reduction_a", **common)(x)
-    for i in range(n_b):
-        x = blocks.InceptionResNetB(layout["b"], scales[1], name=f"inception_resnet_b_{i + 1}", **common)(x)
-    aux_input = x
-    x = blocks.InceptionResNetReductionB(layout["reduction_b"], name="reduction_b", **common)(x)
-    for i in range(n_c):
-        x = blocks.InceptionResNetC(layout["c"], scales[2], name=f"inception_resnet_c_{i + 1}", **common)(x)
-    if layout["final_linear_block"]:
-        # Released code: one more C block, unscaled and without ReLU, then a 1x1 1536 conv.
-        x = blocks.InceptionResNetC(
-            layout["c"], 1.0, activation=None, name=f"inception_resnet_c_{n_c + 1}", **common
-        )(x)
-    if layout["final_conv"]:
-        conv_options = {k: v for k, v in common.items() if k not in ("width_multiplier", "decay_biases")}
-        x = ConvBN(scaled(layout["final_conv"], common["width_multiplier"]), 1, name="conv_7b", **conv_options)(x)
-    return x, aux_input
+def _inception_v4(spec, scales, options):
+    """Figure 9: stem (Figure 3), 4 x Inception-A, Reduction-A, 7 x Inception-B, Reduction-B,
+    3 x Inception-C; the counts are ``spec.repeats``, Reduction-A's widths Table 1's."""
+    yield STEMS[spec.stem](options=options, name="stem")
+    for name in spec.stage_names("a"):
+        yield blocks.InceptionA(options=options, name=name)
+    yield blocks.ReductionA(*spec.reduction_a, options=options, name="reduction_a")
+    for name in spec.stage_names("b"):
+        yield blocks.InceptionB(options=options, name=name)
+    yield blocks.ReductionB(options=options, name="reduction_b")
+    for name in spec.stage_names("c"):
+        yield blocks.InceptionC(options=options, name=name)
+
+
+def _inception_resnet(spec, scales, options):
+    """Figure 15: stem, Inception-ResNet-A blocks, Reduction-A, -B blocks, Reduction-B, -C blocks,
+    with the spec's widths; the released Inception-ResNet-v2 ends with a linear C block and a 1x1
+    convolution."""
+    yield STEMS[spec.stem](options=options, name="stem")
+    for name in spec.stage_names("a"):
+        yield blocks.InceptionResNetA(spec.block_a, scales[0], options=options, name=name)
+    yield blocks.ReductionA(*spec.reduction_a, options=options, name="reduction_a")
+    for name in spec.stage_names("b"):
+        yield blocks.InceptionResNetB(spec.block_b, scales[1], options=options, name=name)
+    yield blocks.InceptionResNetReductionB(spec.reduction_b, options=options, name="reduction_b")
+    c_names = spec.stage_names("c")
+    for name in c_names[:spec.repeats[2]]:
+        yield blocks.InceptionResNetC(spec.block_c, scales[2], options=options, name=name)
+    if spec.final_linear_block:
+        # Released code (slim's "Block8"): unscaled and without ReLU.
+        yield blocks.InceptionResNetC(spec.block_c, 1.0, activation=None, options=options, name=c_names[-1])
+    if spec.final_conv:
+        yield options.conv(spec.final_conv, 1, name="conv_7b")
+
+
+BODIES = {networks.INCEPTION: _inception_v4, networks.INCEPTION_RESNET: _inception_resnet}
 
 
 def layout_block_names(name, variant=None):
-    """``block_names`` of the network ``name`` / ``variant`` read from its layout, without
-    building it (to check a block name, e.g. a freezing point, before any heavy work)."""
-    variant = DEFAULT_VARIANT[name] if variant is None else variant
-    if name == "inception_v4":
-        (n_a, n_b, n_c), last = V4_REPEATS, []
-        a, b, c = "inception_a", "inception_b", "inception_c"
-    else:
-        layout = RESNET_LAYOUTS[(name, variant)]
-        n_a, n_b, n_c = layout["repeats"]
-        n_c += 1 if layout["final_linear_block"] else 0
-        a, b, c = "inception_resnet_a", "inception_resnet_b", "inception_resnet_c"
-        last = ["conv_7b"] if layout["final_conv"] else []
-    return (["stem"] + [f"{a}_{i + 1}" for i in range(n_a)] + ["reduction_a"]
-            + [f"{b}_{i + 1}" for i in range(n_b)] + ["reduction_b"]
-            + [f"{c}_{i + 1}" for i in range(n_c)] + last)
+    """``block_names`` of the network ``name`` / ``variant`` read from its spec, without building
+    it (to check a block name, e.g. a freezing point, before any heavy work)."""
+    return list(networks.spec(name, variant).block_names)
 
 
 def block_names(model):

@@ -2,8 +2,9 @@
 
     .venv/bin/python tools/draw_networks.py [--out docs]
 
-The boxes and shapes are read from the built models, not typed in, so the pictures stay true
-to the code: repeated blocks are grouped ("4 x Inception-A") and each box shows its output.
+One picture per NetworkSpec (inception/networks.py): the boxes are the spec's blocks, repeats
+grouped ("4 x Inception-A"), and each box shows the output shape of the model built from it, so
+the pictures stay true to the code.
 """
 
 import argparse
@@ -16,14 +17,8 @@ common.setup_script()  # before TensorFlow loads
 
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
-from inception import models  # noqa: E402
+from inception import models, networks  # noqa: E402
 
-NETWORKS = [
-    ("inception_v4", None, "Inception-v4 (Figure 9)"),
-    ("inception_resnet_v1", None, "Inception-ResNet-v1 (Figure 15, stem Figure 14)"),
-    ("inception_resnet_v2", "release", "Inception-ResNet-v2, released variant"),
-    ("inception_resnet_v2", "paper", "Inception-ResNet-v2 (Figure 15 as drawn)"),
-]
 PRETTY = {
     "stem": "Stem",
     "inception_a": "Inception-A",
@@ -34,23 +29,23 @@ PRETTY = {
     "inception_resnet_c": "Inception-ResNet-C",
     "reduction_a": "Reduction-A",
     "reduction_b": "Reduction-B",
-    "conv_7b": "1x1 Conv 1536",
 }
 COLOURS = {"stem": "#f4d03f", "reduction": "#e59866", "inception": "#85c1e9", "head": "#d5dbdb", "conv": "#a9dfbf"}
 
 
-def boxes_for(model):
+def boxes_for(spec, model):
     """(label, output shape, colour key) from input to softmax, with repeats grouped."""
     rows = [("Input", "x".join(str(d) for d in model.input.shape[1:]), "head")]
 
     def kind(name):
         return name.rsplit("_", 1)[0] if name[-1].isdigit() and not name.startswith("conv_") else name
 
-    for key, group in itertools.groupby(models.block_names(model), key=kind):
+    for key, group in itertools.groupby(spec.block_names, key=kind):
         group = list(group)
         layer = model.get_layer(group[-1])
-        label = PRETTY[key] if len(group) == 1 else f"{len(group)} x {PRETTY[key]}"
-        if key.startswith("inception_resnet_c") and getattr(layer, "activation", "relu") is None:
+        pretty = f"1x1 Conv {spec.final_conv}" if key == "conv_7b" else PRETTY[key]
+        label = pretty if len(group) == 1 else f"{len(group)} x {pretty}"
+        if key == f"{spec.family}_c" and spec.final_linear_block:
             label += " (last: scale 1, linear)"
         colour = next(c for c in ("stem", "reduction", "inception", "conv") if key.startswith(c))
         rows.append((label, "x".join(str(d) for d in layer.output.shape[1:]), colour))
@@ -93,10 +88,10 @@ def main():
     common.add_verbose_argument(parser)
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    for name, variant, title in NETWORKS:
-        model = models.build(name, variant=variant)
-        path = os.path.join(args.out, f"{name}{'_' + variant if variant else ''}.png")
-        draw(boxes_for(model), title, path)
+    for spec in networks.SPECS.values():
+        model = models.build(spec.name, variant=spec.variant)
+        path = os.path.join(args.out, f"{spec.model_name}.png")
+        draw(boxes_for(spec, model), f"{spec.title} ({spec.source})", path)
         print("wrote", path)
 
 

@@ -5,13 +5,16 @@ Written out block by block so it can be read next to the TF-slim definitions (``
 block table is ``(our op, slim scope inside the block, timm module inside the block)``; our ops
 are named by blocks.py (``b{branch}_{index}``, ``s{stage}_b{branch}_{index}``, forks ``...a``/``...b``).
 
-``slots(network)`` expands the tables into one ``Slot`` per variable of our model. The tests check
+``slots(network)`` expands the tables into one ``Slot`` per variable of our model; the block
+names and counts are read from the network's NetworkSpec (inception/networks.py). The tests check
 the expansion against the variable lists of the released networks (every slim checkpoint key and
 every timm state_dict key used exactly once, shapes equal), so the tables cannot silently drift.
 Pure Python: no TensorFlow, no Keras.
 """
 
 import dataclasses
+
+from inception import networks
 
 # ---------------------------------------------------------------------------------------------
 # Inception-v4 (slim scope "InceptionV4", timm "inception_v4")
@@ -130,60 +133,59 @@ RESIDUAL_EXPAND = ("expand", "Conv2d_1x1", "conv2d")
 
 @dataclasses.dataclass(frozen=True)
 class Network:
-    name: str          # our builder name
-    variant: str       # our variant
-    title: str         # for messages
+    spec: networks.NetworkSpec  # our network and variant
     slim_scope: str    # top-level slim scope
     timm_name: str     # timm model name
     blocks: tuple      # (our block, table, slim scope, timm module, residual)
     classifier: tuple  # (slim scope, timm module)
     aux: tuple         # (slim proj scope, slim conv scope, slim fc scope)
 
-    @property
-    def model_name(self):
-        """The name models.build gives this network's keras.Model."""
-        return self.name if self.name == "inception_v4" else f"{self.name}_{self.variant}"
+    name = property(lambda self: self.spec.name, doc="our builder name")
+    variant = property(lambda self: self.spec.variant, doc="our variant")
+    title = property(lambda self: self.spec.title, doc="for messages")
+    model_name = property(lambda self: self.spec.model_name, doc="the name of models.build's keras.Model")
 
 
-def _v4_blocks():
-    blocks = [("stem", V4_STEM, "", "", False)]
-    blocks += [(f"inception_a_{i + 1}", V4_INCEPTION_A, f"Mixed_5{'bcde'[i]}", f"features.{6 + i}", False)
-               for i in range(4)]
-    blocks += [("reduction_a", REDUCTION_A, "Mixed_6a", "features.10", False)]
-    blocks += [(f"inception_b_{i + 1}", V4_INCEPTION_B, f"Mixed_6{'bcdefgh'[i]}", f"features.{11 + i}", False)
-               for i in range(7)]
-    blocks += [("reduction_b", V4_REDUCTION_B, "Mixed_7a", "features.18", False)]
-    blocks += [(f"inception_c_{i + 1}", V4_INCEPTION_C, f"Mixed_7{'bcd'[i]}", f"features.{19 + i}", False)
-               for i in range(3)]
-    return tuple(blocks)
+def _v4_blocks(spec):
+    """slim names the blocks of a grid Mixed_5b, Mixed_5c ... (its reduction is Mixed_6a); timm
+    numbers every module after the six of the stem: features.6, features.7 ..."""
+    timm = {name: f"features.{5 + i}" for i, name in enumerate(spec.block_names)}
+
+    def stage(letter, table, grid):
+        names = spec.stage_names(letter)
+        return [(n, table, f"Mixed_{grid}{chr(ord('b') + i)}", timm[n], False) for i, n in enumerate(names)]
+
+    return tuple(
+        [("stem", V4_STEM, "", "", False)] + stage("a", V4_INCEPTION_A, 5)
+        + [("reduction_a", REDUCTION_A, "Mixed_6a", timm["reduction_a"], False)] + stage("b", V4_INCEPTION_B, 6)
+        + [("reduction_b", V4_REDUCTION_B, "Mixed_7a", timm["reduction_b"], False)] + stage("c", V4_INCEPTION_C, 7)
+    )
 
 
-def _irv2_blocks():
+def _irv2_blocks(spec):
+    a, b, c = (spec.stage_names(stage) for stage in "abc")
+    *c, last_c = c  # the released network's last C block (scale 1, no ReLU)
     blocks = [("stem", IRV2_STEM, "", "", False)]
-    blocks += [(f"inception_resnet_a_{i + 1}", IRV2_BLOCK35, f"Repeat/block35_{i + 1}", f"repeat.{i}", True)
-               for i in range(10)]
+    blocks += [(n, IRV2_BLOCK35, f"Repeat/block35_{i + 1}", f"repeat.{i}", True) for i, n in enumerate(a)]
     blocks += [("reduction_a", REDUCTION_A, "Mixed_6a", "mixed_6a", False)]
-    blocks += [(f"inception_resnet_b_{i + 1}", IRV2_BLOCK17, f"Repeat_1/block17_{i + 1}", f"repeat_1.{i}", True)
-               for i in range(20)]
+    blocks += [(n, IRV2_BLOCK17, f"Repeat_1/block17_{i + 1}", f"repeat_1.{i}", True) for i, n in enumerate(b)]
     blocks += [("reduction_b", IRV2_REDUCTION_B, "Mixed_7a", "mixed_7a", False)]
-    blocks += [(f"inception_resnet_c_{i + 1}", IRV2_BLOCK8, f"Repeat_2/block8_{i + 1}", f"repeat_2.{i}", True)
-               for i in range(9)]
-    # The tenth C block (scale 1, no ReLU) is slim's lone "Block8", timm's "block8".
-    blocks += [("inception_resnet_c_10", IRV2_BLOCK8, "Block8", "block8", True)]
+    blocks += [(n, IRV2_BLOCK8, f"Repeat_2/block8_{i + 1}", f"repeat_2.{i}", True) for i, n in enumerate(c)]
+    # The last C block is slim's lone "Block8", timm's "block8".
+    blocks += [(last_c, IRV2_BLOCK8, "Block8", "block8", True)]
     # The final 1x1 1536 convolution is a ConvBN layer of its own.
     blocks += [("conv_7b", (("", "Conv2d_7b_1x1", "conv2d_7b"),), "", "", False)]
     return tuple(blocks)
 
 
+_V4, _IRV2 = networks.spec("inception_v4"), networks.spec("inception_resnet_v2", "release")
 NETWORKS = {
     "inception_v4": Network(
-        "inception_v4", "paper", "Inception-v4", "InceptionV4", "inception_v4", _v4_blocks(),
-        ("Logits/Logits", "last_linear"),
+        _V4, "InceptionV4", "inception_v4", _v4_blocks(_V4), ("Logits/Logits", "last_linear"),
         ("AuxLogits/Conv2d_1b_1x1", "AuxLogits/Conv2d_2a", "AuxLogits/Aux_logits"),
     ),
     "inception_resnet_v2": Network(
-        "inception_resnet_v2", "release", "Inception-ResNet-v2", "InceptionResnetV2", "inception_resnet_v2",
-        _irv2_blocks(), ("Logits/Logits", "classif"),
+        _IRV2, "InceptionResnetV2", "inception_resnet_v2", _irv2_blocks(_IRV2), ("Logits/Logits", "classif"),
         ("AuxLogits/Conv2d_1b_1x1", "AuxLogits/Conv2d_2a_5x5", "AuxLogits/Logits"),
     ),
 }
