@@ -18,9 +18,8 @@ from inception.layers import RELEASED_INITIALIZERS, XAVIER, ConvOptions
 from inception.networks import BN_EPSILON, BN_MOMENTUM
 from inception.weights import labeled  # noqa: F401  (registers the classifier of imported models)
 
-# Re-exported for the modules that read them here (training, flags); they live in networks.
-from inception.networks import DEFAULT_VARIANT, NAMES, RESIDUAL_SCALES, VARIANTS  # noqa: F401
-from inception.networks import MIN_IMAGE_SIZE as MIN_SIZE  # noqa: F401
+# Re-exported for users of ``models.build`` (which names and variants exist); defined in networks.
+from inception.networks import DEFAULT_VARIANT, NAMES, VARIANTS  # noqa: F401
 
 # The stem each NetworkSpec names: Figure 3, Figure 14, or the released Inception-ResNet-v2's.
 STEMS = {

@@ -67,8 +67,8 @@ FULL = Scale("full", seeds=(0, 1, 2), speed_epochs=6, speed_steps_per_epoch=0, s
 QUICK = Scale("quick", seeds=(0,), speed_epochs=2, speed_steps_per_epoch=8, speed_width=0.125,
               speed_settings=("recipe",), died_width=0.5, died_real_epochs=1,
               died_windows_per_epoch=2, died_steps_cap=8,
-              died_learning_rates=(0.045, 0.45),
-              cost=speed.SpeedConfig(image_size=151, batch=4, steps=2, rounds=1),
+              died_learning_rates=(0.45,),  # where the full run saw networks die
+              cost=speed.SpeedConfig(image_size=99, batch=4, steps=2, rounds=1),
               fixed_error=0.6)
 # For the test suite: every code path, seconds per run.
 TINY = Scale("tiny", seeds=(0,), speed_epochs=2, speed_steps_per_epoch=1, speed_width=0.0625,
