@@ -14,7 +14,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 
 from inception import config
 from inception_cli import common
@@ -22,6 +21,8 @@ from inception_cli import common
 common.setup_script()  # before TensorFlow loads
 
 import numpy as np  # noqa: E402
+
+from inception.export import report as export_report  # noqa: E402
 
 
 def parse_args():
@@ -45,24 +46,16 @@ def parse_args():
     return args
 
 
-def timed(fn, runs, warmup=1):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
 
 def log(message):
     print(message, file=sys.stderr, flush=True)
 
 
 def bench_runtime(label, predict, args, rows, one, batch):
-    latency = timed(lambda: predict(one), args.latency_runs) * 1000.0
-    throughput = args.batch_size / timed(lambda: predict(batch), args.throughput_runs)
+    # The export report's timer (median of the runs after one warm-up call), in milliseconds.
+    latency = export_report.latency_ms(lambda: predict(one), args.latency_runs, warmup=1)
+    throughput = args.batch_size / (
+        export_report.latency_ms(lambda: predict(batch), args.throughput_runs, warmup=1) / 1000.0)
     rows.append((label, latency, throughput))
     log(f"  {label:<18} {latency:9.1f} ms (batch 1)   {throughput:7.2f} images/s (batch {args.batch_size})")
 
