@@ -25,7 +25,7 @@ cfg = config.TrainConfig(
     data=config.DataConfig(dataset="sklearn_digits", data_dir=sys.argv[1]),
     recipe=config.RecipeConfig(batch_size=16, steps_per_epoch=3, epochs=1, ema_decay=0.9),
     run=config.RunConfig(mode="train", model_dir=sys.argv[2], progress=False, seed=1,
-                         strategy="one_device"))
+                         deterministic=True, strategy="one_device"))
 summary = train.run(cfg)
 
 from absl import flags
@@ -39,16 +39,25 @@ print(json.dumps({
 """
 
 
-def test_train_from_python_without_absl_flags(tmp_path, digits_dir):
+def _train_from_python(tmp_path, run):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow",
                PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES="")
     env.pop("TF_CONFIG", None)
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, digits_dir, str(tmp_path / "run")],
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "data"),
+                           str(tmp_path / run)],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_train_from_python_without_absl_flags(tmp_path):
+    out = _train_from_python(tmp_path, "run")  # a fresh data_dir: this run prepares the dataset
     assert out["summary"]["steps"] == 3 and out["summary"]["weights_fingerprint"]
     assert (tmp_path / "run" / "ema_model.keras").exists()
+    # Preparing the dataset (the first run only) must not change the seeded weights: TFDS
+    # draws from Python's random, which Keras' unseeded initializers read too.
+    again = _train_from_python(tmp_path, "run_again")
+    assert again["summary"]["weights_fingerprint"] == out["summary"]["weights_fingerprint"]
     # absl.flags itself is loaded (Keras logs through absl.logging, which imports it), but no
     # flag of ours is defined and the command line was never parsed.
     assert not out["flags_parsed"] and out["flag_modules"] == [] and out["cli_modules"] == []

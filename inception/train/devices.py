@@ -103,6 +103,16 @@ def set_determinism(seed, deterministic):
         logging.info("deterministic: op determinism on, seed %d", seed)
 
 
+def reseed(seed):
+    """Seeds Python, NumPy, TensorFlow and Keras again, without touching op determinism.
+
+    Preparing a TFDS dataset draws from Python's global ``random`` (its temporary folder names)
+    and Keras draws the seeds of unseeded initializers from there: ``run`` calls this after the
+    dataset is described, so the first run on a fresh --data_dir builds the same weights as a
+    later run on the prepared one."""
+    keras.utils.set_random_seed(seed)
+
+
 def setup(config):
     """Devices, strategy, precision and seeds of ``config`` (a ``config.TrainConfig``): call
     before anything else touches TensorFlow. Returns the strategy."""

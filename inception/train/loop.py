@@ -238,7 +238,8 @@ def run(config, strategy=None, *, loss_hook=None):
     if strategy is None:
         strategy = devices.setup(config)
     start = time.time()
-    plan = plan_lib.check_runtime(config, strategy)
+    plan = plan_lib.check_runtime(config, strategy)  # may prepare the dataset
+    devices.reseed(config.run.seed)
     trainer = Trainer(config, strategy, plan, loss_hook=loss_hook)
     if config.run.mode == "eval":
         return _evaluate_checkpoint(trainer)
