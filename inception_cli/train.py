@@ -25,7 +25,9 @@ def run(argv, loss_hook=None):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     from inception import train  # TensorFlow is imported only after the flags are valid
 
-    logging.set_verbosity(logging.INFO)
+    # Our own INFO lines (checkpoints written, evaluation times, the strategy) repeat what the
+    # progress bar and the epoch lines show: --verbose only.
+    logging.set_verbosity(logging.INFO if common.VERBOSE.value else logging.WARNING)
     config = train_flags.to_config()
     try:
         train.run(config, loss_hook=loss_hook)

@@ -88,7 +88,7 @@ def _child(data_dir, model_dir, out_path):
         trainers.append(self)
 
     loop.Trainer.__init__ = keep
-    train_flags.FLAGS(["main.py", "--mode=train_and_eval", f"--data_dir={data_dir}",
+    train_flags.FLAGS(["main.py", "--verbose", "--mode=train_and_eval", f"--data_dir={data_dir}",
                      f"--model_dir={model_dir}", f"--eval_batch_size={EVAL_BATCHES[0]}"]
                     + [f"--{k}={v}" if not isinstance(v, bool) else f"--{'' if v else 'no'}{k}"
                        for k, v in TINY.items()])

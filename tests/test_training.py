@@ -328,7 +328,7 @@ def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path, data_dir):
     victim.wait()
     killed_at = max(_checkpoint_steps(dir_))
     assert killed_at < 12
-    rc, out = _run(common + [f"--model_dir={dir_}"], tmp_path / "resume.log")
+    rc, out = _run(common + [f"--model_dir={dir_}", "--verbose"], tmp_path / "resume.log")
     assert rc == 0, out[-3000:]
     assert f"Resuming from step {killed_at}" in out
     assert "skipping the" in out or killed_at % 4 == 0

@@ -1,4 +1,4 @@
-"""Inception image preprocessing in TensorFlow (PAPER_NOTES "Preprocessing").
+"""Inception image preprocessing in TensorFlow (docs/paper.md, "Preprocessing (released)").
 
 Train: an Inception random crop (``sample_distorted_bounding_box`` over the whole image) fused with
 JPEG decoding (only the crop window is decoded from the raw bytes), bilinear resize, optional random
