@@ -373,7 +373,7 @@ def test_multi_worker_mirrored_two_processes(tmp_path, data_dir):
     d = tmp_path / "mw"
     args = SMALL + [f"--data_dir={data_dir}", f"--model_dir={d}", "--mode=train_and_eval",
                     "--strategy=multi_worker_mirrored", "--batch_size=8", "--steps_per_epoch=4",
-                    "--epochs=1", "--checkpoint_every_steps=2", "--seed=5",
+                    "--epochs=1", "--checkpoint_every_steps=2", "--seed=5", "--verbose",
                     "--eval_batch_size=64"]
     procs = []
     for i in range(2):
@@ -407,7 +407,7 @@ def test_mirrored_sync_batch_norm_matches_one_device(tmp_path, data_dir):
                       "--steps_per_epoch=2", "--epochs=1", "--dropout_rate=0", "--seed=11",
                       "--deterministic", "--sync_batch_norm", "--checkpoint_every_steps=1"]
     two = _start(common + [f"--model_dir={tmp_path}/two", "--strategy=mirrored",
-                           "--num_cpu_devices=2"], tmp_path / "two.log")
+                           "--num_cpu_devices=2", "--verbose"], tmp_path / "two.log")
     one = _start(common + [f"--model_dir={tmp_path}/one", "--strategy=one_device"],
                  tmp_path / "one.log")
     rc2, out2 = _finish(two, tmp_path / "two.log")
