@@ -97,7 +97,7 @@ def set_precision(mixed_precision):
 
 def set_determinism(seed, deterministic):
     """Seeds Python, NumPy, TensorFlow and Keras; with ``deterministic`` also TF op determinism."""
-    keras.utils.set_random_seed(seed)
+    reseed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
         logging.info("deterministic: op determinism on, seed %d", seed)
