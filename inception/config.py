@@ -8,6 +8,7 @@ import dataclasses
 import os
 
 from inception import networks as _networks  # the constants' one place
+from inception import recipe as _recipe
 
 # ---------------------------------------------------------------------------------------------
 # Training: model, data, recipe, run.
@@ -15,6 +16,9 @@ from inception import networks as _networks  # the constants' one place
 # Field names are the command-line flag names of ``inception_cli.train_flags`` (``to_flat`` and
 # ``from_flat`` map one to the other); defaults are the paper's ImageNet recipe (docs/paper.md).
 # The validation messages name the flags, since most configs come from a command line.
+
+# The ImageNet recipe's values (inception/recipe.py has each one's source): the defaults below.
+_R = {flag: v.value for flag, v in _recipe.IMAGENET.items()}
 
 MODES = ("train_and_eval", "train", "eval")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
@@ -153,6 +157,7 @@ FIELD_CHECKS = {
     "keep_checkpoints": _positive("a positive integer"),
     "log_every_steps": _positive("a positive integer"),
     "died_threshold": _in_range(0.0, 1.0, lo_open=True, hi_open=False),
+    "target_top1_error": _in_range(0.0, 1.0),
     "strategy": _one_of(STRATEGIES),
     "num_cpu_devices": _at_least_zero(),
 }
@@ -169,6 +174,9 @@ CROSS_CHECKS = (
     (("strategy", "num_cpu_devices"),
      lambda f: f["num_cpu_devices"] <= 1 or f["strategy"] in ("mirrored", "auto"),
      "--num_cpu_devices > 1 only makes sense with --strategy=mirrored"),
+    (("mode", "target_top1_error"),
+     lambda f: not f["target_top1_error"] or f["mode"] == "train_and_eval",
+     "--target_top1_error stops at an evaluation: it needs --mode=train_and_eval"),
     (("deterministic", "seed"), lambda f: not f["deterministic"] or f["seed"] >= 0,
      "--deterministic needs a non-negative --seed"),
 )
@@ -216,7 +224,7 @@ class ModelConfig:
     image_size: int = _networks.IMAGE_SIZE
     width_multiplier: float = 1.0
     residual_scales: tuple = None  # None: the released networks.RESIDUAL_SCALES
-    dropout_rate: float = 0.2
+    dropout_rate: float = _R["dropout_rate"]
     bn_momentum: float = _networks.BN_MOMENTUM
     bn_epsilon: float = _networks.BN_EPSILON
     sync_batch_norm: bool = False
@@ -249,25 +257,26 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class RecipeConfig:
-    """Batch, length, learning rate, optimizer, regularisation and the weight average."""
-    batch_size: int = 256  # global, over all replicas and hosts
+    """Batch, length, learning rate, optimizer, regularisation and the weight average. Defaults:
+    the ImageNet recipe, each value with its source in ``inception.recipe.IMAGENET``."""
+    batch_size: int = _R["batch_size"]  # global, over all replicas and hosts
     eval_batch_size: int = 0  # 0: batch_size
-    epochs: float = 100.0
+    epochs: float = _R["epochs"]
     steps_per_epoch: int = 0  # 0: num_train // batch_size
-    learning_rate: float = 0.045  # for lr_reference_batch images, scaled by lr_scaling
-    lr_reference_batch: int = 32
-    lr_scaling: str = "linear"
-    lr_decay_rate: float = 0.94
-    lr_decay_epochs: float = 2.0
-    warmup_epochs: float = 0.0
-    rmsprop_decay: float = 0.9
-    momentum: float = 0.9
-    rmsprop_epsilon: float = 1.0
-    clip_norm: float = 2.0
-    label_smoothing: float = 0.1
-    weight_decay: float = 4e-5
-    aux_loss_weight: float = 0.4
-    ema_decay: float = 0.9999
+    learning_rate: float = _R["learning_rate"]  # for lr_reference_batch images, scaled by lr_scaling
+    lr_reference_batch: int = _R["lr_reference_batch"]
+    lr_scaling: str = _R["lr_scaling"]
+    lr_decay_rate: float = _R["lr_decay_rate"]
+    lr_decay_epochs: float = _R["lr_decay_epochs"]
+    warmup_epochs: float = _R["warmup_epochs"]
+    rmsprop_decay: float = _R["rmsprop_decay"]
+    momentum: float = _R["momentum"]
+    rmsprop_epsilon: float = _R["rmsprop_epsilon"]
+    clip_norm: float = _R["clip_norm"]
+    label_smoothing: float = _R["label_smoothing"]
+    weight_decay: float = _R["weight_decay"]
+    aux_loss_weight: float = _R["aux_loss_weight"]
+    ema_decay: float = _R["ema_decay"]
     ema_bn_statistics: bool = True
 
     def __post_init__(self):
@@ -284,6 +293,7 @@ class RunConfig:
     log_every_steps: int = 100
     died_threshold: float = 0.99
     stop_if_died: bool = False
+    target_top1_error: float = 0.0  # 0: train every epoch asked for
     progress: bool = True
     strategy: str = "auto"
     tpu: str = ""

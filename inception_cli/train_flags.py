@@ -84,7 +84,10 @@ _HELP = {
     "rmsprop_decay": "RMSProp decay (rho) of the squared-gradient average.",
     "momentum": "RMSProp momentum.",
     "rmsprop_epsilon": "RMSProp epsilon.",
-    "clip_norm": "Global gradient-norm clipping threshold (0 disables).",
+    "clip_norm": "Clip the all-reduced gradient to this global norm; 0 (the recipe: neither "
+                 "the paper nor the released trainer clips) disables it. The Inception-v3 paper "
+                 "clipped at 2.0, which slows Inception-v4 about 1,500x at the start (BUILD_NOTES "
+                 "'Gradient norms').",
     "label_smoothing": "Label smoothing of the cross-entropy.",
     "weight_decay": "L2 weight decay in the released code's convention (wd * sum(w^2) / 2).",
     "ema_decay": "Decay of the exponential moving average of the weights used for evaluation and "
@@ -109,6 +112,10 @@ _HELP = {
                       "pooling ('features') is exactly zero, counted over the epoch's training "
                       "steps (training forward pass, raw weights; paper section 3.3).",
     "stop_if_died": "Stop training when the died threshold is exceeded.",
+    "target_top1_error": "Stop after the first end-of-epoch evaluation whose validation top-1 "
+                         "error is at most this (time to a target error, as the reproduction "
+                         "measures it); a rerun of a run that reached it trains no further. 0: "
+                         "train every epoch of --epochs.",
     "progress": "Show Keras progress bars.",
     # Distribution and performance.
     "strategy": "auto: tpu with --tpu, multi_worker_mirrored when TF_CONFIG lists several tasks, "
