@@ -52,6 +52,7 @@ class Trainer:
             rundir.write_labels(config.run.model_dir, plan.info.label_names)
         self.last_eval = self.last_died = self.resumed_from = None
         self._last_good = None
+        self.reached_target = False
 
     def restore(self):
         """Restores the newest checkpoint, if any; returns (its path or None, the step)."""
@@ -75,8 +76,8 @@ class Trainer:
         kept = (f"the last good checkpoint ({last[1]}, step {last[0]}) is kept"
                 if last and last[1] else "no checkpoint was written")
         return (f"training stopped at step {step}: {what}. Nothing was saved after the last "
-                f"finite step; {kept}. Lower --learning_rate, keep --clip_norm on, or check "
-                "the data, then rerun the same command to resume from that checkpoint.")
+                f"finite step; {kept}. Lower --learning_rate, clip the gradient (--clip_norm), "
+                "or check the data, then rerun the same command to resume from that checkpoint.")
 
     def _end_of_epoch(self, epoch, step, stats):
         """Evaluation, died signal, exported EMA model and the CSV row for epoch ``epoch``."""
@@ -98,6 +99,7 @@ class Trainer:
             logging.info("evaluation took %.1f s", time.time() - started)
             row.update(self.last_eval)
             self.observer.report_eval(step, epoch, self.last_eval)
+            self._check_target(epoch, self.last_eval["val_top1"])
         started = time.time()
         self.validation.export(self.chief)
         logging.info("ema_model.keras written in %.1f s", time.time() - started)
@@ -105,6 +107,15 @@ class Trainer:
         if died and run.stop_if_died:
             raise TrainingError(f"stopping at epoch {epoch} (--stop_if_died): the layer before "
                                 "average pooling has died; see the warning above")
+
+    def _check_target(self, epoch, val_top1):
+        """--target_top1_error: marks the run done once an evaluation reaches the target."""
+        target = self.config.run.target_top1_error
+        if target and 1.0 - val_top1 <= target and not self.reached_target:
+            self.reached_target = True
+            if self.chief:
+                print(f"Epoch {epoch}: validation top-1 error {1.0 - val_top1:.4f} is at most "
+                      f"--target_top1_error={target:g}: stopping", flush=True)
 
     def _start(self):
         """Restores; finishes the report of an epoch whose checkpoint outran its CSV row."""
@@ -123,6 +134,9 @@ class Trainer:
             done_epoch = step // spe
             if done_epoch not in self.observer.logged_epochs():
                 self._end_of_epoch(done_epoch, step, None)
+        if resumed_from and self.config.run.target_top1_error:
+            for epoch, val_top1 in self.observer.logged_val_top1():  # reached before the rerun
+                self._check_target(epoch, val_top1)
         return resumed_from, step
 
     def train(self):
@@ -132,7 +146,7 @@ class Trainer:
         train_step = steps.make_train_step(self.task, self.config, self.strategy, self.loss_hook)
         stats, self.session_stats = observe.StepStats(), observe.StepStats()
         first_step = step
-        while step < total:
+        while step < total and not self.reached_target:
             epoch, offset = divmod(step, spe)
             end = min((epoch + 1) * spe, total)
             dataset, pipe = inputs.epoch_dataset(self.config, self.strategy, self.plan, epoch,
@@ -191,6 +205,7 @@ class Trainer:
             "train_images_per_sec": observe.finite_or_none(self.session_stats.images_per_sec()),
             "wall_time_s": wall_time,
             "resumed_from": self.resumed_from,
+            "stopped_at_target": self.reached_target,
             "weights_fingerprint": state.fingerprint(self.task.model.trainable_variables),
         }
         if result is not None:

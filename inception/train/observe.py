@@ -142,12 +142,20 @@ class Observer:
         self.val_writer.flush()
         self.train_writer.flush()
 
+    def _rows(self):
+        if not os.path.exists(self.csv_path):
+            return []
+        with open(self.csv_path, newline="") as f:
+            return [row for row in csv.DictReader(f) if row.get("epoch")]
+
     def logged_epochs(self):
         """Epoch numbers (1-based) that already have a CSV row."""
-        if not os.path.exists(self.csv_path):
-            return set()
-        with open(self.csv_path, newline="") as f:
-            return {int(row["epoch"]) for row in csv.DictReader(f) if row.get("epoch")}
+        return {int(row["epoch"]) for row in self._rows()}
+
+    def logged_val_top1(self):
+        """(epoch, validation top-1) of the CSV rows that have an evaluation."""
+        return [(row["epoch"], float(row["val_top1"])) for row in self._rows()
+                if row.get("val_top1")]
 
     def csv_row(self, row):
         if not self.chief:
