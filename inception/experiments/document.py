@@ -5,44 +5,77 @@ import json
 import os
 import platform
 
+from inception import recipe
 from inception.experiments import plan as plan_lib
-from inception.experiments import report, results
+from inception.experiments import report
+
+
+def _setting_section(scale):
+    """Where the miniature stands from the paper's ImageNet setting, each departure with its
+    reason (the recipe's from inception.recipe.MINIATURE, the rest from the plan)."""
+    lines = [
+        "## The miniature's departures from the ImageNet setting",
+        "",
+        "Every value not listed is the ImageNet recipe (README \"Recipe\", `inception/recipe.py`).",
+        "",
+        "| setting | ImageNet | here | why |", "|---|---|---|---|",
+    ]
+    for name, value in recipe.MINIATURE.items():
+        if name == "epochs":
+            continue
+        lines.append(f"| `{name}` | {recipe.IMAGENET[name].value} | {value.value} | "
+                     f"{value.source} |")
+    here = {"width_multiplier": scale.speed_width,
+            "epochs": f"until {scale.target_error:.0%} top-1 error, at most "
+                      + ", ".join(f"{e} ({s})" for s, e in scale.speed_epochs.items())}
+    imagenet = {"image_size": 299, "width_multiplier": 1.0, "area_range": "0.05,1.0",
+                "epochs": recipe.IMAGENET["epochs"].value}
+    for name, (value, why) in plan_lib.SETTING_DEPARTURES.items():
+        lines.append(f"| `{name}` | {imagenet[name]} | {here.get(name, value)} | {why} |")
+    return lines + [""]
 
 
 def _speed_section(scale, curves, verdict, figures):
+    target = scale.target_error
     lines = [
         "## 1. Residual connections speed up training (Figures 21-26)",
         "",
         f"**Verdict: {verdict[0]}.** {verdict[1]}.",
         "",
         "Rule: Inception-ResNet-v2 and Inception-v4 have about the same cost, so they are the fair "
-        "pair; under each training setting, each seed's mean validation top-1 error over the "
-        "epochs is compared, and the claim is reproduced only when every Inception-ResNet-v2 seed "
-        "is below every Inception-v4 seed under every setting. The recipe is joined by controls "
-        "that change one thing each, so that a network that fails under the recipe gets a fair "
-        "chance: "
+        f"pair. Every run trains until its validation top-1 error reaches {target:.0%} (evaluated "
+        "after each epoch, EMA weights) or its epoch cap; the claim is reproduced only when both "
+        "networks reach the target on every seed under the recipe and Inception-ResNet-v2 needs "
+        "fewer epochs than Inception-v4 of the same seed on every seed, and not reproduced when "
+        "Inception-v4 needs no more on every seed. A network that misses the target makes the "
+        "verdict inconclusive: it says nothing about speed. Settings: "
         + "; ".join(f"`{name}`: {plan_lib.SETTINGS[name][1]}" for name in scale.speed_settings)
-        + ". The gradient norm is the global norm before clipping, as logged. A run "
-        f"that never gets below {report.LEARNED_ERROR:.0%} top-1 error (chance is 90%) did not "
-        "learn. Inception-ResNet-v1 is shown for reference (the paper pairs it with "
-        "Inception-v3).",
+        + f" (controls are reported, not judged). A run that never gets below "
+        f"{report.LEARNED_ERROR:.0%} top-1 error (chance is 90%) did not learn. The gradient norm "
+        "is the global norm before clipping, as logged. Inception-ResNet-v1 is shown for "
+        "reference (the paper pairs it with Inception-v3).",
         "",
-        f"| network | setting | seed | best top-1 error | final top-1 error | final top-5 "
-        f"error | steps to {scale.fixed_error:.0%} top-1 error | gradient norm, first / last "
-        "| wall-clock (s) |",
-        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for setting in list(curves)[1:]:
+        lines += [f"Control `{setting}`: {report.describe_setting(curves[setting], target)}.", ""]
+    lines += [
+        f"| network | setting | seed | epochs to {target:.0%} | seconds to {target:.0%} | best "
+        "top-1 error | last top-1 error | last top-5 error | epochs trained | gradient norm, "
+        "first / last |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for setting, by_network in curves.items():
         for network, runs in by_network.items():
             for c in runs:
-                reach = results.steps_to_reach(c, scale.fixed_error)
+                epochs, seconds = report.epochs_to_reach(c, target)
                 norm = c["grad_norm"]
                 norms = f"{norm[0]:.1f} / {norm[-1]:.1f}" if norm.size else "-"
                 lines.append(
                     f"| {report.NAMES[network]} | {setting} | {c['seed']} | "
+                    f"{'not reached' if epochs is None else f'{epochs:g}'} | "
+                    f"{'-' if seconds is None else f'{seconds:.0f}'} | "
                     f"{min(c['top1_err']):.4f} | {c['top1_err'][-1]:.4f} | "
-                    f"{c['top5_err'][-1]:.4f} | {reach if reach is not None else 'not reached'} | "
-                    f"{norms} | {c['wall'][-1]:.0f} |")
+                    f"{c['top5_err'][-1]:.4f} | {c['epoch'][-1]:g} | {norms} |")
     lines += [""] + [f"![{f}]({f})" for f in figures] + [""]
     return lines
 
@@ -94,9 +127,10 @@ def _cost_section(cost_config, rows, verdict, figure):
 
 
 def write(out_dir, scale, curves, series, cost_rows, command):
-    verdicts = {"speed": report.judge_speed(curves), "died": report.judge_died(series),
+    verdicts = {"speed": report.judge_speed(curves, scale.target_error),
+                "died": report.judge_died(series),
                 "cost": report.judge_cost(cost_rows)}
-    figures = report.speed_figures(curves, out_dir)
+    figures = report.speed_figures(curves, out_dir, scale.target_error)
     died_fig = report.died_figure(series, out_dir)
     cost_fig = report.cost_figure(cost_rows, out_dir)
     lines = [
@@ -106,9 +140,8 @@ def write(out_dir, scale, curves, series, cost_rows, command):
         f"(scale `{scale.name}`); do not edit by hand. Dataset: `{plan_lib.DATASET}` (1,438 train /"
         " 359 validation digit scans shipped with scikit-learn) at 75x75 with the paper's full "
         "crop range (area 0.05-1.0), which makes the task much harder than the digits' mild "
-        "default crops. Recipe: the paper's (RMSProp 0.045 at batch 32, decay 0.94 every 2 "
-        "epochs, clipping 2.0, label smoothing 0.1, auxiliary head 0.4) with a short-run EMA "
-        "(0.99) and BatchNorm decay (0.9).",
+        "default crops. Recipe: the paper's, as the ImageNet configs (no gradient clipping), with "
+        "the departures a few hundred CPU steps need (below).",
         "",
         "| claim | verdict |", "|---|---|",
         f"| Residual connections speed up training | {verdicts['speed'][0]} |",
@@ -116,6 +149,7 @@ def write(out_dir, scale, curves, series, cost_rows, command):
         f"| Inception-v4 slower than Inception-ResNet-v2 at similar cost | {verdicts['cost'][0]} |",
         "",
     ]
+    lines += _setting_section(scale)
     lines += _speed_section(scale, curves, verdicts["speed"], figures)
     lines += _died_section(series, verdicts["died"], died_fig)
     lines += _cost_section(scale.cost, cost_rows, verdicts["cost"], cost_fig)

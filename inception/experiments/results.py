@@ -55,12 +55,6 @@ def speed_curves(root, specs):
     return curves
 
 
-def steps_to_reach(curve, error):
-    """First step at which the validation top-1 error is at most ``error`` (None if never)."""
-    hit = np.flatnonzero(curve["top1_err"] <= error)
-    return int(curve["step"][hit[0]]) if hit.size else None
-
-
 def died_series(root, specs):
     """{run name: dict(labels, state, step, died, loss_step, loss)} of the died runs."""
     series = {}
