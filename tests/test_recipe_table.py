@@ -16,36 +16,22 @@ CONFIG_RECIPES = {"v4.cfg": "imagenet", "irv2.cfg": "imagenet", "irv1.cfg": "ima
                   "finetune_demo.cfg": "finetune"}
 
 
-def _flags(path):
-    """{name: raw value} of a flagfile's ``--name=value`` lines (``--name`` / ``--noname`` as
-    'true' / 'false')."""
-    flags = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line.startswith("--"):
-                continue
-            name, _, value = line[2:].partition("=")
-            if not _:
-                value = "false" if name.startswith("no") and name[2:] in _FIELDS else "true"
-                name = name[2:] if value == "false" else name
-            flags[name] = value
-    return flags
+def _parse(path):
+    """(the TrainConfig, the flag names the file sets) of a flagfile, parsed by absl as
+    main.py parses it."""
+    from absl import flags as absl_flags
 
+    from inception_cli import train_flags
 
-_FIELDS = set(config.TrainConfig().to_flat())
-
-
-def _effective(flags):
-    """The recipe values a run of these flags trains with (a missing flag: the config default)."""
-    defaults = config.TrainConfig().to_flat()
-    out = {}
-    for name in recipe.IMAGENET:
-        raw = flags.get(name)
-        default = defaults[name]
-        out[name] = default if raw is None else type(default)(raw) if not isinstance(
-            default, str) else raw
-    return out
+    values = absl_flags.FlagValues()
+    for flag in train_flags.FLAGS.get_flags_for_module(train_flags.__name__):
+        values[flag.name] = flag
+    # finetune_demo.cfg starts from the demo's output, which need not exist here.
+    values(["prog", f"--flagfile={path}", "--init_weights="])
+    try:
+        return train_flags.to_config(values), {n for n in values if values[n].present}
+    finally:
+        values.unparse_flags()
 
 
 def test_every_config_is_classified():
@@ -55,12 +41,13 @@ def test_every_config_is_classified():
 
 @pytest.mark.parametrize("name", sorted(CONFIG_RECIPES))
 def test_config_trains_with_its_documented_recipe(name):
-    flags = _flags(os.path.join(CONFIGS, name))
-    expected = recipe.values(CONFIG_RECIPES[name])
-    assert _effective(flags) == expected
+    parsed, present = _parse(os.path.join(CONFIGS, name))  # also: a valid TrainConfig
+    flat = parsed.to_flat()
+    assert {k: flat[k] for k in recipe.IMAGENET} == recipe.values(CONFIG_RECIPES[name])
     if CONFIG_RECIPES[name] == "imagenet":  # spelled out in full, for a reader of the file
-        assert set(recipe.IMAGENET) <= set(flags), set(recipe.IMAGENET) - set(flags)
-        assert float(flags["clip_norm"]) == 0.0
+        assert set(recipe.IMAGENET) <= present, set(recipe.IMAGENET) - present
+        assert (flat["dataset"], flat["image_size"], flat["clip_norm"]) == ("imagenet2012", 299, 0)
+        assert flat["aux_logits"]
 
 
 def test_config_defaults_are_the_imagenet_recipe():

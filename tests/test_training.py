@@ -143,29 +143,6 @@ def test_flagfile_and_command_line_override(tmp_path):
         values.unparse_flags()
 
 
-def test_configs_parse_and_hold_the_paper_recipe():
-    from absl import flags as absl_flags
-
-    from inception_cli import train_flags
-
-    for name in ("irv2", "irv1", "v4", "irv2_paper", "demo"):
-        values = absl_flags.FlagValues()
-        for flag in train_flags.FLAGS.get_flags_for_module(train_flags.__name__):
-            values[flag.name] = flag
-        values(["prog", f"--flagfile={os.path.join(REPO, 'configs', name + '.cfg')}"])
-        try:
-            train_flags.to_config(values)  # every config file is a valid TrainConfig
-            if name != "demo":
-                assert values.dataset == "imagenet2012" and values.image_size == 299
-                assert (values.rmsprop_decay, values.momentum, values.rmsprop_epsilon) == (0.9, 0.9, 1.0)
-                assert (values.learning_rate, values.lr_decay_rate, values.lr_decay_epochs) == (0.045, 0.94, 2.0)
-                assert (values.clip_norm, values.label_smoothing, values.weight_decay) == (2.0, 0.1, 4e-5)
-                assert (values.bn_momentum, values.dropout_rate, values.ema_decay) == (0.9997, 0.2, 0.9999)
-                assert values.aux_logits and values.aux_loss_weight == 0.4
-        finally:
-            values.unparse_flags()
-
-
 # ------------------------------------------------------------------------ recipe units -------
 def test_learning_rate_schedule_and_scaling():
     from inception.train import state as train_state
