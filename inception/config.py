@@ -351,9 +351,18 @@ _SECTION_OF = {_FLAT_NAME.get(f.name, f.name): section for section, kind in _SEC
 # Export and evaluation.
 # ---------------------------------------------------------------------------------------------
 
-# The run directory a finished training leaves, as export and evaluation read it.
+# The run directory (README "What a run writes"); export and evaluation read RUN_FILES.
 RUN_FILES = ("ema_model.keras", "labels.txt", "run_config.json")
 EMA_MODEL, LABELS_FILE, RUN_CONFIG = RUN_FILES
+CHECKPOINTS_DIR = "checkpoints"
+TENSORBOARD_DIR = "tensorboard"
+METRICS_CSV = "metrics.csv"
+SUMMARY_JSON = "summary.json"
+EVAL_JSON = "eval.json"
+
+# The top-k accuracies and errors every evaluation reports (the paper's tables: top-1 and top-5;
+# its text also quotes top-3).
+TOP_K = (1, 3, 5)
 
 TFLITE_VARIANTS = ("fp32", "fp16", "dynamic", "int8")
 INT8_IO = ("float", "int8")
