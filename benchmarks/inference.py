@@ -67,7 +67,7 @@ def main():
 
     from inception import models
     from inception.data import datasets
-    from inception.export import data, saved_model, source, tflite
+    from inception.export import data, litert, saved_model, source, tflite
 
     size = args.image_size
     rng = np.random.default_rng(0)
@@ -101,7 +101,7 @@ def main():
                 file = os.path.join(tmp, f"{variant}.tflite")
                 with open(file, "wb") as f:
                     f.write(blob)
-                runner = tflite.LiteRTClassifier(file, num_threads=args.num_threads)
+                runner = litert.LiteRTClassifier(file, num_threads=args.num_threads)
                 bench_runtime(f"tflite_{variant} ({len(blob) / 1e6:.0f} MB)",
                               lambda x: runner.predict(x, batch_size=args.batch_size),
                               args, rows, one, batch)

@@ -60,9 +60,9 @@ def main(argv=None):
     import numpy as np
     import tensorflow as tf
 
-    from inception.export import decoding, tflite
+    from inception.export import decoding, litert
 
-    runner = tflite.LiteRTClassifier(args.model, num_threads=args.num_threads)
+    runner = litert.LiteRTClassifier(args.model, num_threads=args.num_threads)
     meta = runner.metadata or {}
     labels = runner.labels
     if labels is None:

@@ -24,7 +24,7 @@ import keras
 from inception import models
 from inception.data import datasets
 from inception.export import data as export_data
-from inception.export import saved_model, tflite, warmup
+from inception.export import litert, saved_model, tflite, warmup
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 75
@@ -496,7 +496,7 @@ def test_layout_labels_asset_and_tflite_metadata(exported):
     labels = open(os.path.join(out, NAME, "1", "assets", "labels.txt")).read().split()
     assert labels == [str(d) for d in range(10)]
     for fmt in FORMATS[1:]:
-        meta = tflite.read_metadata(report["variants"][fmt]["path"])
+        meta = litert.read_metadata(report["variants"][fmt]["path"])
         assert meta["labels"] == labels and meta["image_size"] == SIZE
 
 
@@ -650,12 +650,12 @@ def test_int8_with_integer_io_runs_in_litert_and_agrees(run_dir, validation, ker
     src = source.from_run_dir(run_dir)
     calibration = export_data.calibration_images(datasets.EMBEDDED_DATASET, SIZE, 100, data_dir)
     blob = tflite.export_variant(src, "int8", calibration, int8_io="int8")
-    meta = tflite.read_metadata(blob)
+    meta = litert.read_metadata(blob)
     assert meta["int8_io"] == "int8" and meta["labels"] == src.labels
     path = os.path.join(os.path.dirname(run_dir), "int8io.tflite")
     with open(path, "wb") as f:
         f.write(blob)
-    runner = tflite.LiteRTClassifier(path)
+    runner = litert.LiteRTClassifier(path)
     assert runner.interpreter.get_input_details()[0]["dtype"] == np.int8
     assert runner.interpreter.get_output_details()[0]["dtype"] == np.int8
     _, _, images = validation

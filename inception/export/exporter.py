@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from inception.config import EXPORT_FORMATS as FORMATS
 from inception.config import EXPORT_TOP_K, MAX_PIXELS
-from inception.export import report, saved_model, session, tflite
+from inception.export import litert, report, saved_model, session, tflite
 
 ARTIFACTS_SUFFIX = "-artifacts"
 REPORT_FILE = "export_report.json"
@@ -142,7 +142,7 @@ def run_export(source, export_dir, name, *, version=None, formats=FORMATS, int8_
             tmp_path = os.path.join(tmp, filename)
             with open(tmp_path, "wb") as f:
                 f.write(data)
-            runner = tflite.LiteRTClassifier(tmp_path)
+            runner = litert.LiteRTClassifier(tmp_path)
             entry = {"path": os.path.join(art_final, filename), "size_bytes": len(data),
                      "runtime": "ai_edge_litert.interpreter.Interpreter"}
             if variant == "int8":

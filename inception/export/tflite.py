@@ -11,7 +11,7 @@ Variants (``VARIANTS``):
 
 Every file carries a flatbuffer metadata entry ``inception_export`` (the model's ``metadata``
 table, which the interpreter ignores): UTF-8 JSON with the class names in index order, the input
-size and the preprocessing, so a device needs nothing but the .tflite file. ``read_metadata``
+size and the preprocessing, so a device needs nothing but the .tflite file. ``litert.read_metadata``
 reads it back.
 """
 
@@ -22,13 +22,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
-from ai_edge_litert.interpreter import Interpreter
 from ai_edge_litert.tools import flatbuffer_utils
 
 from inception.config import EVAL_CENTRAL_FRACTION, INT8_IO
 from inception.config import TFLITE_VARIANTS as VARIANTS
+from inception.export import litert
+from inception.export.litert import METADATA_NAME
 
-METADATA_NAME = "inception_export"
 
 
 # The one signature of the .tflite file (the key TFLite signature runners default to).
@@ -108,28 +108,8 @@ def add_metadata(flatbuffer, metadata, name=METADATA_NAME):
     entry = schema.MetadataT()
     entry.name = name
     entry.buffer = len(model.buffers) - 1
-    model.metadata = [m for m in (model.metadata or []) if _name(m.name) != name] + [entry]
+    model.metadata = [m for m in (model.metadata or []) if litert.entry_name(m.name) != name] + [entry]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-
-
-def _name(value):
-    return value.decode("utf-8") if isinstance(value, bytes) else value
-
-
-def read_metadata(path_or_bytes, name=METADATA_NAME):
-    """The JSON metadata written by ``add_metadata`` (a dict), or None when absent."""
-    if isinstance(path_or_bytes, (bytes, bytearray)):
-        data = bytes(path_or_bytes)
-    else:
-        with open(path_or_bytes, "rb") as f:
-            data = f.read()
-    model = schema.Model.GetRootAs(data, 0)
-    for i in range(model.MetadataLength()):
-        entry = model.Metadata(i)
-        if _name(entry.Name()) == name:
-            raw = model.Buffers(entry.Buffer()).DataAsNumpy()
-            return json.loads(bytes(raw).decode("utf-8"))
-    return None
 
 
 def export_variant(source, variant, representative_images=None, int8_io="float",
@@ -153,63 +133,3 @@ def export_variant(source, variant, representative_images=None, int8_io="float",
         "int8_io": int8_io if variant == "int8" else None,
     }
     return add_metadata(flatbuffer, metadata)
-
-
-class LiteRTClassifier:
-    """Runs a .tflite classifier on the LiteRT interpreter with float images in, probabilities out.
-
-    Quantised int8 input/output tensors are handled with the tensors' scale and zero point.
-    """
-
-    def __init__(self, path, num_threads=None):
-        self.path = path
-        self.metadata = read_metadata(path)
-        self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
-        self._input = self.interpreter.get_input_details()[0]
-        self._output = self.interpreter.get_output_details()[0]
-        self._batch = None
-
-    @property
-    def labels(self):
-        return list(self.metadata["labels"]) if self.metadata else None
-
-    @property
-    def image_size(self):
-        return int(self._input["shape_signature"][1])
-
-    def _resize(self, batch):
-        if batch != self._batch:
-            self.interpreter.resize_tensor_input(self._input["index"], [batch, *self._input["shape"][1:]])
-            self.interpreter.allocate_tensors()
-            self._input = self.interpreter.get_input_details()[0]
-            self._output = self.interpreter.get_output_details()[0]
-            self._batch = batch
-
-    def _quantise(self, images):
-        dtype = self._input["dtype"]
-        if dtype == np.float32:
-            return images.astype(np.float32)
-        scale, zero_point = self._input["quantization"]
-        info = np.iinfo(dtype)
-        return np.clip(np.round(images / scale + zero_point), info.min, info.max).astype(dtype)
-
-    def _dequantise(self, values):
-        if self._output["dtype"] == np.float32:
-            return values.astype(np.float32)
-        scale, zero_point = self._output["quantization"]
-        return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
-
-    def predict(self, images, batch_size=32):
-        """float32 [N, S, S, 3] in [-1, 1] -> probabilities float32 [N, C]."""
-        images = np.asarray(images, np.float32)
-        if images.ndim != 4 or images.shape[1:] != tuple(self._input["shape_signature"][1:]):
-            raise ValueError(f"expected images [N, {self.image_size}, {self.image_size}, 3]; "
-                             f"got {images.shape}")
-        outputs = []
-        for start in range(0, len(images), batch_size):
-            chunk = images[start:start + batch_size]
-            self._resize(len(chunk))
-            self.interpreter.set_tensor(self._input["index"], self._quantise(chunk))
-            self.interpreter.invoke()
-            outputs.append(self._dequantise(self.interpreter.get_tensor(self._output["index"])))
-        return np.concatenate(outputs, axis=0)

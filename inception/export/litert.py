@@ -1,0 +1,91 @@
+"""Running a .tflite classifier on the LiteRT interpreter (``ai-edge-litert``), and reading the
+metadata entry every exported file carries (``METADATA_NAME``: UTF-8 JSON with the class names,
+the input size and the preprocessing; interpreters ignore it)."""
+
+import json
+
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+from ai_edge_litert.interpreter import Interpreter
+
+METADATA_NAME = "inception_export"
+
+
+def entry_name(value):
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def read_metadata(path_or_bytes, name=METADATA_NAME):
+    """The JSON metadata written by ``add_metadata`` (a dict), or None when absent."""
+    if isinstance(path_or_bytes, (bytes, bytearray)):
+        data = bytes(path_or_bytes)
+    else:
+        with open(path_or_bytes, "rb") as f:
+            data = f.read()
+    model = schema.Model.GetRootAs(data, 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry_name(entry.Name()) == name:
+            raw = model.Buffers(entry.Buffer()).DataAsNumpy()
+            return json.loads(bytes(raw).decode("utf-8"))
+    return None
+
+
+class LiteRTClassifier:
+    """Runs a .tflite classifier on the LiteRT interpreter with float images in, probabilities out.
+
+    Quantised int8 input/output tensors are handled with the tensors' scale and zero point.
+    """
+
+    def __init__(self, path, num_threads=None):
+        self.path = path
+        self.metadata = read_metadata(path)
+        self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
+        self._input = self.interpreter.get_input_details()[0]
+        self._output = self.interpreter.get_output_details()[0]
+        self._batch = None
+
+    @property
+    def labels(self):
+        return list(self.metadata["labels"]) if self.metadata else None
+
+    @property
+    def image_size(self):
+        return int(self._input["shape_signature"][1])
+
+    def _resize(self, batch):
+        if batch != self._batch:
+            self.interpreter.resize_tensor_input(self._input["index"], [batch, *self._input["shape"][1:]])
+            self.interpreter.allocate_tensors()
+            self._input = self.interpreter.get_input_details()[0]
+            self._output = self.interpreter.get_output_details()[0]
+            self._batch = batch
+
+    def _quantise(self, images):
+        dtype = self._input["dtype"]
+        if dtype == np.float32:
+            return images.astype(np.float32)
+        scale, zero_point = self._input["quantization"]
+        info = np.iinfo(dtype)
+        return np.clip(np.round(images / scale + zero_point), info.min, info.max).astype(dtype)
+
+    def _dequantise(self, values):
+        if self._output["dtype"] == np.float32:
+            return values.astype(np.float32)
+        scale, zero_point = self._output["quantization"]
+        return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+    def predict(self, images, batch_size=32):
+        """float32 [N, S, S, 3] in [-1, 1] -> probabilities float32 [N, C]."""
+        images = np.asarray(images, np.float32)
+        if images.ndim != 4 or images.shape[1:] != tuple(self._input["shape_signature"][1:]):
+            raise ValueError(f"expected images [N, {self.image_size}, {self.image_size}, 3]; "
+                             f"got {images.shape}")
+        outputs = []
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size]
+            self._resize(len(chunk))
+            self.interpreter.set_tensor(self._input["index"], self._quantise(chunk))
+            self.interpreter.invoke()
+            outputs.append(self._dequantise(self.interpreter.get_tensor(self._output["index"])))
+        return np.concatenate(outputs, axis=0)
