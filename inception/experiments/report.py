@@ -4,12 +4,9 @@ Each claim gets a verdict by a rule stated in the report ("reproduced", "not rep
 scale" or "inconclusive"); nothing in it is written by hand.
 """
 
-import json
 import os
 
 import numpy as np
-
-from inception.experiments import results
 
 DIED_THRESHOLD = 0.99
 # A scaled run "stays alive" only well below the died threshold: 97% zeros is not a healthy
