@@ -86,8 +86,8 @@ _HELP = {
     "rmsprop_epsilon": "RMSProp epsilon.",
     "clip_norm": "Clip the all-reduced gradient to this global norm; 0 (the recipe: neither "
                  "the paper nor the released trainer clips) disables it. The Inception-v3 paper "
-                 "clipped at 2.0, which slows Inception-v4 about 1,500x at the start (BUILD_NOTES "
-                 "'Gradient norms').",
+                 "clipped at 2.0, which slows Inception-v4 about 2,000x at the start (BUILD_NOTES "
+                 "'Recipe and gradient norms').",
     "label_smoothing": "Label smoothing of the cross-entropy.",
     "weight_decay": "L2 weight decay in the released code's convention (wd * sum(w^2) / 2).",
     "ema_decay": "Decay of the exponential moving average of the weights used for evaluation and "
