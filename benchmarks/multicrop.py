@@ -51,10 +51,10 @@ def main():
     import tensorflow as tf
 
     from inception import models
-    from inception.train import devices as train_setup
     from inception.evaluation import crops, members, runner
+    from inception.train import devices
 
-    strategy = train_setup.make_strategy("one_device")
+    strategy = devices.make_strategy("one_device")
     height, width = (int(v) for v in args.source_size.split("x"))
     rng = np.random.default_rng(0)
     with strategy.scope():
@@ -65,8 +65,8 @@ def main():
                             architecture=args.model, config={}, labels=None)
     rows = []
     for protocol in (int(p) for p in args.protocols.split(",")):
-        plan = crops.make_plan([protocol])
-        per_step = max(1, args.batch_size // plan.num_distinct)
+        crop_set = crops.crop_set([protocol])
+        per_step = max(1, args.batch_size // crop_set.num_distinct)
         count = min(per_step * 4, 64)  # distinct source images, repeated
         encoded = []
         for _ in range(count):
@@ -76,9 +76,9 @@ def main():
         source = tf.data.Dataset.from_tensor_slices(
             (tf.constant(encoded), tf.zeros([count], tf.int32))).repeat()
 
-        def input_fn(context, source=source, plan=plan, per_step=per_step):
+        def input_fn(context, source=source, crop_set=crop_set, per_step=per_step):
             del context
-            return runner.crop_dataset(source, plan, [args.image_size], per_step)
+            return runner.crop_dataset(source, crop_set, [args.image_size], per_step)
 
         # The input pipeline alone, after two warm-up batches (tracing, thread pools).
         batches = iter(input_fn(None))
@@ -87,10 +87,10 @@ def main():
         start = time.perf_counter()
         for _ in range(args.steps):
             next(batches)
-        pipeline = args.steps * per_step * plan.num_distinct / (time.perf_counter() - start)
+        pipeline = args.steps * per_step * crop_set.num_distinct / (time.perf_counter() - start)
         del batches
 
-        step = runner.make_step(strategy, [member], plan, args.num_classes)
+        step = runner.make_step(strategy, [member], crop_set, args.num_classes)
         iterator = iter(strategy.distribute_datasets_from_function(input_fn))
         for _ in range(3):  # compile, then drain what the pipeline prefetched meanwhile
             step(next(iterator))["count"].numpy()
@@ -99,10 +99,10 @@ def main():
             step(next(iterator))["count"].numpy()
         seconds = time.perf_counter() - start
         images = per_step * args.steps / seconds
-        rows.append((protocol, plan.num_distinct, per_step * plan.num_distinct, images,
-                     images * plan.num_distinct, images * protocol, pipeline))
-        log(f"{protocol:>3} crops: {images:8.2f} images/s, {images * plan.num_distinct:8.2f} "
-            f"forward passes/s (batch {per_step} images = {per_step * plan.num_distinct} crops); "
+        rows.append((protocol, crop_set.num_distinct, per_step * crop_set.num_distinct, images,
+                     images * crop_set.num_distinct, images * protocol, pipeline))
+        log(f"{protocol:>3} crops: {images:8.2f} images/s, {images * crop_set.num_distinct:8.2f} "
+            f"forward passes/s (batch {per_step} images = {per_step * crop_set.num_distinct} crops); "
             f"input pipeline alone {pipeline:8.1f} crops/s")
 
     single = next((r[3] for r in rows if r[0] == 1), None)

@@ -8,6 +8,11 @@ A block is a list of *stages* applied one after another; a stage is a list of pa
     MAX                                                 3x3 max pool, stride 2, "V"
     fork(conv, conv)                                    ops applied to the same input, concatenated
 
+Each op is a layer named by its place (``op_name``): ``b{branch}_{position}``, ``s{stage}_`` in
+front in the multi-stage stems, a fork's members ending in ``a``/``b`` (``b1_1`` is the second op
+of the second branch). These names are the paths of every variable in .keras files and training
+checkpoints; inception/weights/names.py derives the released files' names from the tables.
+
 Filter counts and kernels follow docs/paper.md, which tells where the released code (whose weights
 were published) differs from the drawn figures; BUILD_NOTES.md lists each case. The widths that
 differ between networks come from their NetworkSpec (inception/networks.py). Every block takes the
@@ -40,17 +45,39 @@ def fork(*convs):
     return ("fork", convs)
 
 
+def op_name(stage, branch, position, fork=None, stages=1):
+    """The layer name of an op of a table: ``b{branch}_{position}``, with ``s{stage}_`` in front
+    when the table has several stages; a fork's convolutions end in ``a``, ``b``."""
+    name = f"s{stage}_b{branch}_{position}" if stages > 1 else f"b{branch}_{position}"
+    return name if fork is None else f"{name}{chr(ord('a') + fork)}"
+
+
+def ops_of(table):
+    """(layer name, stage, branch, position, fork index or None, op) of every op of ``table``,
+    forks expanded, in the order a block makes its layers."""
+    for s, stage in enumerate(table):
+        for b, branch in enumerate(stage):
+            for j, op in enumerate(branch):
+                members = enumerate(op[1]) if op[0] == "fork" else [(None, op)]
+                for k, member in members:
+                    yield op_name(s, b, j, k, len(table)), s, b, j, k, member
+
+
 def _pop_shorthand(kwargs):
     """Takes the ConvOptions fields given as keyword arguments (the older form) out of ``kwargs``."""
     return {f.name: kwargs.pop(f.name) for f in dataclasses.fields(ConvOptions) if f.name in kwargs}
 
 
 class _Block(keras.layers.Layer):
-    """Builds the ops of ``self.table()`` and runs them stage by stage.
+    """Builds the ops of its table and runs them stage by stage.
 
-    Subclasses set their own attributes, then call ``super().__init__``; ``table()`` may read them.
+    ``table(*widths)`` is a static function of the constructor arguments named in ``WIDTHS``
+    (subclasses set them as attributes, then call ``super().__init__``), so the weight-name map
+    (inception/weights/names.py) reads a block's structure without making any layer.
     ``options`` (a layers.ConvOptions or its config) are the settings every convolution shares.
     """
+
+    WIDTHS = ()
 
     def __init__(self, options=None, **kwargs):
         shorthand = _pop_shorthand(kwargs)
@@ -58,24 +85,22 @@ class _Block(keras.layers.Layer):
         # Every block makes its own copy: its initializer config is drawn here, in the order that
         # fixes which weights a seed gives.
         self.options = ConvOptions.of(options, **shorthand)
-        # plan mirrors table(): stages -> branches -> op names (a fork is a list of names).
-        self._plan = []
-        table = self.table()
-        for s, stage in enumerate(table):
-            branches = []
-            for b, branch in enumerate(stage):
-                names = []
-                for j, op in enumerate(branch):
-                    name = f"s{s}_b{b}_{j}" if len(table) > 1 else f"b{b}_{j}"
-                    if op[0] == "fork":
-                        names.append([self._add_op(f"{name}{chr(97 + k)}", c) for k, c in enumerate(op[1])])
-                    else:
-                        names.append(self._add_op(name, op))
-                branches.append(names)
-            self._plan.append(branches)
+        # _plan mirrors the table: stages -> branches -> op names (a fork is a list of names).
+        table = self.table(*(getattr(self, w) for w in self.WIDTHS))
+        self._plan = [[[] for _ in stage] for stage in table]
+        for name, s, b, _, fork, op in ops_of(table):
+            branch = self._plan[s][b]
+            self._add_op(name, op)
+            if fork is None:
+                branch.append(name)
+            elif fork == 0:
+                branch.append([name])
+            else:
+                branch[-1].append(name)
 
-    def table(self):
-        raise TypeError(f"{type(self).__name__} must define table()")
+    @staticmethod
+    def table():
+        raise TypeError("a block must define its table()")
 
     def _add_op(self, name, op):
         kind = op[0]
@@ -161,7 +186,8 @@ class Stem(_Block):
     convolution before the pool in the last; the concatenation order follows it.
     """
 
-    def table(self):
+    @staticmethod
+    def table():
         return [
             [[conv(32, 3, 2, "V"), conv(32, 3, 1, "V"), conv(64, 3)]],
             [[MAX], [conv(96, 3, 2, "V")]],
@@ -177,7 +203,8 @@ class Stem(_Block):
 class StemResNetV1(_Block):
     """Figure 14: the stem of Inception-ResNet-v1 (35x35x256)."""
 
-    def table(self):
+    @staticmethod
+    def table():
         return [
             [[
                 conv(32, 3, 2, "V"), conv(32, 3, 1, "V"), conv(64, 3), MAX,
@@ -194,7 +221,8 @@ class StemResNetV2Release(_Block):
     (TF-slim's ``Mixed_5b``) of 1x1 / 5x5 / double 3x3 / pool branches.
     """
 
-    def table(self):
+    @staticmethod
+    def table():
         return [
             [[
                 conv(32, 3, 2, "V"), conv(32, 3, 1, "V"), conv(64, 3), MAX,
@@ -217,7 +245,8 @@ class StemResNetV2Release(_Block):
 class InceptionA(_Block):
     """Figure 4: the 35x35 Inception-A block of Inception-v4 (384 channels out)."""
 
-    def table(self):
+    @staticmethod
+    def table():
         return [[
             [conv(96, 1)],
             [conv(64, 1), conv(96, 3)],
@@ -234,7 +263,8 @@ class InceptionB(_Block):
     7x1, 1x7, 7x1, 1x7 in the third.
     """
 
-    def table(self):
+    @staticmethod
+    def table():
         return [[
             [conv(384, 1)],
             [conv(192, 1), conv(224, (1, 7)), conv(256, (7, 1))],
@@ -247,7 +277,8 @@ class InceptionB(_Block):
 class InceptionC(_Block):
     """Figure 6: the 8x8 Inception-C block of Inception-v4 (1536 channels out)."""
 
-    def table(self):
+    @staticmethod
+    def table():
         return [[
             [conv(256, 1)],
             [conv(384, 1), fork(conv(256, (1, 3)), conv(256, (3, 1)))],
@@ -261,14 +292,17 @@ class ReductionA(_Block):
     """Figure 7: 35x35 -> 17x17 reduction, with Table 1's filter counts k, l, m, n (each
     network's are its ``NetworkSpec.reduction_a``)."""
 
+    WIDTHS = ("k", "l", "m", "n")
+
     def __init__(self, k, l, m, n, **kwargs):  # noqa: E741 (the paper's names)
         self.k, self.l, self.m, self.n = k, l, m, n
         super().__init__(**kwargs)
 
-    def table(self):
+    @staticmethod
+    def table(k, l, m, n):  # noqa: E741
         return [[
-            [conv(self.n, 3, 2, "V")],
-            [conv(self.k, 1), conv(self.l, 3), conv(self.m, 3, 2, "V")],
+            [conv(n, 3, 2, "V")],
+            [conv(k, 1), conv(l, 3), conv(m, 3, 2, "V")],
             [MAX],
         ]]
 
@@ -280,7 +314,8 @@ class ReductionA(_Block):
 class ReductionB(_Block):
     """Figure 8: Inception-v4's 17x17 -> 8x8 reduction (1536 channels out)."""
 
-    def table(self):
+    @staticmethod
+    def table():
         return [[
             [conv(192, 1), conv(192, 3, 2, "V")],
             [conv(256, 1), conv(256, (1, 7)), conv(320, (7, 1)), conv(320, 3, 2, "V")],
@@ -297,13 +332,16 @@ class InceptionResNetReductionB(_Block):
     first and the max pool last; the same order is used for v1.
     """
 
+    WIDTHS = ("branch_filters",)
+
     def __init__(self, branch_filters=_IRV2.reduction_b, **kwargs):
         self.branch_filters = tuple(tuple(b) for b in branch_filters)
         super().__init__(**kwargs)
 
-    def table(self):
+    @staticmethod
+    def table(branch_filters):
         branches = []
-        for tower in self.branch_filters:
+        for tower in branch_filters:
             *first, last = tower
             branches.append([conv(first[0], 1)] + [conv(f, 3) for f in first[1:]] + [conv(last, 3, 2, "V")])
         return [branches + [[MAX]]]
@@ -323,6 +361,8 @@ class _Residual(_Block):
     before the add, which is what kept the wide networks from "dying". The expansion's width is
     the block input's, so it is only known in build().
     """
+
+    WIDTHS = ("branch_filters",)
 
     def __init__(self, branch_filters, scale=1.0, activation="relu", **kwargs):
         self.branch_filters = tuple(tuple(b) for b in branch_filters)
@@ -373,8 +413,9 @@ class InceptionResNetA(_Residual):
     def __init__(self, branch_filters=_IRV2.block_a, scale=_SCALE_A, **kwargs):
         super().__init__(branch_filters, scale=scale, **kwargs)
 
-    def table(self):
-        (a,), (b1, b2), (c1, c2, c3) = self.branch_filters
+    @staticmethod
+    def table(branch_filters):
+        (a,), (b1, b2), (c1, c2, c3) = branch_filters
         return [[
             [conv(a, 1)],
             [conv(b1, 1), conv(b2, 3)],
@@ -392,8 +433,9 @@ class InceptionResNetB(_Residual):
     def __init__(self, branch_filters=_IRV2.block_b, scale=_SCALE_B, **kwargs):
         super().__init__(branch_filters, scale=scale, **kwargs)
 
-    def table(self):
-        (a,), (b1, b2, b3) = self.branch_filters
+    @staticmethod
+    def table(branch_filters):
+        (a,), (b1, b2, b3) = branch_filters
         return [[[conv(a, 1)], [conv(b1, 1), conv(b2, (1, 7)), conv(b3, (7, 1))]]]
 
 
@@ -407,8 +449,9 @@ class InceptionResNetC(_Residual):
     def __init__(self, branch_filters=_IRV2.block_c, scale=_SCALE_C, **kwargs):
         super().__init__(branch_filters, scale=scale, **kwargs)
 
-    def table(self):
-        (a,), (b1, b2, b3) = self.branch_filters
+    @staticmethod
+    def table(branch_filters):
+        (a,), (b1, b2, b3) = branch_filters
         return [[[conv(a, 1)], [conv(b1, 1), conv(b2, (1, 3)), conv(b3, (3, 1))]]]
 
 

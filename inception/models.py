@@ -3,8 +3,8 @@
     model = build("inception_resnet_v2", num_classes=1000)
 
 ``build`` reads the network's NetworkSpec (inception/networks.py) and hands one ConvOptions
-(inception/layers.py) to every block; ``_inception_v4`` and ``_inception_resnet`` list the blocks
-in the order the figures draw them.
+(inception/layers.py) to every block; ``layout`` lists the blocks in the order the figures draw
+them (the weight-name map reads it too).
 
 Every block is one layer with a stable name (``stem``, ``inception_a_1``, ``reduction_a`` ...);
 the last feature map before global pooling is the output of the layer named ``features``.
@@ -17,9 +17,6 @@ from inception import blocks, networks
 from inception.layers import RELEASED_INITIALIZERS, XAVIER, ConvOptions
 from inception.networks import BN_EPSILON, BN_MOMENTUM
 from inception.weights import labeled  # noqa: F401  (registers the classifier of imported models)
-
-# Re-exported for users of ``models.build`` (which names and variants exist); defined in networks.
-from inception.networks import DEFAULT_VARIANT, NAMES, VARIANTS  # noqa: F401
 
 # The stem each NetworkSpec names: Figure 3, Figure 14, or the released Inception-ResNet-v2's.
 STEMS = {
@@ -89,33 +86,35 @@ def build(
     spec = networks.spec(name, variant)
     _check_arguments(input_shape, width_multiplier, pooling, include_top, num_classes, aux_logits, dropout_rate,
                      residual_scales)
-    if conv_initializer is None:
-        conv_initializer = RELEASED_INITIALIZERS[spec.conv_initializer]
     options = ConvOptions(
         width_multiplier=width_multiplier,
         bn_momentum=bn_momentum,
         bn_epsilon=bn_epsilon,
         weight_decay=weight_decay,
         bn_synchronized=bn_synchronized,
-        conv_initializer=conv_initializer,
+        conv_initializer=RELEASED_INITIALIZERS[spec.conv_initializer] if conv_initializer is None else conv_initializer,
         decay_biases=spec.decay_biases if decay_biases is None else bool(decay_biases),
     )
-    scales = spec.residual_scales if residual_scales is None else tuple(residual_scales)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    ends = _chain(inputs, BODIES[spec.family](spec, scales, options))
+    ends = _chain(inputs, _blocks(spec, residual_scales, options))
     features = keras.layers.Identity(name="features")(ends[spec.block_names[-1]])
     if include_top:
         outputs = _top(features, num_classes, classifier_activation, dropout_rate, options)
         if aux_logits:
             aux = blocks.AuxHead(num_classes, classifier_activation, options=options, name="aux_logits")
             outputs = [outputs, aux(ends[spec.aux_block])]
-    elif pooling == "avg":
-        outputs = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
-    elif pooling == "max":
-        outputs = keras.layers.GlobalMaxPooling2D(name="max_pool")(features)
     else:
-        outputs = features
+        outputs = _pooled(features, pooling)
     return _with_weights(keras.Model(inputs, outputs, name=spec.model_name), weights)
+
+
+def _pooled(features, pooling):
+    """Without the top: the feature map, or its global average or maximum."""
+    if pooling == "avg":
+        return keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
+    if pooling == "max":
+        return keras.layers.GlobalMaxPooling2D(name="max_pool")(features)
+    return features
 
 
 def _top(features, num_classes, classifier_activation, dropout_rate, options):
@@ -181,42 +180,58 @@ def _chain(x, layers):
     return ends
 
 
-def _inception_v4(spec, scales, options):
+def _blocks(spec, residual_scales, options):
+    """The layers of ``layout``, each made when the one before it has been applied (``_chain``)."""
+    for name, block, widths, settings in layout(spec, residual_scales):
+        if block is None:
+            yield options.conv(*widths, 1, name=name)
+        else:
+            yield block(*widths, **settings, options=options, name=name)
+
+
+def layout(spec, residual_scales=None):
+    """Every block of the network ``spec`` in order: (layer name, block class, its widths (the
+    arguments its ``table()`` reads), its other arguments). The released Inception-ResNet-v2's
+    final 1x1 convolution is (``conv_7b``, None, (filters,), {}), a ConvBN of its own.
+    ``residual_scales`` None: the spec's."""
+    yield "stem", STEMS[spec.stem], (), {}
+    if spec.family == networks.INCEPTION:
+        yield from _inception_v4(spec)
+    else:
+        yield from _inception_resnet(spec, spec.residual_scales if residual_scales is None else tuple(residual_scales))
+
+
+def _inception_v4(spec):
     """Figure 9: stem (Figure 3), 4 x Inception-A, Reduction-A, 7 x Inception-B, Reduction-B,
     3 x Inception-C; the counts are ``spec.repeats``, Reduction-A's widths Table 1's."""
-    yield STEMS[spec.stem](options=options, name="stem")
     for name in spec.stage_names("a"):
-        yield blocks.InceptionA(options=options, name=name)
-    yield blocks.ReductionA(*spec.reduction_a, options=options, name="reduction_a")
+        yield name, blocks.InceptionA, (), {}
+    yield "reduction_a", blocks.ReductionA, spec.reduction_a, {}
     for name in spec.stage_names("b"):
-        yield blocks.InceptionB(options=options, name=name)
-    yield blocks.ReductionB(options=options, name="reduction_b")
+        yield name, blocks.InceptionB, (), {}
+    yield "reduction_b", blocks.ReductionB, (), {}
     for name in spec.stage_names("c"):
-        yield blocks.InceptionC(options=options, name=name)
+        yield name, blocks.InceptionC, (), {}
 
 
-def _inception_resnet(spec, scales, options):
+def _inception_resnet(spec, scales):
     """Figure 15: stem, Inception-ResNet-A blocks, Reduction-A, -B blocks, Reduction-B, -C blocks,
     with the spec's widths; the released Inception-ResNet-v2 ends with a linear C block and a 1x1
     convolution."""
-    yield STEMS[spec.stem](options=options, name="stem")
     for name in spec.stage_names("a"):
-        yield blocks.InceptionResNetA(spec.block_a, scales[0], options=options, name=name)
-    yield blocks.ReductionA(*spec.reduction_a, options=options, name="reduction_a")
+        yield name, blocks.InceptionResNetA, (spec.block_a,), {"scale": scales[0]}
+    yield "reduction_a", blocks.ReductionA, spec.reduction_a, {}
     for name in spec.stage_names("b"):
-        yield blocks.InceptionResNetB(spec.block_b, scales[1], options=options, name=name)
-    yield blocks.InceptionResNetReductionB(spec.reduction_b, options=options, name="reduction_b")
+        yield name, blocks.InceptionResNetB, (spec.block_b,), {"scale": scales[1]}
+    yield "reduction_b", blocks.InceptionResNetReductionB, (spec.reduction_b,), {}
     c_names = spec.stage_names("c")
     for name in c_names[:spec.repeats[2]]:
-        yield blocks.InceptionResNetC(spec.block_c, scales[2], options=options, name=name)
+        yield name, blocks.InceptionResNetC, (spec.block_c,), {"scale": scales[2]}
     if spec.final_linear_block:
         # Released code (slim's "Block8"): unscaled and without ReLU.
-        yield blocks.InceptionResNetC(spec.block_c, 1.0, activation=None, options=options, name=c_names[-1])
+        yield c_names[-1], blocks.InceptionResNetC, (spec.block_c,), {"scale": 1.0, "activation": None}
     if spec.final_conv:
-        yield options.conv(spec.final_conv, 1, name="conv_7b")
-
-
-BODIES = {networks.INCEPTION: _inception_v4, networks.INCEPTION_RESNET: _inception_resnet}
+        yield "conv_7b", None, (spec.final_conv,), {}
 
 
 def layout_block_names(name, variant=None):

@@ -69,22 +69,22 @@ def test_counts_mirrors_and_distinct_crops():
             assert sum(plain.values()) == n // 2
             assert plain == collections.Counter(s.view for s in specs if s.mirror)
     # 144: the whole square is one window at every scale -> 6 distinct views repeated 4 times.
-    plan = crops.make_plan([144])
-    assert plan.num_distinct == 126
-    whole = [i for i, s in enumerate(plan.specs) if s.scale == 0]
+    crop_set = crops.crop_set([144])
+    assert crop_set.num_distinct == 126
+    whole = [i for i, s in enumerate(crop_set.specs) if s.scale == 0]
     assert len(whole) == 6
-    assert all(plan.weights[0][i] == pytest.approx(4 / 144) for i in whole)
+    assert all(crop_set.weights[0][i] == pytest.approx(4 / 144) for i in whole)
     # The nesting 10 < 12 < 144 (the centre square at scale 256) shares crops between protocols.
-    assert crops.make_plan([1, 10, 12, 144]).num_distinct == 1 + 126
-    assert crops.make_plan([10, 12]).num_distinct == 12
-    for plan in (crops.make_plan([1, 10, 12, 144]), crops.make_plan([12, 1])):
-        assert np.allclose(np.sum(plan.weights, axis=1), 1.0)
-        for p, row in zip(plan.protocols, plan.weights):
+    assert crops.crop_set([1, 10, 12, 144]).num_distinct == 1 + 126
+    assert crops.crop_set([10, 12]).num_distinct == 12
+    for crop_set in (crops.crop_set([1, 10, 12, 144]), crops.crop_set([12, 1])):
+        assert np.allclose(np.sum(crop_set.weights, axis=1), 1.0)
+        for p, row in zip(crop_set.protocols, crop_set.weights):
             assert sum(w > 0 for w in row) == len(set(crops.protocol_specs(p)))
     with pytest.raises(ValueError, match="unknown crop protocol"):
         crops.protocol_specs(7)
     with pytest.raises(ValueError, match="repeat"):
-        crops.make_plan([10, 10])
+        crops.crop_set([10, 10])
 
 
 def test_one_crop_window_is_the_eval_preprocessing():
@@ -99,7 +99,7 @@ def test_one_crop_window_is_the_eval_preprocessing():
 @pytest.mark.parametrize("shape", [(64, 64), (75, 91), (333, 500), (500, 375), (1, 1), (2, 7),
                                    (480, 640), (M, LONG), (LONG, M)])
 def test_graph_windows_equal_python_windows(shape):
-    specs = [s for s in crops.make_plan([10, 12, 144]).views]
+    specs = [s for s in crops.crop_set([10, 12, 144]).views]
     graph = crops.crop_windows(specs, tf.constant(shape)).numpy()
     for spec, row in zip(specs, graph):
         assert tuple(int(v) for v in row) == crops.crop_window(spec, *shape), spec
@@ -122,14 +122,14 @@ def test_crops_are_cut_from_one_decode_and_resized(height, width, fmt):
     """Every crop = its window sliced from the decoded image, bilinear-resized to S, scaled to
     [-1, 1], mirrored if asked; the 1-crop view is exactly preprocess_for_eval's output."""
     encoded = _image(height, width, fmt)
-    plan = crops.make_plan([1, 10, 12, 144])
+    crop_set = crops.crop_set([1, 10, 12, 144])
     sizes = (75, 87)
-    out = crops.make_crops(tf.constant(encoded), plan, sizes)
+    out = crops.make_crops(tf.constant(encoded), crop_set, sizes)
     decoded = tf.io.decode_image(encoded, channels=3, expand_animations=False)
     for size, images in zip(sizes, out):
         images = images.numpy()
         assert images.shape == (127, size, size, 3)
-        for spec, image in zip(plan.specs, images):
+        for spec, image in zip(crop_set.specs, images):
             if spec.kind == "central":
                 expected = preprocessing.preprocess_for_eval(tf.constant(encoded), size).numpy()
                 np.testing.assert_array_equal(image, expected)

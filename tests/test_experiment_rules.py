@@ -80,3 +80,13 @@ def test_died_needs_the_scaled_twin_to_stay_clearly_alive():
     assert report.judge_died(both)[0] == "inconclusive"
     alive = {"u": _died(unscaled, 0.045, [0.1, 0.2]), "s": _died(scaled, 0.045, [0.1, 0.1])}
     assert report.judge_died(alive)[0] == "not reproduced at this scale"
+
+
+def test_every_measured_network_has_its_paper_title():
+    """The report's titles come from the networks' specs, one for each network the cost table
+    measures (a network without one would stop the report with a KeyError)."""
+    from inception.experiments import speed
+
+    assert set(report.NAMES) == set(speed.NETWORKS)
+    assert report.NAMES["inception_resnet_v2"] == "Inception-ResNet-v2"
+    assert report.NAMES["inception_resnet_v2_paper"] == "Inception-ResNet-v2 (paper)"

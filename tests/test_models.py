@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from inception import blocks, models
+from inception import blocks, models, networks
 from inception.compute import count_macs
 
 # Every block's output at 299x299, from the paper's figures (docs/paper.md "The networks").
@@ -31,7 +31,7 @@ EXPECTED = {
         + [(f"inception_resnet_c_{i}", 8, 1792) for i in range(1, 6)]
         + [("features", 8, 1792)]
     ),
-    ("inception_resnet_v2", "release"): (
+    ("inception_resnet_v2", None): (  # the default variant: the released network
         [("stem", 35, 320)]
         + [(f"inception_resnet_a_{i}", 35, 320) for i in range(1, 11)]
         + [("reduction_a", 17, 1088)]
@@ -52,8 +52,19 @@ EXPECTED = {
 }
 
 
+# keras.applications' InceptionResNetV2 and TF-slim's released Inception-v4 at 1000 classes
+# without the aux head: (all weights, trainable weights).
+REFERENCE_PARAMETERS = {
+    ("inception_v4", None): (42_711_400, 42_648_232),
+    ("inception_resnet_v2", None): (55_873_736, 55_813_192),
+}
+
+
 @pytest.fixture(scope="module")
 def full_models():
+    """Every network at full size, built once (about 5 s) for the shape, name, parameter, cost and
+    keras.applications checks; the last overwrites Inception-ResNet-v2's weights, which no other
+    check reads."""
     return {key: models.build(key[0], variant=key[1]) for key in EXPECTED}
 
 
@@ -75,6 +86,15 @@ def test_every_block_output_shape_matches_the_paper(full_models, key):
 @pytest.mark.parametrize("key", list(EXPECTED), ids=lambda k: f"{k[0]}-{k[1]}")
 def test_block_names_read_from_the_layouts_equal_the_built_models(full_models, key):
     assert models.layout_block_names(*key) == models.block_names(full_models[key])
+
+
+@pytest.mark.parametrize("key", list(REFERENCE_PARAMETERS), ids=lambda k: k[0])
+def test_default_variants_have_the_reference_parameter_counts(full_models, key):
+    """A network built without a variant is the released one: Inception-ResNet-v2's default is
+    keras.applications' network, parameter for parameter."""
+    model = full_models[key]
+    assert (_count(model.weights), _count(model.trainable_weights)) == REFERENCE_PARAMETERS[key]
+    assert model.name == {"inception_v4": "inception_v4", "inception_resnet_v2": "inception_resnet_v2_release"}[key[0]]
 
 
 def _ref_weights_for(ours, ref):
@@ -115,10 +135,18 @@ def _ref_weights_for(ours, ref):
     return mapping
 
 
-def test_irv2_release_is_keras_applications_inception_resnet_v2():
-    keras.backend.clear_session()
+def test_irv2_release_is_keras_applications_inception_resnet_v2(full_models):
     ref = keras.applications.InceptionResNetV2(weights=None, classifier_activation=None)
-    ours = models.build("inception_resnet_v2", classifier_activation=None)
+    ours = full_models[("inception_resnet_v2", None)]
+    # The shared model ends in a softmax; its logits are the classifier's input times its kernel,
+    # plus its bias (the dropout before it is the identity at inference).
+    classifier = ours.get_layer("predictions")
+    before_classifier = keras.Model(ours.input, classifier.input)
+
+    def logits(x):
+        return (np.asarray(before_classifier(x, training=False)) @ classifier.kernel.numpy()
+                + classifier.bias.numpy())
+
     mapping = _ref_weights_for(ours, ref)
     assert len(mapping) == len(ours.weights) == len(ref.weights)
     assert len({id(r) for _, r in mapping}) == len(ref.weights)
@@ -134,18 +162,17 @@ def test_irv2_release_is_keras_applications_inception_resnet_v2():
         w.assign(r.numpy())
     x = rng.uniform(-1, 1, (2, 299, 299, 3)).astype("float32")
     expected = np.asarray(ref(x, training=False))
-    got = np.asarray(ours(x, training=False))
     assert np.abs(expected).max() > 0.1
-    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(logits(x), expected, atol=1e-4, rtol=0)
     # And the comparison can fail: the same weights with one expansion bias changed do not match.
     b = ours.get_layer("inception_resnet_a_1").expand.bias
     b.assign(b.numpy() + 1.0)
-    assert np.abs(np.asarray(ours(x, training=False)) - expected).max() > 1e-3
+    assert np.abs(logits(x) - expected).max() > 1e-3
 
 
 def test_compute_matches_the_paper(full_models):
     v4 = count_macs(full_models[("inception_v4", None)])
-    irv2 = count_macs(full_models[("inception_resnet_v2", "release")])
+    irv2 = count_macs(full_models[("inception_resnet_v2", None)])
     irv1 = count_macs(full_models[("inception_resnet_v1", None)])
     v3 = count_macs(keras.applications.InceptionV3(weights=None))
     assert v4 == pytest.approx(12.28e9, rel=0.01)
@@ -160,18 +187,6 @@ def test_count_macs_counts_a_known_layer():
     outputs = keras.layers.Dense(4)(keras.layers.Flatten()(x))
     # conv: 4x4 outputs x 8 channels x 3x5x3 taps; dense: 128 inputs x 4 units.
     assert count_macs(keras.Model(inputs, outputs)) == 4 * 4 * 8 * 3 * 5 * 3 + 128 * 4
-
-
-@pytest.mark.parametrize(
-    "name,variant",
-    [("inception_v4", None), ("inception_resnet_v1", None), ("inception_resnet_v2", "release"),
-     ("inception_resnet_v2", "paper")],
-)
-def test_smallest_input_builds_and_runs(name, variant):
-    model = models.build(name, variant=variant, input_shape=(75, 75, 3), width_multiplier=0.25, num_classes=7)
-    out = np.asarray(model(np.zeros((2, 75, 75, 3), "float32"), training=False))
-    assert out.shape == (2, 7)
-    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -195,11 +210,13 @@ def test_bad_options_raise_a_value_error_that_says_what_is_allowed(kwargs, messa
 
 
 @pytest.mark.parametrize("name", ["inception_v4", "inception_resnet_v2"])
-def test_aux_head_output_shapes(name):
-    model = models.build(name, aux_logits=True, num_classes=1001)
-    main, aux = model.outputs
-    assert tuple(main.shape) == tuple(aux.shape) == (None, 1001)
-    head = model.get_layer("aux_logits")
+def test_aux_head_output_shapes(full_models, name):
+    # At 299x299, on the full network's 17x17 grid (the block models.build attaches it to;
+    # tests/test_networks.py checks that attachment for every network).
+    spec = networks.spec(name)
+    head = blocks.AuxHead(1001, name="aux_logits")
+    aux = head(full_models[(name, None)].get_layer(spec.aux_block).output)
+    assert tuple(aux.shape) == (None, 1001)
     # Released code: 5x5/3 pooling of the 17x17 grid leaves 5x5, which a 5x5 valid conv reduces to 1x1.
     assert head.input.shape[1:3] == (17, 17)
     assert head.conv.conv.kernel.shape == (5, 5, 128, 768)
@@ -208,16 +225,27 @@ def test_aux_head_output_shapes(name):
     assert [tuple(o.shape) for o in outs] == [(1, 5), (1, 5)]
 
 
-def test_width_multiplier_quarter_shrinks_parameters_about_16x():
-    full = _count(models.build("inception_resnet_v2", include_top=False).weights)
+def test_width_multiplier_quarter_shrinks_parameters_about_16x(full_models):
+    release = full_models[("inception_resnet_v2", None)]
+    full = _count(release.weights) - _count(release.get_layer("predictions").weights)
     quarter = _count(models.build("inception_resnet_v2", include_top=False, width_multiplier=0.25).weights)
     assert 14 < full / quarter < 18
 
 
 def test_include_top_false_and_pooling():
-    for pooling, shape in [(None, (None, 8, 8, 1536)), ("avg", (None, 1536)), ("max", (None, 1536))]:
-        model = models.build("inception_v4", include_top=False, pooling=pooling)
-        assert tuple(model.output.shape) == shape
+    """Without the top: the feature map, or its average or maximum over the grid (the 8x8x1536
+    map at 299x299 is checked on every network above)."""
+    small = dict(input_shape=(107, 107, 3), width_multiplier=0.25)
+    features = models.build("inception_v4", include_top=False, **small)
+    assert features.output is features.get_layer("features").output and tuple(features.output.shape) == (
+        None, 2, 2, 384)
+    x = np.random.default_rng(5).uniform(-1, 1, (2, 107, 107, 3)).astype("float32")
+    grid = np.asarray(features(x, training=False))
+    for pooling, reduce in (("avg", np.mean), ("max", np.max)):
+        model = models.build("inception_v4", include_top=False, pooling=pooling, **small)
+        assert tuple(model.output.shape) == (None, 384)
+        model.set_weights(features.get_weights())
+        np.testing.assert_allclose(np.asarray(model(x, training=False)), reduce(grid, axis=(1, 2)), atol=1e-5)
 
 
 def test_residual_scale_zero_is_identity_then_relu():
@@ -246,6 +274,10 @@ def test_model_passes_residual_scales_to_every_block():
     release = models.build("inception_resnet_v2", input_shape=(75, 75, 3), width_multiplier=0.1)
     last = release.get_layer("inception_resnet_c_10")
     assert (last.scale, last.activation) == (1.0, None)
+    # One model's scales do not leak into the next model built with the defaults.
+    defaults = {l.name.rsplit("_", 1)[0]: l.scale for l in release.layers if l.name.startswith("inception_resnet_")
+                and l.name != "inception_resnet_c_10"}
+    assert defaults == {"inception_resnet_a": 0.17, "inception_resnet_b": 0.10, "inception_resnet_c": 0.20}
 
 
 def test_weight_decay_adds_slim_convention_l2_losses():
@@ -263,7 +295,7 @@ def test_weight_decay_adds_slim_convention_l2_losses():
     [("inception_v4", None, True), ("inception_resnet_v1", None, False), ("inception_resnet_v2", "release", True),
      ("inception_resnet_v2", "paper", False)],
 )
-def test_keras_file_round_trip_with_safe_mode(tmp_path, name, variant, aux):
+def test_smallest_input_runs_and_the_keras_file_round_trips_with_safe_mode(tmp_path, name, variant, aux):
     model = models.build(name, variant=variant, aux_logits=aux, input_shape=(75, 75, 3), width_multiplier=0.2,
                          num_classes=6, weight_decay=4e-5, bn_momentum=0.9)
     rng = np.random.default_rng(3)
@@ -274,7 +306,11 @@ def test_keras_file_round_trip_with_safe_mode(tmp_path, name, variant, aux):
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     x = rng.uniform(-1, 1, (2, 75, 75, 3)).astype("float32")
-    for a, b in zip(keras.tree.flatten(model(x, training=False)), keras.tree.flatten(loaded(x, training=False))):
+    outputs = keras.tree.flatten(model(x, training=False))
+    # The smallest input every network takes runs to one softmax per image (and the aux head's).
+    assert [tuple(o.shape) for o in outputs] == [(2, 6)] * (2 if aux else 1)
+    np.testing.assert_allclose(np.asarray(outputs[0]).sum(axis=1), 1.0, rtol=1e-5)
+    for a, b in zip(outputs, keras.tree.flatten(loaded(x, training=False))):
         np.testing.assert_array_equal(a, b)
     assert [w.path for w in loaded.weights] == [w.path for w in model.weights]
     assert loaded.get_layer("stem").options.bn_momentum == 0.9

@@ -16,10 +16,10 @@ import pytest
 import tensorflow as tf
 
 from inception import models
-from inception.train import devices as train_setup
 from inception.data import datasets, preprocessing
 from inception.evaluation import crops, members, runner
 from inception.export import data as export_data
+from inception.train import devices
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
@@ -57,7 +57,7 @@ def other_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def strategy():
-    return train_setup.make_strategy("one_device")
+    return devices.make_strategy("one_device")
 
 
 @pytest.fixture(scope="module")

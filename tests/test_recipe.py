@@ -173,9 +173,15 @@ def test_classifier_and_aux_logits_are_float32_under_mixed_precision(mixed_model
     assert model.get_layer("aux_logits").fc.compute_dtype == "float32"
 
 
-def test_died_threshold_help_says_where_the_signal_is_measured():
-    """The died fraction is the mean over the epoch's training steps, not a validation batch."""
-    from inception_cli import train_flags
+def test_died_fraction_pools_the_epochs_training_steps():
+    """What --died_threshold is compared with: the exact zeros before average pooling counted over
+    every training step of the epoch (not one batch, not a mean of per-step fractions)."""
+    from inception.train import observe
 
-    text = train_flags.FLAGS["died_threshold"].help
-    assert "training steps" in text and "validation" not in text
+    stats = observe.StepStats()
+    for zeros, size, mass in ((3.0, 4.0, [0.0, 1.0]), (0.0, 12.0, [1.0, 1.0])):
+        out = {"count": 2.0, "loss": 1.0, "top1": 1.0, "top3": 1.0, "top5": 2.0,
+               "zeros": zeros, "size": size, "channel_mass": np.array(mass)}
+        stats.add_step(out, died=True)
+    assert stats.died_fraction() == pytest.approx(3 / 16)  # the mean of 3/4 and 0/12 would be 0.375
+    assert stats.dead_channels() == pytest.approx(0.25)  # half the channels dead in one step of two

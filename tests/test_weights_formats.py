@@ -131,7 +131,8 @@ def test_labeled_classifier_saves_and_loads_in_safe_mode(tmp_path):
 def test_official_table_and_cache_directory(monkeypatch, tmp_path):
     assert fetch.official("inception_v4").url.endswith("/inception_v4_2016_09_09.tar.gz")
     assert fetch.official("inception_resnet_v2", "keras").file_hash == "e693bd0210a403b3192acc6073ad2e96"
-    with pytest.raises(WeightsError, match="no official 'timm_tf_ens_adv_in1k' weights for inception_v4"):
+    with pytest.raises(WeightsError, match=r"no official 'timm_tf_ens_adv_in1k' weights for inception_v4; "
+                       r"available: .*inception_resnet_v2/timm_tf_ens_adv_in1k \(ensemble adversarial"):
         fetch.official("inception_v4", "timm_tf_ens_adv_in1k")
     monkeypatch.setenv(fetch.ENV_CACHE, str(tmp_path / "c"))
     assert fetch.cache_directory() == str(tmp_path / "c")

@@ -8,6 +8,7 @@ the pictures stay true to the code.
 """
 
 import argparse
+import io
 import itertools
 import os
 
@@ -17,7 +18,7 @@ common.setup_script()  # before TensorFlow loads
 
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
-from inception import models, networks  # noqa: E402
+from inception import fileio, models, networks  # noqa: E402
 
 PRETTY = {
     "stem": "Stem",
@@ -79,7 +80,9 @@ def draw(rows, title, path):
             d.polygon([(centre - 6, y + box_h + gap - 8), (centre + 6, y + box_h + gap - 8),
                        (centre, y + box_h + gap)], fill="black")
         y += box_h + gap
-    image.save(path)
+    png = io.BytesIO()
+    image.save(png, format="PNG")
+    fileio.write_bytes(path, png.getvalue())
 
 
 def main():

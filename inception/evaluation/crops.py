@@ -94,7 +94,7 @@ def protocol_specs(num_crops):
 
 
 @dataclasses.dataclass(frozen=True)
-class CropPlan:
+class CropSet:
     """The distinct crops several protocols need, and each protocol's weights over them.
 
     ``specs``: the distinct crops in evaluation order (views grouped by window size, then the
@@ -115,8 +115,8 @@ class CropPlan:
         return tuple(s for s in self.specs if not s.mirror)
 
 
-def make_plan(protocols):
-    """CropPlan for a sequence of protocols (e.g. (1, 10, 12, 144): 127 distinct crops)."""
+def crop_set(protocols):
+    """The CropSet of a sequence of protocols (e.g. (1, 10, 12, 144): 127 distinct crops)."""
     protocols = tuple(int(p) for p in protocols)
     if not protocols:
         raise ValueError("at least one crop protocol is needed")
@@ -136,7 +136,7 @@ def make_plan(protocols):
         for s in specs:
             row[index[s]] += 1.0 / len(specs)
         weights.append(tuple(row))
-    return CropPlan(protocols=protocols, specs=tuple(order), weights=tuple(weights))
+    return CropSet(protocols=protocols, specs=tuple(order), weights=tuple(weights))
 
 
 def _crop_side(square_side, scale):
@@ -228,17 +228,17 @@ def _resize_views(views_uint8, image_size):
     return tf.clip_by_value((images - 0.5) * 2.0, -1.0, 1.0)
 
 
-def make_crops(image_bytes, plan, image_sizes,
+def make_crops(image_bytes, crop_set, image_sizes,
                central_fraction=EVAL_CENTRAL_FRACTION):
-    """Encoded image -> one float32 tensor [plan.num_distinct, S, S, 3] per size in ``image_sizes``.
+    """Encoded image -> one float32 tensor [crop_set.num_distinct, S, S, 3] per size in ``image_sizes``.
 
     The image is decoded once (plus the 1-crop window through the eval preprocessing's own path
-    when protocol 1 is in the plan); every window is cut from it, converted and resized once per
+    when protocol 1 is in the set); every window is cut from it, converted and resized once per
     requested size (views of one window size in one batched resize); mirrors flip the resized
-    views. Crops come out in ``plan.specs`` order.
+    views. Crops come out in ``crop_set.specs`` order.
     """
     image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
-    views = plan.views
+    views = crop_set.views
     groups = []
     for spec in views:
         if not groups or groups[-1][0] != spec.group:
@@ -253,7 +253,7 @@ def make_crops(image_bytes, plan, image_sizes,
         image = tf.ensure_shape(image, [None, None, 3])
         windows = crop_windows(square, tf.shape(image))
     view_index = {s: i for i, s in enumerate(views)}
-    mirrored = [view_index[s.view] for s in plan.specs if s.mirror]
+    mirrored = [view_index[s.view] for s in crop_set.specs if s.mirror]
     out = []
     for size in image_sizes:
         size = int(size)
@@ -272,5 +272,5 @@ def make_crops(image_bytes, plan, image_sizes,
         if mirrored:
             flipped = tf.reverse(tf.gather(resized, mirrored), axis=[2])
             resized = tf.concat([resized, flipped], axis=0)
-        out.append(tf.ensure_shape(resized, [plan.num_distinct, size, size, 3]))
+        out.append(tf.ensure_shape(resized, [crop_set.num_distinct, size, size, 3]))
     return tuple(out)

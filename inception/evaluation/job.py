@@ -6,16 +6,16 @@
     result = job.run(EvaluateConfig(models=("runs/demo",), protocols=(1, 10), data_dir="data"))
 """
 
-from inception.train import devices as train_setup
 from inception.evaluation import report, runner
+from inception.train import devices
 
 
 def prepare(config):
     """(strategy, Evaluation) for ``config``; OSError or ValueError when the members, the dataset
     or the strategy cannot be used."""
-    train_setup.split_cpu(config.num_cpu_devices)
-    strategy = train_setup.make_strategy(
-        train_setup.resolve_strategy_name(config.strategy, config.tpu), config.tpu)
+    devices.split_cpu(config.num_cpu_devices)
+    strategy = devices.make_strategy(
+        devices.resolve_strategy_name(config.strategy, config.tpu), config.tpu)
     run_dataset, run_data_dir = runner.default_dataset(config.models)
     evaluation = runner.Evaluation(
         config.models, config.protocols, config.dataset or run_dataset or "imagenet2012",
@@ -31,10 +31,10 @@ def evaluate(config, strategy, evaluation):
     keep = bool(config.save_probabilities)
     result = evaluation.run(progress=config.progress, keep_probabilities=keep)
     if keep:
-        if train_setup.is_chief(strategy):
+        if devices.is_chief(strategy):
             report.write_probabilities(result, config.save_probabilities)
         result = {k: v for k, v in result.items() if k not in ("probabilities", "labels")}
-    if train_setup.is_chief(strategy):
+    if devices.is_chief(strategy):
         report.write_json(result, config.output)
     return result
 

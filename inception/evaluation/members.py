@@ -6,6 +6,7 @@ import os
 
 from inception.export import source
 
+
 @dataclasses.dataclass
 class Member:
     """One model of the evaluation (an ensemble member).

@@ -1,13 +1,15 @@
 """The evaluation's table (laid out like the paper's Tables 2-5: one row per network and number
 of crops, the ensemble with its number of models) and its ``eval.json``, written atomically."""
 
-import json
+import io
 import os
-import tempfile
 
 import numpy as np
 
-COLUMNS = ("Network", "Models", "Crops", "Top-1 Error", "Top-3 Error", "Top-5 Error")
+from inception import fileio
+from inception.config import TOP_K
+
+COLUMNS = ("Network", "Models", "Crops") + tuple(f"Top-{k} Error" for k in TOP_K)
 
 
 def table_rows(result):
@@ -22,7 +24,7 @@ def table_rows(result):
     for r in rows:
         label = "Ensemble of " + " + ".join(members) if r["model"] == "ensemble" else names[r["model"]]
         out.append((label, str(r["models"]), str(r["crops"]),
-                    *(f"{100.0 * r[f'top{k}_error']:.2f}%" for k in (1, 3, 5))))
+                    *(f"{100.0 * r[f'top{k}_error']:.2f}%" for k in TOP_K)))
     return out
 
 
@@ -45,21 +47,10 @@ def format_table(result):
 
 
 def write_json(result, path):
-    """Writes ``result`` to ``path`` through a temporary file in the same directory and a rename,
-    so a reader never sees a partial file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Writes ``result`` to ``path`` atomically (``inception.fileio``): a reader never sees a
+    partial file."""
+    _make_parent(path)
+    fileio.write_json(path, result)
 
 
 def write_probabilities(result, path):
@@ -69,15 +60,14 @@ def write_probabilities(result, path):
     names = [m["name"] for m in result["members"]]
     if len(names) > 1:
         names.append("ensemble")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, probabilities=result["probabilities"].astype(np.float32),
-                     labels=result["labels"], rows=np.array(names),
-                     protocols=np.array(result["protocols"]))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    buffer = io.BytesIO()
+    np.savez(buffer, probabilities=result["probabilities"].astype(np.float32),
+             labels=result["labels"], rows=np.array(names), protocols=np.array(result["protocols"]))
+    _make_parent(path)
+    fileio.write_bytes(path, buffer.getvalue())
+
+
+def _make_parent(path):
+    directory = os.path.dirname(os.fspath(path))
+    if directory:
+        fileio.makedirs(directory)

@@ -4,7 +4,7 @@ Tables 2-5).
 Per image: decoded once in the input pipeline, all distinct crops of the requested protocols cut
 and resized to every member's input size (``crops.make_crops``). Per step and replica: each member
 classifies its crops in one batch, the softmax probabilities are averaged per protocol with the
-plan's weights, the ensemble averages the members' protocol probabilities, and the top-1/3/5 hits
+crop set's weights, the ensemble averages the members' protocol probabilities, and the top-1/3/5 hits
 of every (member or ensemble, protocol) pair are summed over replicas. Only hit counts leave the
 device.
 """
@@ -19,24 +19,23 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from inception.config import EVAL_CENTRAL_FRACTION, RUN_CONFIG
+from inception.config import EVAL_CENTRAL_FRACTION, RUN_CONFIG, TOP_K
 from inception.data import datasets, preprocessing
 from inception.evaluation import crops as crops_lib
 from inception.evaluation import members as members_lib
 
-TOP_K = (1, 3, 5)
 # Default forward-pass batch per replica, in crops; the number of images per step follows from it.
 CROPS_PER_REPLICA = 256
 
 
-def images_per_step(plan, num_replicas, batch_size=0):
+def images_per_step(crop_set, num_replicas, batch_size=0):
     """Global images per step: ``batch_size``, or about CROPS_PER_REPLICA crops per replica."""
     if batch_size:
         if batch_size % num_replicas:
             raise ValueError(f"--batch_size={batch_size} (images per step, global) must divide "
                              f"by the {num_replicas} replicas")
         return int(batch_size)
-    return num_replicas * max(1, CROPS_PER_REPLICA // plan.num_distinct)
+    return num_replicas * max(1, CROPS_PER_REPLICA // crop_set.num_distinct)
 
 
 class Evaluation:
@@ -49,7 +48,7 @@ class Evaluation:
                  manual_dir=None, batch_size=0, max_images=0,
                  central_fraction=EVAL_CENTRAL_FRACTION):
         self.strategy = strategy
-        self.plan = crops_lib.make_plan(protocols)
+        self.crop_set = crops_lib.crop_set(protocols)
         preprocessing._check_fraction(central_fraction)
         self.central_fraction = float(central_fraction)
         self.info = datasets.describe(dataset, data_dir=data_dir, manual_dir=manual_dir)
@@ -63,7 +62,7 @@ class Evaluation:
         if self.num_images < 1:
             raise ValueError(f"{self.info.name}/{self.split} has no images to evaluate")
         self.replicas = strategy.num_replicas_in_sync
-        self.batch_size = images_per_step(self.plan, self.replicas, batch_size)
+        self.batch_size = images_per_step(self.crop_set, self.replicas, batch_size)
         with strategy.scope():
             self.members = [members_lib.load(p) for p in member_paths]
         for m in self.members:
@@ -79,7 +78,7 @@ class Evaluation:
 
     def input_fn(self, input_context=None):
         """One input pipeline: ((crops of member 0, crops of member 1, ...), labels), each crops
-        tensor [B, U, S_m, S_m, 3], B images per replica, U = the plan's distinct crops."""
+        tensor [B, U, S_m, S_m, 3], B images per replica, U = the crop set's distinct crops."""
         if input_context is not None:
             pipelines, pipeline_id = (input_context.num_input_pipelines,
                                       input_context.input_pipeline_id)
@@ -100,7 +99,7 @@ class Evaluation:
         dataset = dataset.map(lambda e: (e[image_key], tf.cast(e[label_key], tf.int32)),
                               num_parallel_calls=tf.data.AUTOTUNE)
         return crop_dataset(
-            dataset, self.plan, [m.image_size for m in self.members], per_replica,
+            dataset, self.crop_set, [m.image_size for m in self.members], per_replica,
             self.central_fraction, counter=self._skipped,
             name=f"{self.info.name}/{self.split}[pipeline {pipeline_id}/{pipelines}]")
 
@@ -112,14 +111,14 @@ class Evaluation:
         then the ensemble) and labels, in split order (tests; memory grows with N).
         """
         log = log or (lambda message: print(message, flush=True))
-        step = make_step(self.strategy, self.members, self.plan, self.num_classes,
+        step = make_step(self.strategy, self.members, self.crop_set, self.num_classes,
                          keep_probabilities)
         dataset = self.strategy.distribute_datasets_from_function(self.input_fn)
         iterator = iter(dataset)
-        plan, members = self.plan, self.members
-        passes = self.num_images * plan.num_distinct * len(members)
+        crop_set, members = self.crop_set, self.members
+        passes = self.num_images * crop_set.num_distinct * len(members)
         log(f"{self.info.name}/{self.split}: {self.num_images} images, protocols "
-            f"{', '.join(str(p) for p in plan.protocols)} crop(s): {plan.num_distinct} distinct "
+            f"{', '.join(str(p) for p in crop_set.protocols)} crop(s): {crop_set.num_distinct} distinct "
             f"crops per image per model, {len(members)} model(s): {passes:,} forward passes, "
             f"{self.batch_size} images per step on {self.replicas} replica(s)")
 
@@ -136,7 +135,7 @@ class Evaluation:
         per_step = time.perf_counter() - start
         log(f"estimated time: {_duration(per_step * self.num_steps)} for {self.num_steps} "
             f"step(s) ({self.batch_size / per_step:.1f} images/s, "
-            f"{self.batch_size * plan.num_distinct * len(members) / per_step:.1f} forward "
+            f"{self.batch_size * crop_set.num_distinct * len(members) / per_step:.1f} forward "
             "passes/s on the first batch)")
         bar = keras.utils.Progbar(self.num_images, stateful_metrics=["img/s", "crops/s"],
                                   verbose=1 if progress else 0)
@@ -152,7 +151,7 @@ class Evaluation:
             seconds = max(time.perf_counter() - start, 1e-9)
             bar.update(min(done, self.num_images), [
                 ("img/s", done / seconds),
-                ("crops/s", done * plan.num_distinct * len(members) / seconds)])
+                ("crops/s", done * crop_set.num_distinct * len(members) / seconds)])
             try:
                 batch = next(iterator)
             except StopIteration:
@@ -175,7 +174,7 @@ class Evaluation:
             names.append("ensemble")
         rows = []
         for r, name in enumerate(names):
-            for p, protocol in enumerate(self.plan.protocols):
+            for p, protocol in enumerate(self.crop_set.protocols):
                 row = {"model": name, "models": len(self.members) if name == "ensemble" else 1,
                        "crops": protocol}
                 for kk in TOP_K:
@@ -183,29 +182,29 @@ class Evaluation:
                 rows.append(row)
         return {
             "dataset": self.info.name, "split": self.split, "num_images": n,
-            "skipped_images": int(skipped), "protocols": list(self.plan.protocols),
-            "distinct_crops_per_image": self.plan.num_distinct,
+            "skipped_images": int(skipped), "protocols": list(self.crop_set.protocols),
+            "distinct_crops_per_image": self.crop_set.num_distinct,
             "central_fraction": self.central_fraction,
             "members": [m.describe() for m in self.members],
             "results": rows,
             "strategy": type(self.strategy).__name__, "num_replicas": self.replicas,
             "images_per_step": self.batch_size, "wall_time_s": wall,
             "images_per_sec": n / wall if wall > 0 else None,
-            "forward_passes_per_sec": (n * self.plan.num_distinct * len(self.members) / wall
+            "forward_passes_per_sec": (n * self.crop_set.num_distinct * len(self.members) / wall
                                        if wall > 0 else None),
         }
 
 
-def crop_dataset(source, plan, image_sizes, batch_size,
+def crop_dataset(source, crop_set, image_sizes, batch_size,
                  central_fraction=EVAL_CENTRAL_FRACTION, counter=None, name=""):
     """(encoded image, label) dataset -> batches of ((crops per size...), labels).
 
-    Each crops tensor is [B, U, S, S, 3] (B images, U = the plan's distinct crops); an image that
+    Each crops tensor is [B, U, S, S, 3] (B images, U = the crop set's distinct crops); an image that
     cannot be decoded is dropped and counted in ``counter`` (``datasets.map_skipping_errors``).
     """
     def process(image_bytes, label, position):
         del position
-        return crops_lib.make_crops(image_bytes, plan, image_sizes, central_fraction), label
+        return crops_lib.make_crops(image_bytes, crop_set, image_sizes, central_fraction), label
 
     marker = (datasets.tiny_jpeg(), tf.constant(0, tf.int32))
     dataset = datasets.map_skipping_errors(source, process, marker, counter=counter, name=name)
@@ -213,12 +212,12 @@ def crop_dataset(source, plan, image_sizes, batch_size,
     return dataset.prefetch(2)
 
 
-def make_step(strategy, members, plan, num_classes, keep_probabilities=False):
+def make_step(strategy, members, crop_set, num_classes, keep_probabilities=False):
     """The distributed evaluation step: batch -> summed top-1/3/5 hits [rows, P] and the count
     (rows: each member, then the ensemble if there are several members); with
     ``keep_probabilities`` also the per-image probabilities [B, rows, P, K] and labels."""
-    weights = tf.constant(plan.weights, tf.float32)  # [P, U]
-    u, k = plan.num_distinct, int(num_classes)
+    weights = tf.constant(crop_set.weights, tf.float32)  # [P, U]
+    u, k = crop_set.num_distinct, int(num_classes)
 
     def replica_step(crops, labels):
         n = tf.shape(labels)[0]

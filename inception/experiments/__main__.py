@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from inception import console
+from inception import console, fileio
 
 
 def main(argv=None):
@@ -29,12 +29,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     console.quiet(args.verbose)
 
-    from inception.experiments import document, plan, results, runner, speed
+    from inception.experiments import document, results, runner, runs, speed
 
-    scale = plan.SCALES[args.scale or ("quick" if args.quick else "full")]
+    scale = runs.SCALES[args.scale or ("quick" if args.quick else "full")]
     root = os.path.join(args.runs_dir, scale.name)
     os.makedirs(args.out_dir, exist_ok=True)
-    specs = [dataclass_replace_flags(s, data_dir=args.data_dir) for s in plan.all_runs(scale)]
+    specs = [dataclass_replace_flags(s, data_dir=args.data_dir) for s in runs.all_runs(scale)]
     started = time.time()
     print(f"scale {scale.name}: {len(specs)} training runs under {root}, report in {args.out_dir}",
           flush=True)
@@ -42,15 +42,12 @@ def main(argv=None):
 
     cost_path = os.path.join(root, "cost_vs_speed.json")
     if os.path.exists(cost_path):
-        with open(cost_path) as f:
-            cost_rows = json.load(f)
+        cost_rows = fileio.read_json(cost_path)
         print("cost vs speed: measured earlier, reused", flush=True)
     else:
         print("cost vs speed: measuring the networks", flush=True)
         cost_rows = speed.measure(scale.cost, log=lambda m: print(m, flush=True))
-        with open(cost_path + ".tmp", "w") as f:
-            json.dump(cost_rows, f, indent=2)
-        os.replace(cost_path + ".tmp", cost_path)
+        fileio.write_text(cost_path, json.dumps(cost_rows, indent=2))
 
     speed_specs = [s for s in specs if s.claim == "speed"]
     died_specs = [s for s in specs if s.claim == "died"]

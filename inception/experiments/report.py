@@ -4,9 +4,12 @@ Each claim gets a verdict by a rule stated in the report ("reproduced", "not rep
 scale" or "inconclusive"); nothing in it is written by hand.
 """
 
+import io
 import os
 
 import numpy as np
+
+from inception import fileio, networks
 
 DIED_THRESHOLD = 0.99
 # A scaled run "stays alive" only well below the died threshold: 97% zeros is not a healthy
@@ -14,9 +17,11 @@ DIED_THRESHOLD = 0.99
 ALIVE_THRESHOLD = 0.9
 # Ten classes: chance is 90% top-1 error; a run learned when it does twice as well as chance.
 LEARNED_ERROR = 0.8
-NAMES = {"inception_v4": "Inception-v4", "inception_resnet_v1": "Inception-ResNet-v1",
-         "inception_resnet_v2": "Inception-ResNet-v2", "inception_resnet_v2_paper":
-         "Inception-ResNet-v2 (paper)"}
+# The networks' titles in the tables and figures (NetworkSpec.title), keyed as the runs and
+# speed.NETWORKS key them: a network's name, "<name>_<variant>" for a variant not its default.
+NAMES = {(s.name if s.variant == networks.DEFAULT_VARIANT[s.name] else f"{s.name}_{s.variant}"):
+         (s.title if s.variant == networks.DEFAULT_VARIANT[s.name] else f"{s.title} ({s.variant})")
+         for s in networks.SPECS.values()}
 
 
 def _pyplot():
@@ -26,6 +31,17 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(fig, out_dir, name):
+    """The figure as ``out_dir/name`` (PNG, 100 dpi, written atomically); returns ``name``."""
+    plt = _pyplot()
+    fig.tight_layout()
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
+    plt.close(fig)
+    fileio.write_bytes(os.path.join(out_dir, name), png.getvalue())
+    return name
 
 
 def _runs(ax, curves, x_key, y_key, label):
@@ -57,9 +73,7 @@ def speed_figures(curves, out_dir, target):
                        ylabel=f"{title} error (%)", ylim=(-2, 102))
                 ax.grid(alpha=0.3)
                 ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(os.path.join(out_dir, name), dpi=100)
-        plt.close(fig)
+        _save(fig, out_dir, name)
         paths.append(name)
     return paths
 
@@ -82,10 +96,7 @@ def died_figure(series, out_dir):
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "claim2_died.png"), dpi=100)
-    plt.close(fig)
-    return "claim2_died.png"
+    return _save(fig, out_dir, "claim2_died.png")
 
 
 def cost_figure(rows, out_dir):
@@ -101,10 +112,7 @@ def cost_figure(rows, out_dir):
     ax.set_xticks(x, [NAMES[k] for k in keys], fontsize=8)
     ax.set(title="Cost and speed relative to Inception-ResNet-v2", ylabel="ratio to IRv2 (release)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "claim3_cost_vs_speed.png"), dpi=100)
-    plt.close(fig)
-    return "claim3_cost_vs_speed.png"
+    return _save(fig, out_dir, "claim3_cost_vs_speed.png")
 
 
 def learned(curve):
@@ -211,10 +219,6 @@ def judge_cost(rows):
     if v4["train_ratio"] >= 1.0:
         return "not reproduced at this scale", detail
     return "inconclusive", detail
-
-
-def _fmt_list(values):
-    return "[" + ", ".join(f"{v:.4f}" for v in values) + "]"
 
 
 def _fmt(value, spec=".4f"):

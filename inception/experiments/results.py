@@ -7,12 +7,13 @@ import os
 
 import numpy as np
 
+from inception.config import METRICS_CSV, TENSORBOARD_DIR
 from inception.experiments import runner
 
 
 def metrics(directory):
     """metrics.csv -> {column: float array} (empty cells become NaN)."""
-    path = os.path.join(directory, "metrics.csv")
+    path = os.path.join(directory, METRICS_CSV)
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
@@ -27,7 +28,7 @@ def scalars(directory, tag, split="train"):
     from tensorflow.core.util import event_pb2
 
     points = {}
-    for path in sorted(glob.glob(os.path.join(directory, "tensorboard", split, "events.*"))):
+    for path in sorted(glob.glob(os.path.join(directory, TENSORBOARD_DIR, split, "events.*"))):
         for record in tf.data.TFRecordDataset(path):
             event = event_pb2.Event.FromString(record.numpy())
             for value in event.summary.value:
@@ -65,7 +66,7 @@ def died_series(root, specs):
         directory = runner.run_dir(root, spec)
         entry = {"labels": spec.labels, "state": done["state"], "step": np.array([]),
                  "died": np.array([])}
-        if os.path.exists(os.path.join(directory, "metrics.csv")):
+        if os.path.exists(os.path.join(directory, METRICS_CSV)):
             m = metrics(directory)
             entry.update(step=m["step"], died=m["died_fraction"])
         entry["loss_step"], entry["loss"] = scalars(directory, "loss")

@@ -1,10 +1,11 @@
-"""Runs the planned training runs, each an ordinary training run directory, and skips the ones
+"""Trains the runs of ``runs``, each an ordinary training run directory, and skips the ones
 already finished, so an interrupted experiment resumes where it stopped (a run cut off midway
 resumes from its own last checkpoint, as ``main.py`` does)."""
 
-import json
 import os
 import time
+
+from inception import fileio
 
 STATUS = "experiment_status.json"
 
@@ -16,17 +17,7 @@ def run_dir(root, spec):
 def status(root, spec):
     """The recorded outcome of a run ({"state": "finished" | "diverged", ...}), or None."""
     path = os.path.join(run_dir(root, spec), STATUS)
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
-def _write_status(directory, payload):
-    tmp = os.path.join(directory, STATUS + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
-    os.replace(tmp, os.path.join(directory, STATUS))
+    return fileio.read_json(path) if os.path.exists(path) else None
 
 
 def train_one(spec, directory):
@@ -67,7 +58,7 @@ def run_all(root, specs, log=print):
         os.makedirs(directory, exist_ok=True)
         log(f"[{i}/{len(specs)}] {spec.name}: training ({spec.claim})")
         result = train_one(spec, directory)
-        _write_status(directory, dict(result, name=spec.name, labels=spec.labels))
+        fileio.write_json(os.path.join(directory, STATUS), dict(result, name=spec.name, labels=spec.labels))
         log(f"[{i}/{len(specs)}] {spec.name}: {result['state']} in {result['wall_time_s']:.0f} s")
         outcomes[spec.name] = result
     return outcomes

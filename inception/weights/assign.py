@@ -9,7 +9,7 @@ names the tensor. The report says where each tensor went.
 import keras
 import numpy as np
 
-from inception.weights.source import FORMATS_HELP, WeightsError, file_checksums  # noqa: F401
+from inception.weights.source import WeightsError, file_checksums
 
 CLASSIFIERS = {"predictions": "classifier", "aux_logits/fc": "auxiliary classifier"}
 _SHOWN = 8
@@ -28,7 +28,7 @@ def _classifier_of(path):
     return None
 
 
-def plan(model, source, *, new_head=False, missing_aux_ok=False):
+def match(model, source, *, new_head=False, missing_aux_ok=False):
     """Checks everything and returns (copies, report) without touching the model.
 
     copies: [(variable, entry, transform)]; transform maps the loaded array to the variable's.
@@ -36,6 +36,15 @@ def plan(model, source, *, new_head=False, missing_aux_ok=False):
         (fine-tuning) instead of being an error.
     missing_aux_ok: an auxiliary head the file has no weights for is left as initialized.
     """
+    _check_network(model, source)
+    variables = {v.path: v for v in model.weights if "seed_generator" not in v.path}
+    copies, fresh, unused = _pair(variables, source, new_head, missing_aux_ok)
+    unused += _not_in_model(variables, source)
+    return copies, _report(model, source, variables, copies, fresh, unused)
+
+
+def _check_network(model, source):
+    """The file must hold this network and nothing else."""
     if source.network != model.name:
         raise WeightsError(
             f"{source.path} holds the weights of {source.title} ({source.network}); the model is "
@@ -45,11 +54,13 @@ def plan(model, source, *, new_head=False, missing_aux_ok=False):
             f"{source.path}: extra variable(s) that are not part of {source.title}: "
             f"{_listing(source.unknown)}. A file of another network or a modified one?")
 
-    variables = {v.path: v for v in model.weights if "seed_generator" not in v.path}
-    copies, fresh, shape_errors, missing, unused = [], [], [], [], []
+
+def _pair(variables, source, new_head, missing_aux_ok):
+    """Each of the model's variables with its entry of the file: (copies, left initialized,
+    entries not used); raises WeightsError listing every missing variable and shape mismatch."""
+    copies, fresh, unused, missing, shape_errors = [], [], [], [], []
     for path, variable in variables.items():
         entry = source.entries.get(path)
-        head = _classifier_of(path)
         if entry is None:
             if path.startswith("aux_logits/") and missing_aux_ok and not source.has_aux():
                 fresh.append((path, "the file has no auxiliary head"))
@@ -57,26 +68,24 @@ def plan(model, source, *, new_head=False, missing_aux_ok=False):
                 missing.append(f"{source.expected_key(path)} (for our {path})")
             continue
         want, have = tuple(variable.shape), tuple(entry.shape)
-        transform = None
-        if head and want != have and want[:-1] == have[:-1]:
-            if source.background and have[-1] == 1001 and want[-1] == 1000:
-                transform = _drop_background
-            elif new_head:
-                why = f"new {CLASSIFIERS[head]} for {want[-1]} classes (the file has {have[-1]})"
-                fresh.append((path, why))
-                unused.append((entry.key, f"not used: {why}"))
-                continue
-            else:
-                shape_errors.append(
-                    f"{entry.key}: the file's {CLASSIFIERS[head]} has {have[-1]} classes, the model "
-                    f"{want[-1]} (build with num_classes={have[-1]}"
-                    + (" or 1000 to drop the background class" if source.background else "")
-                    + "; for another dataset use load_initial_weights(..., new_head=True))")
-                continue
-        elif want != have:
-            shape_errors.append(f"{entry.key} has shape {list(have)}, our {path} needs {list(want)}")
+        if want == have:
+            copies.append((variable, entry, None))
             continue
-        copies.append((variable, entry, transform))
+        head = _classifier_of(path)
+        if not head or want[:-1] != have[:-1]:
+            shape_errors.append(f"{entry.key} has shape {list(have)}, our {path} needs {list(want)}")
+        elif source.background and have[-1] == 1001 and want[-1] == 1000:
+            copies.append((variable, entry, _drop_background))
+        elif new_head:
+            why = f"new {CLASSIFIERS[head]} for {want[-1]} classes (the file has {have[-1]})"
+            fresh.append((path, why))
+            unused.append((entry.key, f"not used: {why}"))
+        else:
+            shape_errors.append(
+                f"{entry.key}: the file's {CLASSIFIERS[head]} has {have[-1]} classes, the model "
+                f"{want[-1]} (build with num_classes={have[-1]}"
+                + (" or 1000 to drop the background class" if source.background else "")
+                + "; for another dataset use load_initial_weights(..., new_head=True))")
     problems = []
     if missing:
         problems.append(f"missing variable(s) the model needs: {_listing(missing)}")
@@ -84,7 +93,12 @@ def plan(model, source, *, new_head=False, missing_aux_ok=False):
         problems.append(f"shape mismatch: {_listing(shape_errors)}")
     if problems:
         raise WeightsError(f"{source.path}: " + "; ".join(problems))
+    return copies, fresh, unused
 
+
+def _not_in_model(variables, source):
+    """The file's entries the model has no variable for: a head it was built without, or an error."""
+    unused = []
     for path, entry in source.entries.items():
         if path in variables:
             continue
@@ -94,7 +108,11 @@ def plan(model, source, *, new_head=False, missing_aux_ok=False):
             unused.append((entry.key, "not used: the model has no classifier (include_top=False)"))
         else:
             raise WeightsError(f"{source.path}: extra variable {entry.key}: the model has no {path}")
-    classes = source.classes()
+    return unused
+
+
+def _report(model, source, variables, copies, fresh, unused):
+    """Where each tensor of the file went; every one is accounted for exactly once."""
     model_classes = int(variables["predictions/bias"].shape[0]) if "predictions/bias" in variables else None
     report = {
         "network": source.title,
@@ -102,7 +120,7 @@ def plan(model, source, *, new_head=False, missing_aux_ok=False):
         "format": source.format,
         "detail": source.detail,
         "path": source.path,
-        "source_classes": classes,
+        "source_classes": source.classes(),
         "model_classes": model_classes,
         "background": ("dropped" if any(t is _drop_background for _, _, t in copies)
                        else "kept" if source.background and model_classes == 1001 else None),
@@ -116,7 +134,7 @@ def plan(model, source, *, new_head=False, missing_aux_ok=False):
     accounted = len(report["copied"]) + len(report["checked"]) + len(report["ignored"]) + len(unused)
     if accounted != source.num_keys or len({k for k, _ in report["copied"]}) != len(report["copied"]):
         raise AssertionError(f"internal: {accounted} tensors accounted for, the file has {source.num_keys}")
-    return copies, report
+    return report
 
 
 def _drop_background(array):
@@ -135,8 +153,8 @@ def apply(copies):
 
 
 def load_source(model, source, *, new_head=False, missing_aux_ok=False, checksums=True):
-    """plan + apply; returns the report (with the files' sha256 when ``checksums``)."""
-    copies, report = plan(model, source, new_head=new_head, missing_aux_ok=missing_aux_ok)
+    """match + apply; returns the report (with the files' sha256 when ``checksums``)."""
+    copies, report = match(model, source, new_head=new_head, missing_aux_ok=missing_aux_ok)
     apply(copies)
     report["sha256"] = file_checksums(source.files) if checksums else {}
     return report

@@ -1,9 +1,10 @@
 """``weights="imagenet"``: the official files, from a local cache or downloaded once.
 
 Downloads use Keras' own fetcher (``keras.utils.get_file``) into a temporary directory inside the
-cache; a file is moved into the cache only after it passed its checksum (where one is known) and
-was read completely as the expected network's weights, so a partial or corrupt download is never
-cached. The cache is ``$INCEPTION_WEIGHTS_DIR``, else ``<KERAS_HOME or ~/.keras>/models/inception``.
+cache; a file is written into the cache (``inception.fileio``: atomically and durably) only after
+it passed its checksum (where one is known) and was read completely as the expected network's
+weights, so a partial or corrupt download is never cached. The cache is
+``$INCEPTION_WEIGHTS_DIR``, else ``<KERAS_HOME or ~/.keras>/models/inception``.
 
 Checksums: keras-applications' file has the md5 Keras itself checks. The sha256 of the TF-slim
 archives and of timm's files could not be obtained offline when this table was written, so they
@@ -16,8 +17,9 @@ import os
 import shutil
 import tempfile
 
+from inception import fileio
 from inception.weights import names
-from inception.weights.source import WeightsError
+from inception.weights.source import WeightsError, digest
 
 ENV_CACHE = "INCEPTION_WEIGHTS_DIR"
 
@@ -72,7 +74,7 @@ def cache_directory(cache_dir=None):
 def official(network, source=DEFAULT_SOURCE):
     entry = OFFICIAL.get((network, source))
     if entry is None:
-        choices = ", ".join(f"{n}/{s}" for n, s in OFFICIAL)
+        choices = "; ".join(f"{n}/{s} ({e.note})" for (n, s), e in OFFICIAL.items())
         raise WeightsError(f"no official {source!r} weights for {network}; available: {choices}")
     return entry
 
@@ -103,7 +105,7 @@ def official_file(network, source=DEFAULT_SOURCE, *, cache_dir=None, file_hash=N
         except Exception as err:  # get_file raises plain Exceptions for network errors
             raise WeightsError(f"downloading {url or entry.url} failed: {err}") from None
         verify_structure(downloaded, entry.network)
-        os.replace(downloaded, target)
+        fileio.copy_file(downloaded, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
@@ -111,13 +113,7 @@ def official_file(network, source=DEFAULT_SOURCE, *, cache_dir=None, file_hash=N
 
 def matches(path, expected):
     """Whether the file's md5 (32 hex digits) or sha256 (64) is ``expected``."""
-    import hashlib
-
-    digest = hashlib.md5() if len(expected) == 32 else hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest() == expected.lower()
+    return digest(path, "md5" if len(expected) == 32 else "sha256") == expected.lower()
 
 
 def verify_structure(path, network):

@@ -18,7 +18,9 @@ from inception.weights.source import FORMAT_KERAS_H5, Entry, Source, WeightsErro
 _AUTO = re.compile(r"^(conv2d|batch_normalization)(?:_(\d+))?$")
 _NAMED_EXPAND = re.compile(r"^block(35|17|8)_(\d+)_conv$")
 _OUR_BLOCK = {"35": "inception_resnet_a", "17": "inception_resnet_b", "8": "inception_resnet_c"}
-_LEAVES = ("kernel", "bias", "beta", "gamma", "moving_mean", "moving_variance")
+_KERNEL = [("kernel", "kernel")]
+_KERNEL_AND_BIAS = [("kernel", "kernel"), ("bias", "bias")]
+_BATCH_NORM = [(x, x) for x in ("beta", "moving_mean", "moving_variance")]
 
 
 def _text(value):
@@ -42,25 +44,58 @@ def from_h5(path):
         f = h5py.File(path, "r")
     except OSError as err:
         raise WeightsError(f"{path}: not a readable HDF5 file ({err})") from None
+    try:
+        return _source(f, path)
+    except BaseException:
+        f.close()
+        raise
+
+
+def _source(f, path):
+    """The Source of an open file; the file stays open while the source is used (``_h5``)."""
+    root, layer_names = _layers_of_inception_resnet_v2(f, path)
+    net = names.NETWORKS["inception_resnet_v2"]
+    source = Source(FORMAT_KERAS_H5, path, net.model_name, net.title, "keras.applications InceptionResNetV2", {},
+                    files=[path], expected_key=lambda p: f"(the keras-applications layer for our {p})")
+    source._h5 = f
+    convs, bns, named = _sort_layers(root, layer_names)
+    body = [cb for cb in names.conv_bns(net.name) if cb.part == names.BODY and cb.path != "conv_7b"]
+    if len(convs) != len(body) or len(bns) != len(body):
+        raise WeightsError(
+            f"{path}: expected {len(body)} unnamed conv2d and batch_normalization layers (the "
+            f"convolutions of Inception-ResNet-v2 in creation order); found {len(convs)} and {len(bns)}")
+    for cb, (_, conv_layer, conv_w), (_, bn_layer, bn_w) in zip(body, convs, bns):
+        _add(source, f"{cb.path}/conv", conv_layer, conv_w, _KERNEL)
+        _add(source, f"{cb.path}/bn", bn_layer, bn_w, _BATCH_NORM)
+    for layer, weights in named.items():
+        ours, leaves = _named_layer(layer)
+        if ours is None:
+            source.unknown.extend(f"{layer}/{leaf}" for leaf in weights)
+        else:
+            _add(source, ours, layer, weights, leaves)
+    return source
+
+
+def _layers_of_inception_resnet_v2(f, path):
+    """(the group holding the layers, their names); WeightsError unless it is keras-applications'
+    Inception-ResNet-v2."""
     root = f["model_weights"] if "model_weights" in f else f
     if "layer_names" not in root.attrs:
-        f.close()
         raise WeightsError(
             f"{path}: an HDF5 file without Keras' 'layer_names' attribute; the supported HDF5 file is "
             "keras-applications' legacy Inception-ResNet-v2 weights (a Keras 3 .weights.h5 is not)")
     layer_names = [_text(n) for n in root.attrs["layer_names"]]
     if "block35_1_conv" not in layer_names or "conv_7b" not in layer_names:
-        f.close()
         raise WeightsError(
             f"{path}: a Keras weights file that is not keras-applications' Inception-ResNet-v2 (it has "
             f"no 'block35_1_conv' / 'conv_7b' layers; first layers: {', '.join(layer_names[:5])})")
-    net = names.NETWORKS["inception_resnet_v2"]
-    source = Source(FORMAT_KERAS_H5, path, net.model_name, net.title, "keras.applications InceptionResNetV2", {},
-                    files=[path], expected_key=lambda p: f"(the keras-applications layer for our {p})")
-    source._h5 = f  # keep the file open while the source is used
+    return root, layer_names
 
-    convs, bns = [], []
-    named = {}
+
+def _sort_layers(root, layer_names):
+    """(automatic conv2d layers in creation order, automatic batch_normalization layers in
+    creation order, {named layer: weights}); layers without weights are left out."""
+    convs, bns, named = [], [], {}
     for layer in layer_names:
         weights = _weights_of(root[layer])
         if not weights:
@@ -70,43 +105,31 @@ def from_h5(path):
             (convs if auto.group(1) == "conv2d" else bns).append((int(auto.group(2) or -1), layer, weights))
         else:
             named[layer] = weights
-    convs.sort()
-    bns.sort()
+    return sorted(convs), sorted(bns), named
 
-    def add(our_prefix, layer, weights, leaves):
-        for ours, theirs in leaves:
-            if theirs not in weights:
-                raise WeightsError(f"{path}: layer {layer} has no '{theirs}' weight "
-                                   f"(it has {', '.join(sorted(weights))})")
-            dataset = weights[theirs][1]
-            source.entries[f"{our_prefix}/{ours}"] = Entry(
-                f"{layer}/{theirs}", tuple(dataset.shape), (lambda d=dataset: np.asarray(d[()], dtype=np.float32)))
-        used = {theirs for _, theirs in leaves}
-        for leaf, (_, dataset) in weights.items():
-            if leaf == "gamma" and leaf not in used:
-                source.checked.append((f"{layer}/gamma", check_unit_gamma(f"{layer}/gamma", dataset[()])))
-            elif leaf not in used:
-                source.unknown.append(f"{layer}/{leaf}")
 
-    body = [cb for cb in names.conv_bns(net.name) if cb.part == names.BODY and cb.path != "conv_7b"]
-    if len(convs) != len(body) or len(bns) != len(body):
-        raise WeightsError(
-            f"{path}: expected {len(body)} unnamed conv2d and batch_normalization layers (the "
-            f"convolutions of Inception-ResNet-v2 in creation order); found {len(convs)} and {len(bns)}")
-    for cb, (_, conv_layer, conv_w), (_, bn_layer, bn_w) in zip(body, convs, bns):
-        add(f"{cb.path}/conv", conv_layer, conv_w, [("kernel", "kernel")])
-        add(f"{cb.path}/bn", bn_layer, bn_w, [(x, x) for x in ("beta", "moving_mean", "moving_variance")])
-    for layer, weights in named.items():
-        expand = _NAMED_EXPAND.match(layer)
-        if expand:
-            add(f"{_OUR_BLOCK[expand.group(1)]}_{expand.group(2)}/expand", layer, weights,
-                [("kernel", "kernel"), ("bias", "bias")])
-        elif layer == "conv_7b":
-            add("conv_7b/conv", layer, weights, [("kernel", "kernel")])
-        elif layer == "conv_7b_bn":
-            add("conv_7b/bn", layer, weights, [(x, x) for x in ("beta", "moving_mean", "moving_variance")])
-        elif layer == "predictions":
-            add("predictions", layer, weights, [("kernel", "kernel"), ("bias", "bias")])
-        else:
-            source.unknown.extend(f"{layer}/{leaf}" for leaf in weights)
-    return source
+def _named_layer(layer):
+    """(our layer path, leaves) of a layer keras.applications names, or (None, None)."""
+    expand = _NAMED_EXPAND.match(layer)
+    if expand:
+        return f"{_OUR_BLOCK[expand.group(1)]}_{expand.group(2)}/expand", _KERNEL_AND_BIAS
+    return {"conv_7b": ("conv_7b/conv", _KERNEL), "conv_7b_bn": ("conv_7b/bn", _BATCH_NORM),
+            "predictions": ("predictions", _KERNEL_AND_BIAS)}.get(layer, (None, None))
+
+
+def _add(source, our_prefix, layer, weights, leaves):
+    """The layer's ``leaves`` ((our name, its name)) as entries of ``source``; a unit gamma is
+    checked, any other weight is unknown."""
+    for ours, theirs in leaves:
+        if theirs not in weights:
+            raise WeightsError(f"{source.path}: layer {layer} has no '{theirs}' weight "
+                               f"(it has {', '.join(sorted(weights))})")
+        dataset = weights[theirs][1]
+        source.entries[f"{our_prefix}/{ours}"] = Entry(
+            f"{layer}/{theirs}", tuple(dataset.shape), (lambda d=dataset: np.asarray(d[()], dtype=np.float32)))
+    used = {theirs for _, theirs in leaves}
+    for leaf, (_, dataset) in weights.items():
+        if leaf == "gamma" and leaf not in used:
+            source.checked.append((f"{layer}/gamma", check_unit_gamma(f"{layer}/gamma", dataset[()])))
+        elif leaf not in used:
+            source.unknown.append(f"{layer}/{leaf}")

@@ -1,23 +1,26 @@
 """The name map: each variable of our Inception-v4 / Inception-ResNet-v2 <-> the published files.
 
-Written out block by block so it can be read next to the TF-slim definitions (``Mixed_5b``,
-``Repeat/block35_1``, ...) and timm's modules (``features.6``, ``repeat.0``, ...). Each row of a
-block table is ``(our op, slim scope inside the block, timm module inside the block)``; our ops
-are named by blocks.py (``b{branch}_{index}``, ``s{stage}_b{branch}_{index}``, forks ``...a``/``...b``).
+Inside a block our layers are named by place (blocks.op_name: ``b{branch}_{position}``, forks
+``...a``/``...b``), and the block's table (blocks.py) says what each one is. TF-slim names a
+block's convolution by its branch, its place and its kernel (``Branch_1/Conv2d_0b_1x7``), timm by
+its branch and position (``branch1.1``), so both names follow from the table by a rule
+(``block_rows``); the released code's two exceptions are stated there. Only the stems are listed
+row by row: slim numbers their layers by grid stage (``Conv2d_2b_3x3``, ``Mixed_4a``), not by
+place. Each row is ``(our op, slim scope inside the block, timm module inside the block)``.
 
-``slots(network)`` expands the tables into one ``Slot`` per variable of our model; the block
-names and counts are read from the network's NetworkSpec (inception/networks.py). The tests check
+``slots(network)`` expands the rows into one ``Slot`` per variable of our model; the blocks, their
+tables and counts are read from ``models.layout`` and the network's NetworkSpec. The tests check
 the expansion against the variable lists of the released networks (every slim checkpoint key and
-every timm state_dict key used exactly once, shapes equal), so the tables cannot silently drift.
-Pure Python: no TensorFlow, no Keras.
+every timm state_dict key used exactly once, shapes equal), so the rule cannot silently drift.
+No TensorFlow; Keras only through the block classes, whose tables are read without making a layer.
 """
 
 import dataclasses
 
-from inception import networks
+from inception import blocks, models, networks
 
 # ---------------------------------------------------------------------------------------------
-# Inception-v4 (slim scope "InceptionV4", timm "inception_v4")
+# The stems (slim names them by grid stage)
 
 V4_STEM = (  # Figure 3; slim Conv2d_1a..Mixed_5a, timm features.0-5
     ("s0_b0_0", "Conv2d_1a_3x3", "features.0"),
@@ -32,57 +35,6 @@ V4_STEM = (  # Figure 3; slim Conv2d_1a..Mixed_5a, timm features.0-5
     ("s2_b1_3", "Mixed_4a/Branch_1/Conv2d_1a_3x3", "features.4.branch1.3"),
     ("s3_b0_0", "Mixed_5a/Branch_0/Conv2d_1a_3x3", "features.5.conv"),
 )
-V4_INCEPTION_A = (  # Figure 4
-    ("b0_0", "Branch_0/Conv2d_0a_1x1", "branch0"),
-    ("b1_0", "Branch_1/Conv2d_0a_1x1", "branch1.0"),
-    ("b1_1", "Branch_1/Conv2d_0b_3x3", "branch1.1"),
-    ("b2_0", "Branch_2/Conv2d_0a_1x1", "branch2.0"),
-    ("b2_1", "Branch_2/Conv2d_0b_3x3", "branch2.1"),
-    ("b2_2", "Branch_2/Conv2d_0c_3x3", "branch2.2"),
-    ("b3_1", "Branch_3/Conv2d_0b_1x1", "branch3.1"),  # b3_0 is the average pool
-)
-REDUCTION_A = (  # Figure 7 (both networks)
-    ("b0_0", "Branch_0/Conv2d_1a_3x3", "branch0"),
-    ("b1_0", "Branch_1/Conv2d_0a_1x1", "branch1.0"),
-    ("b1_1", "Branch_1/Conv2d_0b_3x3", "branch1.1"),
-    ("b1_2", "Branch_1/Conv2d_1a_3x3", "branch1.2"),
-)
-V4_INCEPTION_B = (  # Figure 5
-    ("b0_0", "Branch_0/Conv2d_0a_1x1", "branch0"),
-    ("b1_0", "Branch_1/Conv2d_0a_1x1", "branch1.0"),
-    ("b1_1", "Branch_1/Conv2d_0b_1x7", "branch1.1"),
-    ("b1_2", "Branch_1/Conv2d_0c_7x1", "branch1.2"),
-    ("b2_0", "Branch_2/Conv2d_0a_1x1", "branch2.0"),
-    ("b2_1", "Branch_2/Conv2d_0b_7x1", "branch2.1"),
-    ("b2_2", "Branch_2/Conv2d_0c_1x7", "branch2.2"),
-    ("b2_3", "Branch_2/Conv2d_0d_7x1", "branch2.3"),
-    ("b2_4", "Branch_2/Conv2d_0e_1x7", "branch2.4"),
-    ("b3_1", "Branch_3/Conv2d_0b_1x1", "branch3.1"),
-)
-V4_REDUCTION_B = (  # Figure 8
-    ("b0_0", "Branch_0/Conv2d_0a_1x1", "branch0.0"),
-    ("b0_1", "Branch_0/Conv2d_1a_3x3", "branch0.1"),
-    ("b1_0", "Branch_1/Conv2d_0a_1x1", "branch1.0"),
-    ("b1_1", "Branch_1/Conv2d_0b_1x7", "branch1.1"),
-    ("b1_2", "Branch_1/Conv2d_0c_7x1", "branch1.2"),
-    ("b1_3", "Branch_1/Conv2d_1a_3x3", "branch1.3"),
-)
-V4_INCEPTION_C = (  # Figure 6; the forks are b1_1a/b and b2_3a/b
-    ("b0_0", "Branch_0/Conv2d_0a_1x1", "branch0"),
-    ("b1_0", "Branch_1/Conv2d_0a_1x1", "branch1_0"),
-    ("b1_1a", "Branch_1/Conv2d_0b_1x3", "branch1_1a"),
-    ("b1_1b", "Branch_1/Conv2d_0c_3x1", "branch1_1b"),
-    ("b2_0", "Branch_2/Conv2d_0a_1x1", "branch2_0"),
-    ("b2_1", "Branch_2/Conv2d_0b_3x1", "branch2_1"),
-    ("b2_2", "Branch_2/Conv2d_0c_1x3", "branch2_2"),
-    ("b2_3a", "Branch_2/Conv2d_0d_1x3", "branch2_3a"),
-    ("b2_3b", "Branch_2/Conv2d_0e_3x1", "branch2_3b"),
-    ("b3_1", "Branch_3/Conv2d_0b_1x1", "branch3.1"),
-)
-
-# ---------------------------------------------------------------------------------------------
-# Inception-ResNet-v2, released variant (slim scope "InceptionResnetV2", timm "inception_resnet_v2")
-
 IRV2_STEM = (  # the released stem: slim Conv2d_1a..Conv2d_4a + Mixed_5b
     ("s0_b0_0", "Conv2d_1a_3x3", "conv2d_1a"),
     ("s0_b0_1", "Conv2d_2a_3x3", "conv2d_2a"),
@@ -97,38 +49,48 @@ IRV2_STEM = (  # the released stem: slim Conv2d_1a..Conv2d_4a + Mixed_5b
     ("s1_b2_2", "Mixed_5b/Branch_2/Conv2d_0c_3x3", "mixed_5b.branch2.2"),
     ("s1_b3_1", "Mixed_5b/Branch_3/Conv2d_0b_1x1", "mixed_5b.branch3.1"),
 )
-IRV2_BLOCK35 = (  # Figure 16, Inception-ResNet-A
-    ("b0_0", "Branch_0/Conv2d_1x1", "branch0"),
-    ("b1_0", "Branch_1/Conv2d_0a_1x1", "branch1.0"),
-    ("b1_1", "Branch_1/Conv2d_0b_3x3", "branch1.1"),
-    ("b2_0", "Branch_2/Conv2d_0a_1x1", "branch2.0"),
-    ("b2_1", "Branch_2/Conv2d_0b_3x3", "branch2.1"),
-    ("b2_2", "Branch_2/Conv2d_0c_3x3", "branch2.2"),
-)
-IRV2_BLOCK17 = (  # Figure 17, Inception-ResNet-B
-    ("b0_0", "Branch_0/Conv2d_1x1", "branch0"),
-    ("b1_0", "Branch_1/Conv2d_0a_1x1", "branch1.0"),
-    ("b1_1", "Branch_1/Conv2d_0b_1x7", "branch1.1"),
-    ("b1_2", "Branch_1/Conv2d_0c_7x1", "branch1.2"),
-)
-IRV2_BLOCK8 = (  # Figure 19, Inception-ResNet-C
-    ("b0_0", "Branch_0/Conv2d_1x1", "branch0"),
-    ("b1_0", "Branch_1/Conv2d_0a_1x1", "branch1.0"),
-    ("b1_1", "Branch_1/Conv2d_0b_1x3", "branch1.1"),
-    ("b1_2", "Branch_1/Conv2d_0c_3x1", "branch1.2"),
-)
-IRV2_REDUCTION_B = (  # Figure 18
-    ("b0_0", "Branch_0/Conv2d_0a_1x1", "branch0.0"),
-    ("b0_1", "Branch_0/Conv2d_1a_3x3", "branch0.1"),
-    ("b1_0", "Branch_1/Conv2d_0a_1x1", "branch1.0"),
-    ("b1_1", "Branch_1/Conv2d_1a_3x3", "branch1.1"),
-    ("b2_0", "Branch_2/Conv2d_0a_1x1", "branch2.0"),
-    ("b2_1", "Branch_2/Conv2d_0b_3x3", "branch2.1"),
-    ("b2_2", "Branch_2/Conv2d_1a_3x3", "branch2.2"),
-)
 # The residual up-projection of every Inception-ResNet block: our "expand", slim "Conv2d_1x1"
 # (weights + biases, no BatchNorm), timm "conv2d".
 RESIDUAL_EXPAND = ("expand", "Conv2d_1x1", "conv2d")
+
+
+# ---------------------------------------------------------------------------------------------
+# Every other block, by rule
+
+
+def block_rows(table, lone_conv_index):
+    """The rows of a one-stage block from its table.
+
+    slim: ``Branch_{b}/Conv2d_{index}_{rows}x{cols}``; the index is ``0a``, ``0b`` ... by place in
+    the branch (pools and a fork's convolutions take their letters too), except the valid-padded
+    convolution that reduces the grid, ``1a``, and a branch's lone same-padded convolution, which
+    the released Inception-ResNet-v2 leaves unindexed (``Conv2d_1x1``; ``lone_conv_index`` False)
+    and Inception-v4 calls ``0a``. timm: ``branch{b}`` for a one-op branch, ``branch{b}.{place}``
+    otherwise, and ``branch{b}_{place}`` with the fork's ``a``/``b`` in a branch that forks (its
+    Inception-C is written out rather than a Sequential).
+    """
+    if len(table) != 1:
+        raise ValueError("the rule names one-stage blocks; list a stem's rows")
+    rows = []
+    for name, _, b, place, fork, op in blocks.ops_of(table):
+        if op[0] != "conv":
+            continue  # pools hold no variables
+        branch = table[0][b]
+        lone = len(branch) == 1
+        _, _, kernel, _, padding = op
+        rows_cols = "x".join(str(k) for k in (kernel if isinstance(kernel, tuple) else (kernel, kernel)))
+        if padding == "V":
+            index = "1a_"
+        elif lone and not lone_conv_index:
+            index = ""
+        else:
+            index = f"0{chr(ord('a') + place + (fork or 0))}_"
+        if any(o[0] == "fork" for o in branch):
+            timm = f"branch{b}_{place}" + ("" if fork is None else chr(ord("a") + fork))
+        else:
+            timm = f"branch{b}" if lone else f"branch{b}.{place}"
+        rows.append((name, f"Branch_{b}/Conv2d_{index}{rows_cols}", timm))
+    return tuple(rows)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +98,7 @@ class Network:
     spec: networks.NetworkSpec  # our network and variant
     slim_scope: str    # top-level slim scope
     timm_name: str     # timm model name
-    blocks: tuple      # (our block, table, slim scope, timm module, residual)
+    blocks: tuple      # (our block, its rows, slim scope, timm module, residual)
     classifier: tuple  # (slim scope, timm module)
     aux: tuple         # (slim proj scope, slim conv scope, slim fc scope)
 
@@ -146,36 +108,46 @@ class Network:
     model_name = property(lambda self: self.spec.model_name, doc="the name of models.build's keras.Model")
 
 
+def _tables(spec):
+    """{block name: its table} of every block of ``spec`` (None for the lone ``conv_7b``)."""
+    return {name: block.table(*widths) if block else None for name, block, widths, _ in models.layout(spec)}
+
+
 def _v4_blocks(spec):
     """slim names the blocks of a grid Mixed_5b, Mixed_5c ... (its reduction is Mixed_6a); timm
     numbers every module after the six of the stem: features.6, features.7 ..."""
+    tables = _tables(spec)
     timm = {name: f"features.{5 + i}" for i, name in enumerate(spec.block_names)}
 
-    def stage(letter, table, grid):
-        names = spec.stage_names(letter)
-        return [(n, table, f"Mixed_{grid}{chr(ord('b') + i)}", timm[n], False) for i, n in enumerate(names)]
+    def block(name, slim_scope):
+        return (name, block_rows(tables[name], lone_conv_index=True), slim_scope, timm[name], False)
 
-    return tuple(
-        [("stem", V4_STEM, "", "", False)] + stage("a", V4_INCEPTION_A, 5)
-        + [("reduction_a", REDUCTION_A, "Mixed_6a", timm["reduction_a"], False)] + stage("b", V4_INCEPTION_B, 6)
-        + [("reduction_b", V4_REDUCTION_B, "Mixed_7a", timm["reduction_b"], False)] + stage("c", V4_INCEPTION_C, 7)
-    )
+    def stage(letter, grid):
+        return [block(n, f"Mixed_{grid}{chr(ord('b') + i)}") for i, n in enumerate(spec.stage_names(letter))]
+
+    return tuple([("stem", V4_STEM, "", "", False)] + stage("a", 5) + [block("reduction_a", "Mixed_6a")]
+                 + stage("b", 6) + [block("reduction_b", "Mixed_7a")] + stage("c", 7))
 
 
 def _irv2_blocks(spec):
+    tables = _tables(spec)
+
+    def block(name, slim_scope, timm_module, residual=False):
+        return (name, block_rows(tables[name], lone_conv_index=False), slim_scope, timm_module, residual)
+
     a, b, c = (spec.stage_names(stage) for stage in "abc")
     *c, last_c = c  # the released network's last C block (scale 1, no ReLU)
-    blocks = [("stem", IRV2_STEM, "", "", False)]
-    blocks += [(n, IRV2_BLOCK35, f"Repeat/block35_{i + 1}", f"repeat.{i}", True) for i, n in enumerate(a)]
-    blocks += [("reduction_a", REDUCTION_A, "Mixed_6a", "mixed_6a", False)]
-    blocks += [(n, IRV2_BLOCK17, f"Repeat_1/block17_{i + 1}", f"repeat_1.{i}", True) for i, n in enumerate(b)]
-    blocks += [("reduction_b", IRV2_REDUCTION_B, "Mixed_7a", "mixed_7a", False)]
-    blocks += [(n, IRV2_BLOCK8, f"Repeat_2/block8_{i + 1}", f"repeat_2.{i}", True) for i, n in enumerate(c)]
+    out = [("stem", IRV2_STEM, "", "", False)]
+    out += [block(n, f"Repeat/block35_{i + 1}", f"repeat.{i}", True) for i, n in enumerate(a)]
+    out += [block("reduction_a", "Mixed_6a", "mixed_6a")]
+    out += [block(n, f"Repeat_1/block17_{i + 1}", f"repeat_1.{i}", True) for i, n in enumerate(b)]
+    out += [block("reduction_b", "Mixed_7a", "mixed_7a")]
+    out += [block(n, f"Repeat_2/block8_{i + 1}", f"repeat_2.{i}", True) for i, n in enumerate(c)]
     # The last C block is slim's lone "Block8", timm's "block8".
-    blocks += [(last_c, IRV2_BLOCK8, "Block8", "block8", True)]
+    out += [block(last_c, "Block8", "block8", True)]
     # The final 1x1 1536 convolution is a ConvBN layer of its own.
-    blocks += [("conv_7b", (("", "Conv2d_7b_1x1", "conv2d_7b"),), "", "", False)]
-    return tuple(blocks)
+    out += [("conv_7b", (("", "Conv2d_7b_1x1", "conv2d_7b"),), "", "", False)]
+    return tuple(out)
 
 
 _V4, _IRV2 = networks.spec("inception_v4"), networks.spec("inception_resnet_v2", "release")

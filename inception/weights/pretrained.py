@@ -5,12 +5,11 @@ official TF-slim file of the network, see fetch.py). Classifiers of 1000 (or 100
 get the class names (labeled.py), so a saved ``.keras`` names its classes.
 """
 
-import json
 import os
-import tempfile
 
 import keras
 
+from inception import fileio
 from inception.weights import assign, classes, detect, fetch, labeled, names
 from inception.weights.source import WeightsError, sha256
 
@@ -61,7 +60,8 @@ def convert(network, weights, output, *, keep_background=False, aux_logits=None,
 
     ``network`` may be None for a file: it is then read from the file. ``aux_logits`` None keeps
     the auxiliary head when the file has one. Returns the report; writes nothing if anything
-    fails (the model goes to a temporary file in the output's directory, renamed into place).
+    fails (the model is saved and loaded back in a scratch directory, then written with
+    ``inception.fileio``: atomically, on any file system).
     """
     from inception import models
 
@@ -87,34 +87,27 @@ def convert(network, weights, output, *, keep_background=False, aux_logits=None,
         report = assign.load_source(model, source)
     report["class_ids"], report["class_names"] = None, None
     model = name_classes(model, report)
-    directory = os.path.dirname(os.path.abspath(output))
-    os.makedirs(directory, exist_ok=True)
-    fd, scratch = tempfile.mkstemp(suffix=".keras", dir=directory)
-    os.close(fd)
-    labels_path = os.path.splitext(output)[0] + ".labels.txt"
-    try:
-        model.save(scratch)
-        keras.saving.load_model(scratch, compile=False, safe_mode=True)  # proves it loads in safe mode
-        ids, readable = labeled.class_names(model)
-        if readable:
-            with open(labels_path + ".tmp", "w", encoding="utf-8") as f:
-                f.write("\n".join(readable) + "\n")
-            os.replace(labels_path + ".tmp", labels_path)
-        os.replace(scratch, output)
-    finally:
-        for leftover in (scratch, labels_path + ".tmp"):
-            if os.path.exists(leftover):
-                os.remove(leftover)
     report["output"] = os.fspath(output)
-    report["output_sha256"] = sha256(output)
-    report["labels_file"] = labels_path if os.path.exists(labels_path) else None
+    report["output_sha256"], report["labels_file"] = _write(model, output)
     report["aux_logits"] = bool(aux_logits)
     report["variant"] = names.network_of_model(model).variant
     return report
 
 
-def report_json(report):
-    """The report without the long per-tensor lists, as JSON."""
-    short = {k: v for k, v in report.items() if k not in ("copied", "class_ids", "class_names")}
-    short["copied"] = len(report.get("copied", []))
-    return json.dumps(short, indent=1, default=str)
+def _write(model, output):
+    """``output`` (and ``<stem>.labels.txt`` when the classes have names), written through
+    ``inception.fileio`` once the model has loaded back in safe mode; returns (the model file's
+    sha256, the labels file or None)."""
+    labels_path = os.path.splitext(os.fspath(output))[0] + ".labels.txt"
+    _, readable = labeled.class_names(model)
+    with fileio.local_scratch() as scratch:
+        local = os.path.join(scratch, "model.keras")
+        model.save(local)
+        keras.saving.load_model(local, compile=False, safe_mode=True)  # proves it loads in safe mode
+        directory = os.path.dirname(os.fspath(output))
+        if directory:
+            fileio.makedirs(directory)
+        if readable:
+            fileio.write_text(labels_path, "\n".join(readable) + "\n")
+        fileio.copy_file(local, output)
+        return sha256(local), (labels_path if readable else None)

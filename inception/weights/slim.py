@@ -10,10 +10,10 @@ import contextlib
 import os
 import shutil
 import tarfile
-import tempfile
 
 import numpy as np
 
+from inception import fileio
 from inception.weights import names
 from inception.weights.source import FORMAT_SLIM, Entry, Source, WeightsError, check_unit_gamma
 
@@ -81,8 +81,7 @@ def open_archive(path):
         archive = tarfile.open(path, "r:*")
     except tarfile.TarError as err:
         raise WeightsError(f"{path}: not a readable tar archive ({err})") from None
-    scratch = tempfile.mkdtemp(prefix="inception_weights_")
-    try:
+    with fileio.local_scratch(suffix="-inception-weights") as scratch:
         with archive:
             members = [m for m in archive.getmembers() if m.isfile()]
             v2 = [m for m in members if m.name.endswith(".index")]
@@ -106,5 +105,3 @@ def open_archive(path):
                         os.path.join(scratch, os.path.basename(member.name)), "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 22)
         yield from_checkpoint(prefix, display_path=path, detail=kind, files=[path])
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)

@@ -74,14 +74,17 @@ def check_unit_gamma(key, value):
     return "BatchNorm gamma, checked equal to 1.0 (our BatchNorm has no scale)"
 
 
-def sha256(path, chunk=1 << 22):
-    digest = hashlib.sha256()
+def digest(path, algorithm="sha256", chunk=1 << 22):
+    """The file's hex digest (``hashlib`` algorithm name), read in 4 MiB blocks."""
+    hasher = hashlib.new(algorithm)
     with open(path, "rb") as f:
-        while True:
-            block = f.read(chunk)
-            if not block:
-                return digest.hexdigest()
-            digest.update(block)
+        for block in iter(lambda: f.read(chunk), b""):
+            hasher.update(block)
+    return hasher.hexdigest()
+
+
+def sha256(path):
+    return digest(path, "sha256")
 
 
 def file_checksums(files):
