@@ -66,7 +66,7 @@ def main():
     import tensorflow as tf
 
     from inception import models
-    from inception.data import datasets
+    from inception.data import catalogue
     from inception.export import data, litert, saved_model, source, tflite
 
     size = args.image_size
@@ -76,7 +76,7 @@ def main():
     variants = [v for v in args.variants.split(",") if v]
     calibration = None
     if "int8" in variants:
-        calibration = data.calibration_images(datasets.EMBEDDED_DATASET, size,
+        calibration = data.calibration_images(catalogue.EMBEDDED_DATASET, size,
                                               args.calibration_images, args.data_dir)
     print(f"# inference benchmark: {size}x{size}, {os.cpu_count()} CPU cores, TensorFlow "
           f"{tf.__version__}, LiteRT threads {args.num_threads}")

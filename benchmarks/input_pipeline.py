@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image, ImageDraw, ImageFilter  # noqa: E402
 
-from inception.data import datasets, preprocessing  # noqa: E402
+from inception.data import preprocessing, skipping  # noqa: E402
 
 
 def make_photo_like_jpegs(directory, count, width=500, height=375, seed=0):
@@ -148,9 +148,9 @@ def main():
             seed = tf.stack([tf.constant(0, tf.int64), position])
             return (preprocessing.preprocess_for_train(image_bytes, size, seed=seed),)
 
-        return datasets.map_skipping_errors(
-            dataset.map(lambda image_bytes: (image_bytes,)), process, (datasets.tiny_jpeg(),),
-            counter=datasets.SkipCounter(), name="benchmark").map(lambda image: image)
+        return skipping.map_skipping_errors(
+            dataset.map(lambda image_bytes: (image_bytes,)), process, (skipping.tiny_jpeg(),),
+            counter=skipping.SkipCounter(), name="benchmark").map(lambda image: image)
 
     variants = {
         "plain": build(encoded, lambda b: plain_decode_resize(b, size), batch_size=args.batch_size),

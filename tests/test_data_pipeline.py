@@ -3,6 +3,7 @@
 import collections
 import contextlib
 import hashlib
+import itertools
 import os
 import socket
 import subprocess
@@ -15,7 +16,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from sklearn.datasets import load_digits
 
-from inception import data
+from inception import config, data
 from inception.data import sklearn_digits
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -105,6 +106,76 @@ def test_stored_images_and_labels_are_sklearns(data_dir, digits, split):
     encoded = next(iter(builder.as_dataset(
         split=split, decoders={"image": tfds.decode.SkipDecoding()}).take(1)))["image"]
     assert bool(tf.io.is_jpeg(encoded))
+
+
+def _tfds_records(data_dir, split):
+    """(encoded image, label) of a split as TFDS itself reads it, in its default order."""
+    builder = tfds.builder(data.EMBEDDED_DATASET, data_dir=data_dir)
+    return [(e["image"], int(e["label"])) for e in tfds.as_numpy(builder.as_dataset(
+        split=split, decoders={"image": tfds.decode.SkipDecoding()}))]
+
+
+def test_reader_yields_the_splits_encoded_images_and_labels_in_order(data_dir):
+    expected = _tfds_records(data_dir, "validation")
+    split = data.open_split(data.EMBEDDED_DATASET, "eval", data_dir=data_dir)
+    assert (split.name, split.num_examples, split.num_files) == ("validation", len(expected), 4)
+    image, label = next(iter(split.read()))
+    assert image.dtype == tf.string and label.dtype == tf.int32 and label.shape == ()
+    assert [(x.numpy(), int(y)) for x, y in split.read()] == expected
+    first = data.open_split(data.EMBEDDED_DATASET, "eval", data_dir=data_dir, limit=5)
+    assert (first.name, first.num_examples) == ("validation[:5]", 5)
+    assert [(x.numpy(), int(y)) for x, y in first.read()] == expected[:5]
+    whole = data.open_split(data.EMBEDDED_DATASET, "eval", data_dir=data_dir, limit=10_000)
+    assert whole.name == "validation"
+    for kwargs, message in ((dict(split="test"), "split must be one of"),
+                            (dict(limit=0), "limit must be a positive")):
+        with pytest.raises(ValueError, match=message):
+            data.open_split(data.EMBEDDED_DATASET, **dict(dict(split="eval"), **kwargs),
+                            data_dir=data_dir)
+
+
+@pytest.mark.parametrize("by_files", [True, False])
+def test_reader_shards_partition_the_split(data_dir, by_files):
+    """3 pipelines over 4 files: by files each reads whole files of its own; by even slices
+    each reads a third of the examples."""
+    split = data.open_split(data.EMBEDDED_DATASET, "train", data_dir=data_dir)
+    everything = collections.Counter(x for x, _ in _tfds_records(data_dir, "train"))
+    union, sizes = collections.Counter(), []
+    for pipeline_id in range(3):
+        shard = [x.numpy() for x, _ in split.read(3, pipeline_id, by_files=by_files)]
+        sizes.append(len(shard))
+        union += collections.Counter(shard)
+    assert union == everything
+    if by_files:
+        files = split.builder.info.splits["train"].shard_lengths
+        whole_files = {sum(c) for r in range(1, 3) for c in itertools.combinations(files, r)}
+        assert len(files) == 4 and set(sizes) <= whole_files, (sizes, files)
+    else:
+        assert sizes == split.slice_sizes(3) and max(sizes) - min(sizes) <= 1
+
+
+def test_pipeline_takes_the_data_config_and_its_crop_fields(data_dir):
+    """The DataConfig's crop fields override the dataset's defaults; unset ones keep them."""
+    defaults = data.train_preprocessing_defaults(data.EMBEDDED_DATASET)
+    common = dict(split="train", image_size=40, global_batch_size=16, is_training=True, seed=4,
+                  deterministic=True)
+    plain = data.InputPipeline(config.DataConfig(dataset="sklearn_digits", data_dir=data_dir),
+                               **common)
+    assert plain.train_options == defaults
+    wide = config.DataConfig(dataset="sklearn_digits", data_dir=data_dir, area_range="0.2,0.5",
+                             min_object_covered=0.05, color_distortion="none")
+    cropped = data.InputPipeline(wide, **common)
+    assert cropped.train_options == dict(defaults, area_range=(0.2, 0.5),
+                                         min_object_covered=0.05, color_distortion="none")
+    by_name = data.InputPipeline("sklearn_digits", data_dir=data_dir, area_range=(0.2, 0.5),
+                                 min_object_covered=0.05, color_distortion="none", **common)
+    assert by_name.train_options == cropped.train_options
+    first = [next(iter(p.input_fn()))[0].numpy() for p in (plain, cropped)]
+    assert np.abs(first[0] - first[1]).max() > 0.1  # other crops and colours, same seed
+    with pytest.raises(TypeError, match="in the DataConfig"):
+        data.InputPipeline(wide, data_dir=data_dir, **common)
+    with pytest.raises(TypeError, match="unexpected keyword argument.*flip"):
+        data.InputPipeline("sklearn_digits", data_dir=data_dir, flip=True, **common)
 
 
 def test_embedded_defaults_are_milder_and_do_not_flip():
@@ -212,7 +283,7 @@ def test_under_distribute_datasets_from_function(data_dir):
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from inception import data
-        from inception.data import datasets
+        from inception.data import skipping
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         with strategy.scope():
             pipe = data.InputPipeline("sklearn_digits", split="eval", image_size=32,
@@ -231,13 +302,13 @@ def test_under_distribute_datasets_from_function(data_dir):
 
         # Corrupt records inside the same machinery, in the middle and at the very end of
         # the stream: dropped and counted, never fatal.
-        counter = datasets.SkipCounter()
+        counter = skipping.SkipCounter()
         good = tf.io.encode_jpeg(tf.zeros([8, 8, 3], tf.uint8))
         records = tf.data.Dataset.from_tensor_slices([good, b"junk", good, tf.strings.substr(good, 0, 40)])
-        out = datasets.map_skipping_errors(
+        out = skipping.map_skipping_errors(
             records.map(lambda s: (s,)),
             lambda s, position: (data.preprocessing.preprocess_for_eval(s, 4),),
-            (datasets.tiny_jpeg(),), counter=counter)
+            (skipping.tiny_jpeg(),), counter=counter)
         assert len(list(out)) == 2 and counter.value() == 2, counter.value()
         print("OK")
     """)

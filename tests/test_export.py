@@ -22,7 +22,7 @@ import tensorflow as tf
 
 import keras
 from inception import models
-from inception.data import datasets
+from inception import data as data_lib
 from inception.export import data as export_data
 from inception.export import litert, saved_model, tflite, warmup
 
@@ -47,7 +47,7 @@ def data_dir(tmp_path_factory):
 def run_dir(tmp_path_factory, data_dir):
     """A trained run directory: ema_model.keras, labels.txt, run_config.json."""
     keras.utils.set_random_seed(0)
-    pipe = datasets.InputPipeline(datasets.EMBEDDED_DATASET, split="train", image_size=SIZE,
+    pipe = data_lib.InputPipeline(data_lib.EMBEDDED_DATASET, split="train", image_size=SIZE,
                                   global_batch_size=4096, is_training=False, data_dir=data_dir)
     images, labels = next(iter(pipe.input_fn(None)))
     options = dict(variant="paper", width_multiplier=0.125, input_shape=(SIZE, SIZE, 3),
@@ -60,7 +60,7 @@ def run_dir(tmp_path_factory, data_dir):
     model.save(directory / "ema_model.keras")
     (directory / "labels.txt").write_text("\n".join(pipe.info.label_names) + "\n")
     config = dict(model="inception_resnet_v2", variant="paper", width_multiplier=0.125,
-                  image_size=SIZE, num_classes=10, dataset=datasets.EMBEDDED_DATASET,
+                  image_size=SIZE, num_classes=10, dataset=data_lib.EMBEDDED_DATASET,
                   data_dir=data_dir, build_options=dict(options, input_shape=[SIZE, SIZE, 3]))
     (directory / "run_config.json").write_text(json.dumps(config))
     return str(directory)
@@ -74,7 +74,7 @@ def keras_model(run_dir):
 @pytest.fixture(scope="module")
 def validation(data_dir):
     """(encoded images, labels, preprocessed float images) of the whole validation split."""
-    encoded, labels = export_data.encoded_eval_images(datasets.EMBEDDED_DATASET, None, data_dir)
+    encoded, labels = export_data.encoded_eval_images(data_lib.EMBEDDED_DATASET, None, data_dir)
     return encoded, labels, export_data.preprocess(encoded, SIZE)
 
 
@@ -648,7 +648,7 @@ def test_int8_with_integer_io_runs_in_litert_and_agrees(run_dir, validation, ker
     from inception.export import source
 
     src = source.from_run_dir(run_dir)
-    calibration = export_data.calibration_images(datasets.EMBEDDED_DATASET, SIZE, 100, data_dir)
+    calibration = export_data.calibration_images(data_lib.EMBEDDED_DATASET, SIZE, 100, data_dir)
     blob = tflite.export_variant(src, "int8", calibration, int8_io="int8")
     meta = litert.read_metadata(blob)
     assert meta["int8_io"] == "int8" and meta["labels"] == src.labels

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from inception import models
-from inception.data import datasets, preprocessing
+from inception import data, models
+from inception.data import preprocessing
 from inception.evaluation import crops, members, runner
 from inception.export import data as export_data
 from inception.train import devices
@@ -86,7 +86,7 @@ def test_one_crop_equals_the_training_evaluation_and_self_ensemble(run_dir, data
     model with itself is the model."""
     with open(os.path.join(run_dir, "summary.json")) as f:
         summary = json.load(f)
-    result = runner.Evaluation([run_dir, run_dir], [1], datasets.EMBEDDED_DATASET,
+    result = runner.Evaluation([run_dir, run_dir], [1], data.EMBEDDED_DATASET,
                                strategy=strategy, data_dir=data_dir).run(
         progress=False, keep_probabilities=True)
     assert result["num_images"] == summary["num_eval"] == 359
@@ -122,7 +122,7 @@ def test_protocols_and_ensemble_average_softmax_over_crops_and_models(command, d
     assert list(saved["rows"]) == ["demo", "other", "ensemble"]
     assert probs.shape == (SMALL, 3, len(PROTOCOLS), 10)
     encoded, expected_labels = export_data.encoded_eval_images(
-        datasets.EMBEDDED_DATASET, SMALL, data_dir)
+        data.EMBEDDED_DATASET, SMALL, data_dir)
     np.testing.assert_array_equal(labels, expected_labels)
     distinct = sorted({s for p in PROTOCOLS for s in crops.protocol_specs(p)})
     for m, path in enumerate((run_dir, other_model)):
@@ -190,7 +190,7 @@ def test_bad_protocols_fail_before_any_work(other_model):
 
 
 def test_models_must_fit_the_dataset_classes():
-    info = datasets.DatasetInfo(name="d", num_classes=10, num_train=1, num_eval=1,
+    info = data.DatasetInfo(name="d", num_classes=10, num_train=1, num_eval=1,
                                 label_names=[str(i) for i in range(10)], train_split="train",
                                 eval_split="validation")
 

@@ -38,8 +38,10 @@ def _check_range(name, value, low, high):
         raise ValueError(f"{name} must satisfy {low} <= min <= max <= {high}; got {value!r}")
 
 
-def _validate_train_args(image_size, min_object_covered, aspect_ratio_range, area_range,
-                         max_attempts, color_distortion):
+def check_train_args(image_size, min_object_covered, aspect_ratio_range, area_range,
+                     max_attempts, color_distortion):
+    """ValueError naming the argument when ``preprocess_for_train``'s arguments are out of range
+    (callers check before building a tf.data pipeline, where the error would surface late)."""
     if int(image_size) < 1:
         raise ValueError(f"image_size must be a positive integer; got {image_size!r}")
     if not 0.0 <= float(min_object_covered) <= 1.0:
@@ -206,8 +208,8 @@ def preprocess_for_train(image_bytes, image_size, *, min_object_covered=MIN_OBJE
       seed: stateless seed, int tensor of shape [2]. None draws one at random per call.
       jpeg_only: skip the format test; non-JPEG input then raises.
     """
-    _validate_train_args(image_size, min_object_covered, aspect_ratio_range, area_range,
-                         max_attempts, color_distortion)
+    check_train_args(image_size, min_object_covered, aspect_ratio_range, area_range,
+                     max_attempts, color_distortion)
     image_size = int(image_size)
     if seed is None:
         seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
@@ -228,7 +230,8 @@ def preprocess_for_train(image_bytes, image_size, *, min_object_covered=MIN_OBJE
     return _scale_to_symmetric(image)
 
 
-def _check_fraction(central_fraction):
+def check_fraction(central_fraction):
+    """``central_fraction`` as a float in (0, 1]; ValueError otherwise."""
     fraction = float(central_fraction)
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"central_fraction must be in (0, 1]; got {central_fraction!r}")
@@ -237,7 +240,7 @@ def _check_fraction(central_fraction):
 
 def central_crop_window(image_shape, central_fraction=EVAL_CENTRAL_FRACTION):
     """(offset_h, offset_w, height, width) of the centred window keeping a fraction of each side."""
-    fraction = _check_fraction(central_fraction)
+    fraction = check_fraction(central_fraction)
     shape = tf.cast(image_shape, tf.float32)
     offset = tf.cast((shape - shape * fraction) / 2.0, tf.int32)
     size = tf.cast(image_shape, tf.int32) - 2 * offset
@@ -250,7 +253,7 @@ def preprocess_for_eval(image_bytes, image_size, central_fraction=EVAL_CENTRAL_F
 
     ``jpeg_only``: as in ``preprocess_for_train``.
     """
-    _check_fraction(central_fraction)
+    check_fraction(central_fraction)
 
     def window_fn(shape):
         return central_crop_window(shape, central_fraction)

