@@ -77,17 +77,18 @@ def _child(data_dir, model_dir, out_path):
     import tensorflow as tf
 
     import main
-    from inception.train import inputs, loop
+    from inception.train import inputs
+    from inception.train import trainer as trainer_lib
     from inception_cli import train_flags
 
     trainers = []
-    build = loop.Trainer.__init__
+    build = trainer_lib.Trainer.__init__
 
     def keep(self, *args, **kwargs):
         build(self, *args, **kwargs)
         trainers.append(self)
 
-    loop.Trainer.__init__ = keep
+    trainer_lib.Trainer.__init__ = keep
     train_flags.FLAGS(["main.py", "--verbose", "--mode=train_and_eval", f"--data_dir={data_dir}",
                      f"--model_dir={model_dir}", f"--eval_batch_size={EVAL_BATCHES[0]}"]
                     + [f"--{k}={v}" if not isinstance(v, bool) else f"--{'' if v else 'no'}{k}"
