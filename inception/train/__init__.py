@@ -14,13 +14,16 @@ Modules, in the order a run uses them:
   of BatchNorm statistics); ``inputs``: the pipelines per epoch.
 - ``loop``: the loop, which runs steps and calls actions at their moments; ``actions``:
   checkpoints, the finite check, the died signal, evaluation and the EMA model export
-  (``validate``), the target stop; ``observe``: progress, TensorBoard and metrics.csv.
+  (``validate``), the target stop, the preemption save; ``observe``: progress, TensorBoard and
+  metrics.csv; ``signals``: SIGTERM/SIGINT; ``workers``: a lost worker.
 - ``trainer``: the ``Trainer`` that assembles them, and ``run``.
 """
 
 from inception.train.devices import setup
-from inception.train.errors import TrainingError
+from inception.train.errors import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_WORKER_LOST, Interrupted,
+                                    TrainingError, WorkerLost)
 from inception.train.plan import check_runtime
 from inception.train.trainer import Trainer, run
 
-__all__ = ["TrainingError", "Trainer", "check_runtime", "run", "setup"]
+__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_WORKER_LOST", "Interrupted", "TrainingError",
+           "Trainer", "WorkerLost", "check_runtime", "run", "setup"]

@@ -1,6 +1,6 @@
 """The jobs of a training run, each one loop action (``loop.Action``), in the order the trainer
 gives them to the loop: the finite check, checkpoints, the died signal, evaluation, the target
-stop, the EMA model export. The metrics/CSV/TensorBoard writer is
+stop, the EMA model export, the preemption save. The metrics/CSV/TensorBoard writer is
 ``observe.Metrics``."""
 
 import math
@@ -10,7 +10,7 @@ from absl import logging
 
 from inception.train import observe
 from inception.train import state
-from inception.train.errors import TrainingError
+from inception.train.errors import Interrupted, TrainingError
 from inception.train.loop import Action
 
 
@@ -36,9 +36,6 @@ class Checkpointing(Action):
 
     def on_epoch_end(self, loop, epoch, step, logs):
         self.save(step)
-
-    def on_run_end(self, loop, step):
-        self.checkpoints.wait()
 
 
 def diverged_message(checkpoints, step, what):
@@ -154,3 +151,22 @@ class EmaExport(Action):
         started = time.time()
         self.validation.export(self.chief)
         logging.info("ema_model.keras written in %.1f s", time.time() - started)
+
+
+class PreemptionSave(Action):
+    """SIGTERM or SIGINT (``signals.StopSignals``): every worker saves the checkpoint of the step
+    it stopped after (the same step everywhere, ``loop``), then the run ends with
+    ``Interrupted``: where it stopped and how to resume."""
+
+    def __init__(self, checkpointing):
+        self.checkpointing = checkpointing
+
+    def on_stop(self, loop, step, stop):
+        if stop.reason != "signal":
+            return
+        path = self.checkpointing.save(step)
+        epoch, rest = divmod(step, loop.steps_per_epoch)
+        where = (f"the end of epoch {epoch}" if rest == 0 else
+                 f"epoch {epoch + 1}, step {rest} of {loop.steps_per_epoch}")
+        raise Interrupted(step, path, f"{stop.message}: stopped after step {step} ({where}) and "
+                                      f"saved {path}; rerun the same command to resume from there")

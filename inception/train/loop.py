@@ -56,18 +56,6 @@ class Action:
         """After the last step, when the loop ends without a stop that raised."""
 
 
-class NoSignals:
-    """Stop requests of a run that handles no signals."""
-
-    @staticmethod
-    def requested():
-        return False
-
-    @staticmethod
-    def describe():
-        return "a stop was requested"
-
-
 class Loop:
     """Runs ``train_step`` from ``start`` to ``total_steps`` epoch by epoch.
 

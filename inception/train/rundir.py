@@ -116,13 +116,11 @@ class Checkpoints:
 
     Under ``MultiWorkerMirroredStrategy`` every worker must take part in saving; non-chief
     workers write to a private local temporary directory that is deleted right after.
-    ``options``: ``tf.train.CheckpointOptions`` of every save.
     """
 
-    def __init__(self, directory, chief, task, max_to_keep, options=None, **trackables):
+    def __init__(self, directory, chief, task, max_to_keep, **trackables):
         self.directory = directory
         self.chief = chief
-        self.options = options
         self.checkpoint = tf.train.Checkpoint(**trackables)
         if chief:
             target = directory
@@ -143,7 +141,7 @@ class Checkpoints:
 
     def save(self, step):
         """Writes the checkpoint of ``step``; returns its path (the chief's, on every worker)."""
-        path = self.manager.save(checkpoint_number=int(step), options=self.options)
+        path = self.manager.save(checkpoint_number=int(step))
         if not self.chief:
             shutil.rmtree(self._target, ignore_errors=True)
             path = fileio.join(self.directory, os.path.basename(path))
@@ -151,8 +149,3 @@ class Checkpoints:
             logging.info("checkpoint written: %s", path)
         self.latest, self.saved_step = path, int(step)
         return path
-
-    def wait(self):
-        """Returns once every save has reached the file system (asynchronous checkpoints)."""
-        if self.options is not None and self.options.experimental_enable_async_checkpoint:
-            self.checkpoint.sync()

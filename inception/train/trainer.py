@@ -19,16 +19,18 @@ from inception.train import inputs
 from inception.train import observe
 from inception.train import plan as plan_lib
 from inception.train import rundir
+from inception.train import signals as signals_lib
 from inception.train import state
 from inception.train import task as task_lib
 from inception.train import validate
-from inception.train.loop import Loop, NoSignals
+from inception.train import workers
+from inception.train.loop import Loop
 
 
 class Trainer:
     """One run in its model_dir: the task, its checkpoints, validation and the loop's actions."""
 
-    def __init__(self, config, strategy, plan, loss_hook=None, checkpoint_options=None):
+    def __init__(self, config, strategy, plan, loss_hook=None):
         self.config, self.strategy, self.plan = config, strategy, plan
         self.loss_hook = loss_hook
         self.chief = devices.is_chief(strategy)
@@ -38,8 +40,8 @@ class Trainer:
         self.task = task_lib.Task(config, strategy, plan, self.chief)
         self.checkpoints = rundir.Checkpoints(
             rundir.checkpoint_dir(config.run.model_dir), self.chief, self.task_name,
-            config.run.keep_checkpoints, options=checkpoint_options, model=self.task.model,
-            optimizer=self.task.optimizer, ema=self.task.ema.averages, rng=self.task.rng_states())
+            config.run.keep_checkpoints, model=self.task.model, optimizer=self.task.optimizer,
+            ema=self.task.ema.averages, rng=self.task.rng_states())
         self.validation = validate.Validation(config, strategy, plan, self.task)
         self.metrics_log = observe.MetricsLog(config.run.model_dir, self.chief)
         self.resumed_from = None
@@ -47,7 +49,8 @@ class Trainer:
 
     @property
     def last_eval(self):
-        return self.actions["evaluation"].last if self.actions else None
+        evaluation = (self.actions or {}).get("evaluation")
+        return evaluation.last if evaluation else None
 
     def _write_start(self):
         # Only once the model is built and its weights loaded: a refused --init_weights leaves
@@ -79,6 +82,7 @@ class Trainer:
             "ema_export": actions_lib.EmaExport(self.validation, self.chief),
             "metrics": observe.Metrics(run.model_dir, self.chief, run.progress,
                                        run.log_every_steps, self.plan.num_epochs, task.schedule),
+            "preemption": actions_lib.PreemptionSave(checkpointing),
         }
         if run.mode != "train_and_eval":
             del named["evaluation"]
@@ -97,9 +101,10 @@ class Trainer:
         def data(epoch, offset):
             return inputs.epoch_dataset(self.config, self.strategy, self.plan, epoch, offset)
 
-        loop = Loop(train_step, data, self.plan.steps_per_epoch, self.plan.total_steps,
-                    self.actions.values(), NoSignals())
-        return loop.run(step)
+        with signals_lib.StopSignals() as stop_signals:
+            loop = Loop(train_step, data, self.plan.steps_per_epoch, self.plan.total_steps,
+                        self.actions.values(), stop_signals)
+            return loop.run(step)
 
     def _warn_about_start(self, step):
         model_dir = self.config.run.model_dir
@@ -169,27 +174,35 @@ def _errors(result):
     return {f"val_top{k}_error": 1.0 - result[f"val_top{k}"] for k in TOP_K}
 
 
-def run(config, strategy=None, *, loss_hook=None, checkpoint_options=None):
+def run(config, strategy=None, *, loss_hook=None):
     """Runs ``config`` (a ``config.TrainConfig``): trains (``train``, ``train_and_eval``) and
     returns the summary dict, or evaluates (``eval``) and returns the evaluation.
 
     ``strategy``: None sets up devices and the strategy from ``config.run`` (``devices.setup``;
     then this must be the process's first TensorFlow work). ``loss_hook(loss, step)``: an
     optional function that may replace each replica's loss inside the step (tests inject
-    faults with it). Raises ``TrainingError`` (diverged, died, another run's model_dir).
+    faults with it). Raises ``TrainingError`` (diverged, died, another run's model_dir),
+    ``Interrupted`` (SIGTERM/SIGINT: saved, rerun to resume), ``WorkerLost``.
     """
     if strategy is None:
         strategy = devices.setup(config)
     start = time.time()
     plan = plan_lib.check_runtime(config, strategy)  # may prepare the dataset
     devices.reseed(config.run.seed)
-    trainer = Trainer(config, strategy, plan, loss_hook=loss_hook,
-                      checkpoint_options=checkpoint_options)
-    if config.run.mode == "eval":
-        return trainer.evaluate_checkpoint()
-    step = trainer.train()
-    logging.info("training loop done after %.1f s", time.time() - start)
-    summary = trainer.summary(step, time.time() - start)
+    # Every collective from here on may find a worker gone.
+    with workers.lost_worker_guard(strategy, rundir.checkpoint_dir(config.run.model_dir)):
+        trainer = Trainer(config, strategy, plan, loss_hook=loss_hook)
+        if config.run.mode == "eval":
+            return trainer.evaluate_checkpoint()
+        step = trainer.train()
+        summary = trainer.summary(step, time.time() - start)
+    _report(trainer, config, step, summary, time.time() - start)
+    return summary
+
+
+def _report(trainer, config, step, summary, seconds):
+    """The console's last lines of a finished run."""
+    logging.info("training done after %.1f s", seconds)
     fingerprint = summary["weights_fingerprint"]
     logging.info("final weights fingerprint (%s): %s", trainer.task_name, fingerprint)
     print(f"[{trainer.task_name}] final weights fingerprint: {fingerprint}", flush=True)
@@ -197,4 +210,3 @@ def run(config, strategy=None, *, loss_hook=None, checkpoint_options=None):
         print(f"Done: {step} steps, val top-1 error {summary['val_top1_error']:.4f}, top-5 "
               f"{summary['val_top5_error']:.4f}; summary in "
               f"{fileio.join(config.run.model_dir, SUMMARY_JSON)}", flush=True)
-    return summary
