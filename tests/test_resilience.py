@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from training_runs import (SMALL, checkpoint_steps, fingerprints, finish, free_ports,
-                           model_weights, run, start)
+                           model_weights, no_grappler, run, start)
 
 FAST = ["--test_no_grappler"]
 
@@ -177,3 +177,66 @@ def test_two_workers_sigterm_kill_9_and_restart(tmp_path, data_dir):
     assert summary["num_eval"] == 359
     assert summary["weights_fingerprint"] == prints[0][0]
 
+
+# ------------------------------------------------------ another file system, fractional epochs -
+def test_run_directory_on_ram_fs_with_fractional_epochs(tmp_path, data_dir, capsys, monkeypatch):
+    """The run directory on TensorFlow's in-memory ``ram://`` file system (it lives in this
+    process; no GCS emulator can be reached by TensorFlow's gs:// client, BUILD_NOTES
+    "Training"): --epochs=1.5, then 2 (a resume mid-epoch after a fractional end), then 3 (a
+    resume at an epoch boundary); export.py and evaluate.py read the run from there. Nothing is
+    written to the working directory."""
+    import tensorflow as tf
+
+    from inception import fileio, train
+    from inception.config import EvaluateConfig, ExportConfig, TrainConfig
+    from inception.evaluation import job as evaluation_job
+    from inception.export import job as export_job
+
+    monkeypatch.chdir(tmp_path)
+    model_dir = "ram://resilience/run"
+    config = TrainConfig.from_flat(dict(
+        mode="train", model="inception_resnet_v1", width_multiplier=0.1, image_size=75,
+        aux_logits=False, dataset="sklearn_digits", data_dir=data_dir, model_dir=model_dir,
+        batch_size=8, steps_per_epoch=4, learning_rate=0.02, bn_momentum=0.9, ema_decay=0.9,
+        checkpoint_every_steps=100, log_every_steps=1, progress=False, seed=2))
+    strategy = train.setup(config)
+    capsys.readouterr()
+    with no_grappler():
+        summaries = {epochs: train.run(config.replace(epochs=epochs), strategy)
+                     for epochs in (1.5, 2, 3)}
+    out = capsys.readouterr().out
+    assert "Resuming from step 6" in out and "Resuming from step 8" in out
+    assert [s["steps"] for s in summaries.values()] == [6, 8, 12]
+    assert [s["epochs"] for s in summaries.values()] == [1.5, 2.0, 3.0]
+    assert summaries[3]["resumed_from"] == f"{model_dir}/checkpoints/ckpt-8"
+    assert os.listdir(tmp_path) == [], "nothing may be written to the working directory"
+    # Everything the run writes is there.
+    names = set(fileio.listdir(model_dir))
+    assert {"checkpoints", "tensorboard", "metrics.csv", "run_config.json", "labels.txt",
+            "ema_model.keras", "summary.json"} <= names, names
+    assert fileio.read_json(f"{model_dir}/summary.json")["steps"] == 12
+    rows = fileio.read_text(f"{model_dir}/metrics.csv").splitlines()
+    assert [r.split(",")[:2] for r in rows[1:]] == [["1", "4"], ["1.5", "6"], ["2", "8"],
+                                                    ["3", "12"]], rows
+    assert tf.train.latest_checkpoint(f"{model_dir}/checkpoints").endswith("ckpt-12")
+    train_logs = f"{model_dir}/tensorboard/train"
+    events = [f"{train_logs}/{name}" for name in fileio.listdir(train_logs)]
+    steps = {e.step for path in events for e in tf.compat.v1.train.summary_iterator(path)
+             if any(v.tag == "loss" for v in e.summary.value)}
+    assert steps == set(range(1, 13)), steps
+    # --mode=eval, export.py --model_dir and evaluate.py --models read the run from there.
+    with no_grappler():
+        evaluated = train.run(config.replace(mode="eval", epochs=3), strategy)
+        assert evaluated["step"] == 12 and fileio.exists(f"{model_dir}/eval.json")
+        report = export_job.run(ExportConfig(
+            export_dir=str(tmp_path / "exports"), model_dir=model_dir, formats=("saved_model",),
+            eval_images=8, latency_repeats=1, data_dir=data_dir), log=lambda _: None)
+        assert report and os.path.isdir(tmp_path / "exports")
+        result = evaluation_job.run(EvaluateConfig(
+            models=(model_dir,), protocols=(1,), dataset="sklearn_digits", data_dir=data_dir,
+            output=str(tmp_path / "eval.json"), progress=False, num_cpu_devices=0))
+    # The 1-crop protocol is the training evaluation of the same EMA weights.
+    assert result["members"][0]["path"] == model_dir and result["num_images"] == 359
+    one_crop = [r for r in result["results"] if r["crops"] == 1]
+    assert len(one_crop) == 1 and one_crop[0]["top1_error"] == pytest.approx(
+        evaluated["val_top1_error"], abs=1.5 / 359), (one_crop, evaluated)

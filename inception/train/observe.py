@@ -93,6 +93,12 @@ class StepStats:
         return self.images / self.seconds if self.seconds > 0 else float("nan")
 
 
+def epoch_label(epoch):
+    """An epoch as metrics.csv, TensorBoard and the console show it: 3, or 1.5 for a run that
+    ends inside an epoch."""
+    return int(epoch) if float(epoch).is_integer() else float(epoch)
+
+
 class MetricsLog:
     """metrics.csv of a run directory: one row per epoch end, read back on resume."""
 
@@ -107,13 +113,13 @@ class MetricsLog:
                 if row.get("epoch")]
 
     def logged_epochs(self):
-        """Epoch numbers (1-based) that already have a CSV row."""
-        return {int(row["epoch"]) for row in self.rows()}
+        """Epochs (1-based; 1.5 for a run that ended inside its second epoch) with a row."""
+        return {float(row["epoch"]) for row in self.rows()}
 
     def logged_val_top1(self):
         """(epoch, validation top-1) of the rows that have an evaluation."""
-        return [(row["epoch"], float(row["val_top1"])) for row in self.rows()
-                if row.get("val_top1")]
+        return [(epoch_label(float(row["epoch"])), float(row["val_top1"]))
+                for row in self.rows() if row.get("val_top1")]
 
     def append(self, row):
         if not self.chief:
@@ -155,7 +161,7 @@ class Metrics(Action):
         self.first_step, self.start = step, time.time()
 
     def missed_epoch_end(self, epoch):
-        return epoch not in self.log.logged_epochs()
+        return float(epoch) not in self.log.logged_epochs()
 
     def on_epoch_begin(self, loop, epoch, step):
         self.epoch_stats.reset()
