@@ -9,7 +9,8 @@
         --dataset=imagenet2012 --model_dir=runs/eval_v4             # evaluate published weights
 
 Rerunning a command resumes from the last checkpoint in --model_dir. See README "Training".
-Errors (a bad --init_weights file included) print ``error: ...`` and exit with status 1.
+Errors (a bad --init_weights file included) print ``error: ...`` and exit with status 1;
+SIGTERM or Ctrl-C saves a checkpoint and exits with 75; a lost worker exits with 69.
 The flags are ``inception_cli/train_flags.py``; the work is ``inception_cli.train.run``.
 """
 

@@ -479,13 +479,16 @@ class EvaluateConfig:
 
 
 def _check_model_path(path):
-    """A finished training run directory (RUN_FILES) or an existing .keras file."""
-    if os.path.isdir(path):
-        missing = [n for n in RUN_FILES if not os.path.isfile(os.path.join(path, n))]
+    """A finished training run directory (RUN_FILES) or an existing .keras file, on any
+    TensorFlow file system (``gs://`` paths are read through ``tf.io.gfile``)."""
+    from inception import fileio  # TensorFlow is imported only for a non-local path
+
+    if fileio.isdir(path):
+        missing = [n for n in RUN_FILES if not fileio.exists(fileio.join(path, n))]
         if missing:
             raise ValueError(f"--models: {path} is a directory but not a finished training run "
                              f"(missing {', '.join(missing)})")
     elif not path.endswith(".keras"):
         raise ValueError(f"--models: {path} is neither a training run directory nor a .keras file")
-    elif not os.path.isfile(path):
+    elif not fileio.exists(path):
         raise ValueError(f"--models: no such .keras file: {path}")

@@ -5,8 +5,10 @@
     python main.py --flagfile=configs/irv2.cfg --batch_size=512     # the command line wins
     python main.py --flagfile=configs/demo.cfg --mode=eval          # evaluate the last checkpoint
 
-Rerunning a command resumes from the last checkpoint in --model_dir. Errors (a bad
---init_weights file included) print ``error: ...`` and exit with status 1.
+Rerunning a command resumes from the last checkpoint in --model_dir. Exit status (README "Never
+losing work"): 0 done; 1 a bad flag or an error (``error: ...``: a bad --init_weights file, a NaN
+loss, another run's --model_dir); 75 stopped by SIGTERM or Ctrl-C after saving a checkpoint
+(rerun to resume); 69 another worker stopped answering (restart every worker).
 """
 
 import os
@@ -23,19 +25,35 @@ def run(argv, loss_hook=None):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])} (flags start with --)")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    from inception import train  # TensorFlow is imported only after the flags are valid
-
     # Our own INFO lines (checkpoints written, evaluation times, the strategy) repeat what the
     # progress bar and the epoch lines show: --verbose only.
     logging.set_verbosity(logging.INFO if common.VERBOSE.value else logging.WARNING)
-    config = train_flags.to_config()
+    return run_config(train_flags.to_config(), loss_hook=loss_hook, verbose=common.VERBOSE.value)
+
+
+def run_config(config, loss_hook=None, verbose=False):
+    """Runs ``config`` (a TrainConfig) as main.py does; returns the exit status and prints the
+    last line of a run that stopped (stderr)."""
+    from inception import train  # TensorFlow is imported only after the flags are valid
+
     try:
         train.run(config, loss_hook=loss_hook)
     except (ValueError, train.TrainingError) as err:
         logging.error("%s", err)
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        return 1
+        return _stopped(f"error: {err}", train.EXIT_ERROR)
+    except train.Interrupted as err:
+        return _stopped(str(err), train.EXIT_INTERRUPTED)
+    except train.WorkerLost as err:
+        if verbose:
+            logging.error("TensorFlow's error:", exc_info=err.cause)
+        return _stopped(f"error: {err}", train.EXIT_WORKER_LOST)
     return 0
+
+
+def _stopped(line, status):
+    """The run's last line (stderr) and its exit status."""
+    print(line, file=sys.stderr, flush=True)
+    return status
 
 
 def main():

@@ -1,12 +1,14 @@
 """Training under tf.distribute computes the single-device recipe: every image is evaluated,
-each replica draws its own dropout masks, the run keeps one set of BatchNorm statistics, and the
-EMA averages them like the released trainer.
+each replica draws its own dropout masks, the run keeps one set of BatchNorm statistics, the
+EMA averages them like the released trainer, and synchronized BatchNorm on two replicas matches
+one device.
 
 MirroredStrategy over two logical CPU devices reproduces multi-GPU training. Logical devices must
 be configured before TensorFlow starts, so the distributed work runs in one process shared by all
 tests here: this file run as a script (``_child``). It runs main.py's ``main`` with the flags a
 user would type, keeps hold of the Trainer that run built, inspects every replica's variables and
-writes what it saw to JSON.
+writes what it saw to JSON; then it trains the synchronized-BatchNorm pair (two replicas and one
+device) whose checkpoints the tests compare.
 """
 
 import json
@@ -16,6 +18,8 @@ import sys
 
 import numpy as np
 import pytest
+
+from training_runs import model_weights
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_EVAL = 359  # validation images of the embedded dataset
@@ -77,17 +81,18 @@ def _child(data_dir, model_dir, out_path):
     import tensorflow as tf
 
     import main
-    from inception.train import inputs, loop
+    from inception.train import inputs
+    from inception.train import trainer as trainer_lib
     from inception_cli import train_flags
 
     trainers = []
-    build = loop.Trainer.__init__
+    build = trainer_lib.Trainer.__init__
 
     def keep(self, *args, **kwargs):
         build(self, *args, **kwargs)
         trainers.append(self)
 
-    loop.Trainer.__init__ = keep
+    trainer_lib.Trainer.__init__ = keep
     train_flags.FLAGS(["main.py", "--verbose", "--mode=train_and_eval", f"--data_dir={data_dir}",
                      f"--model_dir={model_dir}", f"--eval_batch_size={EVAL_BATCHES[0]}"]
                     + [f"--{k}={v}" if not isinstance(v, bool) else f"--{'' if v else 'no'}{k}"
@@ -95,12 +100,13 @@ def _child(data_dir, model_dir, out_path):
     # Test speed only: Grappler's graph rewrites take ~15 s on the first training step here and
     # change no property checked below.
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    out = {}
     # The demo's first evaluation crashed here: 359 images in per-replica batches of 16.
     assert main.run(["main.py"]) == 0
     trainer = trainers[0]
     config, strategy, task = trainer.config, trainer.strategy, trainer.task
     assert strategy.num_replicas_in_sync == 2
-    out = {"summary": json.load(open(os.path.join(model_dir, "summary.json")))}
+    out["summary"] = json.load(open(os.path.join(model_dir, "summary.json")))
     local = strategy.experimental_local_results
 
     # 1. Dropout: identical inputs on both replicas, training=True.
@@ -183,18 +189,57 @@ def _child(data_dir, model_dir, out_path):
         out["eval"][str(batch)] = trainer.validation.evaluate()
     with tf.device("/cpu:0"):
         out["one_device"] = _one_device_eval(exported, data_dir)
+    # The mirrored run reuses this strategy: a second MirroredStrategy in one process would
+    # reuse its collective instance keys (synchronized BatchNorm then fails with a shape
+    # mismatch between collectives).
+    out["sync_batch_norm"] = _sync_batch_norm_pair(data_dir, model_dir + "_sync", strategy)
+    # Last: it captures stderr, which absl's log handler may keep writing to.
+    out["odd_batch"] = _odd_batch(data_dir, model_dir + "_odd")
     with open(out_path, "w") as f:
         json.dump(out, f)
 
 
+def _odd_batch(data_dir, model_dir):
+    """main.py's exit status and message for a global batch that two replicas cannot split."""
+    import contextlib
+    import io
+
+    from inception.config import TrainConfig
+    from inception_cli import train as train_cli
+
+    config = TrainConfig.from_flat(dict(
+        TINY, mode="train", data_dir=data_dir, model_dir=model_dir, batch_size=7))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        status = train_cli.run_config(config)
+    return {"status": status, "stderr": err.getvalue(), "created": os.path.exists(model_dir)}
+
+
+def _sync_batch_norm_pair(data_dir, root, mirrored):
+    """Two replicas x 8 (on ``mirrored``) and one device x 16 with synchronized BatchNorm: 2
+    deterministic steps each, no dropout, a checkpoint after every step. Returns
+    {name: (model_dir, summary)}."""
+    from inception import train
+    from inception.config import TrainConfig
+    from inception.train import devices
+
+    runs = {}
+    for name, strategy in (("two", "mirrored"), ("one", "one_device")):
+        config = TrainConfig.from_flat(dict(
+            TINY, mode="train", data_dir=data_dir, model_dir=os.path.join(root, name),
+            steps_per_epoch=2, dropout_rate=0.0, seed=11, sync_batch_norm=True,
+            strategy=strategy, num_cpu_devices=2 if strategy == "mirrored" else 0,
+            learning_rate=0.02))
+        summary = train.run(config, mirrored if strategy == "mirrored"
+                            else devices.make_strategy(strategy))
+        runs[name] = (config.run.model_dir, summary)
+    return runs
+
+
 # --------------------------------------------------------------------------- the tests --------
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    from inception import data
-
-    path = str(tmp_path_factory.mktemp("tfds"))
-    data.describe(data.EMBEDDED_DATASET, data_dir=path)
-    return path
+def data_dir(digits_dir):
+    return digits_dir
 
 
 def test_padded_evaluation_gives_every_replica_the_same_full_batches(data_dir):
@@ -257,6 +302,41 @@ def test_main_py_mirrored_evaluates_every_image(run):
     summary = result["summary"]
     assert summary["num_replicas"] == 2 and summary["num_eval"] == NUM_EVAL
     _assert_matches_one_device(summary, result["one_device"])
+
+
+def test_a_global_batch_the_replicas_cannot_split_is_refused(run):
+    odd = run[0]["odd_batch"]
+    assert odd["status"] == 1 and not odd["created"], odd
+    assert "--batch_size=7 is the GLOBAL batch" in odd["stderr"] and "2 replicas" in odd["stderr"]
+
+
+def test_mirrored_sync_batch_norm_matches_one_device(run):
+    """Two replicas x 8 with synchronized BatchNorm == one device x 16 up to float round-off,
+    over both steps. Measured (BUILD_NOTES "Multi-replica exactness"): after step 1 the weights
+    differ by 0.9% of one update and the BN statistics by 1e-4 relative (Keras' synchronized
+    moments are E[x^2]-E[x]^2); training amplifies any round-off (~15% of an update after step 2,
+    ~100% after step 5; one device with oneDNN off vs on grows alike from a smaller start). A
+    doubled or missing gradient reduction would make an update differ by ~100%; per-replica BN
+    statistics would move the moving variances by far more than the tolerance."""
+    pair = run[0]["sync_batch_norm"]
+    (two_dir, s2), (one_dir, s1) = pair["two"], pair["one"]
+    assert s2["num_replicas"] == 2 and s1["num_replicas"] == 1 and s2["steps"] == 2
+    one_run = [None] + [model_weights(one_dir, s) for s in (1, 2)]
+    two_run = [None] + [model_weights(two_dir, s) for s in (1, 2)]
+    assert one_run[1].keys() == two_run[1].keys() and len(one_run[1]) > 400
+    trainable = sorted(k for k in one_run[1] if k.startswith("optimizer/"))
+    flat = lambda d: np.concatenate([d[k].ravel() for k in trainable])  # noqa: E731
+    update = np.linalg.norm(flat(one_run[2]) - flat(one_run[1]))  # the size of one update
+    assert update > 0
+    # Step: (weights tolerance as a fraction of an update, BN statistics relative tolerance).
+    for step, (weights_tol, stats_tol) in {1: (0.02, 1e-3), 2: (0.4, 1e-2)}.items():
+        mismatch = np.linalg.norm(flat(two_run[step]) - flat(one_run[step]))
+        assert mismatch < weights_tol * update, (step, mismatch, update)
+        for k in one_run[step]:
+            if k.startswith("model/"):  # BatchNorm moving statistics
+                a, b = one_run[step][k], two_run[step][k]
+                scale = max(float(np.abs(a).max()), 1e-3)
+                assert float(np.abs(a - b).max()) <= stats_tol * scale, (step, k)
 
 
 @pytest.mark.parametrize("batch", EVAL_BATCHES)

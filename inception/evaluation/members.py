@@ -4,6 +4,7 @@ imported), each with its own input size, checked against the dataset's classes."
 import dataclasses
 import os
 
+from inception import fileio
 from inception.export import source
 
 
@@ -33,7 +34,7 @@ class Member:
 
 def load(path):
     """Loads one member (call under the strategy's scope so its variables are distributed)."""
-    if os.path.isdir(path):
+    if fileio.isdir(path):  # a run directory, on any TensorFlow file system
         src = source.from_run_dir(path)
         labels = src.labels
         name = os.path.basename(os.path.normpath(path))

@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from inception.train import inputs, steps
+from inception.train import inputs
 from inception.train import plan as plan_lib
 from inception.train import task as task_lib
 
@@ -77,11 +77,12 @@ def measure(config, train_steps, log=print):
     pipe = inputs.pipeline(config, plan, "train", config.run.seed, is_training=True)
     images, labels = next(iter(pipe.input_fn(None)))  # the batch both measurements use
     at_init = block_norms(task, images, labels)
-    train_step = steps.make_train_step(task, config, strategy)
+    train_step = task.train_step()
+    no_stop = tf.constant(0.0)
     iterator = iter(strategy.distribute_datasets_from_function(pipe.input_fn))
     norms = []
     for step in range(train_steps):
-        norms.append(float(train_step(iterator)["grad_norm"]))
+        norms.append(float(train_step(iterator, no_stop)["grad_norm"]))
         if (step + 1) % max(1, train_steps // 5) == 0:
             log(f"  step {step + 1}/{train_steps}: gradient norm {norms[-1]:.2f}")
     return at_init, block_norms(task, images, labels), np.array(norms)

@@ -6,10 +6,11 @@ labels then come from a labels file or default to the class indices.
 """
 
 import dataclasses
-import json
 import os
 
 import keras
+
+from inception import fileio
 
 # Importing the model package registers the custom layers, so .keras files load in safe mode.
 from inception import models  # noqa: F401
@@ -32,8 +33,7 @@ class ExportSource:
 
 def read_labels(path):
     """labels.txt -> list of class names, one per line (trailing blank lines ignored)."""
-    with open(path, encoding="utf-8") as f:
-        labels = f.read().splitlines()
+    labels = fileio.read_text(path).splitlines()
     while labels and not labels[-1].strip():
         labels.pop()
     if not labels:
@@ -65,24 +65,31 @@ def check_classifier(model, labels, image_size=None, where="model"):
 
 
 def load_keras_model(path):
-    if not os.path.isfile(path):
+    """A .keras file on any TensorFlow file system (a non-local one is read into a local copy)."""
+    if not fileio.exists(path) or fileio.isdir(path):
         raise FileNotFoundError(f"no Keras model at {path}")
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+    if fileio.is_local(path):
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    with fileio.local_scratch() as scratch:
+        local = os.path.join(scratch, "model.keras")
+        with open(local, "wb") as f:
+            f.write(fileio.read_bytes(path))
+        return keras.saving.load_model(local, compile=False, safe_mode=True)
 
 
 def from_run_dir(model_dir):
-    """Loads the EMA model of a training run directory."""
-    if not os.path.isdir(model_dir):
+    """Loads the EMA model of a training run directory (on any TensorFlow file system)."""
+    if not fileio.isdir(model_dir):
         raise FileNotFoundError(f"--model_dir {model_dir} is not a directory")
-    missing = [n for n in (EMA_MODEL, LABELS, RUN_CONFIG) if not os.path.isfile(os.path.join(model_dir, n))]
+    missing = [n for n in (EMA_MODEL, LABELS, RUN_CONFIG)
+               if not fileio.exists(fileio.join(model_dir, n))]
     if missing:
         raise FileNotFoundError(
             f"{model_dir} is not a finished training run: missing {', '.join(missing)} "
             f"(training writes {EMA_MODEL}, {LABELS} and {RUN_CONFIG})")
-    with open(os.path.join(model_dir, RUN_CONFIG), encoding="utf-8") as f:
-        config = json.load(f)
-    labels = read_labels(os.path.join(model_dir, LABELS))
-    path = os.path.join(model_dir, EMA_MODEL)
+    config = fileio.read_json(fileio.join(model_dir, RUN_CONFIG))
+    labels = read_labels(fileio.join(model_dir, LABELS))
+    path = fileio.join(model_dir, EMA_MODEL)
     model = load_keras_model(path)
     side = check_classifier(model, labels, config.get("image_size"), where=path)
     return ExportSource(model=model, labels=labels, image_size=side, model_path=path, config=config)

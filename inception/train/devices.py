@@ -14,10 +14,14 @@ from absl import logging
 
 
 def split_cpu(num_devices):
-    """Splits the host CPU into ``num_devices`` logical devices (tests of the mirrored strategy)."""
+    """Splits the host CPU into ``num_devices`` logical devices (tests of the mirrored strategy).
+    A second run in the same process with the same split leaves the devices as they are (they
+    cannot change once TensorFlow has started)."""
     if num_devices <= 1:
         return
     cpu = tf.config.list_physical_devices("CPU")[0]
+    if len(tf.config.get_logical_device_configuration(cpu) or ()) == num_devices:
+        return
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)])
 

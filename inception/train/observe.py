@@ -1,12 +1,15 @@
-"""What a training run shows and leaves behind: progress bars, TensorBoard, metrics.csv,
-summary.json, and the paper's "died" signal (section 3.3).
+"""What a training run shows and leaves behind: progress bars, TensorBoard and metrics.csv (the
+``Metrics`` action), the step statistics behind them, and the paper's "died" signal (section 3.3).
 
-Only the chief writes files; other workers get no-op writers.
+Only the chief writes files; other workers get no-op writers. The writers are made when the
+loop starts (``on_start``), never for ``--mode=eval``. Files go through ``inception.fileio``, so the
+run directory may be on any TensorFlow file system; ``metrics.csv`` is rewritten whole at every
+row (object stores cannot append).
 """
 
 import csv
+import io
 import math
-import os
 import time
 
 import keras
@@ -14,7 +17,9 @@ import tensorflow as tf
 from absl import logging
 from tensorflow.core.framework import summary_pb2
 
-from inception.train import rundir
+from inception import fileio
+from inception.config import METRICS_CSV, TENSORBOARD_DIR, TOP_K
+from inception.train.loop import Action
 
 # TensorBoard's scalar plugin reads summaries tagged with this metadata. Writing them through
 # tf.summary.write keeps the tensorboard package out of the training dependencies (it is only
@@ -22,20 +27,20 @@ from inception.train import rundir
 _SCALAR_METADATA = summary_pb2.SummaryMetadata(
     plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
 
-
-def _scalar(name, value):
-    tf.summary.write(name, tf.constant(float(value), tf.float32),
-                     metadata=_SCALAR_METADATA.SerializeToString())
-
 CSV_FIELDS = ("epoch", "step", "lr", "loss", "train_top1", "train_top3", "train_top5",
               "train_images_per_sec", "val_loss", "val_top1", "val_top3", "val_top5",
               "died_fraction", "dead_channels", "wall_time_s")
 
 
+def _scalar(name, value):
+    tf.summary.write(name, tf.constant(float(value), tf.float32),
+                     metadata=_SCALAR_METADATA.SerializeToString())
+
+
 class StepStats:
     """Running sums of the train step's outputs: loss, top-1/3/5 hits, timed images and, when
-    given, the died counts. The loop keeps one per epoch (reset at each epoch's start) and one
-    for everything this process trained (the summary's images/s)."""
+    given, the died counts. The loop's actions keep one per epoch (reset at each epoch's start)
+    and one for everything this process trained (the summary's images/s)."""
 
     def __init__(self):
         self.reset()
@@ -67,7 +72,7 @@ class StepStats:
     def add_step(self, out, seconds=None, died=False):
         """Adds one train step's outputs (``out``); ``died``: also its died counts."""
         count = float(out["count"])
-        correct = [float(out[f"top{k}"]) for k in (1, 3, 5)]
+        correct = [float(out[f"top{k}"]) for k in TOP_K]
         self.add(float(out["loss"]) * count, count, correct, seconds, out if died else None)
 
     def loss(self):
@@ -88,88 +93,135 @@ class StepStats:
         return self.images / self.seconds if self.seconds > 0 else float("nan")
 
 
-class Observer:
-    """TensorBoard writers, the epoch CSV, progress bars and the final summary."""
+def epoch_label(epoch):
+    """An epoch as metrics.csv, TensorBoard and the console show it: 3, or 1.5 for a run that
+    ends inside an epoch."""
+    return int(epoch) if float(epoch).is_integer() else float(epoch)
 
-    def __init__(self, model_dir, chief, progress):
-        self.model_dir = model_dir
+
+class MetricsLog:
+    """metrics.csv of a run directory: one row per epoch end, read back on resume."""
+
+    def __init__(self, model_dir, chief):
+        self.path = fileio.join(model_dir, METRICS_CSV)
         self.chief = chief
-        self.progress = progress and chief
-        if chief:
-            tb = os.path.join(model_dir, "tensorboard")
-            self.train_writer = tf.summary.create_file_writer(os.path.join(tb, "train"))
-            self.val_writer = tf.summary.create_file_writer(os.path.join(tb, "validation"))
-        else:
-            self.train_writer = self.val_writer = tf.summary.create_noop_writer()
-        self.csv_path = os.path.join(model_dir, "metrics.csv")
-        self.start = time.time()
 
-    def progbar(self, target, epoch, epochs):
-        if not self.progress:
-            return None
-        print(f"Epoch {epoch + 1}/{epochs}", flush=True)
-        return keras.utils.Progbar(target, stateful_metrics=["loss", "top1", "lr", "img/s"])
-
-    def train_scalars(self, step, values):
-        with self.train_writer.as_default(step=step):
-            for name, value in values.items():
-                _scalar(name, value)
-
-    def train_step_scalars(self, step, stats, out):
-        """The TensorBoard train scalars of the epoch so far (``stats``) at ``step``."""
-        acc = stats.accuracy()
-        self.train_scalars(step, {
-            "loss": stats.loss(), "learning_rate": float(out["lr"]),
-            "top1_accuracy": acc[0], "top3_accuracy": acc[1], "top5_accuracy": acc[2],
-            "images_per_sec": stats.images_per_sec(), "grad_norm": float(out["grad_norm"])})
-
-    def report_eval(self, step, epoch, result):
-        """An epoch's validation result: TensorBoard, the log and (chief) the console."""
-        self.val_scalars(step, {
-            "loss": result["val_loss"], "top1_accuracy": result["val_top1"],
-            "top3_accuracy": result["val_top3"], "top5_accuracy": result["val_top5"]})
-        logging.info("epoch %g: val top-1 %.4f top-3 %.4f top-5 %.4f loss %.4f (%d images, "
-                     "EMA weights)", epoch, result["val_top1"], result["val_top3"],
-                     result["val_top5"], result["val_loss"], result["num_eval"])
-        if self.chief:
-            print(f"Epoch {epoch}: val top-1 {result['val_top1']:.4f}, top-5 "
-                  f"{result['val_top5']:.4f} (EMA weights)", flush=True)
-
-    def val_scalars(self, step, values):
-        with self.val_writer.as_default(step=step):
-            for name, value in values.items():
-                _scalar(name, value)
-        self.val_writer.flush()
-        self.train_writer.flush()
-
-    def _rows(self):
-        if not os.path.exists(self.csv_path):
+    def rows(self):
+        if not fileio.exists(self.path):
             return []
-        with open(self.csv_path, newline="") as f:
-            return [row for row in csv.DictReader(f) if row.get("epoch")]
+        return [row for row in csv.DictReader(io.StringIO(fileio.read_text(self.path)))
+                if row.get("epoch")]
 
     def logged_epochs(self):
-        """Epoch numbers (1-based) that already have a CSV row."""
-        return {int(row["epoch"]) for row in self._rows()}
+        """Epochs (1-based; 1.5 for a run that ended inside its second epoch) with a row."""
+        return {float(row["epoch"]) for row in self.rows()}
 
     def logged_val_top1(self):
-        """(epoch, validation top-1) of the CSV rows that have an evaluation."""
-        return [(row["epoch"], float(row["val_top1"])) for row in self._rows()
-                if row.get("val_top1")]
+        """(epoch, validation top-1) of the rows that have an evaluation."""
+        return [(epoch_label(float(row["epoch"])), float(row["val_top1"]))
+                for row in self.rows() if row.get("val_top1")]
 
-    def csv_row(self, row):
+    def append(self, row):
         if not self.chief:
             return
-        new = not os.path.exists(self.csv_path)
-        with open(self.csv_path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow({k: _fmt(row.get(k)) for k in CSV_FIELDS})
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore",
+                                lineterminator="\r\n")
+        writer.writeheader()
+        for old in self.rows():
+            writer.writerow({k: old.get(k, "") for k in CSV_FIELDS})
+        writer.writerow({k: _fmt(row.get(k)) for k in CSV_FIELDS})
+        fileio.write_text(self.path, out.getvalue())
 
-    def write_json(self, name, payload):
+
+class Metrics(Action):
+    """The progress bar, TensorBoard's train and validation scalars and metrics.csv.
+
+    Every step: the epoch's running statistics, the progress bar, and every ``log_every_steps``
+    the train scalars. Each epoch end: the row of the epoch's logs (what the other actions put
+    there: evaluation, died signal) in metrics.csv and TensorBoard."""
+
+    def __init__(self, model_dir, chief, progress, log_every_steps, num_epochs, schedule):
+        self.model_dir, self.chief = model_dir, chief
+        self.progress = progress and chief
+        self.log_every, self.num_epochs, self.schedule = log_every_steps, num_epochs, schedule
+        self.log = MetricsLog(model_dir, chief)
+        self.epoch_stats, self.session_stats = StepStats(), StepStats()
+        self.train_writer = self.val_writer = None
+        self.first_step = self.bar = self.epoch_start = None
+        self.start = time.time()
+
+    def on_start(self, loop, step):
         if self.chief:
-            rundir.write_json(self.model_dir, name, payload)
+            tb = fileio.join(self.model_dir, TENSORBOARD_DIR)
+            self.train_writer = tf.summary.create_file_writer(fileio.join(tb, "train"))
+            self.val_writer = tf.summary.create_file_writer(fileio.join(tb, "validation"))
+        else:
+            self.train_writer = self.val_writer = tf.summary.create_noop_writer()
+        self.first_step, self.start = step, time.time()
+
+    def missed_epoch_end(self, epoch):
+        return float(epoch) not in self.log.logged_epochs()
+
+    def on_epoch_begin(self, loop, epoch, step):
+        self.epoch_stats.reset()
+        self.epoch_start = epoch * loop.steps_per_epoch
+        if self.progress:
+            print(f"Epoch {epoch + 1}/{self.num_epochs}", flush=True)
+            self.bar = keras.utils.Progbar(loop.steps_per_epoch,
+                                           stateful_metrics=["loss", "top1", "lr", "img/s"])
+
+    def on_step(self, loop, step, out):
+        seconds = out["seconds"]
+        timed = seconds if step > self.first_step + 1 else None  # the first step compiles
+        self.epoch_stats.add_step(out, timed)
+        self.session_stats.add_step(out, timed)
+        stats = self.epoch_stats
+        if self.bar is not None:
+            self.bar.update(step - self.epoch_start, [
+                ("loss", stats.loss()), ("top1", stats.accuracy()[0]),
+                ("lr", float(out["lr"])), ("img/s", float(out["count"]) / seconds)])
+        if step % self.log_every == 0 or step == loop.epoch_end:
+            acc = stats.accuracy()
+            self._scalars(self.train_writer, step, {
+                "loss": stats.loss(), "learning_rate": float(out["lr"]),
+                "top1_accuracy": acc[0], "top3_accuracy": acc[1], "top5_accuracy": acc[2],
+                "images_per_sec": stats.images_per_sec(), "grad_norm": float(out["grad_norm"])})
+
+    def on_epoch_end(self, loop, epoch, step, logs):
+        row = dict(logs, epoch=epoch, step=step, lr=float(self.schedule(max(step - 1, 0))),
+                   wall_time_s=time.time() - self.start)
+        stats = self.epoch_stats
+        if stats.count:
+            row.update(loss=stats.loss(), train_images_per_sec=stats.images_per_sec())
+            row.update({f"train_top{k}": a for k, a in zip(TOP_K, stats.accuracy())})
+        if "died_fraction" in logs:
+            self._scalars(self.train_writer, step, {k: logs[k] for k in
+                                                    ("died_fraction", "dead_channels")})
+        if "val_top1" in logs:
+            self._scalars(self.val_writer, step, {
+                "loss": logs["val_loss"], "top1_accuracy": logs["val_top1"],
+                "top3_accuracy": logs["val_top3"], "top5_accuracy": logs["val_top5"]})
+        self.flush()
+        self.log.append(row)
+        stats.reset()
+
+    def on_stop(self, loop, step, stop):
+        self.flush()
+
+    def on_run_end(self, loop, step):
+        self.flush()
+
+    def flush(self):
+        for writer in (self.train_writer, self.val_writer):
+            if writer is not None:
+                writer.flush()
+
+    @staticmethod
+    def _scalars(writer, step, values):
+        with writer.as_default(step=step):
+            for name, value in values.items():
+                _scalar(name, value)
 
 
 def _fmt(value):
@@ -180,25 +232,17 @@ def _fmt(value):
     return value
 
 
-def epoch_row(stats):
-    """The metrics.csv fields of an epoch's training ``stats``."""
-    row = {"loss": stats.loss(), "train_images_per_sec": stats.images_per_sec(),
-           "died_fraction": stats.died_fraction(), "dead_channels": stats.dead_channels()}
-    row.update({f"train_top{k}": a for k, a in zip((1, 3, 5), stats.accuracy())})
-    return row
-
-
 def finite_or_none(x):
     return float(x) if x is not None and math.isfinite(x) else None
 
 
 def check_died(fraction, dead_channels, threshold, epoch):
     """Logs the died signal; returns True when it crosses the threshold."""
-    logging.info("epoch %d: %.4f of the activations before average pooling are exactly zero; "
+    logging.info("epoch %g: %.4f of the activations before average pooling are exactly zero; "
                  "%.4f of the channels are zero on the whole batch", epoch, fraction, dead_channels)
     if fraction > threshold:
         logging.warning(
-            "epoch %d: the network may have 'died' (paper section 3.3): %.2f%% of the activations "
+            "epoch %g: the network may have 'died' (paper section 3.3): %.2f%% of the activations "
             "of the last layer before average pooling are exactly zero (threshold %.2f%%). The "
             "paper's remedy is scaling the residuals down (--residual_scales, 0.1-0.3).",
             epoch, 100 * fraction, 100 * threshold)

@@ -25,6 +25,33 @@ class Plan:
     num_epochs: int
     eval_batch_size: int
     peak_lr: float
+    train_options: dict  # models.build keyword arguments of the training model
+    inference_options: dict  # ... and of the inference model (evaluation, ema_model.keras)
+
+
+def build_options(config, num_classes):
+    """models.build keyword arguments of the training model (the Plan's one computation)."""
+    m = config.model
+    return dict(
+        num_classes=num_classes,
+        input_shape=(m.image_size, m.image_size, 3),
+        variant=m.variant or None,
+        aux_logits=bool(m.aux_logits),
+        dropout_rate=m.dropout_rate,
+        residual_scales=m.residual_scales,
+        width_multiplier=m.width_multiplier,
+        bn_momentum=m.bn_momentum,
+        bn_epsilon=m.bn_epsilon,
+        weight_decay=config.recipe.weight_decay,
+        bn_synchronized=bool(m.sync_batch_norm),
+        classifier_activation=None,
+    )
+
+
+def inference_options(train_options):
+    """The exported model: one softmax output, no aux head, plain BatchNorm."""
+    return dict(train_options, aux_logits=False, classifier_activation="softmax",
+                bn_synchronized=False)
 
 
 def _check_batches(recipe, replicas):
@@ -89,6 +116,8 @@ def check_runtime(config, strategy):
     _check_start(config)
     peak = state.scaled_learning_rate(r.learning_rate, r.batch_size, r.lr_reference_batch,
                                       r.lr_scaling)
+    options = build_options(config, info.num_classes)
     return Plan(info=info, strategy_name=type(strategy).__name__, num_replicas=replicas,
                 steps_per_epoch=spe, total_steps=total, num_epochs=int(math.ceil(total / spe)),
-                eval_batch_size=eval_batch, peak_lr=peak)
+                eval_batch_size=eval_batch, peak_lr=peak, train_options=options,
+                inference_options=inference_options(options))

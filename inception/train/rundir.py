@@ -1,23 +1,25 @@
-"""The run directory: its identity (``run_config.json``), checkpoints, resume, atomic files.
+"""The run directory: its identity (``run_config.json``), checkpoints and resume.
 
-A ``model_dir`` holds one run. Rerunning resumes it from its newest complete checkpoint; a config
-that would make it another run (``_RUN_IDENTITY``) is refused instead of overwriting it. Every
-file is written whole or not at all (temporary file + rename), so a crash never leaves a torn
-``summary.json``, ``ema_model.keras`` or checkpoint behind.
+A ``model_dir`` holds one run, on any TensorFlow file system (a local path, ``gs://``, ...).
+Rerunning resumes it from its newest complete checkpoint; a config that would make it another
+run (``_RUN_IDENTITY``) is refused instead of overwriting it. Every file is written whole or not
+at all (``inception.fileio``), so a crash never leaves a torn ``summary.json``,
+``ema_model.keras`` or checkpoint behind.
 """
 
-import json
 import os
+import re
 import shutil
 import tempfile
 
 import tensorflow as tf
 from absl import logging
 
+from inception import fileio
 from inception import networks
+from inception.config import CHECKPOINTS_DIR, LABELS_FILE, RUN_CONFIG
 from inception.train.errors import TrainingError
 
-RUN_CONFIG = "run_config.json"
 # Fields that must match for a model_dir to be resumed.
 # init_weights: a rerun with other initial weights is another run, not a resume (the checkpoint
 # would silently win over the file).
@@ -37,12 +39,19 @@ _RECIPE = ("learning_rate", "lr_reference_batch", "lr_scaling", "lr_decay_rate",
 
 
 def checkpoint_dir(model_dir):
-    return os.path.join(model_dir, "checkpoints")
+    return fileio.join(model_dir, CHECKPOINTS_DIR)
 
 
-def describe(config, plan, train_options, infer_options):
+def checkpoint_step(path):
+    """The global step of a checkpoint path (``.../ckpt-<step>``), or None."""
+    match = re.search(r"-(\d+)$", path or "")
+    return int(match.group(1)) if match else None
+
+
+def describe(config, plan):
     """The run_config.json of this run: its identity, build options and recipe."""
     m, flat = config.model, config.to_flat()
+    train_options, infer_options = plan.train_options, plan.inference_options
     json_options = dict(infer_options, input_shape=list(infer_options["input_shape"]))
     return {
         "model": m.name, "variant": m.variant or networks.DEFAULT_VARIANT[m.name],
@@ -64,11 +73,10 @@ def check_identity(run_config, current, chief):
     """Refuses a model_dir of another run; returns the run_config.json to write (or None).
 
     ``run_config`` is the config's RunConfig, ``current`` this run's ``describe``."""
-    path = os.path.join(run_config.model_dir, RUN_CONFIG)
+    path = fileio.join(run_config.model_dir, RUN_CONFIG)
     eval_mode = run_config.mode == "eval"
-    if os.path.exists(path):
-        with open(path) as f:
-            previous = dict(_RUN_DEFAULTS, **json.load(f))
+    if fileio.exists(path):
+        previous = dict(_RUN_DEFAULTS, **fileio.read_json(path))
         keys = _CHECKPOINT_LAYOUT if eval_mode else _RUN_IDENTITY
         diffs = "; ".join(f"{k}: {previous.get(k)!r} there, {current[k]!r} now"
                           for k in keys if previous.get(k) != current[k])
@@ -87,19 +95,12 @@ def check_identity(run_config, current, chief):
     return current if chief and not eval_mode else None
 
 
-def write_json(model_dir, name, payload):
-    """``model_dir/name`` <- ``payload`` as JSON, atomically."""
-    path = os.path.join(model_dir, name)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def write_labels(model_dir, label_names):
-    with open(os.path.join(model_dir, "labels.txt"), "w") as f:
-        f.write("\n".join(label_names) + "\n")
+def write_start(model_dir, run_config, label_names):
+    """The run directory with its ``run_config.json`` (when given) and ``labels.txt``."""
+    fileio.makedirs(model_dir)
+    if run_config:
+        fileio.write_json(fileio.join(model_dir, RUN_CONFIG), run_config)
+        fileio.write_text(fileio.join(model_dir, LABELS_FILE), "\n".join(label_names) + "\n")
 
 
 class Checkpoints:
@@ -109,10 +110,12 @@ class Checkpoints:
     and renames them into place, and only then does ``CheckpointManager`` rewrite the
     ``checkpoint`` state file (atomically: temp file + rename). A crash mid-write therefore
     leaves at most unreferenced temporary files; the state file keeps naming the previous,
-    complete checkpoint, and restore reads only what the state file names.
+    complete checkpoint, and restore reads only what the state file names. On object stores
+    (``gs://``) the rename is a copy, but the state file is still written last, so restore still
+    reads only complete checkpoints.
 
     Under ``MultiWorkerMirroredStrategy`` every worker must take part in saving; non-chief
-    workers write to a private temporary directory that is deleted right after.
+    workers write to a private local temporary directory that is deleted right after.
     """
 
     def __init__(self, directory, chief, task, max_to_keep, **trackables):
@@ -127,6 +130,7 @@ class Checkpoints:
         self.manager = tf.train.CheckpointManager(self.checkpoint, target, max_to_keep=max_to_keep)
         # Non-chief workers resume from what the chief wrote.
         self.latest = tf.train.latest_checkpoint(directory)
+        self.saved_step = checkpoint_step(self.latest)
 
     def restore(self):
         """Restores the newest complete checkpoint; returns its path or None."""
@@ -136,22 +140,12 @@ class Checkpoints:
         return self.latest
 
     def save(self, step):
+        """Writes the checkpoint of ``step``; returns its path (the chief's, on every worker)."""
         path = self.manager.save(checkpoint_number=int(step))
         if not self.chief:
             shutil.rmtree(self._target, ignore_errors=True)
+            path = fileio.join(self.directory, os.path.basename(path))
         else:
             logging.info("checkpoint written: %s", path)
+        self.latest, self.saved_step = path, int(step)
         return path
-
-
-def save_keras_atomically(model, path):
-    """Writes ``model`` to ``path`` via a temporary file in the same directory and a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".keras", dir=directory)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

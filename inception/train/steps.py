@@ -5,16 +5,54 @@ of each replica's share of the global mean) -> global-norm clipping -> RMSProp -
 moving statistics made one set again (``replicas.share_moving_statistics``); then, across
 replicas, the EMA of the weights (and, by default, of the moving statistics). Evaluation counts
 only the real images of the padded last batches.
+
+The steps are built from what they use (``TrainParts``, ``EvalParts``), given by the task
+(``task.Task.train_step``, ``task.Task.eval_steps``); nothing here reads a task or a config.
 """
+
+import dataclasses
+from typing import Callable
 
 import keras
 import tensorflow as tf
 
 from inception import data as data_lib
+from inception.config import TOP_K
 from inception.train import replicas
 from inception.train import state
 
-TOP_K = (1, 3, 5)
+
+@dataclasses.dataclass
+class TrainParts:
+    """What one training update uses. ``loss(labels, outputs, global_batch, num_replicas)`` ->
+    (this replica's loss, logits); ``moving_statistics`` are shared between replicas."""
+    train_net: keras.Model
+    variables: list
+    loss: Callable
+    optimizer: keras.optimizers.Optimizer
+    ema: state.WeightAverage
+    schedule: Callable
+    moving_statistics: list
+    global_batch: int
+    clip_norm: float = 0.0
+    jit_compile: bool = False
+
+
+@dataclasses.dataclass
+class EvalParts:
+    """What evaluation uses: the inference model and the EMA values copied into it."""
+    eval_model: keras.Model
+    num_classes: int
+    sources: list
+    targets: list
+
+
+@dataclasses.dataclass
+class EvalSteps:
+    """``step(batch)`` -> summed loss, count and top-k hits of the real images;
+    ``load_weights()``: the inference model <- the EMA weights."""
+    step: Callable
+    load_weights: Callable
 
 
 def topk_correct(scores, labels, mask=None):
@@ -32,73 +70,77 @@ def topk_correct(scores, labels, mask=None):
     return out
 
 
-def _forward_backward(task, config, num_replicas, loss_hook):
+def _forward_backward(parts, num_replicas, loss_hook):
     """Replica context: (images, labels) -> (loss, float32 logits, gradients, died counts).
 
     ``loss_hook(loss, step)``, when given, may replace the loss (tests inject faults with it)."""
-    train_net, variables = task.train_net, task.model.trainable_variables
-    global_batch, iterations = float(config.recipe.batch_size), task.optimizer.iterations
+    global_batch, iterations = float(parts.global_batch), parts.optimizer.iterations
 
     def forward_backward(images, labels):
         with tf.GradientTape() as tape:
-            outputs = train_net(images, training=True)
+            outputs = parts.train_net(images, training=True)
             fmap = tf.cast(outputs[-1], tf.float32)
-            loss, logits = task.loss(labels, outputs, global_batch, num_replicas)
+            loss, logits = parts.loss(labels, outputs, global_batch, num_replicas)
             if loss_hook is not None:
                 loss = loss_hook(loss, iterations)
-        grads = tape.gradient(loss, variables)
+        grads = tape.gradient(loss, parts.variables)
         died = {"zeros": tf.reduce_sum(tf.cast(tf.equal(fmap, 0.0), tf.float32)),
                 "size": tf.cast(tf.size(fmap), tf.float32),
                 "channel_mass": tf.reduce_sum(tf.abs(fmap), axis=[0, 1, 2])}
         return loss, tf.cast(logits, tf.float32), grads, died
 
-    if config.run.jit_compile:
+    if parts.jit_compile:
         return tf.function(forward_backward, jit_compile=True)
     return forward_backward
 
 
-def make_train_step(task, config, strategy, loss_hook=None):
-    """A tf.function: iterator -> the global batch's summed loss, counts, top-k hits, died
-    counts, gradient norm and learning rate; applies one update and the EMA."""
-    optimizer, variables = task.optimizer, task.model.trainable_variables
-    num_replicas = float(strategy.num_replicas_in_sync)
-    statistics = task.moving_statistics if strategy.num_replicas_in_sync > 1 else []
-    clip_norm = config.recipe.clip_norm
-    forward_backward = _forward_backward(task, config, num_replicas, loss_hook)
+def make_train_step(strategy, parts, loss_hook=None):
+    """A tf.function: (iterator, stop flag) -> the global batch's summed loss, counts, top-k
+    hits, died counts, gradient norm, learning rate and ``stop_requests``; applies one update and
+    the EMA.
 
-    def replica_step(images, labels):
+    ``stop_requests`` is the stop flag summed over every replica of every worker: a worker that
+    was asked to stop (a signal) passes 1.0, and every worker learns it from the same step's
+    all-reduce, so all of them stop after the same step (README "Never losing work")."""
+    optimizer, variables = parts.optimizer, parts.variables
+    num_replicas = float(strategy.num_replicas_in_sync)
+    statistics = parts.moving_statistics if strategy.num_replicas_in_sync > 1 else []
+    forward_backward = _forward_backward(parts, num_replicas, loss_hook)
+
+    def replica_step(images, labels, stop_flag):
         loss, logits, grads, died = forward_backward(images, labels)
         context = tf.distribute.get_replica_context()
         grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
         norm = tf.linalg.global_norm(grads)
-        if clip_norm > 0:
-            grads, _ = tf.clip_by_global_norm(grads, clip_norm, use_norm=norm)
+        if parts.clip_norm > 0:
+            grads, _ = tf.clip_by_global_norm(grads, parts.clip_norm, use_norm=norm)
         optimizer.apply(grads, variables)
         if statistics:
             replicas.share_moving_statistics(statistics)
         out = {"loss": loss, "count": tf.cast(tf.shape(labels)[0], tf.float32),
-               "grad_norm": norm / num_replicas}
+               "grad_norm": norm / num_replicas,
+               # A value of this replica's own (not the shared input), so that it is reduced.
+               "stop_requests": tf.identity(stop_flag)}
         out.update(topk_correct(logits, labels))
         out.update(died)
         return out
 
     @tf.function
-    def train_step(iterator):
+    def train_step(iterator, stop_flag):
         images, labels = next(iterator)
-        per_replica = strategy.run(replica_step, args=(images, labels))
+        per_replica = strategy.run(replica_step, args=(images, labels, stop_flag))
         sums = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
                 for k, v in per_replica.items()}
-        task.ema.update(strategy, optimizer.iterations)
-        sums["lr"] = task.schedule(optimizer.iterations - 1)
+        parts.ema.update(strategy, optimizer.iterations)
+        sums["lr"] = parts.schedule(optimizer.iterations - 1)
         return sums
 
     return train_step
 
 
-def make_eval_steps(task, strategy):
-    """(eval_step: batch -> summed loss, count and top-k hits of the real images;
-    load_eval_weights: eval_model <- the EMA weights)."""
-    eval_model, num_classes = task.eval_model, task.num_classes
+def make_eval_steps(strategy, parts):
+    """The EvalSteps of ``parts`` (an EvalParts) under ``strategy``."""
+    eval_model, num_classes = parts.eval_model, parts.num_classes
 
     def replica_eval(images, labels):
         # The pipeline pads the split to full batches with PAD_LABEL examples: count only
@@ -120,6 +162,6 @@ def make_eval_steps(task, strategy):
 
     @tf.function
     def load_eval_weights():
-        state.copy_to(strategy, task.eval_sources, task.eval_targets)
+        state.copy_to(strategy, parts.sources, parts.targets)
 
-    return eval_step, load_eval_weights
+    return EvalSteps(step=eval_step, load_weights=load_eval_weights)

@@ -1,6 +1,7 @@
-"""The task: the training and inference models, the starting weights, the loss, the optimizer and
-the moving average of the weights, built in one fixed order (a ``--deterministic`` run depends on
-it: models, starting weights, optimizer, EMA)."""
+"""The task (TF Model Garden's meaning): the training and inference models, the starting weights,
+the loss, the optimizer, the moving average of the weights and the compiled train and eval steps
+of one run. Built in one fixed order (a ``--deterministic`` run depends on it: models, starting
+weights, optimizer, EMA); the build options are the plan's (``plan.build_options``)."""
 
 import keras
 import tensorflow as tf
@@ -10,46 +11,23 @@ from inception import models
 from inception.train import replicas
 from inception.train import rundir
 from inception.train import state
-
-
-def build_options(config, num_classes):
-    """models.build keyword arguments of the training model."""
-    m = config.model
-    return dict(
-        num_classes=num_classes,
-        input_shape=(m.image_size, m.image_size, 3),
-        variant=m.variant or None,
-        aux_logits=bool(m.aux_logits),
-        dropout_rate=m.dropout_rate,
-        residual_scales=m.residual_scales,
-        width_multiplier=m.width_multiplier,
-        bn_momentum=m.bn_momentum,
-        bn_epsilon=m.bn_epsilon,
-        weight_decay=config.recipe.weight_decay,
-        bn_synchronized=bool(m.sync_batch_norm),
-        classifier_activation=None,
-    )
-
-
-def inference_options(train_options):
-    """The exported model: one softmax output, no aux head, plain BatchNorm."""
-    return dict(train_options, aux_logits=False, classifier_activation="softmax",
-                bn_synchronized=False)
+from inception.train import steps
 
 
 class Task:
-    """The models, optimizer and EMA of one run, built under ``strategy``.
+    """The models, loss, optimizer, EMA and steps of one run, built under ``strategy``.
 
     ``model`` trains (logits and aux logits), ``train_net`` is the same layers with the
     pre-pooling feature map as an extra output (the died signal), ``eval_model`` is the
     inference network that evaluation and export load the EMA weights into
-    (``eval_sources[i]`` -> ``eval_targets[i]``)."""
+    (``eval_sources[i]`` -> ``eval_targets[i]``). ``train_step`` and ``eval_steps`` compile the
+    steps (``steps.py``)."""
 
     def __init__(self, config, strategy, plan, chief):
-        self.config = config
+        self.config, self.strategy = config, strategy
         self.num_classes = plan.info.num_classes
-        self.train_options = build_options(config, self.num_classes)
-        self.infer_options = inference_options(self.train_options)
+        self.train_options = plan.train_options
+        self.infer_options = plan.inference_options
         with strategy.scope():
             self.model = models.build(config.model.name, **self.train_options)
             policy = keras.mixed_precision.dtype_policy()
@@ -105,6 +83,23 @@ class Task:
         return keras.losses.categorical_crossentropy(
             onehot, tf.cast(logits, tf.float32), from_logits=True,
             label_smoothing=self.config.recipe.label_smoothing)
+
+    def train_step(self, loss_hook=None):
+        """The compiled training update (``steps.make_train_step``)."""
+        r, run = self.config.recipe, self.config.run
+        statistics = self.moving_statistics
+        parts = steps.TrainParts(
+            train_net=self.train_net, variables=self.model.trainable_variables, loss=self.loss,
+            optimizer=self.optimizer, ema=self.ema, schedule=self.schedule,
+            moving_statistics=statistics, global_batch=r.batch_size, clip_norm=r.clip_norm,
+            jit_compile=bool(run.jit_compile))
+        return steps.make_train_step(self.strategy, parts, loss_hook)
+
+    def eval_steps(self):
+        """The compiled evaluation step and EMA-weight loader (``steps.EvalSteps``)."""
+        parts = steps.EvalParts(eval_model=self.eval_model, num_classes=self.num_classes,
+                                sources=self.eval_sources, targets=self.eval_targets)
+        return steps.make_eval_steps(self.strategy, parts)
 
     def rng_states(self):
         """Dropout's random-generator states: model variables that Keras does not list among the

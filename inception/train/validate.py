@@ -1,12 +1,8 @@
 """Evaluation of the EMA weights on the validation split, and the exported ``ema_model.keras``."""
 
-import os
-
+from inception import fileio
+from inception.config import EMA_MODEL, TOP_K
 from inception.train import inputs
-from inception.train import rundir
-from inception.train import steps
-
-EMA_MODEL = "ema_model.keras"
 
 
 class Validation:
@@ -20,29 +16,29 @@ class Validation:
 
     def _ready(self):
         if self._steps is None:
-            self._steps = steps.make_eval_steps(self.task, self.strategy)
+            self._steps = self.task.eval_steps()
             self.pipe = inputs.pipeline(self.config, self.plan, "eval", self.config.run.seed,
                                         is_training=False)
         return self._steps
 
     def evaluate(self):
         """Validation metrics (loss without smoothing, top-1/3/5) of the EMA weights."""
-        eval_step, load_eval_weights = self._ready()
-        load_eval_weights()
+        steps = self._ready()
+        steps.load_weights()
         dataset = self.strategy.distribute_datasets_from_function(self.pipe.input_fn)
         totals = None
         for batch in dataset:
-            out = {k: v.numpy() for k, v in eval_step(batch).items()}
+            out = {k: v.numpy() for k, v in steps.step(batch).items()}
             totals = out if totals is None else {k: totals[k] + out[k] for k in totals}
         n = max(float(totals["count"]), 1.0)
         result = {"val_loss": float(totals["loss"]) / n, "num_eval": int(totals["count"])}
-        for k in steps.TOP_K:
+        for k in TOP_K:
             result[f"val_top{k}"] = float(totals[f"top{k}"]) / n
         return result
 
     def export(self, chief):
         """``ema_model.keras`` <- the inference model with the EMA weights (the chief writes)."""
-        self._ready()[1]()
+        self._ready().load_weights()
         if chief:
-            rundir.save_keras_atomically(
-                self.task.eval_model, os.path.join(self.config.run.model_dir, EMA_MODEL))
+            fileio.save_keras(self.task.eval_model,
+                              fileio.join(self.config.run.model_dir, EMA_MODEL))
