@@ -10,7 +10,6 @@ device.
 """
 
 import math
-import os
 import sys
 import time
 
@@ -18,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from inception import fileio
 from inception.config import EVAL_CENTRAL_FRACTION, RUN_CONFIG, TOP_K
 from inception.data import preprocessing, reader, skipping
 from inception.evaluation import crops as crops_lib
@@ -266,13 +266,10 @@ def _duration(seconds):
 
 def default_dataset(member_paths):
     """(dataset, data_dir) recorded by the first training run among ``member_paths``, if any."""
-    import json
-
     for path in member_paths:
-        config_path = os.path.join(path, RUN_CONFIG)
-        if os.path.isdir(path) and os.path.isfile(config_path):
-            with open(config_path, encoding="utf-8") as f:
-                config = json.load(f)
+        config_path = fileio.join(path, RUN_CONFIG)
+        if fileio.isdir(path) and fileio.exists(config_path):  # any TF file system (gs://)
+            config = fileio.read_json(config_path)
             if config.get("dataset"):
                 return config["dataset"], config.get("data_dir")
     return None, None

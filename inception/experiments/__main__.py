@@ -38,7 +38,13 @@ def main(argv=None):
     started = time.time()
     print(f"scale {scale.name}: {len(specs)} training runs under {root}, report in {args.out_dir}",
           flush=True)
-    runner.run_all(root, specs, log=lambda m: print(m, flush=True))
+    from inception.train import errors
+
+    try:
+        runner.run_all(root, specs, log=lambda m: print(m, flush=True))
+    except errors.Interrupted as stop:  # SIGTERM/Ctrl-C: the run saved; a rerun resumes it
+        print(stop, flush=True)
+        return errors.EXIT_INTERRUPTED
 
     cost_path = os.path.join(root, "cost_vs_speed.json")
     if os.path.exists(cost_path):
