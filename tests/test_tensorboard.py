@@ -60,7 +60,9 @@ def test_values_are_the_runs_metrics(scalars, trained_run):
     config, _, summary = trained_run
     with open(os.path.join(config.run.model_dir, "metrics.csv")) as f:
         rows = list(csv.DictReader(f))
-    epoch_ends = [int(r["epoch"]) * config.recipe.steps_per_epoch for r in rows]
+    epoch_ends = [int(r["step"]) for r in rows]
+    epochs = range(1, int(config.recipe.epochs) + 1)
+    assert epoch_ends == [config.recipe.steps_per_epoch * epoch for epoch in epochs]
     validation = scalars["validation"]
     for k in (1, 3, 5):
         assert [s for s, _ in validation[f"top{k}_accuracy"]] == epoch_ends
