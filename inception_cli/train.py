@@ -4,6 +4,7 @@
     python main.py --flagfile=configs/demo.cfg                      # embedded dataset, minutes
     python main.py --flagfile=configs/irv2.cfg --batch_size=512     # the command line wins
     python main.py --flagfile=configs/demo.cfg --mode=eval          # evaluate the last checkpoint
+    inception-train --config=irv2 --model_dir=runs/irv2             # a shipped config by name
 
 Rerunning a command resumes from the last checkpoint in --model_dir. Exit status (README "Never
 losing work"): 0 done; 1 a bad flag or an error (``error: ...``: a bad --init_weights file, a NaN
@@ -58,6 +59,7 @@ def _stopped(line, status):
 
 def main():
     """The console entry point (``inception-train``): parses the command line, then ``run``."""
+    sys.argv = train_flags.expand_config(sys.argv)  # --config=NAME -> --flagfile=<its file>
     common.start(run)
 
 

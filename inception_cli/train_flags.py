@@ -10,8 +10,11 @@ divides by the replicas) run in ``inception.train.plan.check_runtime``, also bef
 
 Defaults are the paper's ImageNet recipe (docs/paper.md); ``configs/*.cfg`` set them explicitly
 and ``--flagfile`` reads a config. A flag given on the command line after ``--flagfile``
-overrides the file.
+overrides the file. The shipped configs are package data (``inception/configs``, which the
+clone's ``configs/`` points to): ``--config=NAME`` reads one by name from any directory.
 """
+
+import os
 
 from absl import flags
 
@@ -183,3 +186,40 @@ _register_validators()
 def to_config(values=FLAGS):
     """The TrainConfig of parsed flag ``values`` (absl's FLAGS by default)."""
     return config_lib.TrainConfig.from_flat({name: values[name].value for name in NAMES})
+
+
+# --config=NAME: a shipped config file by name. The files are package data, so this works from
+# any directory after `pip install`; in a clone `--flagfile=configs/NAME.cfg` reads the same file.
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(config_lib.__file__)), "configs")
+CONFIG_NAMES = tuple(sorted(n[:-len(".cfg")] for n in os.listdir(CONFIG_DIR) if n.endswith(".cfg")))
+flags.DEFINE_enum(
+    "config", None, CONFIG_NAMES,
+    "A shipped config by name, read as --flagfile=<its file> at this place on the command line "
+    "(flags after it override it). Works from any directory.")
+flags.register_validator(
+    "config", lambda value: value is None,
+    message="--config=NAME is read on the command line only; inside a config file use "
+            "--flagfile=PATH")
+
+
+def config_path(name):
+    """The file of the shipped config ``name`` (one of ``CONFIG_NAMES``)."""
+    return os.path.join(CONFIG_DIR, f"{name}.cfg")
+
+
+def expand_config(argv):
+    """``argv`` with every ``--config=NAME`` (or ``--config NAME``) of a shipped config replaced
+    by ``--flagfile=<its file>`` in place, so flags after it still override it. An unknown name is
+    left for absl, whose check refuses it with the list of names before anything is imported."""
+    out, rest = list(argv[:1]), list(argv[1:])
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--":  # absl: everything after is positional
+            return out + [arg] + rest
+        name = None
+        if arg.startswith(("--config=", "-config=")):
+            name = arg.split("=", 1)[1]
+        elif arg in ("--config", "-config") and rest and rest[0] in CONFIG_NAMES:
+            name = rest.pop(0)
+        out.append(f"--flagfile={config_path(name)}" if name in CONFIG_NAMES else arg)
+    return out

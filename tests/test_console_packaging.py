@@ -1,11 +1,16 @@
-"""The installable project and the quiet console (issue 10): pyproject's commands import, no
-file patches the import path, and an entry point hides TensorFlow's noise unless --verbose."""
+"""The installable project and the quiet console (issues 10, 21): pyproject's commands import;
+the wheel declares compatible ranges (the tested lock in requirements.txt lies inside them) and
+optional parts as extras, and ships the configs and data files; --config=NAME reads a shipped
+config from any directory; downloads use TLS; no file patches the import path; an entry point
+hides TensorFlow's noise unless --verbose."""
 
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
+import textwrap
 import warnings
 
 import pytest
@@ -28,7 +33,7 @@ def _pyproject():
 def test_pyproject_commands_resolve_to_callables():
     scripts = _pyproject()["project"]["scripts"]
     assert {"inception-train", "inception-export", "inception-evaluate",
-            "inception-convert-weights", "inception-predict-tflite",
+            "inception-convert-weights", "inception-predict", "inception-predict-tflite",
             "inception-experiments"} <= set(scripts)
     # One process per command: the absl entry points define flags of the same names.
     for name, target in scripts.items():
@@ -41,21 +46,216 @@ def test_pyproject_commands_resolve_to_callables():
         assert "tensorflow" not in result.stderr.lower()
 
 
-def test_dependencies_are_requirements_txt():
-    project = _pyproject()
-    assert "dependencies" in project["project"]["dynamic"]
-    assert project["tool"]["setuptools"]["dynamic"]["dependencies"] == {"file": ["requirements.txt"]}
+def _normalise(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def test_no_file_patches_the_import_path():
-    patch = re.compile(r"\bsys\.path\s*(\.\s*(insert|append|extend)\b|\+?=[^=]|\[[^\]]*\]\s*=)")
-    tracked = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True,
-                             text=True, check=True).stdout.split()
-    assert tracked
+def _pins():
+    """requirements.txt: {normalised name: version} (the exact lock)."""
+    pins = {}
+    with open(os.path.join(ROOT, "requirements.txt")) as f:
+        for line in f:
+            line = line.split("#", 1)[0].strip()
+            if line:
+                name, _, version = line.partition("==")
+                assert version, f"requirements.txt: {line!r} is not an exact pin"
+                pins[_normalise(name)] = version.strip()
+    return pins
+
+
+# Pinned in the lock without being declared: installed through a declared package.
+TRANSITIVE_PINS = {"jaxlib": "jax's compiled half, pinned with jax (the [test] extra)"}
+# The library's hard requirements; every other package is optional (an extra).
+HARD = {"tensorflow", "keras", "tensorflow-datasets", "importlib-resources", "absl-py", "numpy"}
+EXTRAS = {"digits", "serving", "tflite", "onnx", "weights", "report", "test", "all"}
+
+
+def _declared():
+    """(extra or None, Requirement) of every package pyproject declares, without the
+    self-references of the extras that combine others."""
+    from packaging.requirements import Requirement
+
+    project = _pyproject()["project"]
+    declared = [(None, Requirement(r)) for r in project["dependencies"]]
+    for extra, requirements in project["optional-dependencies"].items():
+        declared += [(extra, Requirement(r)) for r in requirements]
+    return [(extra, r) for extra, r in declared if r.name != project["name"]]
+
+
+def test_declared_ranges_contain_the_tested_lock():
+    """Compatible ranges in pyproject, one exact lock in requirements.txt, and they agree: every
+    declared package is pinned inside its range, every pin is declared (or a known transitive
+    one), and every range is bounded below and below the next major version."""
+    pins = _pins()
+    declared = _declared()
+    for extra, requirement in declared:
+        name = _normalise(requirement.name)
+        assert name in pins, f"{requirement} ([{extra}]) has no pin in requirements.txt"
+        assert requirement.specifier.contains(pins[name]), (
+            f"requirements.txt pins {name}=={pins[name]} outside pyproject's {requirement}")
+        operators = {spec.operator for spec in requirement.specifier}
+        assert {">=", "<"} <= operators, f"{requirement}: give a lower bound and the next major"
+    names = {_normalise(r.name) for _, r in declared}
+    assert set(pins) - names == set(TRANSITIVE_PINS)
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    """The wheel of this checkout (tracked and new files), built offline with the environment's
+    setuptools: (zipfile, {member name: bytes}); a copy of the tree keeps build/ and egg-info out
+    of the checkout."""
+    import zipfile
+
+    source = tmp_path_factory.mktemp("source")
+    out = tmp_path_factory.mktemp("wheel")
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                           cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        origin, target = os.path.join(ROOT, name), source / name
+        if not os.path.lexists(origin):
+            continue  # deleted in the work tree
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if os.path.islink(origin):
+            os.symlink(os.readlink(origin), target)
+        elif os.path.isfile(origin):
+            shutil.copyfile(origin, target)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+         "--wheel-dir", str(out), str(source)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    [built] = [p for p in os.listdir(out) if p.endswith(".whl")]
+    with zipfile.ZipFile(out / built) as archive:
+        return built, {n: archive.read(n) for n in archive.namelist()}
+
+
+def _metadata(members):
+    import email.parser
+
+    from packaging.requirements import Requirement
+
+    [name] = [n for n in members if n.endswith(".dist-info/METADATA")]
+    message = email.parser.BytesParser().parsebytes(members[name])
+    return set(message.get_all("Provides-Extra")), [Requirement(r) for r in message.get_all("Requires-Dist")]
+
+
+def test_wheel_requires_the_library_only_and_offers_extras(wheel):
+    _, members = wheel
+    extras, requirements = _metadata(members)
+    hard = {_normalise(r.name) for r in requirements if r.marker is None}
+    assert hard == HARD  # no test runner, plotting library, second framework or optional runtime
+    for requirement in requirements:
+        if requirement.marker is None:
+            assert requirement.specifier and "==" not in str(requirement.specifier), requirement
+    assert extras == EXTRAS
+    by_extra = {extra: {_normalise(r.name) for r in requirements
+                        if r.marker and r.marker.evaluate({"extra": extra})} for extra in extras}
+    assert {"pytest", "tensorboard"} <= by_extra["test"]
+    assert {"matplotlib"} == by_extra["report"] and {"scikit-learn"} == by_extra["digits"]
+    assert {"tensorflow-serving-api"} == by_extra["serving"] and {"ai-edge-litert"} == by_extra["tflite"]
+    assert {"tf2onnx", "onnxruntime"} == by_extra["onnx"] and {"safetensors"} == by_extra["weights"]
+
+
+def test_wheel_holds_the_code_configs_and_data_files(wheel):
+    built, members = wheel
+    assert built.endswith("-py3-none-any.whl")
+    for package in ("inception", "inception_cli"):
+        for directory, _, names in os.walk(os.path.join(ROOT, package)):
+            for name in names:
+                if name.endswith(".py"):
+                    member = os.path.relpath(os.path.join(directory, name), ROOT)
+                    assert member.replace(os.sep, "/") in members, member
+    configs = sorted(n for n in os.listdir(os.path.join(ROOT, "configs")) if n.endswith(".cfg"))
+    assert configs
+    for name in configs:  # the clone's configs/ and the package's are one set of files
+        with open(os.path.join(ROOT, "configs", name), "rb") as f:
+            assert members[f"inception/configs/{name}"] == f.read()
+    with open(os.path.join(ROOT, "inception", "weights", "imagenet_classes.tsv"), "rb") as f:
+        assert members["inception/weights/imagenet_classes.tsv"] == f.read()
+    [entry_points] = [n for n in members if n.endswith(".dist-info/entry_points.txt")]
+    scripts = _pyproject()["project"]["scripts"]
+    text = members[entry_points].decode()
+    assert all(f"{name} = {target}" in text for name, target in scripts.items())
+
+
+_PARSE = ("import sys; from absl import flags; from inception_cli import train_flags; "
+          "argv = train_flags.expand_config(sys.argv); flags.FLAGS(argv); "
+          "print(sorted(train_flags.to_config().to_flat().items())); "
+          "assert 'tensorflow' not in sys.modules")
+
+
+def _parse_flags(args, cwd):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = ROOT  # the checkout's packages, from any working directory
+    return subprocess.run([sys.executable, "-c", _PARSE, *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_config_by_name_from_any_directory_equals_the_clones_flagfile(tmp_path):
+    from inception_cli import train_flags
+
+    assert set(train_flags.CONFIG_NAMES) == {n[:-4] for n in os.listdir(os.path.join(ROOT, "configs"))
+                                             if n.endswith(".cfg")}
+    for name in train_flags.CONFIG_NAMES:
+        override = ["--init_weights="] if name == "finetune_demo" else []  # needs the demo's run
+        by_name = _parse_flags([f"--config={name}", "--epochs=3", *override], cwd=tmp_path)
+        by_file = _parse_flags([f"--flagfile=configs/{name}.cfg", "--epochs=3", *override], cwd=ROOT)
+        assert by_name.returncode == 0, by_name.stderr[-2000:]
+        assert by_name.stdout == by_file.stdout and "('epochs', 3.0)" in by_name.stdout
+    # The spelling with a space works too, and a flag before --config is overridden by it.
+    spaced = _parse_flags(["--epochs=3", "--config", "demo"], cwd=tmp_path)
+    assert spaced.returncode == 0 and "('epochs', 5.0)" in spaced.stdout
+
+
+def test_unknown_config_name_fails_at_once_with_the_names(tmp_path):
+    result = _parse_flags(["--config=irv3"], cwd=tmp_path)
+    assert result.returncode != 0
+    assert "--config=irv3" in result.stderr and "demo|finetune_demo|irv1|irv2|irv2_paper|v4" in result.stderr
+    nested = tmp_path / "nested.cfg"
+    nested.write_text("--config=demo\n")
+    result = _parse_flags([f"--flagfile={nested}"], cwd=tmp_path)
+    assert result.returncode != 0 and "inside a config file use --flagfile" in result.stderr
+
+
+# What the extras add, by top-level module (the [test] extra's tools included).
+OPTIONAL_MODULES = ("sklearn", "tensorflow_serving", "ai_edge_litert", "tf2onnx", "onnxruntime",
+                    "onnx", "safetensors", "matplotlib", "PIL", "jax", "tensorboard", "pytest")
+
+
+def test_the_core_imports_without_any_extra():
+    """`pip install inception` without extras: training, evaluation, the weight importers and
+    the predictor of .keras models import (the optional modules load only where they are used)."""
+    code = textwrap.dedent(f"""
+        import importlib.abc, sys
+        class NotInstalled(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in {OPTIONAL_MODULES!r}:
+                    raise ModuleNotFoundError(f"No module named {{name!r}} (an extra)")
+        sys.meta_path.insert(0, NotInstalled())
+        import inception.train, inception.evaluation.job, inception.predict, inception.weights
+        import inception.weights.pretrained, inception.export.source, inception.export.decoding
+        import inception_cli.train, inception_cli.predict  # (the absl commands: one per process)
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in {OPTIONAL_MODULES!r})
+        assert not loaded, loaded
+    """)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_downloads_use_tls():
+    """No plain-http URL in the code or the docs (the weight downloads included), but TF
+    Serving's REST port on the local host."""
+    plain = "http" + "://"  # spelled apart, so that this file passes its own check
+    loopback = re.compile(re.escape(plain) + r"(localhost|127\.0\.0\.1|host)[:/]")
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert "inception/weights/fetch.py" in tracked
     offenders = []
     for path in tracked:
-        with open(os.path.join(ROOT, path), encoding="utf-8") as f:
-            offenders += [f"{path}:{i}" for i, line in enumerate(f, 1) if patch.search(line)]
+        if path.endswith((".py", ".md", ".cfg", ".toml", ".txt", "Makefile")):
+            with open(os.path.join(ROOT, path), encoding="utf-8", errors="replace") as f:
+                offenders += [f"{path}:{i}: {line.strip()}" for i, line in enumerate(f, 1)
+                              if plain in loopback.sub("", line)]
     assert not offenders
 
 

@@ -34,7 +34,7 @@ class Official:
     note: str = ""
 
 
-_SLIM = "http://download.tensorflow.org/models/"
+_SLIM = "https://download.tensorflow.org/models/"
 _HUB = "https://huggingface.co/timm/{}/resolve/main/model.safetensors"
 _KERAS = ("https://storage.googleapis.com/tensorflow/keras-applications/inception_resnet_v2/"
           "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels.h5")
