@@ -67,7 +67,11 @@ class SklearnDigits(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         del dl_manager  # nothing to download
-        from sklearn.datasets import load_digits
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError:  # the [digits] extra; without it TFDS would fail far from the cause
+            raise ImportError("the embedded dataset 'sklearn_digits' needs scikit-learn: "
+                              "pip install 'inception[digits]'") from None
 
         digits = load_digits()
         train, validation = split_indices(digits.target)

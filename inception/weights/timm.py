@@ -37,9 +37,9 @@ def _our_shape(shape):
 def from_safetensors(path):
     try:
         from safetensors import SafetensorError, safe_open
-    except ImportError:  # pragma: no cover - it is in requirements.txt
-        raise WeightsError("reading timm .safetensors files needs the 'safetensors' package "
-                           "(pip install -r requirements.txt)") from None
+    except ImportError:  # pragma: no cover - the [weights] extra, and requirements.txt
+        raise WeightsError("reading timm .safetensors files needs the 'safetensors' package: "
+                           "pip install 'inception[weights]'") from None
     try:
         handle = safe_open(path, framework="numpy")
     except (SafetensorError, OSError, ValueError) as err:
