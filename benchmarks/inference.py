@@ -1,9 +1,9 @@
 """Inference speed of the full-size networks (299x299) on this machine's CPU, for every export
-format: Keras, the SavedModel (through the session loader, as TF Serving runs it) and each
-TFLite variant on the LiteRT interpreter.
+format: Keras, the SavedModel (through the session loader, as TF Serving runs it), each TFLite
+variant on the LiteRT interpreter and ONNX on ONNX Runtime.
 
     python benchmarks/inference.py                       # Inception-ResNet-v2 (release), every format
-    python benchmarks/inference.py --formats=saved_model,tflite_fp32
+    python benchmarks/inference.py --formats=saved_model,tflite_fp32,onnx
     python benchmarks/inference.py --models=inception_v4,inception_resnet_v1,inception_resnet_v2
 
 Each network goes through the exporter (``inception.export.exporter.run_export``, the code

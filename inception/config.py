@@ -372,6 +372,7 @@ TFLITE_VARIANTS = ("fp32", "fp16", "dynamic", "int8")
 EXPORT_FORMATS = {
     "saved_model": "saved_model",
     **{f"tflite_{variant}": "tflite" for variant in TFLITE_VARIANTS},
+    "onnx": "onnx",
 }
 INT8_IO = ("float", "int8")
 # The served model decodes at most this many pixels (read from the header before decoding): 64

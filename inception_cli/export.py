@@ -1,7 +1,7 @@
 """``export.py`` / ``inception-export``: absl flags -> ``ExportConfig`` -> ``inception.export.job``.
 
-Writes OUT/<name>/<version>/ (SavedModel) and OUT/<name>-artifacts/<version>/ (TFLite files
-and export_report.json), each renamed into place only when complete, and prints the report:
+Writes OUT/<name>/<version>/ (SavedModel) and OUT/<name>-artifacts/<version>/ (TFLite and ONNX
+files and export_report.json), each renamed into place only when complete, and prints the report:
 size, top-1 agreement with the Keras model, largest probability difference and latency per format.
 """
 

@@ -1,11 +1,12 @@
-"""Export: SavedModel for TF Serving and TFLite for LiteRT, checked with the real runtimes.
+"""Export: SavedModel for TF Serving, TFLite for LiteRT and ONNX for ONNX Runtime, checked with the
+real runtimes.
 
 One small Inception-ResNet-v2 (reduced width, 75x75) is trained briefly on the embedded digits in
 a module fixture that writes a training run directory in the contract layout; the export job
 exports it once to every format, in-process (the code ``export.py`` runs), and the tests check
 that export. Fresh processes only
-where the check is about one: what TF Serving's loaders and ``saved_model_cli`` see without this
-project, a killed export, and the commands.
+where the check is about one: what TF Serving's loaders, ``saved_model_cli`` and ONNX Runtime see
+without this project, a killed export, and the commands.
 """
 
 import base64
@@ -34,7 +35,7 @@ from inception.export import formats, job, litert, report, saved_model, tflite, 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 75
 NAME = "irv2"
-FORMATS = tuple(config.EXPORT_FORMATS)  # every format
+FORMATS = tuple(config.EXPORT_FORMATS)  # every format, ONNX included
 FILES = tuple(f for f in FORMATS if f != "saved_model")  # the files of OUT/<name>-artifacts
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
 CALIBRATION_IMAGES = 100
@@ -114,7 +115,7 @@ def exported(run_dir, tmp_path_factory):
     cfg = config.ExportConfig(model_dir=run_dir, export_dir=out, name=NAME, formats=FORMATS,
                               calibration_images=CALIBRATION_IMAGES, latency_repeats=3)
     lines, records = [], _Records()
-    loggers = [logging.getLogger(n) for n in ("absl", "tensorflow")]
+    loggers = [logging.getLogger(n) for n in ("absl", "tensorflow", "tf2onnx")]
     for logger in loggers:
         logger.addHandler(records)
     try:
@@ -179,6 +180,7 @@ def fresh(exported, validation, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fresh")
     path = os.path.join(out, NAME, "1")
     jobs = {"serving": _start_serving(path, encoded, images, tmp),
+            "onnx": _start_onnx(report_["variants"]["onnx"]["path"], images, tmp),
             "show": _Started(_saved_model_cli_command("show", "--all", "--dir", path), tmp, "show")}
     np.save(tmp / "images4.npy", images[:4])
     np.save(tmp / "bytes4.npy", np.array(list(encoded[:4]), dtype=object))
@@ -214,10 +216,13 @@ def test_report_covers_every_variant_with_real_measurements(exported, validation
     assert variants["tflite_fp32"]["top1_agreement"] >= 0.999
     assert variants["tflite_fp16"]["top1_agreement"] >= 0.999
     assert variants["tflite_int8"]["top1_agreement"] >= 0.98
+    assert variants["onnx"]["top1_agreement"] >= 0.999
+    assert variants["onnx"]["max_abs_prob_diff"] <= 1e-4  # float32 throughout, ops reordered
     assert variants["saved_model"]["loader"] == "tf.compat.v1 session"  # as TF Serving loads it
     assert variants["saved_model"]["max_abs_prob_diff"] <= 1e-5
     assert variants["saved_model"]["image_bytes"]["max_abs_prob_diff"] <= 1e-5
     assert variants["tflite_int8"]["calibration_images"] == CALIBRATION_IMAGES
+    assert variants["onnx"]["opset"] >= 13 and variants["onnx"]["runtime"].startswith("onnxruntime")
     # Quantisation is visible: fp16 weights halve the file, int8 quarters it.
     assert variants["tflite_fp16"]["size_bytes"] < 0.6 * variants["tflite_fp32"]["size_bytes"]
     assert variants["tflite_int8"]["size_bytes"] < 0.4 * variants["tflite_fp32"]["size_bytes"]
@@ -244,10 +249,81 @@ def test_report_numbers_match_an_independent_litert_run(exported, validation, re
     assert np.abs(probabilities - reference).max() == pytest.approx(entry["max_abs_prob_diff"], abs=1e-6)
 
 
+# ---- ONNX in a fresh process -----------------------------------------------------------------
+
+ONNX_FRESH = textwrap.dedent("""
+    # Nothing from this project: ONNX Runtime alone, as a user's service would run the file.
+    import json, sys
+    import numpy as np
+    import onnxruntime
+    path, images_npy, result_json = sys.argv[1:]
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    images = np.load(images_npy)
+    meta = session.get_modelmeta().custom_metadata_map
+    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    probabilities = np.concatenate([session.run(None, {inp.name: images[i:i + 7]})[0]
+                                    for i in range(0, len(images), 7)])
+    json.dump({
+        "inception_imported": any(m == "inception" or m.startswith("inception.") for m in sys.modules),
+        "tensorflow_imported": "tensorflow" in sys.modules,
+        "input": [inp.name, inp.type, [d if isinstance(d, int) else None for d in inp.shape]],
+        "output": [out.name, out.type],
+        "metadata": json.loads(meta["inception_export"]),
+        "probabilities": probabilities.tolist(),
+    }, open(result_json, "w"))
+""")
+
+
+def _start_onnx(path, images, tmp):
+    np.save(tmp / "onnx_images.npy", images)
+    (tmp / "onnx_fresh.py").write_text(ONNX_FRESH)
+    return _Started([sys.executable, str(tmp / "onnx_fresh.py"), path, str(tmp / "onnx_images.npy"),
+                     str(tmp / "onnx_result.json")], tmp, "onnx", {"result": tmp / "onnx_result.json"})
+
+
+def test_onnx_runs_in_onnx_runtime_in_a_fresh_process_and_matches_keras(
+        exported, fresh, validation, reference):
+    _, report_, _ = exported
+    entry = report_["variants"]["onnx"]
+    _, labels, _ = validation
+    result = fresh["onnx"].result()
+    assert result.returncode == 0, result.stderr[-4000:]
+    got = json.loads(fresh["onnx"].files["result"].read_text())
+    assert got["inception_imported"] is False and got["tensorflow_imported"] is False
+    assert got["input"] == ["images", "tensor(float)", [None, SIZE, SIZE, 3]]
+    assert got["output"] == ["probabilities", "tensor(float)"]
+    meta = got["metadata"]  # the labels travel inside the file, in class-index order
+    assert meta["labels"] == [str(d) for d in range(10)] and meta["image_size"] == SIZE
+    assert meta["preprocessing"]["central_fraction"] == config.EVAL_CENTRAL_FRACTION
+    probabilities = np.array(got["probabilities"])
+    diff = np.abs(probabilities - reference).max()
+    assert diff <= 1e-4
+    agree = np.mean(probabilities.argmax(1) == reference.argmax(1))
+    assert agree >= 0.999
+    # The report's row is what ONNX Runtime answers (batching differs: 7 here, 32 there).
+    assert agree == pytest.approx(entry["top1_agreement"])
+    assert diff == pytest.approx(entry["max_abs_prob_diff"], abs=1e-6)
+    assert np.mean(probabilities.argmax(1) == labels) == pytest.approx(entry["top1_accuracy"])
+
+
+def test_onnx_metadata_reads_back_in_process(exported):
+    from inception.export import onnx as onnx_export
+
+    _, report_, _ = exported
+    path = report_["variants"]["onnx"]["path"]
+    runner = onnx_export.OnnxClassifier(path)
+    assert runner.labels == [str(d) for d in range(10)]
+    assert onnx_export.read_metadata(path) == runner.metadata
+    assert runner.metadata == litert.read_metadata(report_["variants"]["tflite_fp32"]["path"])
+    with pytest.raises(ValueError, match=r"expected images \[N, 75, 75, 3\]"):
+        runner.predict(np.zeros((1, 64, 64, 3), np.float32))
+
+
 # ---- formats, options and their checks -----------------------------------------------------
 
 @pytest.mark.parametrize("name, module, package", [
     ("tflite_fp16", "tflite", "ai_edge_litert"),
+    ("onnx", "onnx", "tf2onnx"),
 ])
 def test_a_missing_package_is_named_before_any_work(monkeypatch, name, module, package):
     monkeypatch.delitem(sys.modules, f"inception.export.{module}", raising=False)
@@ -261,8 +337,7 @@ def test_every_registered_format_loads_under_its_name():
     for name in config.EXPORT_FORMATS:
         fmt = formats.load(name)
         assert isinstance(fmt, formats.Format) and fmt.name == name
-    assert [f.name for f in formats.load_all(["tflite_fp16", "saved_model", "tflite_fp16"])] == [
-        "tflite_fp16", "saved_model"]
+    assert [f.name for f in formats.load_all(["onnx", "saved_model", "onnx"])] == ["onnx", "saved_model"]
     assert [f.name for f in formats.load_all(FORMATS) if f.servable] == ["saved_model"]
     assert [f.name for f in formats.load_all(FORMATS) if f.needs_calibration] == ["tflite_int8"]
 
@@ -290,7 +365,7 @@ def test_export_names_and_sources_are_checked():
         config.ExportConfig(export_dir="out", model_dir="run", name="12")
     with pytest.raises(ValueError, match="exactly one of --model_dir"):
         config.ExportConfig(export_dir="out", model_dir="run", keras_model="m.keras")
-    assert config.ExportOptions(formats=["tflite_fp16", "tflite_fp16"]).formats == ("tflite_fp16",)
+    assert config.ExportOptions(formats=["onnx", "onnx"]).formats == ("onnx",)
 
 
 # ---- SavedModel in a fresh process: TensorFlow's two loaders ---------------------------------
@@ -625,16 +700,19 @@ def test_warmup_file_parses_and_replays(exported, loaded):
 
 
 def test_layout_labels_asset_and_file_metadata(exported):
+    from inception.export import onnx as onnx_export
+
     out, report_, _ = exported
     assert sorted(os.listdir(out)) == [NAME, f"{NAME}-artifacts"]
     assert os.listdir(os.path.join(out, NAME)) == ["1"]
     assert sorted(os.listdir(os.path.join(out, f"{NAME}-artifacts", "1"))) == sorted(
-        ["export_report.json"] + [f"{NAME}-{v}.tflite" for v in config.TFLITE_VARIANTS])
+        ["export_report.json", f"{NAME}.onnx"]
+        + [f"{NAME}-{v}.tflite" for v in config.TFLITE_VARIANTS])
     labels = open(os.path.join(out, NAME, "1", "assets", "labels.txt")).read().split()
     assert labels == [str(d) for d in range(10)]
     for fmt in FILES:
         path = report_["variants"][fmt]["path"]
-        meta = litert.read_metadata(path)
+        meta = (onnx_export.read_metadata if fmt == "onnx" else litert.read_metadata)(path)
         assert meta["labels"] == labels and meta["image_size"] == SIZE, fmt
 
 
@@ -650,6 +728,13 @@ def test_tflite_conversion_takes_the_supported_path(exported):
             interpreter = Interpreter(model_path=report_["variants"][fmt]["path"])
             assert interpreter.get_signature_list() == {
                 "serving_default": {"inputs": ["images"], "outputs": ["probabilities"]}}, fmt
+
+
+def test_export_prints_no_spurious_tensorflow_warning(exported):
+    """Freezing the ONNX graph after the SavedModel in one process used to print TensorFlow's
+    "Issue encountered when serializing table_initializer" (saved_model.ClassNames says why)."""
+    _, _, output = exported
+    assert "onnx" in output and "Issue encountered when serializing" not in output
 
 
 def test_versions_increment_and_existing_versions_are_refused(tmp_path):

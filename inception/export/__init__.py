@@ -10,6 +10,6 @@
 - The formats: ``saved_model`` (SavedModel for TF Serving, Keras ``ExportArchive``; with
   ``decoding``, the guarded image decoder of its graph, ``warmup``, its TF Serving warmup file,
   and ``session``, the session loader TF Serving uses), ``tflite`` (fp32, fp16, dynamic-range and
-  int8 files with the labels inside; ``litert`` runs them).
+  int8 files with the labels inside; ``litert`` runs them), ``onnx`` (for ONNX Runtime).
 - ``data``: the validation and calibration images an export reads from the dataset.
 """

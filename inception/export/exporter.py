@@ -3,7 +3,7 @@
 Layout under the export directory ``OUT``::
 
     OUT/<name>/<version>/                 SavedModel (point TF Serving's model_base_path here)
-    OUT/<name>-artifacts/<version>/       <name>-fp32.tflite ... and export_report.json
+    OUT/<name>-artifacts/<version>/       <name>-fp32.tflite ... <name>.onnx and export_report.json
 
 Both version directories are published whole (``versions.publish``). TF Serving polls
 ``OUT/<name>`` only, so the other files never sit inside a servable. Every format goes through

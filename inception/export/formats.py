@@ -20,6 +20,9 @@ import numpy as np
 
 from inception.config import EVAL_CENTRAL_FRACTION, EXPORT_FORMATS, ExportOptions, check_export_formats
 
+# Every runtime is measured on every core, as TensorFlow runs by default (LiteRT's interpreter
+# would take one thread, ONNX Runtime one per physical core).
+THREADS = os.cpu_count() or 1
 # The metadata entry every self-contained model file carries (``file_metadata``): a TFLite
 # flatbuffer's metadata table, an ONNX model's metadata_props.
 METADATA_NAME = "inception_export"

@@ -60,6 +60,12 @@ class ClassNames(tf.Module):
             labels_file, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
             tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, vocab_size=int(num_classes))
         self.table = tf.lookup.StaticHashTable(initializer, default_value="")
+        # Built eagerly, the initializer adds the op it gets back, None, to the global graph's
+        # table_initializer collection. Every later tf.function graph inherits the collection,
+        # and freezing one (tf2onnx does, after the SavedModel in the same export) then warns
+        # that it cannot serialize it. Nothing in TensorFlow 2 reads it: drop the None.
+        initializers = tf.compat.v1.get_collection_ref(tf.compat.v1.GraphKeys.TABLE_INITIALIZERS)
+        initializers[:] = [op for op in initializers if op is not None]
 
     def __call__(self, ids):
         return self.table.lookup(tf.cast(ids, tf.int64))

@@ -159,10 +159,10 @@ class TFLiteFormat(formats.Format):
             saved_model_dir=saved_model_dir))
 
     def open(self, path):
-        return formats.opened(litert.LiteRTClassifier(path))
+        return formats.opened(litert.LiteRTClassifier(path, num_threads=formats.THREADS))
 
     def fields(self, inputs, runner, reference):
-        row = {"runtime": "ai_edge_litert.interpreter.Interpreter"}
+        row = {"runtime": "ai_edge_litert.interpreter.Interpreter", "threads": formats.THREADS}
         if self.variant == "int8":
             row["int8_io"] = inputs.options.int8_io
             row["calibration_images"] = int(len(inputs.calibration_images))
