@@ -6,6 +6,7 @@ absl flags into them, and a Python user builds them directly.
 
 import dataclasses
 import os
+import re
 
 from inception import networks as _networks  # the constants' one place
 from inception import recipe as _recipe
@@ -364,14 +365,24 @@ EVAL_JSON = "eval.json"
 # its text also quotes top-3).
 TOP_K = (1, 3, 5)
 
+# The export formats by name, each with the module of ``inception/export/`` that writes it (the
+# module's ``FORMATS`` maps the name to its ``Format``; ``inception.export.formats`` loads it).
+# A new format is one module there and one line here.
 TFLITE_VARIANTS = ("fp32", "fp16", "dynamic", "int8")
+EXPORT_FORMATS = {
+    "saved_model": "saved_model",
+    **{f"tflite_{variant}": "tflite" for variant in TFLITE_VARIANTS},
+    "onnx": "onnx",
+}
 INT8_IO = ("float", "int8")
-EXPORT_FORMATS = ("saved_model",) + tuple(f"tflite_{v}" for v in TFLITE_VARIANTS)
 # The served model decodes at most this many pixels (read from the header before decoding): 64
 # megapixels, far above any photo a classifier needs, far below what exhausts memory (decoding
 # holds 3 bytes per pixel plus the float copy of the crop).
 MAX_PIXELS = 64 * 1024 * 1024
 EXPORT_TOP_K = 5  # classes in the SavedModel's top-k outputs
+# The model name becomes the directory TF Serving serves: a file name that is not a number (the
+# version directories are numbers).
+_EXPORT_NAME = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.\-]*$")
 
 # The released code's eval crop: the central 87.5% of each side (also the 1-crop protocol).
 EVAL_CENTRAL_FRACTION = 0.875
@@ -379,10 +390,52 @@ EVAL_CENTRAL_FRACTION = 0.875
 EVAL_PROTOCOLS = (1, 10, 12, 144)
 
 
+def check_export_formats(formats):
+    """The requested formats, each once, in the given order; ValueError for an unknown one."""
+    formats = tuple(dict.fromkeys(formats))
+    unknown = [f for f in formats if f not in EXPORT_FORMATS]
+    if unknown or not formats:
+        raise ValueError(f"unknown --formats {unknown or list(formats)}; choose from "
+                         f"{', '.join(EXPORT_FORMATS)}")
+    return formats
+
+
+def check_export_name(name):
+    if not _EXPORT_NAME.match(name or "") or name.isdigit() or name.startswith("."):
+        raise ValueError(f"--name {name!r} must be a non-numeric file name of letters, digits, "
+                         "'_', '-' or '.' (it becomes the directory TF Serving serves)")
+    return name
+
+
 @dataclasses.dataclass(frozen=True)
-class ExportConfig:
+class ExportOptions:
+    """What an export writes and how it measures it (``inception.export.exporter.run_export``):
+    the ``formats``, the ``version`` (default: one more than the highest present), the int8 TFLite
+    file's input/output type, the SavedModel's ``top_k`` outputs and ``max_pixels`` decoding
+    limit, and the timed batch-1 runs per format in the report."""
+    formats: tuple = tuple(EXPORT_FORMATS)
+    version: int | None = None
+    int8_io: str = "float"
+    top_k: int = EXPORT_TOP_K
+    max_pixels: int = MAX_PIXELS
+    latency_repeats: int = 20
+
+    def __post_init__(self):
+        object.__setattr__(self, "formats", check_export_formats(self.formats))
+        if self.version is not None and self.version < 1:
+            raise ValueError(f"--version must be a positive integer; got {self.version}")
+        if self.int8_io not in INT8_IO:
+            raise ValueError(f"--int8_io must be one of {', '.join(INT8_IO)}; got {self.int8_io!r}")
+        for field in ("top_k", "max_pixels", "latency_repeats"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"--{field} must be positive; got {getattr(self, field)}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ExportConfig(ExportOptions):
     """One export (``inception.export.job.run``): a training run directory (``model_dir``) or a
-    .keras file (``keras_model`` with optional ``labels``) -> ``export_dir``/<name>/<version>.
+    .keras file (``keras_model`` with optional ``labels``) -> ``export_dir``/<name>/<version>,
+    written as its ``ExportOptions`` say.
 
     ``dataset``/``data_dir`` default to the run's; ``eval_images`` validation images feed the
     agreement report (0: none), ``calibration_images`` training images calibrate int8."""
@@ -391,34 +444,24 @@ class ExportConfig:
     keras_model: str | None = None
     labels: str | None = None
     name: str | None = None
-    version: int | None = None
-    formats: tuple = EXPORT_FORMATS
-    int8_io: str = "float"
     dataset: str | None = None
     data_dir: str | None = None
     calibration_images: int = 200
     eval_images: int = 1000
-    top_k: int = EXPORT_TOP_K
-    max_pixels: int = MAX_PIXELS
-    latency_repeats: int = 20
 
     def __post_init__(self):
-        object.__setattr__(self, "formats", tuple(self.formats))
         if bool(self.model_dir) == bool(self.keras_model):
             raise ValueError("give exactly one of --model_dir (a training run) or --keras_model "
                              "(a .keras file)")
         if not self.export_dir:
             raise ValueError("--export_dir is required")
-        unknown = [f for f in self.formats if f not in EXPORT_FORMATS]
-        if unknown or not self.formats:
-            raise ValueError(f"unknown --formats {unknown}; choose from {', '.join(EXPORT_FORMATS)}")
-        if self.int8_io not in INT8_IO:
-            raise ValueError(f"--int8_io must be one of {', '.join(INT8_IO)}; got {self.int8_io!r}")
-        for field in ("calibration_images", "eval_images", "top_k", "max_pixels", "latency_repeats"):
-            if getattr(self, field) < (0 if field == "eval_images" else 1):
-                raise ValueError(f"--{field} must be positive; got {getattr(self, field)}")
-        if self.version is not None and self.version < 1:
-            raise ValueError(f"--version must be a positive integer; got {self.version}")
+        super().__post_init__()
+        if self.name is not None:
+            check_export_name(self.name)
+        if self.calibration_images < 1:
+            raise ValueError(f"--calibration_images must be positive; got {self.calibration_images}")
+        if self.eval_images < 0:
+            raise ValueError(f"--eval_images must be >= 0; got {self.eval_images}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,8 @@ skips it). What it hides, and how:
   descriptor 2 points to a scratch file while those modules import and TensorFlow lists its
   devices. If the import fails, the scratch file is replayed to stderr before the exception.
 - absl INFO lines of other libraries (TFDS's "Load dataset info", ...): a filter on absl's logger
-  drops INFO and below unless the record comes from this project's packages.
+  drops INFO and below unless the record comes from this project's packages; tf2onnx's INFO
+  lines ("Using opset", "Optimizing ONNX model") are held back by its logger's level.
 - TFDS's own progress bars (dataset preparation), and deprecation notices: Python's
   DeprecationWarning and friends, and TensorFlow's "is deprecated" log warnings.
 Our own ``warnings.warn`` and WARNING log lines still show.
@@ -43,6 +44,9 @@ def quiet(verbose=False):
         logger = logging.getLogger(name)
         if not any(isinstance(f, LibraryNoise) for f in logger.filters):
             logger.addFilter(LibraryNoise())
+    # tf2onnx (the ONNX export) logs INFO lines through child loggers (tf2onnx.tfonnx, ...), which
+    # a filter on the parent does not see; the parent's level does hold for them.
+    logging.getLogger("tf2onnx").setLevel(logging.WARNING)
     if not any(isinstance(f, _QuietImports) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietImports())
     if "tensorflow_datasets" in sys.modules:

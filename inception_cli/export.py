@@ -1,8 +1,8 @@
 """``export.py`` / ``inception-export``: absl flags -> ``ExportConfig`` -> ``inception.export.job``.
 
-Writes OUT/<name>/<version>/ (SavedModel) and OUT/<name>-artifacts/<version>/ (TFLite files and
-export_report.json), each renamed into place only when complete, and prints the report: size,
-top-1 agreement with the Keras model, largest probability difference and latency per variant.
+Writes OUT/<name>/<version>/ (SavedModel) and OUT/<name>-artifacts/<version>/ (TFLite and ONNX
+files and export_report.json), each renamed into place only when complete, and prints the report:
+size, top-1 agreement with the Keras model, largest probability difference and latency per format.
 """
 
 import sys
@@ -12,7 +12,12 @@ from absl import flags
 from inception import config as config_lib
 from inception_cli import common
 
-FORMATS = config_lib.EXPORT_FORMATS
+
+
+def _default(field):
+    """The config's default: the flags repeat none."""
+    return config_lib.ExportConfig.__dataclass_fields__[field].default
+
 
 flags.DEFINE_string("model_dir", None, "Training run directory (ema_model.keras, labels.txt, run_config.json).")
 flags.DEFINE_string("keras_model", None, "A .keras classifier file (instead of --model_dir).")
@@ -21,17 +26,19 @@ flags.DEFINE_string("export_dir", None, "Output directory OUT.")
 flags.DEFINE_string("name", None, "Model name: the directory under OUT that TF Serving serves "
                     "(default: the run's model name or the .keras file's stem).")
 flags.DEFINE_integer("version", None, "Version number (default: one more than the highest present).")
-flags.DEFINE_list("formats", list(FORMATS), f"Any of {', '.join(FORMATS)}.")
-flags.DEFINE_enum("int8_io", "float", list(config_lib.INT8_IO),
+flags.DEFINE_list("formats", list(_default("formats")),
+                  f"Any of {', '.join(config_lib.EXPORT_FORMATS)}.")
+flags.DEFINE_enum("int8_io", _default("int8_io"), list(config_lib.INT8_IO),
                   "Input/output type of the int8 TFLite model.")
 flags.DEFINE_string("dataset", None, "Dataset for calibration and the report (default: the run's).")
 flags.DEFINE_string("data_dir", None, "TFDS data directory (default: the run's, else TFDS's default).")
-flags.DEFINE_integer("calibration_images", 200, "Training images that calibrate int8.")
-flags.DEFINE_integer("eval_images", 1000, "Validation images the report compares on (0: none).")
-flags.DEFINE_integer("top_k", config_lib.EXPORT_TOP_K, "Classes in the top-k outputs of the SavedModel.")
-flags.DEFINE_integer("max_pixels", config_lib.MAX_PIXELS,
+flags.DEFINE_integer("calibration_images", _default("calibration_images"), "Training images that calibrate int8.")
+flags.DEFINE_integer("eval_images", _default("eval_images"), "Validation images the report compares on (0: none).")
+flags.DEFINE_integer("top_k", _default("top_k"), "Classes in the top-k outputs of the SavedModel.")
+flags.DEFINE_integer("max_pixels", _default("max_pixels"),
                      "Largest width*height the SavedModel decodes (checked from the header).")
-flags.DEFINE_integer("latency_repeats", 20, "Timed batch-1 runs per variant in the report.")
+flags.DEFINE_integer("latency_repeats", _default("latency_repeats"),
+                     "Timed batch-1 runs per format in the report.")
 FLAGS = flags.FLAGS
 
 

@@ -263,12 +263,14 @@ def test_inception_v4_from_timm_converted_exported_and_served(files, ref, images
     reference = timm_logits - timm_logits.mean(axis=1, keepdims=True)
     assert _relative_error(shifted, reference).max() < TOLERANCE
 
+    from inception.config import ExportOptions
     from inception.export import exporter, source
     labels = str(tmp_path / "inception_v4.labels.txt")
     assert os.path.isfile(labels)
     src = source.from_model(model, source.read_labels(labels))  # the model loaded above, not a second load
-    rep = exporter.run_export(src, str(tmp_path / "exports"), "inception_v4", formats=["saved_model"],
-                              latency_repeats=1, log=lambda m: None)
+    rep = exporter.run_export(src, str(tmp_path / "exports"), "inception_v4",
+                              ExportOptions(formats=("saved_model",), latency_repeats=1),
+                              log=lambda m: None)
     # Loaded back from disk as TF Serving loads it (no Keras object of this process is used;
     # tests/test_export.py serves SavedModels from a fresh process).
     loaded = tf.saved_model.load(rep["variants"]["saved_model"]["path"])

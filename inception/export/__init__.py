@@ -1,13 +1,15 @@
 """Export of trained networks for deployment.
 
+- ``job``: one export from an ``ExportConfig`` (what ``export.py`` runs).
+- ``exporter``: ``run_export``: every requested format written, measured against Keras, reported.
+- ``formats``: the ``Format`` interface every format implements, and the registry that finds
+  one by name (``inception.config.EXPORT_FORMATS``).
+- ``versions``: version directories: the next number, stale temporaries, publishing one whole.
+- ``report``: size, agreement with Keras and latency of every format; the report file and table.
 - ``source``: loads what a training run left (EMA Keras model, labels, image size) or a .keras file.
-- ``decoding``: the guarded image decoder of the serving graph (format, header size limit).
-- ``saved_model``: SavedModel for TF Serving (Keras ``ExportArchive``), written atomically into
-  ``OUT/<name>/<version>``.
-- ``session``: runs a SavedModel through the session loader, as TF Serving and
-  ``saved_model_cli`` do.
-- ``warmup``: ``assets.extra/tf_serving_warmup_requests`` from tensorflow-serving-api protos.
-- ``tflite``: fp32, fp16, dynamic-range and int8 TFLite files with the labels inside, and a
-  runner on the LiteRT interpreter.
-- ``report``: size, agreement with Keras and latency of every exported variant.
+- The formats: ``saved_model`` (SavedModel for TF Serving, Keras ``ExportArchive``; with
+  ``decoding``, the guarded image decoder of its graph, ``warmup``, its TF Serving warmup file,
+  and ``session``, the session loader TF Serving uses), ``tflite`` (fp32, fp16, dynamic-range and
+  int8 files with the labels inside; ``litert`` runs them), ``onnx`` (for ONNX Runtime).
+- ``data``: the validation and calibration images an export reads from the dataset.
 """

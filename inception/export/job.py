@@ -7,41 +7,45 @@
 
 import os
 
-from inception.export import data, exporter, source
+from inception.config import check_export_name
+from inception.export import data, exporter, formats, report, source
 
 
 def load_source(config):
-    """(ExportSource, model name) of ``config``; OSError or ValueError when they cannot be used."""
+    """(ExportSource, model name) of ``config``; OSError or ValueError when they cannot be used,
+    a format's missing package included."""
+    formats.load_all(config.formats)
     if config.model_dir:
         src = source.from_run_dir(config.model_dir)
         default_name = src.config.get("model") or "model"
     else:
         src = source.from_keras_file(config.keras_model, config.labels)
         default_name = os.path.splitext(os.path.basename(config.keras_model))[0]
-    return src, exporter.check_name(config.name or default_name)
+    return src, check_export_name(config.name or default_name)
+
+
+def _validation(config, src, dataset, data_dir, log):
+    log(f"reading up to {config.eval_images} validation images of {dataset}")
+    encoded, labels = data.encoded_eval_images(dataset, config.eval_images, data_dir)
+    return report.Validation(data.preprocess(encoded, src.image_size), labels, encoded, dataset)
 
 
 def export(config, src, name, log=print):
     """Writes every format of ``config`` for ``src``; returns the report (also on disk)."""
     dataset = config.dataset or src.config.get("dataset")
     data_dir = config.data_dir or src.config.get("data_dir")
-    calibration = eval_images = eval_labels = encoded = None
+    validation = calibration = None
     if dataset:
-        if config.eval_images:
-            log(f"reading up to {config.eval_images} validation images of {dataset}")
-            encoded, eval_labels = data.encoded_eval_images(dataset, config.eval_images, data_dir)
-            eval_images = data.preprocess(encoded, src.image_size)
-        if "tflite_int8" in config.formats:
+        validation = (_validation(config, src, dataset, data_dir, log) if config.eval_images
+                      else report.Validation(images=[], dataset=dataset))
+        if any(f.needs_calibration for f in formats.load_all(config.formats)):
             log(f"reading {config.calibration_images} calibration images of {dataset}")
             calibration = data.calibration_images(dataset, src.image_size,
                                                   config.calibration_images, data_dir)
     else:
         log("no --dataset: the report will have sizes and latencies only")
-    return exporter.run_export(
-        src, config.export_dir, name, version=config.version, formats=config.formats,
-        int8_io=config.int8_io, calibration_images=calibration, eval_images=eval_images,
-        eval_labels=eval_labels, eval_encoded=encoded, dataset=dataset, top_k=config.top_k,
-        max_pixels=config.max_pixels, latency_repeats=config.latency_repeats, log=log)
+    return exporter.run_export(src, config.export_dir, name, config, validation=validation,
+                               calibration_images=calibration, log=log)
 
 
 def run(config, log=print):

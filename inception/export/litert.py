@@ -8,7 +8,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 
-METADATA_NAME = "inception_export"
+from inception.export.formats import METADATA_NAME
 
 
 def entry_name(value):

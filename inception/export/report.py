@@ -1,12 +1,19 @@
-"""The export report: for every exported variant its size, how far it is from the Keras model on
-the validation images (top-1 agreement, largest probability difference, accuracy) and its latency
-per image. Written as ``export_report.json`` next to the artifacts and printed as a table."""
+"""The export report: for every exported format its size, how far it is from the Keras model on
+the validation images (top-1 agreement, largest probability difference, accuracy) and its
+latency per image. Written as ``export_report.json`` next to the artifacts and printed as a table.
 
-import json
+``Reference`` holds the Keras model's answers and measures every format's row the same way.
+"""
+
+import dataclasses
 import os
 import time
 
 import numpy as np
+
+from inception import fileio
+
+BATCH = 32  # images per call when a runtime answers the validation images
 
 
 def path_size(path):
@@ -14,6 +21,12 @@ def path_size(path):
     if os.path.isfile(path):
         return os.path.getsize(path)
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+
+def batched(fn, items, batch_size=BATCH):
+    """``fn`` over ``items`` in slices of ``batch_size``, the answers concatenated."""
+    outputs = [np.asarray(fn(items[i:i + batch_size])) for i in range(0, len(items), batch_size)]
+    return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
 
 
 def agreement(reference, probabilities, labels=None):
@@ -46,13 +59,66 @@ def latency_ms(fn, repeats=20, warmup=3):
     return float(np.median(times) * 1000.0)
 
 
+@dataclasses.dataclass
+class Validation:
+    """The images every format is compared on: ``images`` float32 [N, S, S, 3] eval-preprocessed,
+    their ``labels`` (or None) and ``encoded`` bytes (or None), from ``dataset``."""
+    images: np.ndarray
+    labels: np.ndarray | None = None
+    encoded: list | None = None
+    dataset: str | None = None
+
+    def __post_init__(self):
+        self.images = np.asarray(self.images, np.float32)
+
+
+class Reference:
+    """The Keras model's probabilities on the validation images, and the one way every format's
+    row is measured against them (``measure``: agreement, then batch-1 latency)."""
+
+    def __init__(self, keras_predict, image_size, validation=None, repeats=20):
+        self.validation = validation if validation is not None and len(validation.images) else None
+        self.repeats = int(repeats)
+        self.sample = np.zeros((1, image_size, image_size, 3), np.float32)
+        self.probabilities = None
+        if self.validation is not None:
+            self.sample = self.validation.images[:1]
+            self.probabilities = batched(keras_predict, self.validation.images)
+        self.keras = self._keras_row(keras_predict)
+
+    def _keras_row(self, keras_predict):
+        row = {}
+        if self.validation is not None and self.validation.labels is not None:
+            row["top1_accuracy"] = float(np.mean(
+                self.probabilities.argmax(1) == self.validation.labels))
+        row["latency_ms_per_image"] = self.latency(lambda: keras_predict(self.sample))
+        return row
+
+    @property
+    def num_images(self):
+        return 0 if self.validation is None else int(len(self.validation.images))
+
+    def agreement(self, probabilities):
+        """Agreement of probabilities on the validation images ({} without them)."""
+        if self.validation is None:
+            return {}
+        return agreement(self.probabilities, probabilities, self.validation.labels)
+
+    def latency(self, fn):
+        return latency_ms(fn, self.repeats)
+
+    def measure(self, predict):
+        """A format's row: ``predict`` (float images -> probabilities) on the validation images,
+        then its batch-1 latency."""
+        row = {}
+        if self.validation is not None:
+            row.update(self.agreement(predict(self.validation.images)))
+        row["latency_ms_per_image"] = self.latency(lambda: predict(self.sample))
+        return row
+
+
 def write(report, path):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    return fileio.write_json(path, report)
 
 
 def _fmt(value, spec):

@@ -19,21 +19,19 @@ handle in the graph is one the restore op fills. Tracking the Keras variables th
 saves a copy of its TensorFlow variable, the restore op filled the copies, and the signatures read
 the originals, which nothing restored.
 
-A version is written into ``OUT/<name>/.tmp-<version>-<pid>`` and renamed into place only when
-complete (rename is atomic on one filesystem), so a server polling ``OUT/<name>`` never sees a
-half-written version: it ignores names that are not integers.
+``SavedModelFormat`` is the format (``inception.export.formats``): published alone as
+``OUT/<name>/<version>`` (``inception.export.versions``), and measured through the session loader,
+the path TF Serving and ``saved_model_cli`` take.
 """
 
 import os
-import re
-import shutil
-import tempfile
 
 import keras
 import tensorflow as tf
 
+from inception import fileio
 from inception.config import EXPORT_TOP_K, MAX_PIXELS
-from inception.export import decoding, warmup
+from inception.export import decoding, formats, report, session, warmup
 
 SIGNATURE_BYTES = "serving_default"
 SIGNATURE_IMAGES = "predict_images"
@@ -42,14 +40,11 @@ INPUT_BYTES = "image_bytes"
 INPUT_IMAGES = "images"
 OUTPUT_KEYS = ("probabilities", "top_k_ids", "top_k_scores", "top_k_labels")
 LABELS_ASSET = "labels.txt"
-_TMP = re.compile(r"^\.tmp-(\d+)-(\d+)$")
 
 
 def write_labels(path, labels):
     """One class name per line, in class-index order (the ``assets/labels.txt`` format)."""
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(labels) + "\n")
-    return path
+    return fileio.write_text(path, "\n".join(labels) + "\n")
 
 
 class ClassNames(tf.Module):
@@ -65,6 +60,12 @@ class ClassNames(tf.Module):
             labels_file, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
             tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, vocab_size=int(num_classes))
         self.table = tf.lookup.StaticHashTable(initializer, default_value="")
+        # Built eagerly, the initializer adds the op it gets back, None, to the global graph's
+        # table_initializer collection. Every later tf.function graph inherits the collection,
+        # and freezing one (tf2onnx does, after the SavedModel in the same export) then warns
+        # that it cannot serialize it. Nothing in TensorFlow 2 reads it: drop the None.
+        initializers = tf.compat.v1.get_collection_ref(tf.compat.v1.GraphKeys.TABLE_INITIALIZERS)
+        initializers[:] = [op for op in initializers if op is not None]
 
     def __call__(self, ids):
         return self.table.lookup(tf.cast(ids, tf.int64))
@@ -129,79 +130,10 @@ class ServingFunctions:
         return archive
 
 
-def existing_versions(base_dir):
-    """Integer version directories under ``OUT/<name>``."""
-    if not os.path.isdir(base_dir):
-        return []
-    return sorted(int(n) for n in os.listdir(base_dir)
-                  if n.isdigit() and os.path.isdir(os.path.join(base_dir, n)))
-
-
-def next_version(*base_dirs):
-    """One more than the highest version present in any of ``base_dirs`` (1 when none)."""
-    return max([0] + [v for d in base_dirs for v in existing_versions(d)]) + 1
-
-
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale_temporaries(base_dir):
-    """Deletes ``.tmp-<version>-<pid>`` left by exports that died (their pid is gone)."""
-    removed = []
-    if not os.path.isdir(base_dir):
-        return removed
-    for name in os.listdir(base_dir):
-        match = _TMP.match(name)
-        if match and not _pid_alive(int(match.group(2))):
-            shutil.rmtree(os.path.join(base_dir, name), ignore_errors=True)
-            removed.append(name)
-    return removed
-
-
-def publish(base_dir, version, write_fn):
-    """Runs ``write_fn(tmp_dir)`` then renames tmp_dir to ``base_dir/version``; returns that path.
-
-    On any error (or interruption) the temporary directory is removed and nothing is published.
-    """
-    os.makedirs(base_dir, exist_ok=True)
-    final = os.path.join(base_dir, str(int(version)))
-    if os.path.exists(final):
-        raise FileExistsError(f"version {version} already exists at {final}; pick another --version")
-    tmp = os.path.join(base_dir, f".tmp-{int(version)}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    try:
-        write_fn(tmp)
-        _fsync_tree(tmp)
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
-
-
-def _fsync_tree(root):
-    """Flushes every file so the renamed directory is complete on disk."""
-    for dirpath, _, files in os.walk(root):
-        for name in files:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-
 def write_saved_model(directory, source, model_name, top_k=EXPORT_TOP_K,
                       max_pixels=MAX_PIXELS, warmup_images=None):
     """Writes the SavedModel (signatures, labels asset, warmup file) into ``directory``."""
-    with tempfile.TemporaryDirectory() as scratch:
+    with fileio.local_scratch() as scratch:
         labels_file = write_labels(os.path.join(scratch, LABELS_ASSET), source.labels)
         functions = ServingFunctions(source.model, labels_file, source.image_size, top_k,
                                      max_pixels)
@@ -210,10 +142,49 @@ def write_saved_model(directory, source, model_name, top_k=EXPORT_TOP_K,
     return directory
 
 
-def export_saved_model(source, export_dir, model_name, version=None, **kwargs):
-    """Exports to ``export_dir/model_name/<version>`` atomically; returns (path, version)."""
-    base = os.path.join(export_dir, model_name)
-    remove_stale_temporaries(base)
-    version = next_version(base) if version is None else int(version)
-    path = publish(base, version, lambda tmp: write_saved_model(tmp, source, model_name, **kwargs))
-    return path, version
+class ServedClassifier:
+    """A SavedModel run as TF Serving runs it (``session.SessionModel``): preprocessed images or
+    encoded image bytes in, probabilities out."""
+
+    def __init__(self, path):
+        self.model = session.SessionModel(path)
+
+    def predict(self, images):
+        return report.batched(lambda x: self.model.run(SIGNATURE_IMAGES, images=x)[
+            "probabilities"], images)
+
+    def predict_bytes(self, encoded):
+        return report.batched(lambda b: self.model.run(SIGNATURE_BYTES, image_bytes=list(b))[
+            "probabilities"], list(encoded))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.model.close()
+
+
+class SavedModelFormat(formats.Format):
+    name = "saved_model"
+    servable = True
+
+    def write(self, inputs, path):
+        options = inputs.options
+        write_saved_model(path, inputs.source, inputs.name, top_k=options.top_k,
+                          max_pixels=options.max_pixels, warmup_images=inputs.warmup_images)
+
+    def open(self, path):
+        return ServedClassifier(path)
+
+    def fields(self, inputs, runner, reference):
+        row = {"signatures": list(SIGNATURES), "loader": "tf.compat.v1 session"}
+        validation = reference.validation
+        if validation is not None and validation.encoded:
+            by_bytes = reference.agreement(runner.predict_bytes(validation.encoded))
+            by_bytes["latency_ms_per_image"] = reference.latency(
+                lambda: runner.predict_bytes(validation.encoded[:1]))
+            row["image_bytes"] = by_bytes
+        return row
+
+
+FORMATS = {"saved_model": SavedModelFormat()}

@@ -1,4 +1,4 @@
-"""TFLite files for devices and a runner on the LiteRT interpreter (``ai-edge-litert``).
+"""TFLite files for devices; they run on the LiteRT interpreter (``litert.LiteRTClassifier``).
 
 Variants (``VARIANTS``):
 
@@ -13,10 +13,11 @@ Every file carries a flatbuffer metadata entry ``inception_export`` (the model's
 table, which the interpreter ignores): UTF-8 JSON with the class names in index order, the input
 size and the preprocessing, so a device needs nothing but the .tflite file. ``litert.read_metadata``
 reads it back.
+
+``FORMATS`` holds one ``TFLiteFormat`` per variant, ``tflite_<variant>`` (``inception.export.formats``).
 """
 
 import json
-import tempfile
 
 import keras
 import numpy as np
@@ -24,15 +25,23 @@ import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.tools import flatbuffer_utils
 
+from inception import fileio
 from inception.config import EVAL_CENTRAL_FRACTION, INT8_IO
 from inception.config import TFLITE_VARIANTS as VARIANTS
-from inception.export import litert
+from inception.export import formats, litert
 from inception.export.litert import METADATA_NAME
-
-
 
 # The one signature of the .tflite file (the key TFLite signature runners default to).
 SIGNATURE = "serving_default"
+INT8_INPUT = "int8 RGB [N, S, S, 3]: the [-1, 1] image quantised with the input scale/zero point"
+FLOAT_SAVED_MODEL = "float_saved_model"  # the scratch SavedModel every variant converts from
+
+
+def check_calibration(variant, images):
+    """int8 is calibrated on training images: refuses to start without them."""
+    if variant == "int8" and (images is None or len(images) == 0):
+        raise ValueError("tflite_int8 needs calibration images (training images of the dataset; "
+                         "pass --dataset for a .keras file)")
 
 
 def write_probabilities_saved_model(model, image_size, directory):
@@ -67,10 +76,9 @@ def convert(model, image_size, variant, representative_images=None, int8_io="flo
         raise ValueError(f"unknown TFLite variant {variant!r}; choose from {', '.join(VARIANTS)}")
     if int8_io not in INT8_IO:
         raise ValueError(f"int8_io must be one of {INT8_IO}; got {int8_io!r}")
-    if variant == "int8" and (representative_images is None or len(representative_images) == 0):
-        raise ValueError("int8 quantisation needs representative (calibration) images")
+    check_calibration(variant, representative_images)
     if saved_model_dir is None:
-        with tempfile.TemporaryDirectory() as scratch:
+        with fileio.local_scratch() as scratch:
             write_probabilities_saved_model(model, image_size, scratch)
             return convert(model, image_size, variant, representative_images, int8_io, scratch)
     # The converter's supported path for Keras 3 (the one keras' own LiteRT export takes):
@@ -120,16 +128,45 @@ def export_variant(source, variant, representative_images=None, int8_io="float",
     """
     flatbuffer = convert(source.model, source.image_size, variant, representative_images, int8_io,
                          saved_model_dir)
-    metadata = {
-        "labels": list(source.labels),
-        "image_size": source.image_size,
-        "input": "float32 RGB [N, S, S, 3] scaled to [-1, 1]" if variant != "int8" or int8_io == "float"
-                 else "int8 RGB [N, S, S, 3]: the [-1, 1] image quantised with the input scale/zero point",
-        "output": "class probabilities [N, C]",
-        "preprocessing": {"central_fraction": central_fraction, "resize": "bilinear",
-                          "range": [-1.0, 1.0]},
-        "variant": variant,
-        "dataset": source.config.get("dataset"),
-        "int8_io": int8_io if variant == "int8" else None,
-    }
+    integer_input = variant == "int8" and int8_io == "int8"
+    metadata = formats.file_metadata(
+        source, variant, INT8_INPUT if integer_input else formats.FLOAT_INPUT,
+        int8_io=int8_io if variant == "int8" else None, central_fraction=central_fraction)
     return add_metadata(flatbuffer, metadata)
+
+
+class TFLiteFormat(formats.Format):
+    """One variant; every variant converts from one float SavedModel written once per export."""
+
+    def __init__(self, variant):
+        self.variant = variant
+        self.name = f"tflite_{variant}"
+        self.needs_calibration = variant == "int8"
+
+    def check(self, inputs):
+        check_calibration(self.variant, inputs.calibration_images)
+
+    def filename(self, inputs):
+        integer_io = self.variant == "int8" and inputs.options.int8_io == "int8"
+        return f"{inputs.name}-{self.variant}{'-int8io' if integer_io else ''}.tflite"
+
+    def write(self, inputs, path):
+        source = inputs.source
+        saved_model_dir = inputs.shared(FLOAT_SAVED_MODEL, lambda directory: (
+            write_probabilities_saved_model(source.model, source.image_size, directory)))
+        fileio.write_bytes(path, export_variant(
+            source, self.variant, inputs.calibration_images, inputs.options.int8_io,
+            saved_model_dir=saved_model_dir))
+
+    def open(self, path):
+        return formats.opened(litert.LiteRTClassifier(path, num_threads=formats.THREADS))
+
+    def fields(self, inputs, runner, reference):
+        row = {"runtime": "ai_edge_litert.interpreter.Interpreter", "threads": formats.THREADS}
+        if self.variant == "int8":
+            row["int8_io"] = inputs.options.int8_io
+            row["calibration_images"] = int(len(inputs.calibration_images))
+        return row
+
+
+FORMATS = {f"tflite_{variant}": TFLiteFormat(variant) for variant in VARIANTS}

@@ -1,0 +1,117 @@
+"""The export formats behind one interface, and the registry that finds them by name.
+
+A format is a ``Format`` object: it refuses what it cannot write (``check``), names its file
+(``filename``), writes itself (``write``), opens a runner on what it wrote (``open``: a context
+manager whose ``predict`` maps float32 images [N, S, S, 3] to probabilities [N, C]) and adds its
+own fields to its report row (``fields``); the exporter measures every runner the same way
+(``report.Reference.measure``). A servable format (the SavedModel) is published alone as
+``OUT/<name>/<version>``; the others are files of ``OUT/<name>-artifacts/<version>``.
+
+``inception.config.EXPORT_FORMATS`` maps each format name to its module here; the module's
+``FORMATS`` dict maps the name to the object. A new format is one module and one line there.
+"""
+
+import contextlib
+import dataclasses
+import importlib
+import os
+
+import numpy as np
+
+from inception.config import EVAL_CENTRAL_FRACTION, EXPORT_FORMATS, ExportOptions, check_export_formats
+
+# Every runtime is measured on every core, as TensorFlow runs by default (LiteRT's interpreter
+# would take one thread, ONNX Runtime one per physical core).
+THREADS = os.cpu_count() or 1
+# The metadata entry every self-contained model file carries (``file_metadata``): a TFLite
+# flatbuffer's metadata table, an ONNX model's metadata_props.
+METADATA_NAME = "inception_export"
+
+
+@dataclasses.dataclass
+class Inputs:
+    """What every format may read while it writes itself."""
+    source: object  # an ExportSource: model, labels, image size, the run's config
+    name: str  # the model name: OUT/<name>
+    options: ExportOptions
+    scratch: str  # a local directory for intermediate files, removed after the export
+    calibration_images: np.ndarray | None = None  # float32 [N, S, S, 3] training images
+    warmup_images: list | None = None  # encoded images TF Serving replays at load
+    _shared: dict = dataclasses.field(default_factory=dict)
+
+    def shared(self, key, write):
+        """A scratch directory written once by ``write(directory)`` and shared by every format
+        that asks for ``key`` (the float SavedModel the TFLite variants convert from)."""
+        if key not in self._shared:
+            directory = os.path.join(self.scratch, key)
+            os.makedirs(directory)
+            write(directory)
+            self._shared[key] = directory
+        return self._shared[key]
+
+
+class Format:
+    """One export format; subclasses set ``name`` and implement ``filename``, ``write``, ``open``."""
+    name = None
+    servable = False  # True: published alone as OUT/<name>/<version>, where TF Serving looks
+    needs_calibration = False  # True: reads Inputs.calibration_images
+
+    def check(self, inputs):
+        """Raises ValueError for what cannot be written, before anything is."""
+
+    def filename(self, inputs):
+        """The file name inside OUT/<name>-artifacts/<version>."""
+        raise NotImplementedError
+
+    def write(self, inputs, path):
+        raise NotImplementedError
+
+    def open(self, path):
+        """A context manager giving a runner with ``predict(images) -> probabilities``."""
+        raise NotImplementedError
+
+    def fields(self, inputs, runner, reference):
+        """The format's own fields of its report row."""
+        return {}
+
+
+def load(name):
+    """The ``Format`` registered as ``name``; ValueError naming a missing package."""
+    check_export_formats([name])
+    try:
+        module = importlib.import_module(f"inception.export.{EXPORT_FORMATS[name]}")
+    except ModuleNotFoundError as err:
+        if err.name and err.name.split(".")[0] == "inception":
+            raise
+        raise ValueError(f"--formats={name} needs the Python package {err.name!r}, which is not "
+                         f"installed (pip install it, or leave {name} out of --formats)") from err
+    return module.FORMATS[name]
+
+
+def load_all(names):
+    return [load(name) for name in check_export_formats(names)]
+
+
+def file_metadata(source, variant, input_description, int8_io=None,
+                  central_fraction=EVAL_CENTRAL_FRACTION):
+    """What a self-contained model file (TFLite, ONNX) carries so a device needs nothing else:
+    the class names in index order, the input size and the preprocessing."""
+    return {
+        "labels": list(source.labels),
+        "image_size": source.image_size,
+        "input": input_description,
+        "output": "class probabilities [N, C]",
+        "preprocessing": {"central_fraction": central_fraction, "resize": "bilinear",
+                          "range": [-1.0, 1.0]},
+        "variant": variant,
+        "dataset": source.config.get("dataset"),
+        "int8_io": int8_io,
+    }
+
+
+FLOAT_INPUT = "float32 RGB [N, S, S, 3] scaled to [-1, 1]"
+
+
+def opened(runner):
+    """A context manager for a runner that holds nothing to close."""
+    return contextlib.nullcontext(runner)
