@@ -75,6 +75,10 @@ class Format:
         return {}
 
 
+# The pyproject extra that brings each format module's packages.
+_EXTRAS = {"saved_model": "serving", "tflite": "tflite", "onnx": "onnx"}
+
+
 def load(name):
     """The ``Format`` registered as ``name``; ValueError naming a missing package."""
     check_export_formats([name])
@@ -83,8 +87,10 @@ def load(name):
     except ModuleNotFoundError as err:
         if err.name and err.name.split(".")[0] == "inception":
             raise
+        extra = _EXTRAS.get(EXPORT_FORMATS[name], "all")
         raise ValueError(f"--formats={name} needs the Python package {err.name!r}, which is not "
-                         f"installed (pip install it, or leave {name} out of --formats)") from err
+                         f"installed: pip install 'inception[{extra}]', or leave {name} out of "
+                         "--formats") from err
     return module.FORMATS[name]
 
 
