@@ -158,7 +158,7 @@ def _define(name, text):
 for _name, _text in _HELP.items():
     _define(_name, _text)
 
-NAMES = tuple(_HELP)  # every flag of this module is a config field, and every field a flag
+NAMES = tuple(_HELP)  # every config field is a flag, and every flag but --config a field
 assert set(NAMES) == set(_D), sorted(set(NAMES) ^ set(_D))
 
 

@@ -152,7 +152,7 @@ def test_wheel_requires_the_library_only_and_offers_extras(wheel):
     assert {"pytest", "tensorboard"} <= by_extra["test"]
     assert {"matplotlib"} == by_extra["report"] and {"scikit-learn"} == by_extra["digits"]
     assert {"tensorflow-serving-api"} == by_extra["serving"] and {"ai-edge-litert"} == by_extra["tflite"]
-    assert {"tf2onnx", "onnxruntime"} == by_extra["onnx"] and {"safetensors"} == by_extra["weights"]
+    assert {"tf2onnx", "onnxruntime", "onnx"} == by_extra["onnx"] and {"safetensors"} == by_extra["weights"]
 
 
 def test_wheel_holds_the_code_configs_and_data_files(wheel):

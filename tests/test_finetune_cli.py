@@ -56,12 +56,19 @@ def _source(num_classes, images, path):
     return {v.path: np.array(v) for v in model.weights if "seed_generator" not in v.path}
 
 
+FINETUNE_SEED = 0
+
+
 @pytest.fixture(scope="module")
 def finetuned(tmp_path_factory, data_dir):
     """Sources saved, then a --mode=train fine-tuning run of 2 epochs x 15 steps from one."""
     from inception import train
     from inception.config import TrainConfig
 
+    import keras
+
+    # Seeded and deterministic: the "it learns" figures below are one measured run, not a draw.
+    keras.utils.set_random_seed(FINETUNE_SEED)
     root = tmp_path_factory.mktemp("finetune")
     images = _digits(data_dir)
     sources = {"7": str(root / "source7.keras"), "10": str(root / "source10.keras")}
@@ -71,7 +78,8 @@ def finetuned(tmp_path_factory, data_dir):
         mode="train", dataset="sklearn_digits", data_dir=data_dir, model_dir=str(root / "run"),
         aux_logits=False, batch_size=32, steps_per_epoch=15, epochs=2, learning_rate=0.02,
         bn_momentum=0.9, ema_decay=0.9, progress=False, checkpoint_every_steps=1000,
-        init_weights=sources["7"], freeze_up_to=FREEZE, bn_inference=True, **MODEL))
+        init_weights=sources["7"], freeze_up_to=FREEZE, bn_inference=True,
+        deterministic=True, seed=FINETUNE_SEED, **MODEL))
     strategy = train.setup(config)
     plan = train.check_runtime(config, strategy)
     trainer = train.Trainer(config, strategy, plan)
@@ -127,7 +135,8 @@ def test_frozen_blocks_and_bn_statistics_do_not_move_and_it_learns(finetuned):
     moved = [p for p in trainable if not np.array_equal(final[p], initial[p])]
     assert len(moved) == len(trainable)
     # It learns: the loss falls from the first epoch to the second, and the EMA model is well
-    # above chance (0.1) on the held-out digits after 30 steps from random features (measured 0.36).
+    # above chance (0.1) on the held-out digits after 30 steps from random features: measured
+    # 0.38 at seed 0 (losses 3.15 -> 2.87), 0.28-0.37 at seeds 1-3, so 0.2 is not a coin toss.
     import csv
     with open(os.path.join(finetuned.config.run.model_dir, "metrics.csv")) as f:
         losses = [float(r["loss"]) for r in csv.DictReader(f)]

@@ -65,7 +65,7 @@ def tiny(tmp_path_factory):
     saved as .keras, exported as a SavedModel and as .tflite (metadata crop 0.75)."""
     import keras
 
-    from inception.export import saved_model, source, tflite
+    from inception.export import saved_model, source, tflite, versions
     from inception.weights import LabeledDense
 
     keras.utils.set_random_seed(7)
@@ -80,7 +80,8 @@ def tiny(tmp_path_factory):
     path = str(root / "tiny.keras")
     model.save(path)
     src = source.from_model(model, LABELS)
-    saved, _ = saved_model.export_saved_model(src, str(root / "exports"), "tiny")
+    saved = versions.publish(str(root / "exports" / "tiny"), 1,
+                             lambda d: saved_model.write_saved_model(d, src, "tiny"))
     lite = root / "tiny-fp32.tflite"
     lite.write_bytes(tflite.export_variant(src, "fp32", central_fraction=0.75))
     return {"model": model, "keras": path, "saved_model": saved,

@@ -95,7 +95,8 @@ def _flag_values():
 
     values = absl_flags.FlagValues()
     for flag in train_flags.FLAGS.get_flags_for_module(train_flags.__name__):
-        values[flag.name] = flag
+        if flag.name != "config":  # --config=NAME names a file of flags; it is not a field
+            values[flag.name] = flag
     return values, train_flags
 
 
