@@ -96,12 +96,19 @@ def _temporary_name(path):
 
 def write_bytes(path, data):
     """``path`` <- ``data`` (bytes), atomically and durably (the module's rule)."""
+    return write_chunks(path, [data])
+
+
+def write_chunks(path, chunks):
+    """``path`` <- the concatenation of ``chunks`` (an iterable of bytes), atomically and durably;
+    only one chunk is in memory at a time (a 1 GB checkpoint copies in 16 MB pieces)."""
     tmp = _temporary_name(path)
     if is_local(path):
         local, tmp = _local(path), _local(tmp)
         try:
             with open(tmp, "wb") as f:
-                f.write(data)
+                for chunk in chunks:
+                    f.write(chunk)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, local)
@@ -113,12 +120,28 @@ def write_bytes(path, data):
     gfile = _gfile()
     try:
         with gfile.GFile(tmp, "wb") as f:
-            f.write(data)
+            for chunk in chunks:
+                f.write(chunk)
         gfile.rename(tmp, path, overwrite=True)
     finally:
         if gfile.exists(tmp):
             gfile.remove(tmp)
     return path
+
+
+CHUNK_BYTES = 16 << 20
+
+
+def read_chunks(path, size=None):
+    """The bytes of ``path`` (any file system) in pieces of at most ``size`` (``CHUNK_BYTES``)."""
+    size = size or CHUNK_BYTES
+    opener = open(_local(path), "rb") if is_local(path) else _gfile().GFile(path, "rb")
+    with opener as f:
+        while True:
+            chunk = f.read(size)
+            if not chunk:
+                return
+            yield chunk
 
 
 def write_text(path, text):
@@ -131,8 +154,8 @@ def write_json(path, payload):
 
 
 def copy_file(source, target):
-    """Copies a file (any file systems) to ``target`` atomically."""
-    return write_bytes(target, read_bytes(source))
+    """Copies a file (any file systems) to ``target`` atomically, streaming it."""
+    return write_chunks(target, read_chunks(source))
 
 
 @contextlib.contextmanager
@@ -150,8 +173,7 @@ def save_keras(model, path):
     with local_scratch() as scratch:
         local = os.path.join(scratch, os.path.basename(os.fspath(path)))
         model.save(local)
-        with open(local, "rb") as f:
-            return write_bytes(path, f.read())
+        return copy_file(local, path)
 
 
 def publish_dir(final, write_fn):

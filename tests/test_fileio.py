@@ -36,6 +36,20 @@ def test_write_read_and_publish(root, tmp_path):
         fileio.publish_dir(final, write)
 
 
+@pytest.mark.parametrize("target_root", ["local", "ram://fileio-copy"])
+def test_copy_streams_in_pieces_and_keeps_every_byte(target_root, tmp_path, monkeypatch):
+    data = os.urandom(100_003)  # not a multiple of the piece size: the last piece is short
+    source = tmp_path / "source.bin"
+    source.write_bytes(data)
+    monkeypatch.setattr(fileio, "CHUNK_BYTES", 4096)
+    pieces = list(fileio.read_chunks(str(source), size=4096))
+    assert len(pieces) == 25 and max(map(len, pieces)) == 4096 and b"".join(pieces) == data
+    root = str(tmp_path) if target_root == "local" else target_root
+    target = fileio.join(root, "copied.bin")
+    fileio.copy_file(str(source), target)
+    assert fileio.read_bytes(target) == data
+
+
 def test_a_failed_publish_leaves_nothing(tmp_path):
     def fail(directory):
         open(os.path.join(directory, "partial"), "w").close()
