@@ -99,9 +99,9 @@ def _died_section(series, verdict, figure):
         peak = float(max(s["died"])) if s["died"].size else None
         last = float(s["died"][-1]) if s["died"].size else None
         loss = float(s["loss"][-1]) if s["loss"].size else None
-        lines.append(f"| {name} | {s['labels']['residual_scales']} | {s['labels']['learning_rate']} "
-                     f"| {s['state']} | {report._fmt(peak)} | {report._fmt(last)} | "
-                     f"{report._fmt(loss)} |")
+        cells = [name, s["labels"]["residual_scales"], s["labels"]["learning_rate"], s["state"],
+                 *(report.format_value(v) for v in (peak, last, loss))]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return lines + ["", f"![{figure}]({figure})", ""]
 
 

@@ -221,5 +221,5 @@ def judge_cost(rows):
     return "inconclusive", detail
 
 
-def _fmt(value, spec=".4f"):
+def format_value(value, spec=".4f"):
     return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else format(value, spec)
