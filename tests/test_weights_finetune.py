@@ -46,6 +46,10 @@ def _steps(model, steps, seed=1):
 
 def test_starts_from_the_weights_with_a_new_head_and_frozen_blocks(published):
     path, values = published
+    # Seeded: the new head's draw and dropout's masks. Unseeded, the draw depended on the tests
+    # run before (one order under pytest-xdist ended at 0.52 of the first loss); seeds 0-4 end at
+    # 0.29, 0.05, 0.24, 0.18, 0.07 of it.
+    keras.utils.set_random_seed(0)
     model = models.build("inception_v4", num_classes=3, **SMALL)
     report = load_initial_weights(model, path, new_head=True, freeze_up_to="reduction_b")
     assert model.get_layer("predictions").units == 3
