@@ -5,6 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
+# Two pytest-xdist workers: the suite is mostly single-threaded tracing and subprocess start-up,
+# so two workers on 2 cores take 0.68 of one's time; a third was slower (BUILD_NOTES "Test suite
+# time").
+TEST_WORKERS ?= 2
+
 .PHONY: demo test test-slow venv clean
 
 venv: $(STAMP)
@@ -27,7 +32,7 @@ demo: $(STAMP)
 	$(PY) tools/predict_tflite.py --model=exports/irv2-artifacts/$$(ls exports/irv2-artifacts | sort -n | tail -1)/irv2-int8.tflite --validation_images=4 --data_dir=data
 
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow tests

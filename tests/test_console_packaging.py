@@ -64,7 +64,8 @@ def _pins():
 
 
 # Pinned in the lock without being declared: installed through a declared package.
-TRANSITIVE_PINS = {"jaxlib": "jax's compiled half, pinned with jax (the [test] extra)"}
+TRANSITIVE_PINS = {"jaxlib": "jax's compiled half, pinned with jax (the [test] extra)",
+                   "execnet": "pytest-xdist's transport, pinned with it (the [test] extra)"}
 # The library's hard requirements; every other package is optional (an extra).
 HARD = {"tensorflow", "keras", "tensorflow-datasets", "importlib-resources", "absl-py", "numpy"}
 EXTRAS = {"digits", "serving", "tflite", "onnx", "weights", "report", "test", "all"}
