@@ -20,6 +20,7 @@ pipeline's evaluation. An image that cannot be used is answered with an ``ImageE
 images are still classified.
 """
 
+import abc
 import dataclasses
 import os
 
@@ -64,7 +65,7 @@ def error_reason(err):
     return message.strip().splitlines()[0] if message.strip() else type(err).__name__
 
 
-class Predictor:
+class Predictor(abc.ABC):
     """Encoded images -> probabilities. Subclasses say how the model runs (``classify``)."""
 
     format = None
@@ -94,9 +95,9 @@ class Predictor:
         except tf.errors.InvalidArgumentError as err:
             raise ImageError(error_reason(err)) from None
 
+    @abc.abstractmethod
     def classify(self, images):
         """float32 [N, S, S, 3] -> probabilities float32 [N, C]."""
-        raise NotImplementedError
 
     def predict(self, encoded_images):
         """A list of encoded images -> one entry each: probabilities [C] or an ImageError."""
@@ -173,6 +174,16 @@ class SavedModelPredictor(Predictor):
 
     def describe(self):
         return {**super().describe(), "central_fraction": "in the SavedModel's graph"}
+
+    def classify(self, images):
+        """Preprocessed images through the ``predict_images`` signature."""
+        import tensorflow as tf
+
+        from inception.export import saved_model
+
+        signature = self.loaded.signatures[saved_model.SIGNATURE_IMAGES]
+        out = signature(**{saved_model.INPUT_IMAGES: tf.constant(images, tf.float32)})
+        return np.asarray(out["probabilities"])
 
     def predict(self, encoded_images):
         import tensorflow as tf

@@ -146,6 +146,9 @@ def test_saved_model_and_tflite_answer_like_the_model(tiny, images):
         for name in ("wide.png", "grey.jpg"):
             answer = predict.classify_files(predictor, [images[name][0]], k=3)[0]
             _check(answer, _expected(model, images[name][1]), LABELS, atol=1e-5)
+    # Preprocessed images go through the predict_images signature: the model's answer.
+    batch = np.concatenate([_uniform(images[n][1]) for n in ("wide.png", "grey.jpg")])
+    np.testing.assert_allclose(predictor.classify(batch), np.asarray(model(batch)), atol=1e-5)
     # The .tflite file's metadata says crop 0.75: ring.png's border is exactly what that removes.
     lite = predict.load(tiny["tflite"])
     assert lite.format == predict.FORMAT_TFLITE and lite.central_fraction == 0.75

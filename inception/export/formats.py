@@ -11,6 +11,7 @@ own fields to its report row (``fields``); the exporter measures every runner th
 ``FORMATS`` dict maps the name to the object. A new format is one module and one line there.
 """
 
+import abc
 import contextlib
 import dataclasses
 import importlib
@@ -50,8 +51,9 @@ class Inputs:
         return self._shared[key]
 
 
-class Format:
-    """One export format; subclasses set ``name`` and implement ``filename``, ``write``, ``open``."""
+class Format(abc.ABC):
+    """One export format; subclasses set ``name`` and implement ``write`` and ``open``, and
+    ``filename`` unless ``servable``."""
     name = None
     servable = False  # True: published alone as OUT/<name>/<version>, where TF Serving looks
     needs_calibration = False  # True: reads Inputs.calibration_images
@@ -61,14 +63,15 @@ class Format:
 
     def filename(self, inputs):
         """The file name inside OUT/<name>-artifacts/<version>."""
-        raise NotImplementedError
+        raise TypeError(f"the {self.name} format publishes a directory and names no file")
 
+    @abc.abstractmethod
     def write(self, inputs, path):
-        raise NotImplementedError
+        """Writes the format's file (or, if ``servable``, directory) at ``path``."""
 
+    @abc.abstractmethod
     def open(self, path):
         """A context manager giving a runner with ``predict(images) -> probabilities``."""
-        raise NotImplementedError
 
     def fields(self, inputs, runner, reference):
         """The format's own fields of its report row."""
