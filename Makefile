@@ -6,8 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
 # Two pytest-xdist workers: the suite is mostly single-threaded tracing and subprocess start-up,
-# so two workers on 2 cores take 0.68 of one's time; a third was slower (BUILD_NOTES "Test suite
-# time").
+# so two workers on 2 cores take 0.68-0.76 of one's time; a third was slower (BUILD_NOTES "Test
+# suite time").
 TEST_WORKERS ?= 2
 
 .PHONY: demo test test-slow venv clean

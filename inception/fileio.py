@@ -65,11 +65,12 @@ def listdir(path):
     return os.listdir(_local(path)) if is_local(path) else _gfile().listdir(path)
 
 
+def _open_for_reading(path):
+    return open(_local(path), "rb") if is_local(path) else _gfile().GFile(path, "rb")
+
+
 def read_bytes(path):
-    if is_local(path):
-        with open(_local(path), "rb") as f:
-            return f.read()
-    with _gfile().GFile(path, "rb") as f:
+    with _open_for_reading(path) as f:
         return f.read()
 
 
@@ -135,8 +136,7 @@ CHUNK_BYTES = 16 << 20
 def read_chunks(path, size=None):
     """The bytes of ``path`` (any file system) in pieces of at most ``size`` (``CHUNK_BYTES``)."""
     size = size or CHUNK_BYTES
-    opener = open(_local(path), "rb") if is_local(path) else _gfile().GFile(path, "rb")
-    with opener as f:
+    with _open_for_reading(path) as f:
         while True:
             chunk = f.read(size)
             if not chunk:
