@@ -51,6 +51,15 @@ def parse_residual_scales(value):
     return tuple(float(p) for p in parts)
 
 
+def parse_repeats(value):
+    """['1', '2', '1'] (the flag's form), integers, 'a,b,c' or None/empty -> integers or None (the
+    paper's block counts)."""
+    if value is None or len(value) == 0:
+        return None
+    parts = value.split(",") if isinstance(value, str) else value
+    return tuple(int(str(p).strip()) for p in parts)
+
+
 def _positive(kind="a positive number"):
     return lambda v: v > 0, "--{name} must be " + kind
 
@@ -89,6 +98,14 @@ def _check_residual_scales(value):
     except ValueError:
         return False
     return scales is None or (len(scales) == 3 and all(s > 0 for s in scales))
+
+
+def _check_repeats(value):
+    try:
+        repeats = parse_repeats(value)
+    except ValueError:
+        return False
+    return repeats is None or (len(repeats) == 3 and all(n >= 1 for n in repeats))
 
 
 def _check_init_weights(path):
@@ -131,6 +148,8 @@ FIELD_CHECKS = {
     "width_multiplier": _positive(),
     "residual_scales": (_check_residual_scales, "--residual_scales must be three positive "
                         "numbers A,B,C (e.g. 0.17,0.10,0.20)"),
+    "repeats": (_check_repeats, "--repeats must be three positive integers A,B,C (the numbers "
+                "of A, B and C blocks, e.g. 1,2,1; empty: the paper's)"),
     "dropout_rate": _in_range(0.0, 1.0),
     "bn_momentum": _in_range(0.0, 1.0, lo_open=True),
     "bn_epsilon": _positive(),
@@ -170,6 +189,10 @@ CROSS_CHECKS = (
      "--variant must fit --model: inception_resnet_v2 takes 'release' or 'paper', "
      "inception_v4 and inception_resnet_v1 only 'paper' (or leave --variant empty)"),
     (("model", "freeze_up_to"), _check_freeze_up_to, ""),
+    # A .keras model of this project carries its own layout; the published files the paper's.
+    (("repeats", "init_weights"),
+     lambda f: not f["repeats"] or not f["init_weights"] or f["init_weights"].endswith(".keras"),
+     "--init_weights of a published file needs the paper's block counts: leave --repeats empty"),
     (("strategy", "tpu"), lambda f: f["strategy"] != "tpu" or bool(f["tpu"]),
      "--strategy=tpu needs --tpu=NAME (the TPU name or grpc:// address; 'local' on a TPU VM)"),
     (("strategy", "num_cpu_devices"),
@@ -225,6 +248,7 @@ class ModelConfig:
     image_size: int = _networks.IMAGE_SIZE
     width_multiplier: float = 1.0
     residual_scales: tuple = None  # None: the released networks.RESIDUAL_SCALES
+    repeats: tuple = None  # None: the paper's numbers of A, B and C blocks (NetworkSpec.repeats)
     dropout_rate: float = _R["dropout_rate"]
     bn_momentum: float = _networks.BN_MOMENTUM
     bn_epsilon: float = _networks.BN_EPSILON
@@ -238,6 +262,12 @@ class ModelConfig:
     def __post_init__(self):
         _validate(self)
         object.__setattr__(self, "residual_scales", parse_residual_scales(self.residual_scales))
+        # The paper's own counts are no change: None, so a run names its network one way.
+        repeats = parse_repeats(self.repeats)
+        variant = self.variant or _networks.DEFAULT_VARIANT[self.name]
+        if repeats == _networks.spec(self.name, variant).repeats:
+            repeats = None
+        object.__setattr__(self, "repeats", repeats)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,8 @@ the last feature map before global pooling is the output of the layer named ``fe
 Pure Keras 3: no TensorFlow import.
 """
 
+import dataclasses
+
 import keras
 
 from inception import blocks, networks
@@ -39,6 +41,7 @@ def build(
     dropout_rate=0.2,
     residual_scales=None,
     width_multiplier=1.0,
+    repeats=None,
     bn_momentum=BN_MOMENTUM,
     bn_epsilon=BN_EPSILON,
     weight_decay=0.0,
@@ -68,6 +71,9 @@ def build(
         residual_scales: (a, b, c) scales of the Inception-ResNet blocks; None: the spec's
             (the released code's 0.17, 0.10, 0.20).
         width_multiplier: scales every filter count (1.0 is the paper).
+        repeats: (a, b, c) numbers of A, B and C blocks; None: the paper's (``NetworkSpec.repeats``,
+            e.g. 5, 10, 5 for Inception-ResNet-v1). Fewer blocks make a shallower network of the
+            same design for quick experiments; published weights need the paper's counts.
         bn_momentum, bn_epsilon: BatchNorm moving-average decay and epsilon.
         weight_decay: slim-convention L2 decay on every kernel (4e-5 in the paper's recipe), and on
             the biases with ``decay_biases``.
@@ -86,6 +92,10 @@ def build(
     spec = networks.spec(name, variant)
     _check_arguments(input_shape, width_multiplier, pooling, include_top, num_classes, aux_logits, dropout_rate,
                      residual_scales)
+    spec = with_repeats(spec, repeats)
+    if weights is not None and spec.repeats != networks.spec(name, variant).repeats:
+        raise ValueError(f"weights={weights!r} need the paper's block counts "
+                         f"{networks.spec(name, variant).repeats}; leave repeats out")
     options = ConvOptions(
         width_multiplier=width_multiplier,
         bn_momentum=bn_momentum,
@@ -106,6 +116,17 @@ def build(
     else:
         outputs = _pooled(features, pooling)
     return _with_weights(keras.Model(inputs, outputs, name=spec.model_name), weights)
+
+
+def with_repeats(spec, repeats):
+    """``spec`` with ``repeats`` A, B and C blocks (None: unchanged); ValueError unless three
+    positive integers."""
+    if repeats is None:
+        return spec
+    repeats = tuple(repeats)
+    if len(repeats) != 3 or not all(isinstance(n, int) and n >= 1 for n in repeats):
+        raise ValueError(f"repeats must be three positive integers (A, B, C blocks), got {repeats!r}")
+    return dataclasses.replace(spec, repeats=repeats)
 
 
 def _pooled(features, pooling):
@@ -234,10 +255,10 @@ def _inception_resnet(spec, scales):
         yield "conv_7b", None, (spec.final_conv,), {}
 
 
-def layout_block_names(name, variant=None):
+def layout_block_names(name, variant=None, repeats=None):
     """``block_names`` of the network ``name`` / ``variant`` read from its spec, without building
     it (to check a block name, e.g. a freezing point, before any heavy work)."""
-    return list(networks.spec(name, variant).block_names)
+    return list(with_repeats(networks.spec(name, variant), repeats).block_names)
 
 
 def block_names(model):

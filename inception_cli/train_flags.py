@@ -54,6 +54,9 @@ _HELP = {
     "width_multiplier": "Scales every filter count (1.0 is the paper).",
     "residual_scales": "Inception-ResNet residual scales A,B,C (empty: the released "
                        f"{_RELEASED_SCALES}).",
+    "repeats": "Numbers of A, B and C blocks (empty: the paper's, e.g. 5,10,5 for "
+               "Inception-ResNet-v1). Fewer make a shallower network of the same design for quick "
+               "experiments; published --init_weights need the paper's.",
     "dropout_rate": "Dropout before the classifier (paper: keep 0.8).",
     "bn_momentum": "BatchNorm moving-average decay.",
     "bn_epsilon": "BatchNorm epsilon.",
@@ -137,11 +140,11 @@ _HELP = {
 
 def _define(name, text):
     """One flag: its kind from the config default's type (the flag forms of the two tuples:
-    a list for residual_scales, a 'lo,hi' string for area_range)."""
+    a list for residual_scales and repeats, a 'lo,hi' string for area_range)."""
     default = _D[name]
     if name in _CHOICES:
         flags.DEFINE_enum(name, default, _CHOICES[name], text)
-    elif name == "residual_scales":
+    elif name in ("residual_scales", "repeats"):
         flags.DEFINE_list(name, [str(s) for s in default or ()], text)
     elif name == "area_range":
         flags.DEFINE_string(name, ",".join(str(v) for v in default or ()), text)

@@ -21,15 +21,16 @@ def digits_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, digits_dir):
     """One in-process train_and_eval run shared by the training, evaluation and fine-tuning tests
-    (graph tracing makes every training run cost ~40 s here): IRv1 x0.1 with the aux head, 3
-    epochs of 20 steps. Returns (config, strategy, summary); the run directory is named 'demo'."""
+    (graph tracing makes every training run cost ~11-40 s here): IRv1 x0.1 with one block per
+    stage (training_runs.SHALLOW) and the aux head, 3 epochs of 20 steps. Returns (config, strategy, summary); the run directory is named 'demo'."""
     from inception import train
     from inception.config import TrainConfig
+    from training_runs import SHALLOW
 
     model_dir = str(tmp_path_factory.mktemp("trained") / "demo")
     config = TrainConfig.from_flat(dict(
         mode="train_and_eval", model="inception_resnet_v1", width_multiplier=0.1, image_size=75,
-        dataset="sklearn_digits", data_dir=digits_dir, model_dir=model_dir, batch_size=32,
+        repeats=SHALLOW, dataset="sklearn_digits", data_dir=digits_dir, model_dir=model_dir, batch_size=32,
         steps_per_epoch=20, epochs=3, learning_rate=0.045, bn_momentum=0.9, ema_decay=0.9,
         aux_logits=True, checkpoint_every_steps=25, keep_checkpoints=2, log_every_steps=5,
         progress=False, warmup_epochs=0.5, seed=3))

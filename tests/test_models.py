@@ -202,11 +202,40 @@ def test_count_macs_counts_a_known_layer():
         (dict(name="inception_v4", include_top=False, pooling="sum"), "'avg', 'max' or None"),
         (dict(name="inception_v4", include_top=False, aux_logits=True), "include_top"),
         (dict(name="inception_v4", residual_scales=(0.1, 0.2)), "three numbers"),
+        (dict(name="inception_v4", repeats=(1, 2)), "three positive integers"),
+        (dict(name="inception_v4", repeats=(1, 0, 1)), "three positive integers"),
+        (dict(name="inception_v4", repeats=(1, 1, 1), weights="imagenet"),
+         "need the paper's block counts (4, 7, 3)"),
     ],
 )
 def test_bad_options_raise_a_value_error_that_says_what_is_allowed(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         models.build(**kwargs)
+
+
+def test_repeats_change_only_how_many_blocks_each_stage_has():
+    """A shallower network of the same design (the training tests' ``--repeats=1,1,1``): the
+    blocks it keeps are the full network's, configured alike, and its weights are the full
+    network's less the blocks left out."""
+    options = dict(input_shape=(75, 75, 3), width_multiplier=0.125, num_classes=10, aux_logits=True)
+    full = models.build("inception_resnet_v2", **options)
+    shallow = models.build("inception_resnet_v2", repeats=(1, 2, 1), **options)
+    assert models.block_names(shallow) == [
+        "stem", "inception_resnet_a_1", "reduction_a", "inception_resnet_b_1",
+        "inception_resnet_b_2", "reduction_b", "inception_resnet_c_1", "inception_resnet_c_2",
+        "conv_7b"]  # the released network's linear C block and 1x1 convolution stay
+    assert models.layout_block_names("inception_resnet_v2", repeats=(1, 2, 1)) == models.block_names(shallow)
+    # The linear C block is the last C block: the full network's tenth.
+    counterpart = {"inception_resnet_c_2": "inception_resnet_c_10"}
+    for name in models.block_names(shallow) + ["aux_logits", "predictions"]:
+        mine = dict(shallow.get_layer(name).get_config(), name=None)
+        theirs = dict(full.get_layer(counterpart.get(name, name)).get_config(), name=None)
+        assert mine == theirs, name
+    kept = {counterpart.get(n, n) for n in models.block_names(shallow)}
+    left_out = set(models.block_names(full)) - kept
+    assert len(left_out) == 9 + 18 + 8
+    removed = sum(full.get_layer(n).count_params() for n in left_out)
+    assert shallow.count_params() == full.count_params() - removed
 
 
 @pytest.mark.parametrize("name", ["inception_v4", "inception_resnet_v2"])

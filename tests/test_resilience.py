@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pytest
 
-from training_runs import (SMALL, checkpoint_steps, fingerprints, finish, free_ports,
+from training_runs import (SHALLOW, SMALL, checkpoint_steps, fingerprints, finish, free_ports,
                            model_weights, no_grappler, run, start)
 
 FAST = ["--test_no_grappler"]
@@ -196,7 +196,7 @@ def test_run_directory_on_ram_fs_with_fractional_epochs(tmp_path, data_dir, caps
     model_dir = "ram://resilience/run"
     config = TrainConfig.from_flat(dict(
         mode="train", model="inception_resnet_v1", width_multiplier=0.1, image_size=75,
-        aux_logits=False, dataset="sklearn_digits", data_dir=data_dir, model_dir=model_dir,
+        repeats=SHALLOW, aux_logits=False, dataset="sklearn_digits", data_dir=data_dir, model_dir=model_dir,
         batch_size=8, steps_per_epoch=4, learning_rate=0.02, bn_momentum=0.9, ema_decay=0.9,
         checkpoint_every_steps=100, log_every_steps=1, progress=False, seed=2))
     strategy = train.setup(config)

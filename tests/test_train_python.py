@@ -28,7 +28,7 @@ tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 def run(model_dir):
     cfg = config.TrainConfig(
         model=config.ModelConfig(name="inception_resnet_v1", width_multiplier=0.1, image_size=75,
-                                 aux_logits=True, bn_momentum=0.9),
+                                 repeats=(1, 1, 1), aux_logits=True, bn_momentum=0.9),
         data=config.DataConfig(dataset="sklearn_digits", data_dir=sys.argv[1]),
         recipe=config.RecipeConfig(batch_size=16, steps_per_epoch=2, epochs=1, ema_decay=0.9),
         run=config.RunConfig(mode="train", model_dir=model_dir, progress=False, seed=1,
@@ -118,6 +118,10 @@ BAD = [
     (dict(strategy="tpu"), "--strategy=tpu needs --tpu"),
     (dict(label_smoothing=1.5), "--label_smoothing must be in [0.0, 1.0)"),
     (dict(residual_scales=["0.1", "0.2"]), "--residual_scales must be three positive numbers"),
+    (dict(repeats=["1", "2"]), "--repeats must be three positive integers"),
+    (dict(repeats=["1", "1", "x"]), "--repeats must be three positive integers"),
+    (dict(repeats="1,1,1", init_weights="imagenet"),
+     "--init_weights of a published file needs the paper's block counts"),
     (dict(area_range="0.5,0.1"), "--area_range must be 'lo,hi'"),
     (dict(ema_decay=1.0), "--ema_decay must be in [0.0, 1.0)"),
     (dict(deterministic=True, seed=-1), "--deterministic needs a non-negative --seed"),
@@ -147,8 +151,12 @@ def test_config_and_flags_refuse_a_bad_value_with_the_same_message(values, messa
 def test_flat_names_round_trip_and_replace():
     cfg = config_lib.TrainConfig.from_flat(dict(
         model="inception_v4", image_size=99, area_range="0.05,1.0", batch_size=64,
-        residual_scales=["1.0", "1.0", "1.0"], mode="train", seed=3))
+        residual_scales=["1.0", "1.0", "1.0"], repeats=["1", "2", "1"], mode="train", seed=3))
     assert cfg.model.name == "inception_v4" and cfg.model.image_size == 99
+    assert cfg.model.repeats == (1, 2, 1)
+    # The paper's own counts name the same network as none given: one run identity.
+    assert cfg.replace(repeats="4,7,3").model.repeats is None
+    assert cfg.replace(model="inception_resnet_v1").model.repeats == (1, 2, 1)
     assert cfg.data.area_range == (0.05, 1.0) and cfg.model.residual_scales == (1.0, 1.0, 1.0)
     assert cfg.recipe.batch_size == 64 and cfg.run.mode == "train" and cfg.run.seed == 3
     assert config_lib.TrainConfig.from_flat(cfg.to_flat()) == cfg

@@ -213,9 +213,9 @@ def test_a_different_run_in_the_same_model_dir_is_refused(trained):
     from inception import train
 
     config, strategy, _ = trained
-    other = config.replace(width_multiplier=0.2)
-    with pytest.raises(train.TrainingError, match="holds a different run"):
-        train.run(other, strategy)
+    for other in (config.replace(width_multiplier=0.2), config.replace(repeats="1,2,1")):
+        with pytest.raises(train.TrainingError, match="holds a different run"):
+            train.run(other, strategy)
     # Its checkpoints hold averaged BatchNorm statistics: evaluating without them is refused.
     other = config.replace(mode="eval", ema_bn_statistics=False)
     with pytest.raises(train.TrainingError, match="--noema_bn_statistics"):
@@ -231,11 +231,19 @@ def test_noema_bn_statistics_evaluates_with_the_raw_statistics(trained, tmp_path
     raw = config.replace(model_dir=str(tmp_path / "raw"), ema_bn_statistics=False)
     task = train.Trainer(raw, strategy, train.check_runtime(raw, strategy)).task
     statistics = {id(v) for v in task.moving_statistics}
-    assert len(statistics) > 100
+    assert len(statistics) == 2 * _batch_norms(task.model) > 50
     assert len(task.ema.averages) == len(task.model.trainable_variables)
     pairs = [(s, t) for s, t in zip(task.eval_sources, task.eval_targets)
              if not t.trainable]  # the inference model's BN statistics (no aux head)
-    assert len(pairs) > 100 and all(id(s) in statistics for s, _ in pairs)
+    assert len(pairs) == 2 * _batch_norms(task.eval_model) > 50
+    assert all(id(s) in statistics for s, _ in pairs)
+
+
+def _batch_norms(model):
+    import keras
+
+    return sum(isinstance(layer, keras.layers.BatchNormalization)
+               for layer in model._flatten_layers(include_self=False, recursive=True))
 
 
 # ---------------------------------------------------------------------------- NaN -----------

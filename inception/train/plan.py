@@ -40,6 +40,7 @@ def build_options(config, num_classes):
         dropout_rate=m.dropout_rate,
         residual_scales=m.residual_scales,
         width_multiplier=m.width_multiplier,
+        repeats=m.repeats,
         bn_momentum=m.bn_momentum,
         bn_epsilon=m.bn_epsilon,
         weight_decay=config.recipe.weight_decay,
@@ -86,7 +87,7 @@ def _steps_per_epoch(config, info):
 def _check_start(config):
     m, run = config.model, config.run
     if m.freeze_up_to:
-        blocks = models.layout_block_names(m.name, m.variant or None)
+        blocks = models.layout_block_names(m.name, m.variant or None, m.repeats)
         if m.freeze_up_to not in blocks:
             raise ValueError(f"--freeze_up_to={m.freeze_up_to!r} is not a block of "
                              f"{m.name}; its blocks: {', '.join(blocks)}")

@@ -23,14 +23,14 @@ from inception.train.errors import TrainingError
 # Fields that must match for a model_dir to be resumed.
 # init_weights: a rerun with other initial weights is another run, not a resume (the checkpoint
 # would silently win over the file).
-_RUN_IDENTITY = ("model", "variant", "width_multiplier", "image_size", "num_classes", "dataset",
+_RUN_IDENTITY = ("model", "variant", "width_multiplier", "repeats", "image_size", "num_classes", "dataset",
                  "batch_size", "steps_per_epoch", "ema_bn_statistics", "init_weights",
                  "freeze_up_to", "bn_inference")
 # Fields that also change what a checkpoint holds (ema_bn_statistics: the averaged moving
 # statistics; freeze_up_to, bn_inference: which variables have optimizer slots and averages), so
 # --mode=eval must match them too; and their values in runs written before the field existed.
 _CHECKPOINT_LAYOUT = ("ema_bn_statistics", "freeze_up_to", "bn_inference")
-_RUN_DEFAULTS = {"ema_bn_statistics": False, "init_weights": "", "freeze_up_to": "",
+_RUN_DEFAULTS = {"repeats": None, "ema_bn_statistics": False, "init_weights": "", "freeze_up_to": "",
                  "bn_inference": False}
 _RECIPE = ("learning_rate", "lr_reference_batch", "lr_scaling", "lr_decay_rate",
            "lr_decay_epochs", "warmup_epochs", "rmsprop_decay", "momentum", "rmsprop_epsilon",
@@ -56,6 +56,7 @@ def describe(config, plan):
     return {
         "model": m.name, "variant": m.variant or networks.DEFAULT_VARIANT[m.name],
         "width_multiplier": m.width_multiplier, "image_size": m.image_size,
+        "repeats": list(m.repeats) if m.repeats else None,
         "num_classes": plan.info.num_classes, "dataset": plan.info.name,
         "label_names": list(plan.info.label_names),
         "build_options": dict(json_options, name=m.name),
