@@ -42,22 +42,23 @@ def parse_area_range(value):
     return tuple(float(str(p).strip()) for p in parts)
 
 
-def parse_residual_scales(value):
-    """['0.17', '0.10', '0.20'] (the flag's form), numbers, 'a,b,c' or None/empty -> floats or
-    None (the released scales)."""
+def _numbers(value, kind):
+    """A list of strings (a DEFINE_list flag's form), numbers or 'a,b,c' -> a tuple of ``kind``;
+    None or empty -> None (the default)."""
     if value is None or len(value) == 0:
         return None
     parts = value.split(",") if isinstance(value, str) else value
-    return tuple(float(p) for p in parts)
+    return tuple(kind(str(p).strip()) for p in parts)
+
+
+def parse_residual_scales(value):
+    """['0.17', '0.10', '0.20'], numbers or '0.17,0.10,0.20' -> floats; None: the released scales."""
+    return _numbers(value, float)
 
 
 def parse_repeats(value):
-    """['1', '2', '1'] (the flag's form), integers, 'a,b,c' or None/empty -> integers or None (the
-    paper's block counts)."""
-    if value is None or len(value) == 0:
-        return None
-    parts = value.split(",") if isinstance(value, str) else value
-    return tuple(int(str(p).strip()) for p in parts)
+    """['1', '2', '1'], integers or '1,2,1' -> integers; None: the paper's block counts."""
+    return _numbers(value, int)
 
 
 def _positive(kind="a positive number"):
@@ -92,20 +93,16 @@ def _check_area_range(value):
     return pair is None or (len(pair) == 2 and 0.0 < pair[0] <= pair[1] <= 1.0)
 
 
-def _check_residual_scales(value):
-    try:
-        scales = parse_residual_scales(value)
-    except ValueError:
-        return False
-    return scales is None or (len(scales) == 3 and all(s > 0 for s in scales))
+def _three_positive(parse):
+    """A check: ``parse(value)`` is None (the default) or three positive numbers (A, B, C)."""
+    def check(value):
+        try:
+            numbers = parse(value)
+        except ValueError:
+            return False
+        return numbers is None or (len(numbers) == 3 and all(n > 0 for n in numbers))
 
-
-def _check_repeats(value):
-    try:
-        repeats = parse_repeats(value)
-    except ValueError:
-        return False
-    return repeats is None or (len(repeats) == 3 and all(n >= 1 for n in repeats))
+    return check
 
 
 def _check_init_weights(path):
@@ -146,9 +143,9 @@ FIELD_CHECKS = {
     "epochs": _positive(),
     "steps_per_epoch": _at_least_zero(" (0: from the dataset)"),
     "width_multiplier": _positive(),
-    "residual_scales": (_check_residual_scales, "--residual_scales must be three positive "
+    "residual_scales": (_three_positive(parse_residual_scales), "--residual_scales must be three positive "
                         "numbers A,B,C (e.g. 0.17,0.10,0.20)"),
-    "repeats": (_check_repeats, "--repeats must be three positive integers A,B,C (the numbers "
+    "repeats": (_three_positive(parse_repeats), "--repeats must be three positive integers A,B,C (the numbers "
                 "of A, B and C blocks, e.g. 1,2,1; empty: the paper's)"),
     "dropout_rate": _in_range(0.0, 1.0),
     "bn_momentum": _in_range(0.0, 1.0, lo_open=True),

@@ -89,13 +89,13 @@ def build(
             layers); None: the released code's (``NetworkSpec.decay_biases``: the
             Inception-ResNets only).
     """
-    spec = networks.spec(name, variant)
+    paper = networks.spec(name, variant)
     _check_arguments(input_shape, width_multiplier, pooling, include_top, num_classes, aux_logits, dropout_rate,
                      residual_scales)
-    spec = with_repeats(spec, repeats)
-    if weights is not None and spec.repeats != networks.spec(name, variant).repeats:
-        raise ValueError(f"weights={weights!r} need the paper's block counts "
-                         f"{networks.spec(name, variant).repeats}; leave repeats out")
+    spec = with_repeats(paper, repeats)
+    if weights is not None and spec.repeats != paper.repeats:
+        raise ValueError(f"weights={weights!r} need the paper's block counts {paper.repeats}; "
+                         "leave repeats out")
     options = ConvOptions(
         width_multiplier=width_multiplier,
         bn_momentum=bn_momentum,
