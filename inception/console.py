@@ -13,13 +13,18 @@ skips it). What it hides, and how:
   lines ("Using opset", "Optimizing ONNX model") are held back by its logger's level.
 - TFDS's own progress bars (dataset preparation), and deprecation notices: Python's
   DeprecationWarning and friends, and TensorFlow's "is deprecated" log warnings.
+- Lines C++ code prints past logging (``CPP_NOISE``: the TFLite quantizer's settings, once per
+  int8 conversion, and LiteRT's "Created ... XNNPACK delegate" notice, both on stderr):
+  ``quiet_cpp_output()`` around the calls that print them.
 Our own ``warnings.warn`` and WARNING log lines still show.
 """
 
+import contextlib
 import importlib.abc
 import importlib.machinery
 import logging
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -31,6 +36,12 @@ NOISY_IMPORTS = ("tensorflow", "tensorflow_datasets", "keras", "ai_edge_litert",
 _OURS = tuple(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), package)
               + os.sep for package in ("inception", "inception_cli"))
 _NOT_OURS = r"(?!inception(_cli)?(\.|$))"  # a module-name pattern for warnings.filterwarnings
+# Lines C++ code prints past TF_CPP_MIN_LOG_LEVEL: the TFLite quantizer's settings
+# ("fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, ...") and LiteRT's
+# notice of its default CPU delegate.
+CPP_NOISE = re.compile(rb"^(fully_quantize: \d+, inference_type: "
+                       rb"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$)")
+_state = {"quiet": False}
 
 
 def quiet(verbose=False):
@@ -38,6 +49,7 @@ def quiet(verbose=False):
     Call before TensorFlow is imported (afterwards, the import-time lines are already out)."""
     if verbose:
         return
+    _state["quiet"] = True
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     silence_deprecations()
     for name in ("absl", "tensorflow"):
@@ -51,6 +63,39 @@ def quiet(verbose=False):
         sys.meta_path.insert(0, _QuietImports())
     if "tensorflow_datasets" in sys.modules:
         _after_import(sys.modules["tensorflow_datasets"])
+
+
+@contextlib.contextmanager
+def quiet_cpp_output():
+    """After ``quiet()``: file descriptors 1 and 2 go to scratch files while inside, and on the
+    way out every line of them but ``CPP_NOISE`` reaches its stream (Python's own writes inside
+    included, after the block). Without ``quiet()`` (``--verbose``) it changes nothing."""
+    if not _state["quiet"]:
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        for fd, stream in ((1, sys.stdout), (2, sys.stderr)):
+            stack.enter_context(_filtered(fd, stream))
+        yield
+
+
+@contextlib.contextmanager
+def _filtered(fd, stream):
+    stream.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as scratch:
+        os.dup2(scratch.fileno(), fd)
+        try:
+            yield
+        finally:
+            stream.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            scratch.seek(0)
+            kept = [line for line in scratch.read().splitlines(keepends=True)
+                    if not CPP_NOISE.match(line)]
+            if kept:
+                os.write(fd, b"".join(kept))
 
 
 def silence_deprecations():

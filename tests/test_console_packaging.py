@@ -313,3 +313,23 @@ def test_entry_point_is_quiet_unless_verbose(tmp_path):
     assert verbose.returncode != 0 and "missing ema_model.keras" in verbose.stderr
     if not NOISE.search(verbose.stdout + verbose.stderr):
         pytest.skip("this TensorFlow build prints no start-up noise to hide")
+
+
+def test_quiet_cpp_output_drops_the_noise_line_and_keeps_every_other(capfd, monkeypatch):
+    from inception import console
+
+    noise = (b"fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, "
+             b"output_inference_type: FLOAT32\n")
+    monkeypatch.setitem(console._state, "quiet", True)
+    with console.quiet_cpp_output():
+        os.write(1, b"before\n" + noise + b"fully_quantize is a word\n")
+        os.write(2, noise + b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+                 b"a real warning\n")
+        print("from Python", flush=True)
+    printed = capfd.readouterr()  # (pytest captures Python's print apart from the descriptors)
+    assert "from Python\n" in printed.out and printed.err == "a real warning\n"
+    assert printed.out.replace("from Python\n", "") == "before\nfully_quantize is a word\n"
+    monkeypatch.setitem(console._state, "quiet", False)  # --verbose: everything shows
+    with console.quiet_cpp_output():
+        os.write(2, noise)
+    assert capfd.readouterr().err == noise.decode()

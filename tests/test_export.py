@@ -878,14 +878,20 @@ def test_serving_client_requests_run_on_the_model(loaded, validation):
 
 
 def test_int8_with_integer_io_runs_in_litert_and_agrees(run_dir, validation, reference, data_dir,
-                                                        tmp_path):
-    """--int8_io=int8: int8 input/output tensors; the runner quantises with their scale/zero point."""
+                                                        tmp_path, capfd, monkeypatch):
+    """--int8_io=int8: int8 input/output tensors; the runner quantises with their scale/zero point.
+    The quantizer's settings line, printed to stdout from C++, does not reach the console."""
+    from inception import console
     from inception.export import source
 
     src = source.from_run_dir(run_dir)
     calibration = export_data.calibration_images(data_lib.EMBEDDED_DATASET, SIZE,
                                                  CALIBRATION_IMAGES, data_dir)
+    monkeypatch.setitem(console._state, "quiet", True)  # as after export.py's console.quiet()
+    capfd.readouterr()
     blob = tflite.export_variant(src, "int8", calibration, int8_io="int8")
+    printed = capfd.readouterr()
+    assert "fully_quantize" not in printed.out + printed.err, printed
     meta = litert.read_metadata(blob)
     assert meta["int8_io"] == "int8" and meta["labels"] == src.labels
     path = str(tmp_path / "int8io.tflite")

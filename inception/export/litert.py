@@ -8,6 +8,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 
+from inception import console
 from inception.export.formats import METADATA_NAME
 
 
@@ -40,7 +41,8 @@ class LiteRTClassifier:
     def __init__(self, path, num_threads=None):
         self.path = path
         self.metadata = read_metadata(path)
-        self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
+        with console.quiet_cpp_output():  # LiteRT announces its CPU delegate on stderr
+            self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
         self._batch = None
@@ -56,7 +58,8 @@ class LiteRTClassifier:
     def _resize(self, batch):
         if batch != self._batch:
             self.interpreter.resize_tensor_input(self._input["index"], [batch, *self._input["shape"][1:]])
-            self.interpreter.allocate_tensors()
+            with console.quiet_cpp_output():
+                self.interpreter.allocate_tensors()
             self._input = self.interpreter.get_input_details()[0]
             self._output = self.interpreter.get_output_details()[0]
             self._batch = batch

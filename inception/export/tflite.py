@@ -25,7 +25,7 @@ import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.tools import flatbuffer_utils
 
-from inception import fileio
+from inception import console, fileio
 from inception.config import EVAL_CENTRAL_FRACTION, INT8_IO
 from inception.config import TFLITE_VARIANTS as VARIANTS
 from inception.export import formats, litert
@@ -103,7 +103,8 @@ def convert(model, image_size, variant, representative_images=None, int8_io="flo
         if int8_io == "int8":
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
-    return bytes(converter.convert())
+    with console.quiet_cpp_output():  # the quantizer prints its settings past logging
+        return bytes(converter.convert())
 
 
 def add_metadata(flatbuffer, metadata, name=METADATA_NAME):
