@@ -73,29 +73,35 @@ def quiet_cpp_output():
     if not _state["quiet"]:
         yield
         return
-    with contextlib.ExitStack() as stack:
-        for fd, stream in ((1, sys.stdout), (2, sys.stderr)):
-            stack.enter_context(_filtered(fd, stream))
+    def without_noise(written, failed):
+        return b"".join(line for line in written.splitlines(keepends=True)
+                        if not CPP_NOISE.match(line))
+
+    with _fd_to_scratch(1, sys.stdout, without_noise), _fd_to_scratch(2, sys.stderr, without_noise):
         yield
 
 
 @contextlib.contextmanager
-def _filtered(fd, stream):
+def _fd_to_scratch(fd, stream, replay):
+    """File descriptor ``fd`` points at a scratch file while inside (``stream``, Python's writer
+    to it, flushed at both ends); yields the descriptor of the real target. On the way out the
+    descriptor is restored and ``replay(what was written, whether an exception left)`` says what
+    of it to write there."""
     stream.flush()
-    saved = os.dup(fd)
+    saved, failed = os.dup(fd), True
     with tempfile.TemporaryFile() as scratch:
         os.dup2(scratch.fileno(), fd)
         try:
-            yield
+            yield saved
+            failed = False
         finally:
             stream.flush()
             os.dup2(saved, fd)
             os.close(saved)
             scratch.seek(0)
-            kept = [line for line in scratch.read().splitlines(keepends=True)
-                    if not CPP_NOISE.match(line)]
+            kept = replay(scratch.read(), failed)
             if kept:
-                os.write(fd, b"".join(kept))
+                os.write(fd, kept)
 
 
 def silence_deprecations():
@@ -160,33 +166,28 @@ class _StderrToScratch:
         cls = _StderrToScratch
         cls.depth += 1
         if cls.depth == 1:
-            sys.stderr.flush()
-            cls.saved = os.dup(2)
-            cls.scratch = tempfile.TemporaryFile()
-            os.dup2(cls.scratch.fileno(), 2)
+            cls.stack = contextlib.ExitStack()
+            console = cls.stack.enter_context(
+                _fd_to_scratch(2, sys.stderr, lambda written, failed: written if failed else b""))
             # Python's own writes (a real warning during the import) still reach the console.
-            cls.python_stderr = sys.stderr
             if _writes_to_fd2(sys.stderr):
-                sys.stderr = open(cls.saved, "w", buffering=1, closefd=False,
-                                  encoding=sys.stderr.encoding, errors="backslashreplace")
+                python_stderr = sys.stderr
+                sys.stderr = open(console, "w", buffering=1, closefd=False,
+                                  encoding=python_stderr.encoding, errors="backslashreplace")
+                cls.stack.callback(_restore_stderr, python_stderr)
         return self
 
     def __exit__(self, kind, value, traceback):
         cls = _StderrToScratch
         cls.depth -= 1
-        if cls.depth:
-            return False
-        sys.stderr.flush()
-        if sys.stderr is not cls.python_stderr:
-            sys.stderr.close()
-            sys.stderr = cls.python_stderr
-        os.dup2(cls.saved, 2)
-        os.close(cls.saved)
-        with cls.scratch:
-            if kind is not None:
-                cls.scratch.seek(0)
-                os.write(2, cls.scratch.read())
+        if cls.depth == 0:
+            cls.stack.__exit__(kind, value, traceback)
         return False
+
+
+def _restore_stderr(python_stderr):
+    sys.stderr.close()
+    sys.stderr = python_stderr
 
 
 def _writes_to_fd2(stream):
