@@ -52,7 +52,8 @@ def _numbers(value, kind):
 
 
 def parse_residual_scales(value):
-    """['0.17', '0.10', '0.20'], numbers or '0.17,0.10,0.20' -> floats; None: the released scales."""
+    """['0.17', '0.10', '0.20'], numbers or '0.17,0.10,0.20' -> floats; None: the released
+    scales."""
     return _numbers(value, float)
 
 
@@ -143,10 +144,12 @@ FIELD_CHECKS = {
     "epochs": _positive(),
     "steps_per_epoch": _at_least_zero(" (0: from the dataset)"),
     "width_multiplier": _positive(),
-    "residual_scales": (_three_positive(parse_residual_scales), "--residual_scales must be three positive "
-                        "numbers A,B,C (e.g. 0.17,0.10,0.20)"),
-    "repeats": (_three_positive(parse_repeats), "--repeats must be three positive integers A,B,C (the numbers "
-                "of A, B and C blocks, e.g. 1,2,1; empty: the paper's)"),
+    "residual_scales": (_three_positive(parse_residual_scales),
+                        "--residual_scales must be three positive numbers A,B,C (e.g. "
+                        "0.17,0.10,0.20)"),
+    "repeats": (_three_positive(parse_repeats),
+                "--repeats must be three positive integers A,B,C (the numbers of A, B and C "
+                "blocks, e.g. 1,2,1; empty: the paper's)"),
     "dropout_rate": _in_range(0.0, 1.0),
     "bn_momentum": _in_range(0.0, 1.0, lo_open=True),
     "bn_epsilon": _positive(),

@@ -73,6 +73,7 @@ def quiet_cpp_output():
     if not _state["quiet"]:
         yield
         return
+
     def without_noise(written, failed):
         return b"".join(line for line in written.splitlines(keepends=True)
                         if not CPP_NOISE.match(line))

@@ -125,7 +125,8 @@ def with_repeats(spec, repeats):
         return spec
     repeats = tuple(repeats)
     if len(repeats) != 3 or not all(isinstance(n, int) and n >= 1 for n in repeats):
-        raise ValueError(f"repeats must be three positive integers (A, B, C blocks), got {repeats!r}")
+        raise ValueError(f"repeats must be three positive integers (A, B, C blocks), got "
+                         f"{repeats!r}")
     return dataclasses.replace(spec, repeats=repeats)
 
 

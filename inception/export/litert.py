@@ -41,8 +41,7 @@ class LiteRTClassifier:
     def __init__(self, path, num_threads=None):
         self.path = path
         self.metadata = read_metadata(path)
-        with console.quiet_cpp_output():  # LiteRT announces its CPU delegate on stderr
-            self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
+        self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
         self._batch = None
@@ -58,6 +57,7 @@ class LiteRTClassifier:
     def _resize(self, batch):
         if batch != self._batch:
             self.interpreter.resize_tensor_input(self._input["index"], [batch, *self._input["shape"][1:]])
+            # The first allocation applies LiteRT's CPU delegate, which announces itself on stderr.
             with console.quiet_cpp_output():
                 self.interpreter.allocate_tensors()
             self._input = self.interpreter.get_input_details()[0]
