@@ -397,13 +397,19 @@ TOP_K = (1, 3, 5)
 
 # The export formats by name, each with the module of ``inception/export/`` that writes it (the
 # module's ``FORMATS`` maps the name to its ``Format``; ``inception.export.formats`` loads it).
-# A new format is one module there and one line here.
+# A new format is one module there (or one class in one) and one line here: in the default
+# formats, or in the opt-in ones that only ``--formats`` naming them writes.
 TFLITE_VARIANTS = ("fp32", "fp16", "dynamic", "int8")
-EXPORT_FORMATS = {
+_DEFAULT_FORMATS = {
     "saved_model": "saved_model",
     **{f"tflite_{variant}": "tflite" for variant in TFLITE_VARIANTS},
     "onnx": "onnx",
 }
+_OPT_IN_FORMATS = {
+    "saved_model_bf16": "saved_model",
+}
+EXPORT_FORMATS = {**_DEFAULT_FORMATS, **_OPT_IN_FORMATS}
+DEFAULT_EXPORT_FORMATS = tuple(_DEFAULT_FORMATS)
 INT8_IO = ("float", "int8")
 # The served model decodes at most this many pixels (read from the header before decoding): 64
 # megapixels, far above any photo a classifier needs, far below what exhausts memory (decoding
@@ -440,10 +446,11 @@ def check_export_name(name):
 @dataclasses.dataclass(frozen=True)
 class ExportOptions:
     """What an export writes and how it measures it (``inception.export.exporter.run_export``):
-    the ``formats``, the ``version`` (default: one more than the highest present), the int8 TFLite
-    file's input/output type, the SavedModel's ``top_k`` outputs and ``max_pixels`` decoding
-    limit, and the timed batch-1 runs per format in the report."""
-    formats: tuple = tuple(EXPORT_FORMATS)
+    the ``formats`` (default: all but the opt-in ones), the ``version`` (default: one more than
+    the highest present), the int8 TFLite file's input/output type, the SavedModel's ``top_k``
+    outputs and ``max_pixels`` decoding limit, and the timed batch-1 runs per format in the
+    report."""
+    formats: tuple = DEFAULT_EXPORT_FORMATS
     version: int | None = None
     int8_io: str = "float"
     top_k: int = EXPORT_TOP_K

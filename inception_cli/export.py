@@ -1,7 +1,9 @@
 """``export.py`` / ``inception-export``: absl flags -> ``ExportConfig`` -> ``inception.export.job``.
 
 Writes OUT/<name>/<version>/ (SavedModel) and OUT/<name>-artifacts/<version>/ (TFLite and ONNX
-files and export_report.json), each renamed into place only when complete, and prints the report:
+files and export_report.json), with the opt-in saved_model_bf16 also OUT/<name>-bf16/<version>/
+(the bfloat16 SavedModel, a servable of its own), each renamed into place only when complete, and
+prints the report:
 size, top-1 agreement with the Keras model, largest probability difference and latency per format.
 """
 
@@ -27,7 +29,8 @@ flags.DEFINE_string("name", None, "Model name: the directory under OUT that TF S
                     "(default: the run's model name or the .keras file's stem).")
 flags.DEFINE_integer("version", None, "Version number (default: one more than the highest present).")
 flags.DEFINE_list("formats", list(_default("formats")),
-                  f"Any of {', '.join(config_lib.EXPORT_FORMATS)}.")
+                  f"Any of {', '.join(config_lib.EXPORT_FORMATS)} (default: all but the opt-in "
+                  f"{', '.join(f for f in config_lib.EXPORT_FORMATS if f not in _default('formats'))}).")
 flags.DEFINE_enum("int8_io", _default("int8_io"), list(config_lib.INT8_IO),
                   "Input/output type of the int8 TFLite model.")
 flags.DEFINE_string("dataset", None, "Dataset for calibration and the report (default: the run's).")

@@ -36,7 +36,7 @@ from training_runs import SHALLOW
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 75
 NAME = "irv2"
-FORMATS = tuple(config.EXPORT_FORMATS)  # every format, ONNX included
+FORMATS = config.DEFAULT_EXPORT_FORMATS  # every default format, ONNX included (bf16: test_export_bf16.py)
 FILES = tuple(f for f in FORMATS if f != "saved_model")  # the files of OUT/<name>-artifacts
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
 CALIBRATION_IMAGES = 100
@@ -342,6 +342,8 @@ def test_every_registered_format_loads_under_its_name():
         assert isinstance(fmt, formats.Format) and fmt.name == name
     assert [f.name for f in formats.load_all(["onnx", "saved_model", "onnx"])] == ["onnx", "saved_model"]
     assert [f.name for f in formats.load_all(FORMATS) if f.servable] == ["saved_model"]
+    assert [f.name for f in formats.load_all(config.EXPORT_FORMATS) if f.servable] == [
+        "saved_model", "saved_model_bf16"]
     assert [f.name for f in formats.load_all(FORMATS) if f.needs_calibration] == ["tflite_int8"]
 
 

@@ -9,7 +9,8 @@
 - ``source``: loads what a training run left (EMA Keras model, labels, image size) or a .keras file.
 - The formats: ``saved_model`` (SavedModel for TF Serving, Keras ``ExportArchive``; with
   ``decoding``, the guarded image decoder of its graph, ``warmup``, its TF Serving warmup file,
-  and ``session``, the session loader TF Serving uses), ``tflite`` (fp32, fp16, dynamic-range and
+  and ``session``, the session loader TF Serving uses; ``saved_model_bf16``, opt-in, the same
+  computing in bfloat16, rebuilt by ``bfloat16``), ``tflite`` (fp32, fp16, dynamic-range and
   int8 files with the labels inside; ``litert`` runs them), ``onnx`` (for ONNX Runtime).
 - ``data``: the validation and calibration images an export reads from the dataset.
 """

@@ -3,10 +3,15 @@
 Layout under the export directory ``OUT``::
 
     OUT/<name>/<version>/                 SavedModel (point TF Serving's model_base_path here)
+    OUT/<name>-bf16/<version>/            bfloat16 SavedModel (saved_model_bf16, opt-in): a
+                                          servable of its own, since TF Serving serves one model
+                                          per base directory (``Format.base_suffix``)
     OUT/<name>-artifacts/<version>/       <name>-fp32.tflite ... <name>.onnx and export_report.json
 
-Both version directories are published whole (``versions.publish``). TF Serving polls
-``OUT/<name>`` only, so the other files never sit inside a servable. Every format goes through
+Every version directory is published whole (``versions.publish``), all under one version number,
+claimed over every base directory the export writes and ``OUT/<name>``. TF Serving polls
+``OUT/<name>`` (or ``OUT/<name>-bf16``) only, so the other files never sit inside a servable.
+Every format goes through
 the same steps (``formats.Format``): write, open a runner, measure it against Keras, add its own
 fields.
 """
@@ -84,14 +89,18 @@ def run_export(source, export_dir, name, options=ExportOptions(), *, validation=
             warmup_images=list(validation.encoded[:8]) if validation and validation.encoded else None)
         for fmt in selected:
             fmt.check(inputs)
-        bases = [fileio.join(export_dir, name), fileio.join(export_dir, name + ARTIFACTS_SUFFIX)]
+        servables = [f for f in selected if f.servable]
+        base_of = {f.name: fileio.join(export_dir, name + f.base_suffix) for f in servables}
+        artifacts = fileio.join(export_dir, name + ARTIFACTS_SUFFIX)
+        # OUT/<name> always counts, written or not, so every servable keeps one numbering.
+        bases = list(dict.fromkeys([fileio.join(export_dir, name), *base_of.values(), artifacts]))
         version = versions.claim(bases, options.version, log)
         reference = _reference(source, validation, options.latency_repeats, log)
         rep = _header(source, name, version, options, validation, reference)
-        for fmt in (f for f in selected if f.servable):
-            rep["variants"][fmt.name] = _publish_servable(fmt, inputs, bases[0], version,
+        for fmt in servables:
+            rep["variants"][fmt.name] = _publish_servable(fmt, inputs, base_of[fmt.name], version,
                                                           reference, log)
-        _publish_artifacts([f for f in selected if not f.servable], inputs, bases[1], version,
+        _publish_artifacts([f for f in selected if not f.servable], inputs, artifacts, version,
                            rep, reference, log)
     return rep
 

@@ -4,8 +4,10 @@ A format is a ``Format`` object: it refuses what it cannot write (``check``), na
 (``filename``), writes itself (``write``), opens a runner on what it wrote (``open``: a context
 manager whose ``predict`` maps float32 images [N, S, S, 3] to probabilities [N, C]) and adds its
 own fields to its report row (``fields``); the exporter measures every runner the same way
-(``report.Reference.measure``). A servable format (the SavedModel) is published alone as
-``OUT/<name>/<version>``; the others are files of ``OUT/<name>-artifacts/<version>``.
+(``report.Reference.measure``). A servable format (a SavedModel) is published alone as
+``OUT/<name><base_suffix>/<version>`` (TF Serving serves one model per base directory: the float32
+SavedModel's suffix is "", the bfloat16 one's "-bf16"); the others are files of
+``OUT/<name>-artifacts/<version>``.
 
 ``inception.config.EXPORT_FORMATS`` maps each format name to its module here; the module's
 ``FORMATS`` dict maps the name to the object. A new format is one module and one line there.
@@ -55,7 +57,8 @@ class Format(abc.ABC):
     """One export format; subclasses set ``name`` and implement ``write`` and ``open``, and
     ``filename`` unless ``servable``."""
     name = None
-    servable = False  # True: published alone as OUT/<name>/<version>, where TF Serving looks
+    servable = False  # True: published alone as OUT/<name><base_suffix>/<version>, a servable
+    base_suffix = ""  # of a servable: its base directory OUT/<name><base_suffix> (TF Serving's)
     needs_calibration = False  # True: reads Inputs.calibration_images
 
     def check(self, inputs):

@@ -22,8 +22,16 @@ the originals, which nothing restored.
 ``SavedModelFormat`` is the format (``inception.export.formats``): published alone as
 ``OUT/<name>/<version>`` (``inception.export.versions``), and measured through the session loader,
 the path TF Serving and ``saved_model_cli`` take.
+
+``BFloat16SavedModelFormat`` (``saved_model_bf16``, opt-in) is the same SavedModel, signatures,
+assets and warmup file of a copy of the model that computes in bfloat16
+(``inception.export.bfloat16``: the convolutions and activations run in bfloat16; inputs,
+classifier, softmax and outputs stay float32, and Keras normalises in float32 inside each
+BatchNorm), for CPUs with bfloat16 arithmetic. TF Serving
+serves one model per base directory, so it is a servable of its own: ``OUT/<name>-bf16/<version>``.
 """
 
+import dataclasses
 import os
 
 import keras
@@ -31,7 +39,7 @@ import tensorflow as tf
 
 from inception import fileio
 from inception.config import EXPORT_TOP_K, MAX_PIXELS
-from inception.export import decoding, formats, report, session, warmup
+from inception.export import bfloat16, decoding, formats, report, session, warmup
 
 SIGNATURE_BYTES = "serving_default"
 SIGNATURE_IMAGES = "predict_images"
@@ -168,10 +176,16 @@ class SavedModelFormat(formats.Format):
     name = "saved_model"
     servable = True
 
+    def source(self, inputs):
+        """The ExportSource whose model the SavedModel serves."""
+        return inputs.source
+
     def write(self, inputs, path):
         options = inputs.options
-        write_saved_model(path, inputs.source, inputs.name, top_k=options.top_k,
-                          max_pixels=options.max_pixels, warmup_images=inputs.warmup_images)
+        # The warmup requests name the servable: its base directory's name.
+        write_saved_model(path, self.source(inputs), inputs.name + self.base_suffix,
+                          top_k=options.top_k, max_pixels=options.max_pixels,
+                          warmup_images=inputs.warmup_images)
 
     def open(self, path):
         return ServedClassifier(path)
@@ -187,4 +201,17 @@ class SavedModelFormat(formats.Format):
         return row
 
 
-FORMATS = {"saved_model": SavedModelFormat()}
+class BFloat16SavedModelFormat(SavedModelFormat):
+    """The SavedModel of the model rebuilt under ``mixed_bfloat16``, as its own servable."""
+    name = "saved_model_bf16"
+    base_suffix = "-bf16"
+
+    def source(self, inputs):
+        return dataclasses.replace(inputs.source,
+                                   model=bfloat16.to_bfloat16(inputs.source.model))
+
+    def fields(self, inputs, runner, reference):
+        return {**super().fields(inputs, runner, reference), "dtype_policy": bfloat16.POLICY}
+
+
+FORMATS = {"saved_model": SavedModelFormat(), "saved_model_bf16": BFloat16SavedModelFormat()}
