@@ -28,9 +28,10 @@ flags.DEFINE_string("export_dir", None, "Output directory OUT.")
 flags.DEFINE_string("name", None, "Model name: the directory under OUT that TF Serving serves "
                     "(default: the run's model name or the .keras file's stem).")
 flags.DEFINE_integer("version", None, "Version number (default: one more than the highest present).")
+_OPT_IN = [f for f in config_lib.EXPORT_FORMATS if f not in _default("formats")]
 flags.DEFINE_list("formats", list(_default("formats")),
                   f"Any of {', '.join(config_lib.EXPORT_FORMATS)} (default: all but the opt-in "
-                  f"{', '.join(f for f in config_lib.EXPORT_FORMATS if f not in _default('formats'))}).")
+                  f"{', '.join(_OPT_IN)}).")
 flags.DEFINE_enum("int8_io", _default("int8_io"), list(config_lib.INT8_IO),
                   "Input/output type of the int8 TFLite model.")
 flags.DEFINE_string("dataset", None, "Dataset for calibration and the report (default: the run's).")

@@ -36,7 +36,8 @@ from training_runs import SHALLOW
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 75
 NAME = "irv2"
-FORMATS = config.DEFAULT_EXPORT_FORMATS  # every default format, ONNX included (bf16: test_export_bf16.py)
+# Every default format, ONNX included (the opt-in saved_model_bf16: tests/test_export_bf16.py).
+FORMATS = config.DEFAULT_EXPORT_FORMATS
 FILES = tuple(f for f in FORMATS if f != "saved_model")  # the files of OUT/<name>-artifacts
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
 CALIBRATION_IMAGES = 100

@@ -141,6 +141,18 @@ def test_rebuild_restores_the_global_policy_and_keeps_the_classifier_float32(tra
     assert seen == ["mixed_bfloat16"] and keras.config.dtype_policy().name == "float32"
 
 
+def test_rebuild_of_a_sequential_classifier_keeps_its_last_layer_float32():
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, name="conv"),
+                              keras.layers.GlobalAveragePooling2D(name="pool"),
+                              keras.layers.Dense(3, activation="softmax", name="classifier")])
+    rebuilt = bfloat16.to_bfloat16(model)
+    assert [layer.dtype_policy.name for layer in rebuilt.layers] == [
+        "mixed_bfloat16", "mixed_bfloat16", "float32"]
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 8, 8, 3)).astype(np.float32)
+    assert rebuilt(images).dtype == "float32"
+    np.testing.assert_allclose(rebuilt(images), model(images), atol=1e-2)
+
+
 # ---- layout and report -----------------------------------------------------------------------
 
 def test_published_as_its_own_servable_with_a_warmup_file(exported):
@@ -154,7 +166,8 @@ def test_published_as_its_own_servable_with_a_warmup_file(exported):
     with open(os.path.join(path, "assets", saved_model.LABELS_ASSET)) as f:
         assert f.read().split() == [str(d) for d in range(10)]
     logs = warmup.read(os.path.join(path, warmup.WARMUP_DIR, warmup.WARMUP_FILE))
-    assert [len(tf.make_ndarray(log.predict_log.request.inputs["image_bytes"])) for log in logs] == [1, 8]
+    batches = [tf.make_ndarray(log.predict_log.request.inputs["image_bytes"]) for log in logs]
+    assert [len(b) for b in batches] == [1, 8]
     for log in logs:  # named as the servable TF Serving would serve from OUT/irv2-bf16
         assert log.predict_log.request.model_spec.name == f"{NAME}-bf16"
         assert log.predict_log.request.model_spec.signature_name == "serving_default"
@@ -232,7 +245,8 @@ def test_session_loader_serves_it_like_tf_serving(exported, validation, referenc
         assert result["top_k_ids"].dtype == np.int32
         assert result["top_k_labels"].dtype == object
         assert np.abs(result["probabilities"] - reference[:64]).max() <= MAX_PROB_DIFF
-        assert np.mean(result["probabilities"].argmax(1) == reference[:64].argmax(1)) >= MIN_AGREEMENT
+        agreement = np.mean(result["probabilities"].argmax(1) == reference[:64].argmax(1))
+        assert agreement >= MIN_AGREEMENT
         labels = trained[1]
         assert result["top_k_labels"][:, 0].astype(str).tolist() == [
             labels[i] for i in result["top_k_ids"][:, 0]]

@@ -47,19 +47,22 @@ def _rewrite(value, policy):
 
 
 def mixed_config(model, policy=POLICY):
-    """The config of ``model`` (a Functional model) with its layers under ``policy`` and its
-    output layers float32."""
+    """The config of ``model`` (Functional or Sequential) with its layers under ``policy`` and
+    its output layers float32."""
     config = copy.deepcopy(model.get_config())
     keep = _output_layer_names(config)
     serialized = keras.dtype_policies.serialize(keras.dtype_policies.get(policy))
-    config["layers"] = [layer if layer["config"].get("name") in keep else _rewrite(layer, serialized)
-                        for layer in config["layers"]]
+    config["layers"] = [layer if layer["config"].get("name") in keep
+                        else _rewrite(layer, serialized) for layer in config["layers"]]
     return config
 
 
 def _output_layer_names(config):
-    """Names of the layers whose tensors are the model's outputs (``output_layers`` holds
-    [name, node index, tensor index] triples, nested when there are several outputs)."""
+    """Names of the layers whose tensors are the model's outputs (a Functional config's
+    ``output_layers`` holds [name, node index, tensor index] triples, nested when there are
+    several outputs; a Sequential's output is its last layer)."""
+    if "output_layers" not in config:
+        return {config["layers"][-1]["config"]["name"]} if config.get("layers") else set()
     names = set()
 
     def collect(entry):
@@ -87,10 +90,17 @@ def to_bfloat16(model, policy=POLICY):
         keras.config.set_dtype_policy(previous)
     source, target = model.weights, rebuilt.weights
     mismatch = [(s.path, t.path) for s, t in zip(source, target)
-                if tuple(s.shape) != tuple(t.shape) or s.path != t.path]
+                if tuple(s.shape) != tuple(t.shape)
+                or _layer_path(s, model) != _layer_path(t, rebuilt)]
     if len(source) != len(target) or mismatch:
         raise ValueError(f"the {policy} rebuild of {model.name} has other weights than the model "
                          f"({len(target)} for {len(source)}; first differences {mismatch[:3]})")
     for s, t in zip(source, target):
         t.assign(s)
     return rebuilt
+
+
+def _layer_path(variable, model):
+    """A variable's path below its model (a Sequential built on an Input puts its own name in
+    front of its variables' paths, a rebuilt one does not)."""
+    return variable.path.removeprefix(f"{model.name}/")
