@@ -174,6 +174,9 @@ FIELD_CHECKS = {
                            "(or < 0 for the dataset default)"),
     "color_distortion": _one_of(COLOR_DISTORTIONS),
     "checkpoint_every_steps": _positive("a positive integer"),
+    "steps_per_loop": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+                       "--steps_per_loop must be a positive integer (training steps per host "
+                       "call; 1 reads every step's outputs back)"),
     "keep_checkpoints": _positive("a positive integer"),
     "log_every_steps": _positive("a positive integer"),
     "died_threshold": _in_range(0.0, 1.0, lo_open=True, hi_open=False),
@@ -203,6 +206,10 @@ CROSS_CHECKS = (
      "--target_top1_error stops at an evaluation: it needs --mode=train_and_eval"),
     (("deterministic", "seed"), lambda f: not f["deterministic"] or f["seed"] >= 0,
      "--deterministic needs a non-negative --seed"),
+    (("sync_batch_norm", "jit_compile"), lambda f: not (f["sync_batch_norm"] and f["jit_compile"]),
+     "--sync_batch_norm and --jit_compile cannot be combined: synchronized BatchNorm all-reduces "
+     "its moments across replicas inside the forward pass, and a cross-replica all-reduce is not "
+     "an XLA operation on CPUs and GPUs; drop one of them"),
 )
 
 
@@ -329,8 +336,9 @@ class RunConfig:
     strategy: str = "auto"
     tpu: str = ""
     num_cpu_devices: int = 0
-    mixed_precision: bool = False
+    mixed_precision: bool = False  # bfloat16 compute, float32 variables (BUILD_NOTES "Precision")
     jit_compile: bool = False
+    steps_per_loop: int = 1  # training steps per host call (BUILD_NOTES "Steps per loop")
     seed: int = 0
     deterministic: bool = False
 
@@ -350,6 +358,13 @@ class TrainConfig:
     data: DataConfig = DataConfig()
     recipe: RecipeConfig = RecipeConfig()
     run: RunConfig = RunConfig()
+
+    def __post_init__(self):
+        # The cross checks whose fields live in different sections (each section checked its own).
+        flat = self.to_flat()
+        for names, _, _ in CROSS_CHECKS:
+            if not any(set(names) <= set(_flat(getattr(self, s))) for s in _SECTIONS):
+                check_fields(names, flat)
 
     @classmethod
     def from_flat(cls, values):

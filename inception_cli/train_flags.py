@@ -131,7 +131,13 @@ _HELP = {
                        "--strategy=mirrored without GPUs). 0: leave devices alone.",
     "mixed_precision": "Compute in bfloat16 with float32 variables, logits and loss (Keras "
                        "policy mixed_bfloat16).",
-    "jit_compile": "XLA-compile the forward and backward pass.",
+    "jit_compile": "XLA-compile the training step (with one replica the whole update: forward, "
+                   "backward, RMSProp, BatchNorm statistics, EMA; with several each replica's "
+                   "forward and backward pass) and each replica's evaluation batch. TPUs compile "
+                   "the whole step anyway. On CPUs slower than without (BUILD_NOTES).",
+    "steps_per_loop": "Training steps per host call: N steps run inside one tf.function call "
+                      "and their metrics are read once. A stop signal takes effect at the end of "
+                      "a call; checkpoints, scalars and epoch ends happen at their exact steps.",
     "seed": "Random seed (weights, dropout, data order and augmentation).",
     "deterministic": "Bit-reproducible run: TF op determinism, seeded Keras RNG, deterministic "
                      "input order; a resumed run then equals an uninterrupted one. Slower.",

@@ -179,9 +179,11 @@ def test_died_fraction_pools_the_epochs_training_steps():
     from inception.train import observe
 
     stats = observe.StepStats()
-    for zeros, size, mass in ((3.0, 4.0, [0.0, 1.0]), (0.0, 12.0, [1.0, 1.0])):
-        out = {"count": 2.0, "loss": 1.0, "top1": 1.0, "top3": 1.0, "top5": 2.0,
-               "zeros": zeros, "size": size, "channel_mass": np.array(mass)}
+    # Two calls of one step each (the train step computes each step's fraction of dead channels,
+    # steps.py, and sums them over a call's steps).
+    for zeros, size, dead in ((3.0, 4.0, 0.5), (0.0, 12.0, 0.0)):
+        out = {"count": 2.0, "loss_sum": 2.0, "top1": 1.0, "top3": 1.0, "top5": 2.0,
+               "zeros": zeros, "size": size, "dead_channels": dead, "steps": 1.0}
         stats.add_step(out, died=True)
     assert stats.died_fraction() == pytest.approx(3 / 16)  # the mean of 3/4 and 0/12 would be 0.375
     assert stats.dead_channels() == pytest.approx(0.25)  # half the channels dead in one step of two

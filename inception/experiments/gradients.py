@@ -82,7 +82,7 @@ def measure(config, train_steps, log=print):
     iterator = iter(strategy.distribute_datasets_from_function(pipe.input_fn))
     norms = []
     for step in range(train_steps):
-        norms.append(float(train_step(iterator, no_stop)["grad_norm"]))
+        norms.append(float(train_step(iterator, no_stop)["grad_norm_sum"]))  # one step
         if (step + 1) % max(1, train_steps // 5) == 0:
             log(f"  step {step + 1}/{train_steps}: gradient norm {norms[-1]:.2f}")
     return at_init, block_norms(task, images, labels), np.array(norms)

@@ -30,6 +30,9 @@ class Checkpointing(Action):
             self.checkpoints.save(step)
         return self.checkpoints.latest
 
+    def next_moment(self, step):
+        return (step // self.every + 1) * self.every
+
     def on_step(self, loop, step, out):
         if step % self.every == 0 and step != loop.epoch_end:
             self.save(step)

@@ -8,9 +8,14 @@ evaluation, a stop rule) is a new action, not an edit here. Actions keep their o
 and may ask the loop to stop (``Loop.request_stop``); the loop then calls ``on_stop`` (an action
 may end the run there by raising) and returns.
 
-One global step = one synchronous update on the global batch (``steps.make_train_step``). Each
-step takes the stop flag of this worker's ``signals`` and returns it summed over every worker,
-so a signal on any worker stops all of them after the same step.
+One global step = one synchronous update on the global batch (``steps.make_train_step``). One
+call of the train step runs up to ``steps_per_loop`` of them on the device and returns their
+outputs summed; the loop then calls ``on_step`` once with the step reached. A call never crosses
+an epoch end or a step an action asks to see (``Action.next_moment``: checkpoints, scalars), so
+those happen at exactly the steps they would with one step per call. Each call takes the stop
+flag of this worker's ``signals`` and returns it summed over every worker, so a signal on any
+worker stops all of them after the same step; it is read at call boundaries, so it takes effect
+up to ``steps_per_loop`` steps later than with one step per call.
 """
 
 import dataclasses
@@ -42,8 +47,14 @@ class Action:
     def on_epoch_begin(self, loop, epoch, step):
         """Before the first step of ``epoch`` (0-based)."""
 
+    def next_moment(self, step):
+        """The next step after ``step`` this action must see in ``on_step`` (None: any)."""
+        return None
+
     def on_step(self, loop, step, out):
-        """After every step: ``out`` holds the step's outputs (NumPy) and its ``seconds``."""
+        """After every call of the train step: ``out`` holds the outputs (NumPy) of the
+        ``out["steps"]`` updates that ended at ``step``, summed (``steps.SUMMED``), their mean
+        ``loss`` and ``grad_norm``, and the call's ``seconds``."""
 
     def on_epoch_end(self, loop, epoch, step, logs):
         """After the last step of an epoch (``epoch``: 1-based, fractional at a run's end inside
@@ -63,8 +74,10 @@ class Loop:
     its pipeline); ``signals`` says whether this worker was asked to stop (``requested()``,
     ``describe()``)."""
 
-    def __init__(self, train_step, data, steps_per_epoch, total_steps, actions, signals):
+    def __init__(self, train_step, data, steps_per_epoch, total_steps, actions, signals,
+                 steps_per_loop=1):
         self.train_step, self.data = train_step, data
+        self.steps_per_loop = steps_per_loop
         self.steps_per_epoch, self.total_steps = steps_per_epoch, total_steps
         self.actions, self.signals = list(actions), signals
         self.step = self.epoch_end = 0
@@ -109,12 +122,22 @@ class Loop:
         logging.info("epoch %d: %s", epoch + 1, pipe.skipped_report())
         self._call("on_epoch_end", self.epoch_label(self.step), self.step, {})
 
+    def _call_length(self):
+        """Updates in the next call: at most steps_per_loop, up to the epoch end and the
+        actions' next moments."""
+        end = min(self.step + self.steps_per_loop, self.epoch_end)
+        moments = [a.next_moment(self.step) for a in self.actions]
+        return min([end] + [m for m in moments if m is not None and m > self.step]) - self.step
+
     def _one_step(self, iterator):
         flag = tf.constant(1.0 if self.signals.requested() else 0.0, tf.float32)
         start = time.perf_counter()
-        out = {k: v.numpy() for k, v in self.train_step(iterator, flag).items()}
+        length = tf.constant(self._call_length(), tf.int32)
+        out = {k: v.numpy() for k, v in self.train_step(iterator, flag, length).items()}
         out["seconds"] = time.perf_counter() - start
-        self.step += 1
+        out["loss"] = out["loss_sum"] / max(out["count"], 1.0)
+        out["grad_norm"] = out["grad_norm_sum"] / max(out["steps"], 1.0)
+        self.step += int(out["steps"])
         self._call("on_step", self.step, out)
         if out["stop_requests"] > 0:
             self.request_stop("signal", self.signals.describe())

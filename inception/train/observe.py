@@ -56,24 +56,27 @@ class StepStats:
         self.dead_channel_sum = 0.0
         self.steps = 0
 
-    def add(self, loss_sum, count, correct, seconds=None, died=None):
+    def add(self, loss_sum, count, correct, seconds=None, died=None, steps=1):
+        """Adds ``steps`` updates' sums: loss, images, top-1/3/5 hits, their time and, when
+        given, their died counts (``zeros``, ``size``, ``dead_channels``: the sum over the steps
+        of the fraction of channels that are zero on the whole global batch)."""
         self.loss_sum += loss_sum
         self.count += count
-        self.steps += 1
+        self.steps += steps
         self.correct = [a + b for a, b in zip(self.correct, correct)]
         if died is not None:
             self.zeros += float(died["zeros"])
             self.size += float(died["size"])
-            self.dead_channel_sum += float((died["channel_mass"] == 0.0).mean())
+            self.dead_channel_sum += float(died["dead_channels"])
         if seconds is not None:
             self.images += count
             self.seconds += seconds
 
     def add_step(self, out, seconds=None, died=False):
-        """Adds one train step's outputs (``out``); ``died``: also its died counts."""
-        count = float(out["count"])
+        """Adds one call's outputs (``out``, ``steps.SUMMED``); ``died``: also its died counts."""
         correct = [float(out[f"top{k}"]) for k in TOP_K]
-        self.add(float(out["loss"]) * count, count, correct, seconds, out if died else None)
+        self.add(float(out["loss_sum"]), float(out["count"]), correct, seconds,
+                 out if died else None, steps=int(out.get("steps", 1)))
 
     def loss(self):
         return self.loss_sum / max(self.count, 1)
@@ -171,9 +174,13 @@ class Metrics(Action):
             self.bar = keras.utils.Progbar(loop.steps_per_epoch,
                                            stateful_metrics=["loss", "top1", "lr", "img/s"])
 
+    def next_moment(self, step):
+        return (step // self.log_every + 1) * self.log_every
+
     def on_step(self, loop, step, out):
         seconds = out["seconds"]
-        timed = seconds if step > self.first_step + 1 else None  # the first step compiles
+        # The first call compiles the step.
+        timed = seconds if step - int(out["steps"]) > self.first_step else None
         self.epoch_stats.add_step(out, timed)
         self.session_stats.add_step(out, timed)
         stats = self.epoch_stats

@@ -102,10 +102,6 @@ def check_runtime(config, strategy):
     """The Plan of ``config`` on ``strategy``, after the checks that need the dataset or the
     strategy."""
     m, d, r = config.model, config.data, config.recipe
-    if m.sync_batch_norm and config.run.jit_compile:
-        raise ValueError("--sync_batch_norm and --jit_compile cannot be combined (synchronized "
-                         "BatchNorm all-reduces inside the forward pass, outside XLA's cluster); "
-                         "drop one of them")
     info = data_lib.describe(d.dataset, data_dir=d.data_dir or None,
                              manual_dir=d.manual_dir or None, download=d.download)
     replicas = strategy.num_replicas_in_sync

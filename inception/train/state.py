@@ -118,6 +118,7 @@ class WeightAverage:
         decay = tf.minimum(self.decay, (1.0 + step) / (10.0 + step))
 
         def apply(average, value, decay):
+            decay = tf.cast(decay, average.dtype)  # float64 averages: the step's own tests
             return average.assign(decay * average + (1.0 - decay) * tf.cast(value, average.dtype))
 
         for average, variable in zip(self.averages, self.model_variables):

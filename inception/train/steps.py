@@ -1,10 +1,21 @@
-"""The compiled steps: one synchronous training update and one distributed evaluation batch.
+"""The compiled steps: synchronous training updates, many per host call, and one distributed
+evaluation batch.
 
-Training, per replica: forward/backward (optionally XLA-compiled) -> gradients all-reduced (sum
-of each replica's share of the global mean) -> global-norm clipping -> RMSProp -> BatchNorm
-moving statistics made one set again (``replicas.share_moving_statistics``); then, across
-replicas, the EMA of the weights (and, by default, of the moving statistics). Evaluation counts
-only the real images of the padded last batches.
+Training, per replica: forward/backward -> gradients all-reduced (sum of each replica's share of
+the global mean) -> global-norm clipping -> RMSProp -> BatchNorm moving statistics made one set
+again (``replicas.share_moving_statistics``); then, across replicas, the EMA of the weights (and,
+by default, of the moving statistics). Evaluation counts only the real images of the padded last
+batches.
+
+``--jit_compile`` (``TrainParts.jit_compile``): with one replica the whole update above (forward,
+backward, clipping, RMSProp, BatchNorm statistics, EMA, learning rate) is one XLA computation,
+the shape TPUStrategy compiles; with several replicas each replica's forward/backward is one (the
+all-reduce between replicas and the update stay outside XLA: tf.distribute's cross-device
+collectives on CPUs and GPUs are not XLA ops). Evaluation compiles each replica's batch.
+
+``--steps_per_loop`` (``make_train_loop``): N updates run inside one ``tf.function`` call, their
+outputs summed on the device and read once per call; the call ends early after a step whose loss
+or gradient norm is not finite, or that carried a stop request.
 
 The steps are built from what they use (``TrainParts``, ``EvalParts``), given by the task
 (``task.Task.train_step``, ``task.Task.eval_steps``); nothing here reads a task or a config.
@@ -20,6 +31,13 @@ from inception import data as data_lib
 from inception.config import TOP_K
 from inception.train import replicas
 from inception.train import state
+
+# What a call of the train step returns, summed over its updates: the global batches' summed
+# loss, images, gradient norms, died counts and top-k hits, and ``steps``, the updates run; ``lr``
+# and ``stop_requests`` are the last update's.
+SUMMED = ("loss_sum", "count", "grad_norm_sum", "zeros", "size", "dead_channels", "steps") + tuple(
+    f"top{k}" for k in TOP_K)
+LAST = ("lr", "stop_requests")
 
 
 @dataclasses.dataclass
@@ -45,6 +63,7 @@ class EvalParts:
     num_classes: int
     sources: list
     targets: list
+    jit_compile: bool = False
 
 
 @dataclasses.dataclass
@@ -89,29 +108,25 @@ def _forward_backward(parts, num_replicas, loss_hook):
                 "channel_mass": tf.reduce_sum(tf.abs(fmap), axis=[0, 1, 2])}
         return loss, tf.cast(logits, tf.float32), grads, died
 
-    if parts.jit_compile:
-        return tf.function(forward_backward, jit_compile=True)
     return forward_backward
 
 
-def make_train_step(strategy, parts, loss_hook=None):
-    """A tf.function: (iterator, stop flag) -> the global batch's summed loss, counts, top-k
-    hits, died counts, gradient norm, learning rate and ``stop_requests``; applies one update and
-    the EMA.
-
-    ``stop_requests`` is the stop flag summed over every replica of every worker: a worker that
-    was asked to stop (a signal) passes 1.0, and every worker learns it from the same step's
-    all-reduce, so all of them stop after the same step (README "Never losing work")."""
+def _update(strategy, parts, loss_hook):
+    """(images, labels, stop flag) -> one synchronous update's summed outputs (cross-replica
+    context: the function ``strategy.run``s the replica step, reduces and updates the EMA)."""
     optimizer, variables = parts.optimizer, parts.variables
     num_replicas = float(strategy.num_replicas_in_sync)
     statistics = parts.moving_statistics if strategy.num_replicas_in_sync > 1 else []
     forward_backward = _forward_backward(parts, num_replicas, loss_hook)
+    if parts.jit_compile and strategy.num_replicas_in_sync > 1:
+        forward_backward = tf.function(forward_backward, jit_compile=True)
 
     def replica_step(images, labels, stop_flag):
         loss, logits, grads, died = forward_backward(images, labels)
         context = tf.distribute.get_replica_context()
         grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        norm = tf.linalg.global_norm(grads)
+        # In float32 whatever the variables' dtypes (float64 ones: the step's own tests).
+        norm = tf.linalg.global_norm([tf.cast(g, tf.float32) for g in grads])
         if parts.clip_norm > 0:
             grads, _ = tf.clip_by_global_norm(grads, parts.clip_norm, use_norm=norm)
         optimizer.apply(grads, variables)
@@ -125,17 +140,59 @@ def make_train_step(strategy, parts, loss_hook=None):
         out.update(died)
         return out
 
-    @tf.function
-    def train_step(iterator, stop_flag):
-        images, labels = next(iterator)
+    def update(images, labels, stop_flag):
         per_replica = strategy.run(replica_step, args=(images, labels, stop_flag))
         sums = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
                 for k, v in per_replica.items()}
         parts.ema.update(strategy, optimizer.iterations)
         sums["lr"] = parts.schedule(optimizer.iterations - 1)
+        # Summed over the steps of a call, so computed here, on the global batch's mass.
+        mass = sums.pop("channel_mass")
+        sums["dead_channels"] = tf.reduce_mean(tf.cast(tf.equal(mass, 0.0), tf.float32))
+        return sums
+
+    if parts.jit_compile and strategy.num_replicas_in_sync == 1:
+        return tf.function(update, jit_compile=True)
+    return update
+
+
+def make_train_step(strategy, parts, loss_hook=None):
+    """A tf.function: (iterator, stop flag, number of steps) -> the outputs of the updates it
+    ran (``SUMMED`` and ``LAST``). It runs ``number of steps`` updates, each followed by the EMA,
+    unless one ends the call early (a non-finite loss or gradient norm, a stop request).
+
+    ``stop_requests`` is the stop flag summed over every replica of every worker: a worker that
+    was asked to stop (a signal) passes 1.0, and every worker learns it from the same step's
+    all-reduce, so all of them stop after the same step (README "Never losing work")."""
+    update = _update(strategy, parts, loss_hook)
+
+    def one(iterator, stop_flag):
+        images, labels = next(iterator)
+        out = update(images, labels, stop_flag)
+        loss, norm = out.pop("loss"), out.pop("grad_norm")
+        # The global batch's mean loss -> its sum, so that the updates of a call add up.
+        return dict(out, loss_sum=loss * out["count"], grad_norm_sum=norm,
+                    steps=tf.constant(1.0, tf.float32))
+
+    @tf.function
+    def train_step(iterator, stop_flag, num_steps=1):
+        sums = {k: tf.constant(0.0, tf.float32) for k in SUMMED + LAST}
+        for _ in tf.range(num_steps):
+            if _ends_call(sums):
+                break
+            out = one(iterator, stop_flag)
+            sums = {k: sums[k] + out[k] if k in SUMMED else out[k] for k in sums}
         return sums
 
     return train_step
+
+
+def _ends_call(sums):
+    """After a non-finite loss or gradient norm (nothing more is trained on broken weights) or a
+    stop request (the stop takes effect after the step that carried it)."""
+    finite = tf.logical_and(tf.math.is_finite(sums["loss_sum"]),
+                            tf.math.is_finite(sums["grad_norm_sum"]))
+    return tf.logical_or(tf.logical_not(finite), sums["stop_requests"] > 0)
 
 
 def make_eval_steps(strategy, parts):
@@ -153,6 +210,9 @@ def make_eval_steps(strategy, parts):
                "count": tf.reduce_sum(tf.cast(real, tf.float32))}
         out.update(topk_correct(probs, labels, real))
         return out
+
+    if parts.jit_compile:
+        replica_eval = tf.function(replica_eval, jit_compile=True)
 
     @tf.function(reduce_retracing=True)
     def eval_step(batch):

@@ -98,7 +98,8 @@ class Task:
     def eval_steps(self):
         """The compiled evaluation step and EMA-weight loader (``steps.EvalSteps``)."""
         parts = steps.EvalParts(eval_model=self.eval_model, num_classes=self.num_classes,
-                                sources=self.eval_sources, targets=self.eval_targets)
+                                sources=self.eval_sources, targets=self.eval_targets,
+                                jit_compile=bool(self.config.run.jit_compile))
         return steps.make_eval_steps(self.strategy, parts)
 
     def rng_states(self):

@@ -103,7 +103,7 @@ class Trainer:
 
         with signals_lib.StopSignals() as stop_signals:
             loop = Loop(train_step, data, self.plan.steps_per_epoch, self.plan.total_steps,
-                        self.actions.values(), stop_signals)
+                        self.actions.values(), stop_signals, self.config.run.steps_per_loop)
             return loop.run(step)
 
     def _warn_about_start(self, step):
