@@ -126,7 +126,7 @@ def _cost_section(cost_config, rows, verdict, figure):
     ]
 
 
-def write(out_dir, scale, curves, series, cost_rows, command):
+def write(out_dir, scale, curves, series, cost_rows, command, precision="float32"):
     verdicts = {"speed": report.judge_speed(curves, scale.target_error),
                 "died": report.judge_died(series),
                 "cost": report.judge_cost(cost_rows)}
@@ -141,7 +141,9 @@ def write(out_dir, scale, curves, series, cost_rows, command):
         " 359 validation digit scans shipped with scikit-learn) at 75x75 with the digits' own "
         "crop defaults (area 0.6-1.0, no flip). Recipe: the paper's, as the ImageNet configs (no "
         "gradient clipping), with "
-        "the departures a few hundred CPU steps need (below).",
+        "the departures a few hundred CPU steps need (below). Training precision: "
+        f"`{precision}`" + (" (bfloat16 compute, float32 variables, logits and loss; "
+                            "evaluation in float32)." if precision != "float32" else "."),
         "",
         "| claim | verdict |", "|---|---|",
         f"| Residual connections speed up training | {verdicts['speed'][0]} |",
@@ -154,7 +156,7 @@ def write(out_dir, scale, curves, series, cost_rows, command):
     lines += _died_section(series, verdicts["died"], died_fig)
     lines += _cost_section(scale.cost, cost_rows, verdicts["cost"], cost_fig)
     fileio.write_text(os.path.join(out_dir, "README.md"), "\n".join(lines))
-    payload = {"scale": scale.name, "verdicts": verdicts, "cost": cost_rows,
+    payload = {"scale": scale.name, "precision": precision, "verdicts": verdicts, "cost": cost_rows,
                "speed": {setting: {n: [{k: (v.tolist() if hasattr(v, "tolist") else v)
                                         for k, v in c.items()} for c in seeds]
                                     for n, seeds in by_network.items()}

@@ -96,7 +96,29 @@ def task_name(strategy):
 
 
 def set_precision(mixed_precision):
+    """Keras' global dtype policy: mixed_bfloat16 (bfloat16 compute, float32 variables) or
+    float32; with bfloat16 on a CPU without native bfloat16 arithmetic, one warning."""
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if mixed_precision else "float32")
+    if mixed_precision and not tf.config.list_physical_devices("GPU") and bf16_native_cpu() is False:
+        logging.warning("--mixed_precision: this CPU has no native bfloat16 instructions "
+                        "(AVX512_BF16 or AMX); bfloat16 runs emulated here, usually slower than "
+                        "float32. The run goes on.")
+        print("Warning: this CPU has no native bfloat16 arithmetic (AVX512_BF16 or AMX): "
+              "--mixed_precision will likely be slower than float32 here", flush=True)
+
+
+def bf16_native_cpu(cpuinfo="/proc/cpuinfo"):
+    """True when the CPU reports AVX512_BF16 or AMX_BF16 (Linux); None when it cannot tell."""
+    try:
+        with open(cpuinfo) as f:
+            text = f.read()
+    except OSError:
+        return None
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def set_determinism(seed, deterministic):

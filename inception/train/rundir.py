@@ -21,11 +21,14 @@ from inception.config import CHECKPOINTS_DIR, LABELS_FILE, RUN_CONFIG
 from inception.train.errors import TrainingError
 
 # Fields that must match for a model_dir to be resumed.
+# precision: a run trains in one precision. Its checkpoints hold float32 variables either way, but
+# a run continued in the other precision would be neither a float32 nor a bfloat16 run (and a
+# --deterministic one no longer repeatable); evaluation (always float32) reads either.
 # init_weights: a rerun with other initial weights is another run, not a resume (the checkpoint
 # would silently win over the file).
 _RUN_IDENTITY = ("model", "variant", "width_multiplier", "repeats", "image_size", "num_classes", "dataset",
                  "batch_size", "steps_per_epoch", "ema_bn_statistics", "init_weights",
-                 "freeze_up_to", "bn_inference")
+                 "freeze_up_to", "bn_inference", "precision")
 # Fields that also change what a checkpoint holds (ema_bn_statistics: the averaged moving
 # statistics; freeze_up_to, bn_inference: which variables have optimizer slots and averages), so
 # --mode=eval must match them too; and their values in runs written before the field existed.
@@ -67,7 +70,13 @@ def describe(config, plan):
         "ema_bn_statistics": bool(config.recipe.ema_bn_statistics),
         "init_weights": m.init_weights, "init_new_head": bool(m.init_new_head),
         "freeze_up_to": m.freeze_up_to, "bn_inference": bool(m.bn_inference),
+        "precision": precision_name(config.run.mixed_precision),
     }
+
+
+def precision_name(mixed_precision):
+    """The Keras dtype policy a run trains under."""
+    return "mixed_bfloat16" if mixed_precision else "float32"
 
 
 def check_identity(run_config, current, chief):
@@ -78,6 +87,8 @@ def check_identity(run_config, current, chief):
     eval_mode = run_config.mode == "eval"
     if fileio.exists(path):
         previous = dict(_RUN_DEFAULTS, **fileio.read_json(path))
+        previous.setdefault("precision", precision_name(
+            (previous.get("recipe") or {}).get("mixed_precision")))
         keys = _CHECKPOINT_LAYOUT if eval_mode else _RUN_IDENTITY
         diffs = "; ".join(f"{k}: {previous.get(k)!r} there, {current[k]!r} now"
                           for k in keys if previous.get(k) != current[k])
