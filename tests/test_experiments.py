@@ -106,3 +106,18 @@ def test_bad_scale_is_refused_before_any_work(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "inception.experiments", "--scale=huge"],
                           capture_output=True, text=True, cwd=REPO, timeout=60)
     assert proc.returncode == 2 and "invalid choice: 'huge'" in proc.stderr
+
+
+def test_mixed_precision_runs_in_bfloat16_and_says_so(tmp_path):
+    """--mixed_precision: every run trains in bfloat16 in its own directory, and the report
+    names the precision."""
+    out = _run(["--mixed_precision"], tmp_path)
+    assert "report:" in out
+    configs = list((tmp_path / "runs" / "tiny-bf16").rglob("run_config.json"))
+    assert len(configs) == 8
+    assert all(json.loads(p.read_text())["precision"] == "mixed_bfloat16" for p in configs)
+    assert not (tmp_path / "runs" / "tiny").exists()
+    report = (tmp_path / "report" / "README.md").read_text()
+    assert "Training precision: `mixed_bfloat16`" in report and "--mixed_precision" in report
+    assert json.loads((tmp_path / "report" / "results.json").read_text())["precision"] == \
+        "mixed_bfloat16"
