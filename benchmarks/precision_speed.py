@@ -131,7 +131,7 @@ def _rows(args):
     for mode in args.rows.split(","):
         for model in models:
             for precision in PRECISIONS:
-                for xla in (False, True):
+                for xla in {"both": (False, True), "off": (False,), "on": (True,)}[args.xla]:
                     if mode == "train" and xla and model == "ours_v4":
                         continue
                     loops = (1, 10) if mode == "train" and not xla and model == "ours_irv2" else (1,)
@@ -191,18 +191,20 @@ def profile(args):
     result = json.loads([l for l in lines if l.startswith("{")][-1])
     # Each call logs every primitive it executes: the last call is the last 1/(2+repeats) of the
     # exec lines (two warm-up calls, then the timed one).
-    execs = [l.split(",") for l in lines if l.startswith("onednn_verbose") and ",exec," in l]
-    last = execs[-len(execs) // (2 + row["repeats"]):]
+    # onednn_verbose,v1,primitive,exec,cpu,<kind>,<implementation>,...,<milliseconds>
+    execs = [l.split(",") for l in lines
+             if l.startswith("onednn_verbose,v1,primitive,exec,")]
+    last = execs[-(len(execs) // (2 + row["repeats"])):]
     by_kind = {}
     for fields in last:
-        kind = fields[4] if fields[1] == "v1" else fields[3]
+        kind = f"{fields[5]} ({fields[6].split(':')[-1]})"
         by_kind[kind] = by_kind.get(kind, 0.0) + float(fields[-1]) / 1e3
     batch_s = row["batch"] / result["images_per_sec"]
     print(f"{args.profile}, {args.precision}, batch {row['batch']}: {batch_s:.2f} s per batch")
     for kind, seconds in sorted(by_kind.items(), key=lambda kv: -kv[1]):
-        print(f"  oneDNN {kind:<14} {seconds:7.2f} s  {100 * seconds / batch_s:5.1f}%")
+        print(f"  oneDNN {kind:<36} {seconds:7.2f} s  {100 * seconds / batch_s:5.1f}%")
     rest = batch_s - sum(by_kind.values())
-    print(f"  other kernels        {rest:7.2f} s  {100 * rest / batch_s:5.1f}% (casts, concatenations,"
+    print(f"  {'other kernels':<43} {rest:7.2f} s  {100 * rest / batch_s:5.1f}% (casts, concatenations,"
           " BatchNorm arithmetic, adds, TensorFlow's own overhead)")
 
 
@@ -217,7 +219,10 @@ def main():
                         help="timed training steps per row (a multiple of 10)")
     parser.add_argument("--repeats", type=int, default=3, help="timed inference calls per row")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per row")
+    parser.add_argument("--xla", default="both", choices=("both", "off", "on"))
     parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument("--table", help="print the table of these --json files (comma-separated) "
+                                        "and exit")
     parser.add_argument("--profile", choices=list(MODELS))
     parser.add_argument("--precision", default="mixed_bfloat16", choices=PRECISIONS)
     args = parser.parse_args()
@@ -225,6 +230,12 @@ def main():
         return child(json.loads(args.child))
     if args.profile:
         return profile(args)
+    if args.table:
+        results = []
+        for path in args.table.split(","):
+            with open(path) as f:
+                results += json.load(f)
+        return print(format_table(results))
     results = []
     for row in _rows(args):
         result = _run_row(row, args.timeout)

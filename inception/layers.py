@@ -137,8 +137,31 @@ class ConvBN(keras.layers.Layer):
         self.bn.build(self.conv.compute_output_shape(input_shape))
 
     def call(self, inputs, training=None):
-        x = self.bn(self.conv(inputs), training=training)
+        if training and self.bn.trainable:
+            x = self.bn(self.conv(inputs), training=training)
+        else:
+            x = self._folded(inputs)
         return self.act(x) if self.act is not None else x
+
+    def _folded(self, inputs):
+        """Inference (and frozen BatchNorm): the BatchNorm folded into the convolution,
+        conv(x, W * s) + (beta - mean * s) with s = 1 / sqrt(variance + epsilon), computed in
+        float32 from the float32 variables and cast to the compute dtype. Equal to BatchNorm's
+        own inference up to round-off, and faster: Keras' BatchNormalization casts a bfloat16
+        input to float32 and back (measured on full-size Inception-ResNet-v2, 299x299, batch 32,
+        this 2-core AVX512_BF16 CPU: bfloat16 inference 1.13x, float32 1.02x; BUILD_NOTES
+        "Folding BatchNorm")."""
+        bn, conv = self.bn, self.conv
+        scale = keras.ops.rsqrt(keras.ops.convert_to_tensor(bn.moving_variance) + bn.epsilon)
+        kernel = keras.ops.convert_to_tensor(conv.kernel) * scale
+        shift = keras.ops.convert_to_tensor(bn.beta) - keras.ops.convert_to_tensor(
+            bn.moving_mean) * scale
+        x = keras.ops.conv(inputs, keras.ops.cast(kernel, self.compute_dtype),
+                           strides=conv.strides, padding=conv.padding,
+                           data_format=conv.data_format, dilation_rate=conv.dilation_rate)
+        if conv.data_format == "channels_first":
+            shift = keras.ops.reshape(shift, (-1, 1, 1))
+        return x + keras.ops.cast(shift, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return self.conv.compute_output_shape(input_shape)

@@ -389,3 +389,28 @@ def test_same_network_runs_on_another_keras_backend(tmp_path):
     )
     expected = np.asarray(model(x, training=False)[0])
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-5)
+
+
+def test_inference_folds_batchnorm_into_the_convolution():
+    """ConvBN's inference path (BatchNorm folded into the kernel and a shift) computes what
+    Conv2D -> BatchNormalization(training=False) -> ReLU computes, up to float32 round-off, with
+    non-trivial moving statistics; the training path still normalises by the batch."""
+    from inception.layers import ConvBN
+
+    rng = np.random.default_rng(5)
+    layer = ConvBN(8, (3, 1), strides=2, padding="V")
+    x = rng.normal(size=(4, 9, 7, 3)).astype("float32")
+    layer(x)
+    layer.bn.moving_mean.assign(rng.normal(size=8).astype("float32"))
+    layer.bn.moving_variance.assign(rng.uniform(0.1, 3.0, 8).astype("float32"))
+    layer.bn.beta.assign(rng.normal(size=8).astype("float32"))
+    plain = keras.ops.relu(layer.bn(layer.conv(x), training=False))
+    folded = layer(x, training=False)
+    np.testing.assert_allclose(np.asarray(folded), np.asarray(plain), rtol=1e-5, atol=1e-5)
+    assert float(np.max(np.abs(np.asarray(plain)))) > 1.0  # not a trivially small output
+    trained = layer(x, training=True)  # batch statistics (and a moving-average update)
+    assert float(np.max(np.abs(np.asarray(trained) - np.asarray(plain)))) > 0.1
+    layer.bn.trainable = False  # a frozen BatchNorm (--bn_inference) uses the moving statistics
+    plain = keras.ops.relu(layer.bn(layer.conv(x), training=False))
+    np.testing.assert_allclose(np.asarray(layer(x, training=True)), np.asarray(plain),
+                               rtol=1e-5, atol=1e-5)
