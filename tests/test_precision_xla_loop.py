@@ -289,3 +289,21 @@ def test_step_statistics_add_calls_of_several_steps():
     assert stats.accuracy()[0] == pytest.approx(8 / 12)
     assert stats.dead_channels() == pytest.approx(0.5 / 3)
     assert stats.died_fraction() == pytest.approx(2 / 12)
+
+
+def test_a_cpu_without_native_bfloat16_is_told_once(tmp_path, capsys, monkeypatch):
+    """--mixed_precision on a CPU that reports neither AVX512_BF16 nor AMX_BF16: one line, and
+    the run goes on (it is not an error)."""
+    from inception.train import devices
+
+    plain, native = tmp_path / "plain", tmp_path / "native"
+    plain.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n")
+    native.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n")
+    assert devices.bf16_native_cpu(str(plain)) is False
+    assert devices.bf16_native_cpu(str(native)) is True
+    assert devices.bf16_native_cpu(str(tmp_path / "missing")) is None  # cannot tell: no warning
+    monkeypatch.setattr(devices, "bf16_native_cpu", lambda: False)
+    with precision(True):
+        assert keras.mixed_precision.dtype_policy().name == "mixed_bfloat16"
+    warned = [l for l in capsys.readouterr().out.splitlines() if "bfloat16" in l]
+    assert len(warned) == 1 and "no native bfloat16" in warned[0]

@@ -37,6 +37,8 @@ BAD_FLAGS = [
     (["--area_range=0.5,0.1"], "--area_range must be 'lo,hi'"),
     (["--no_such_flag=1"], "Unknown command line flag 'no_such_flag'"),
     (["--ema_decay=1.0"], "--ema_decay must be in [0.0, 1.0)"),
+    (["--steps_per_loop=0"], "--steps_per_loop must be a positive integer"),
+    (["--sync_batch_norm", "--jit_compile"], "--sync_batch_norm and --jit_compile cannot be"),
 ]
 
 

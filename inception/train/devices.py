@@ -100,9 +100,6 @@ def set_precision(mixed_precision):
     float32; with bfloat16 on a CPU without native bfloat16 arithmetic, one warning."""
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if mixed_precision else "float32")
     if mixed_precision and not tf.config.list_physical_devices("GPU") and bf16_native_cpu() is False:
-        logging.warning("--mixed_precision: this CPU has no native bfloat16 instructions "
-                        "(AVX512_BF16 or AMX); bfloat16 runs emulated here, usually slower than "
-                        "float32. The run goes on.")
         print("Warning: this CPU has no native bfloat16 arithmetic (AVX512_BF16 or AMX): "
               "--mixed_precision will likely be slower than float32 here", flush=True)
 
