@@ -1,7 +1,7 @@
 """Multiply-accumulate counts measured by running the built graph (pure Keras 3).
 
-Each Conv2D and Dense call made during one forward pass is recorded with its real input and
-output shapes, so the count follows whatever the model actually executes, nested block layers
+Each Conv2D and Dense call made during one forward pass (and each ConvBN convolution, which runs
+folded with its BatchNorm in inference) is recorded with its real input and output shapes, so the count follows whatever the model actually executes, nested block layers
 included, on any Keras backend.
 """
 
@@ -24,13 +24,26 @@ def _recording(records):
 
         return call
 
+    # Inference runs ConvBN's convolution with the BatchNorm folded into its kernel
+    # (``layers.ConvBN._folded``), not through its Conv2D layer: counted as that Conv2D.
+    from inception import layers
+
+    folded = layers.ConvBN._folded
+
+    def folded_call(self, inputs):
+        outputs = folded(self, inputs)
+        records.append((keras.layers.Conv2D, self.conv, tuple(inputs.shape), tuple(outputs.shape)))
+        return outputs
+
     try:
         for cls, original in originals.items():
             cls.call = wrap(cls, original)
+        layers.ConvBN._folded = folded_call
         yield
     finally:
         for cls, original in originals.items():
             cls.call = original
+        layers.ConvBN._folded = folded
 
 
 def count_macs(model):

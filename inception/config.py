@@ -206,6 +206,10 @@ CROSS_CHECKS = (
      "--target_top1_error stops at an evaluation: it needs --mode=train_and_eval"),
     (("deterministic", "seed"), lambda f: not f["deterministic"] or f["seed"] >= 0,
      "--deterministic needs a non-negative --seed"),
+    (("deterministic", "jit_compile"), lambda f: not (f["deterministic"] and f["jit_compile"]),
+     "--deterministic and --jit_compile cannot be combined: under TensorFlow's op determinism XLA "
+     "refuses the max-pooling gradient (no deterministic implementation; every network here "
+     "max-pools), so the first step would fail; drop one of them"),
     (("sync_batch_norm", "jit_compile"), lambda f: not (f["sync_batch_norm"] and f["jit_compile"]),
      "--sync_batch_norm and --jit_compile cannot be combined: synchronized BatchNorm all-reduces "
      "its moments across replicas inside the forward pass, and a cross-replica all-reduce is not "

@@ -29,6 +29,22 @@ BATCH = 16
 
 
 @contextlib.contextmanager
+def no_op_determinism():
+    """Inside: TensorFlow's op determinism off (another test in this process may have turned it
+    on; XLA refuses max pooling's gradient under it, and the config refuses --deterministic with
+    --jit_compile)."""
+    from tensorflow.python.framework import config as tf_config
+
+    before = tf_config.is_op_determinism_enabled()
+    tf_config.disable_op_determinism()
+    try:
+        yield
+    finally:
+        if before:
+            tf_config.enable_op_determinism()
+
+
+@contextlib.contextmanager
 def precision(mixed):
     """Keras' global policy inside: ``mixed`` True, False or "float64"."""
     from inception.train import devices
@@ -100,7 +116,7 @@ def _compare_steps(digits_dir, tmp_path, name, others):
     plain losses and, per label, the largest relative differences from the plain run: of the
     loss, and of each group's update (``_update_difference``)."""
     mixed = others.pop("plain")
-    with precision(mixed), no_grappler():  # test speed; each run is compared with the others
+    with precision(mixed), no_grappler(), no_op_determinism():  # no Grappler: test speed
         config = _config(digits_dir, tmp_path / "plain", name, mixed=mixed)
         strategy, plan, plain = _task(config)
         batches = _batches(config, plan)
@@ -268,6 +284,8 @@ def test_steps_per_loop_changes_no_number_and_precision_is_kept(digits_dir, tmp_
     (dict(steps_per_loop=-3), "--steps_per_loop must be a positive integer"),
     (dict(sync_batch_norm=True, jit_compile=True),
      "--sync_batch_norm and --jit_compile cannot be combined"),
+    (dict(deterministic=True, jit_compile=True),
+     "--deterministic and --jit_compile cannot be combined"),
 ])
 def test_settings_the_step_cannot_serve_are_refused_by_the_config(flat, message):
     from inception.config import TrainConfig

@@ -39,6 +39,7 @@ BAD_FLAGS = [
     (["--ema_decay=1.0"], "--ema_decay must be in [0.0, 1.0)"),
     (["--steps_per_loop=0"], "--steps_per_loop must be a positive integer"),
     (["--sync_batch_norm", "--jit_compile"], "--sync_batch_norm and --jit_compile cannot be"),
+    (["--deterministic", "--jit_compile"], "--deterministic and --jit_compile cannot be"),
 ]
 
 
