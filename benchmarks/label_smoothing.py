@@ -42,18 +42,20 @@ def errors(model_dir):
         return [1.0 - float(row["val_top1"]) for row in csv.DictReader(f)]
 
 
-def report(curves, epochs):
-    lines = [f"{'network':<22}{'smoothing':>10}  validation top-1 error after epoch 1..{epochs} "
+def report(curves, epochs, column="smoothing", label=lambda smoothing: f"{smoothing:.1f}"):
+    """The per-epoch means and the per-seed finals of ``curves`` ({(network, setting): [errors
+    per epoch, per seed]}); ``label(setting)`` is the setting in the ``column``."""
+    lines = [f"{'network':<22}{column:>10}  validation top-1 error after epoch 1..{epochs} "
              "(mean over seeds)"]
-    for (network, smoothing), runs in curves.items():
+    for (network, setting), runs in curves.items():
         mean = np.mean(np.array(runs), axis=0)
-        lines.append(f"{network:<22}{smoothing:>10.1f}  " + " ".join(f"{e:6.1%}" for e in mean))
+        lines.append(f"{network:<22}{label(setting):>10}  " + " ".join(f"{e:6.1%}" for e in mean))
     lines.append("")
-    lines.append(f"{'network':<22}{'smoothing':>10}  final error per seed; mean; best epoch's "
+    lines.append(f"{'network':<22}{column:>10}  final error per seed; mean; best epoch's "
                  "error per seed")
-    for (network, smoothing), runs in curves.items():
+    for (network, setting), runs in curves.items():
         finals, bests = [r[-1] for r in runs], [min(r) for r in runs]
-        lines.append(f"{network:<22}{smoothing:>10.1f}  "
+        lines.append(f"{network:<22}{label(setting):>10}  "
                      + " ".join(f"{e:6.1%}" for e in finals) + f"; {np.mean(finals):6.1%}; "
                      + " ".join(f"{e:6.1%}" for e in bests))
     return "\n".join(lines)

@@ -11,7 +11,6 @@ Figures: BUILD_NOTES "bfloat16 training, measured".
 """
 
 import argparse
-import csv
 import json
 import os
 import tempfile
@@ -20,10 +19,10 @@ from inception_cli import common
 
 common.setup_script()  # before TensorFlow loads
 
-import numpy as np  # noqa: E402
+from label_smoothing import errors, report  # noqa: E402  (benchmarks/ is sys.path[0])
 
 from inception import recipe, train  # noqa: E402
-from inception.config import METRICS_CSV, TrainConfig  # noqa: E402
+from inception.config import TrainConfig  # noqa: E402
 
 PRECISIONS = (False, True)  # --mixed_precision
 
@@ -37,31 +36,8 @@ def config(network, mixed_precision, seed, epochs, data_dir, model_dir):
     return TrainConfig.from_flat(flags)
 
 
-def errors(model_dir):
-    """Validation top-1 error after each epoch, from the run's metrics.csv."""
-    with open(os.path.join(model_dir, METRICS_CSV)) as f:
-        return [1.0 - float(row["val_top1"]) for row in csv.DictReader(f)]
-
-
 def _name(mixed):
     return "bfloat16" if mixed else "float32"
-
-
-def report(curves, epochs):
-    lines = [f"{'network':<22}{'precision':>10}  validation top-1 error after epoch 1..{epochs} "
-             "(mean over seeds)"]
-    for (network, mixed), runs in curves.items():
-        mean = np.mean(np.array(runs), axis=0)
-        lines.append(f"{network:<22}{_name(mixed):>10}  " + " ".join(f"{e:6.1%}" for e in mean))
-    lines.append("")
-    lines.append(f"{'network':<22}{'precision':>10}  final error per seed; mean; best epoch's "
-                 "error per seed")
-    for (network, mixed), runs in curves.items():
-        finals, bests = [r[-1] for r in runs], [min(r) for r in runs]
-        lines.append(f"{network:<22}{_name(mixed):>10}  "
-                     + " ".join(f"{e:6.1%}" for e in finals) + f"; {np.mean(finals):6.1%}; "
-                     + " ".join(f"{e:6.1%}" for e in bests))
-    return "\n".join(lines)
 
 
 def main():
@@ -85,7 +61,7 @@ def main():
                     print(f"{network} {_name(mixed)} seed {seed}: final error "
                           f"{curves[(network, mixed)][-1][-1]:.1%}, "
                           f"{summary['train_images_per_sec']:.0f} images/s", flush=True)
-    print(report(curves, args.epochs))
+    print(report(curves, args.epochs, "precision", _name))
     if args.output:
         with open(args.output, "w") as f:
             json.dump([{"network": n, "precision": _name(m), "val_top1_error": runs}
