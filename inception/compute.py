@@ -1,8 +1,9 @@
 """Multiply-accumulate counts measured by running the built graph (pure Keras 3).
 
 Each Conv2D and Dense call made during one forward pass (and each ConvBN convolution, which runs
-folded with its BatchNorm in inference) is recorded with its real input and output shapes, so the count follows whatever the model actually executes, nested block layers
-included, on any Keras backend.
+folded with its BatchNorm in inference) is recorded with its real input and output shapes, so the
+count follows whatever the model actually executes, nested block layers included, on any Keras
+backend.
 """
 
 import contextlib

@@ -35,7 +35,9 @@ def main(argv=None):
     from inception.experiments import document, results, runner, runs, speed
 
     scale = runs.SCALES[args.scale or ("quick" if args.quick else "full")]
-    precision = "mixed_bfloat16" if args.mixed_precision else "float32"
+    from inception.train.rundir import precision_name
+
+    precision = precision_name(args.mixed_precision)
     # A run keeps one precision (a resume in the other is refused): bfloat16 runs get their own.
     root = os.path.join(args.runs_dir, scale.name + ("-bf16" if args.mixed_precision else ""))
     os.makedirs(args.out_dir, exist_ok=True)

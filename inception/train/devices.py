@@ -12,6 +12,8 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from inception.train.rundir import precision_name
+
 
 def split_cpu(num_devices):
     """Splits the host CPU into ``num_devices`` logical devices (tests of the mirrored strategy).
@@ -98,7 +100,7 @@ def task_name(strategy):
 def set_precision(mixed_precision):
     """Keras' global dtype policy: mixed_bfloat16 (bfloat16 compute, float32 variables) or
     float32; with bfloat16 on a CPU without native bfloat16 arithmetic, one warning."""
-    keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if mixed_precision else "float32")
+    keras.mixed_precision.set_dtype_policy(precision_name(mixed_precision))
     if mixed_precision and not tf.config.list_physical_devices("GPU") and bf16_native_cpu() is False:
         print("Warning: this CPU has no native bfloat16 arithmetic (AVX512_BF16 or AMX): "
               "--mixed_precision will likely be slower than float32 here", flush=True)
