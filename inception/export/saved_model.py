@@ -114,14 +114,25 @@ class ServingFunctions:
         }
 
     def serve_bytes(self, image_bytes):
+        """Errors: InvalidArgumentError with a printable-ASCII message naming the image
+        (``inception.export.decoding``); an empty batch is one of them."""
         images = decoding.decode_batch_for_eval(image_bytes, self.image_size, self.max_pixels)
         return self._outputs(images)
 
     def serve_images(self, images):
-        finite = tf.debugging.Assert(
-            tf.reduce_all(tf.math.is_finite(images)),
-            ["images: contains NaN or Inf; expected preprocessed pixels in [-1, 1]"])
-        with tf.control_dependencies([finite]):
+        """Errors: InvalidArgumentError with a printable-ASCII message for a shape other than
+        [N, S, S, 3] with N >= 1 (an empty batch too, as for ``serve_bytes``) and for NaN or Inf
+        pixels. The shape is checked in the graph: TF Serving feeds tensors of any shape."""
+        side = self.image_size
+        shape_ok = decoding.check_shape(images, INPUT_IMAGES, [None, side, side, 3],
+                                        "a batch of preprocessed images (float32 in [-1, 1])")
+        with tf.control_dependencies([shape_ok]):
+            finite = tf.logical_not(tf.math.is_finite(images))
+            bad = tf.math.count_nonzero(finite, dtype=tf.int64)
+        finite = tf.debugging.Assert(tf.equal(bad, 0), [tf.strings.join([
+            "images: NaN or Inf in ", tf.strings.as_string(bad), " of the values; expected "
+            "preprocessed pixels in [-1, 1]"])])
+        with tf.control_dependencies([shape_ok, finite]):
             images = tf.identity(images)
         return self._outputs(images)
 
