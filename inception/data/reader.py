@@ -12,6 +12,8 @@ everywhere. Images stay encoded; each reader decodes them in its own preprocessi
         ...
 """
 
+import os
+
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -76,7 +78,31 @@ class Split:
             many files as pipelines, else its own ``even_slices`` slice of the examples.
           shuffle_files: read the files in an order drawn from ``seed``.
           deterministic: the dataset's order does not depend on thread timing.
+
+        A damaged TFRecord file raises TensorFlow's DataLossError, and TFDS's count check a
+        FailedPreconditionError at the end; readers that skip errors use ``read_counted``.
         """
+        return self._read(num_pipelines, pipeline_id, by_files, shuffle_files, seed,
+                          deterministic, assert_cardinality=True)
+
+    def read_counted(self, num_pipelines=1, pipeline_id=0, **options):
+        """(dataset, records it should yield): ``read`` without TFDS's count check, for a reader
+        that skips errors (``skipping.map_skipping_errors``). TFDS's check fails on every call
+        once the stream has ended short, so under ``ignore_errors`` it looped forever; the
+        caller compares the count itself at the end of each pass."""
+        args = (num_pipelines, pipeline_id, options.get("by_files", True),
+                options.get("shuffle_files", False), options.get("seed"),
+                options.get("deterministic", True))
+        expected = int(self._read(*args, assert_cardinality=True).cardinality())
+        return self._read(*args, assert_cardinality=False), expected
+
+    def files(self):
+        """The paths of this split's TFRecord files."""
+        return [os.path.join(self.builder.data_dir, name)
+                for name in self.builder.info.splits[self.name].filenames]
+
+    def _read(self, num_pipelines, pipeline_id, by_files, shuffle_files, seed, deterministic,
+              assert_cardinality):
         options = tf.data.Options()
         options.deterministic = bool(deterministic)
         context, split = None, self.name
@@ -86,7 +112,8 @@ class Split:
                                                      input_pipeline_id=pipeline_id)
             else:
                 split = self.even_slices(num_pipelines)[pipeline_id]
-        read_config = tfds.ReadConfig(input_context=context, options=options, shuffle_seed=seed)
+        read_config = tfds.ReadConfig(input_context=context, options=options, shuffle_seed=seed,
+                                      assert_cardinality=assert_cardinality)
         dataset = self.builder.as_dataset(
             split=split, shuffle_files=shuffle_files, read_config=read_config,
             decoders={self.image_key: tfds.decode.SkipDecoding()})
@@ -96,3 +123,17 @@ class Split:
             return example[image_key], tf.cast(example[label_key], tf.int32)
 
         return dataset.map(select, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def damaged_files(paths):
+    """'PATH: record N: what is wrong' for each TFRecord file TensorFlow cannot read to its end
+    (a truncated file, a corrupt length or checksum), read record by record; '' when none."""
+    problems = []
+    for path in paths:
+        count = 0
+        try:
+            for _ in tf.compat.v1.io.tf_record_iterator(path):
+                count += 1
+        except tf.errors.OpError as err:
+            problems.append(f"{path}: record {count}: {err.message}")
+    return "; ".join(problems)
