@@ -83,18 +83,17 @@ class Split:
         FailedPreconditionError at the end; readers that skip errors use ``read_counted``.
         """
         return self._read(num_pipelines, pipeline_id, by_files, shuffle_files, seed,
-                          deterministic, assert_cardinality=True)
+                          deterministic, assert_cardinality=True)[0]
 
-    def read_counted(self, num_pipelines=1, pipeline_id=0, **options):
+    def read_counted(self, num_pipelines=1, pipeline_id=0, *, by_files=True, shuffle_files=False,
+                     seed=None, deterministic=True):
         """(dataset, records it should yield): ``read`` without TFDS's count check, for a reader
         that skips errors (``skipping.map_skipping_errors``). TFDS's check fails on every call
-        once the stream has ended short, so under ``ignore_errors`` it looped forever; the
-        caller compares the count itself at the end of each pass."""
-        args = (num_pipelines, pipeline_id, options.get("by_files", True),
-                options.get("shuffle_files", False), options.get("seed"),
-                options.get("deterministic", True))
-        expected = int(self._read(*args, assert_cardinality=True).cardinality())
-        return self._read(*args, assert_cardinality=False), expected
+        once the stream has ended short, so under ``ignore_errors`` it looped forever (and it
+        is not made at all for a pipeline sharded by files); the caller compares the count
+        itself at the end of each pass."""
+        return self._read(num_pipelines, pipeline_id, by_files, shuffle_files, seed,
+                          deterministic, assert_cardinality=False)
 
     def files(self):
         """The paths of this split's TFRecord files."""
@@ -122,7 +121,16 @@ class Split:
         def select(example):
             return example[image_key], tf.cast(example[label_key], tf.int32)
 
-        return dataset.map(select, num_parallel_calls=tf.data.AUTOTUNE)
+        return (dataset.map(select, num_parallel_calls=tf.data.AUTOTUNE),
+                self._count(split, context))
+
+    def _count(self, split, context):
+        """Records of ``split`` one pipeline reads: TFDS gives pipeline i of n every n-th file
+        of the split (``Dataset.shard`` of its file instructions, before any shuffling)."""
+        instructions = self.builder.info.splits[split].file_instructions
+        if context is not None:
+            instructions = instructions[context.input_pipeline_id::context.num_input_pipelines]
+        return sum(int(instruction.take) for instruction in instructions)
 
 
 def damaged_files(paths):
