@@ -65,20 +65,23 @@ def _onnx_file(path):
     return str(path)
 
 
-@pytest.fixture(scope="module")
-def image_dir(tmp_path_factory):
-    """(directory, good file paths): the serving fuzz's seed images and FUZZED_FILES mutations."""
-    root = tmp_path_factory.mktemp("mixed")
+def _write_mixed(root, count, seed):
+    """(directory, good file paths): the serving fuzz's seed images and ``count`` mutations."""
     seeds = fz.seed_images()
     good = []
     for name, data in seeds.items():
         (root / f"good-{name}").write_bytes(data)
         good.append(str(root / f"good-{name}"))
-    cases = fz.inputs(FUZZED_FILES, 0, seeds, fz.huge_images(fz.FUZZ_MAX_PIXELS))
+    cases = fz.inputs(count, seed, seeds, fz.huge_images(fz.FUZZ_MAX_PIXELS))
     for i, (kind, data) in enumerate(cases):
-        (root / f"fuzz-{i:03d}-{kind}.jpg").write_bytes(data)
+        (root / f"fuzz-{i:04d}-{kind}.jpg").write_bytes(data)
     os.mkdir(root / "subdirectory")  # not an image: left out of the directory's files
     return str(root), good
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory):
+    return _write_mixed(tmp_path_factory.mktemp("mixed"), FUZZED_FILES, seed=0)
 
 
 def _run_cli(argv, monkeypatch, capfd):
@@ -95,10 +98,18 @@ def _run_cli(argv, monkeypatch, capfd):
 
 @pytest.mark.parametrize("fmt", ["saved_model", "tflite"])
 def test_a_directory_of_good_and_fuzzed_files(fmt, exported, image_dir, monkeypatch, capfd):
-    directory, good = image_dir
+    _check_directory(exported[fmt], *image_dir, monkeypatch, capfd)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["saved_model", "tflite"])
+def test_the_longer_directory_fuzz(fmt, exported, tmp_path, monkeypatch, capfd):
+    _check_directory(exported[fmt], *_write_mixed(tmp_path, 1000, seed=1), monkeypatch, capfd)
+
+
+def _check_directory(model, directory, good, monkeypatch, capfd):
     missing = os.path.join(directory, "missing.png")
-    status, out, err = _run_cli([f"--model={exported[fmt]}", directory, missing], monkeypatch,
-                                capfd)
+    status, out, err = _run_cli([f"--model={model}", directory, missing], monkeypatch, capfd)
     files = sorted(os.path.join(directory, f) for f in os.listdir(directory)
                    if f != "subdirectory") + [missing]
     answered = [line for line in out.splitlines() if not line.startswith(" ")]

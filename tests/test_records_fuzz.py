@@ -47,6 +47,24 @@ def test_a_damaged_file_is_named_with_its_record(digits_dir, tmp_path):
         error.message)
 
 
+def test_a_file_cut_at_a_record_boundary_is_named(digits_dir, tmp_path):
+    """Nothing in the TFRecord format marks a file's end: TensorFlow reads the shorter file
+    without an error, and only the count says it is short (found by the 200-case fuzz)."""
+    case = str(tmp_path / "case")
+    shutil.copytree(digits_dir, case)
+    path = fr.validation_files(case)[0]
+    with open(path, "rb") as f:
+        data = f.read()
+    start, _ = fr.record_offsets(data)[-3]
+    with open(path, "wb") as f:
+        f.write(data[:start])
+    read, skipped, error, expected = fr.one_pass(case)
+    assert skipped == 0 and error is not None and error != "hung"
+    assert f"gave {expected - 3} of the {expected} records" in error.message
+    assert f"{path}: {len(fr.record_offsets(data)) - 3} of its {len(fr.record_offsets(data))} " \
+           "records (cut short)" in error.message, error.message[-800:]
+
+
 def test_undecodable_images_at_a_fuzzers_rate_are_skipped_and_counted(digits_dir, tmp_path):
     [(replaced, bad, read, skipped, error, expected)] = fr.fuzz_jpeg(
         digits_dir, str(tmp_path), passes=1, seed=0, rate=0.2)

@@ -96,9 +96,9 @@ class Split:
                           deterministic, assert_cardinality=False)
 
     def files(self):
-        """The paths of this split's TFRecord files."""
-        return [os.path.join(self.builder.data_dir, name)
-                for name in self.builder.info.splits[self.name].filenames]
+        """(path, records it holds) of each TFRecord file of this split."""
+        return [(os.fspath(instruction.filename), int(instruction.examples_in_shard))
+                for instruction in self.builder.info.splits[self.name].file_instructions]
 
     def _read(self, num_pipelines, pipeline_id, by_files, shuffle_files, seed, deterministic,
               assert_cardinality):
@@ -133,15 +133,20 @@ class Split:
         return sum(int(instruction.take) for instruction in instructions)
 
 
-def damaged_files(paths):
-    """'PATH: record N: what is wrong' for each TFRecord file TensorFlow cannot read to its end
-    (a truncated file, a corrupt length or checksum), read record by record; '' when none."""
+def damaged_files(files):
+    """'PATH: record N: what is wrong' for each of ``files`` ((path, records it should hold))
+    that TensorFlow cannot read to its end (a truncated file, a corrupt length or checksum) or
+    that holds fewer records (cut at a record boundary: nothing in the format marks its end);
+    '' when none."""
     problems = []
-    for path in paths:
+    for path, expected in files:
         count = 0
         try:
             for _ in tf.compat.v1.io.tf_record_iterator(path):
                 count += 1
         except tf.errors.OpError as err:
             problems.append(f"{path}: record {count}: {err.message}")
+            continue
+        if count != expected:
+            problems.append(f"{path}: {count} of its {expected} records (cut short)")
     return "; ".join(problems)

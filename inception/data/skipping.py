@@ -109,7 +109,8 @@ def map_skipping_errors(dataset, fn, marker, *, repeat=False, counter=None, name
       name: names the stream in the reports.
       expected: the records one pass of ``dataset`` holds (``reader.Split.read_counted``);
         given, a pass that yields another number fails with an InvalidArgumentError naming
-        the damaged ones of ``files`` instead of going on with part of the data.
+        the damaged ones of ``files`` ((path, records it holds): ``Split.files``) instead of
+        going on with part of the data.
     """
     tagged = dataset.map(lambda *element: (element, False)).concatenate(
         tf.data.Dataset.from_tensors((tuple(marker), True)))
@@ -141,7 +142,7 @@ def map_skipping_errors(dataset, fn, marker, *, repeat=False, counter=None, name
         if expected is None:
             return kept
         return tf.cond(is_marker, lambda: tf.logical_and(
-            kept, check_count(read, expected, list(files), name)), lambda: kept)
+            kept, check_count(read, expected, [tuple(f) for f in files], name)), lambda: kept)
 
     def strip(outputs, is_marker, dropped, position, read):
         return outputs
