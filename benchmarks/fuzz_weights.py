@@ -206,23 +206,30 @@ def load_one(model, path, before):
     return "loaded", None
 
 
+def _assign(variables, values):
+    for key, value in values.items():
+        variables[key].assign(value)
+
+
 def fuzz(fmt, count, seed, scratch, model=None):
     """``count`` damaged files of ``fmt``: [(kind, outcome, message)]."""
     model = model or build(fmt)
     rng = np.random.default_rng(seed)
-    other = {k: (v * 0 + 7).astype(v.dtype) for k, v in _values(model).items()}
+    original = _values(model)
+    other = {k: (v * 0 + 7).astype(v.dtype) for k, v in original.items()}
     variables = {v.path: v for v in model.weights}
     results = []
     for i in range(count):
         kind = KINDS[i % len(KINDS)]
         case = os.path.join(scratch, f"{fmt}-{i}")
         os.makedirs(case)
+        _assign(variables, original)  # the file holds the original values, the model others
         path = make_case(fmt, kind, rng, model, case)
-        for key, value in other.items():
-            variables[key].assign(value)
+        _assign(variables, other)
         outcome, message = load_one(model, path, other)
         results.append((kind, outcome, message))
         shutil.rmtree(case, ignore_errors=True)
+    _assign(variables, original)
     return results
 
 
