@@ -84,7 +84,12 @@ def _named(path, what):
     """Errors of a reader's library while it parses the file -> WeightsError naming the file."""
     try:
         yield
-    except (WeightsError, FileNotFoundError):
+    except WeightsError as err:
+        if os.fspath(path) in str(err):
+            raise
+        # e.g. check_unit_gamma's message names the tensor only (found by the fuzz)
+        raise WeightsError(f"{os.fspath(path)}: {err}") from None
+    except FileNotFoundError:
         raise
     except Exception as err:  # h5py, safetensors, TensorFlow and zipfile each raise their own
         raise WeightsError(f"{os.fspath(path)}: cannot read this {what} file "
