@@ -199,3 +199,56 @@ def test_converter_command_refuses_output_and_preset_together(tmp_path):
                           f"--output={tmp_path}/a.keras", f"--preset={tmp_path}/p"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode != 0 and "not both" in run.stderr
+
+
+@pytest.fixture(scope="module")
+def irv2_references():
+    with open(os.path.join(REF, "inception_resnet_v2.slim.json"), encoding="utf-8") as f:
+        slim = json.load(f)
+    with open(os.path.join(REF, "inception_resnet_v2.timm.json"), encoding="utf-8") as f:
+        return slim, json.load(f)
+
+
+def _timm_state(timm_ref, slim_ref, rw):
+    """timm's state dict from the fixture's keys + key_to_slim + constant_keys (reference README)."""
+    shapes = {k: s for k, s in slim_ref["variables"]}
+    state = {}
+    for key, shape in timm_ref["state_dict"]:
+        slim = timm_ref["key_to_slim"].get(key)
+        if slim is None:
+            dtype = np.int64 if key.endswith("num_batches_tracked") else np.float32
+            state[key] = np.full(shape, timm_ref["constant_keys"][key], dtype)
+            continue
+        value = rw.slim_value(slim, shapes[slim])
+        value = value[:, 1:] if slim.endswith("Logits/Logits/weights") else value[1:] if slim.endswith(
+            "Logits/Logits/biases") else value
+        state[key] = rw.slim_to_torch(value)
+    return state
+
+
+@needs_reference
+@pytest.mark.slow
+def test_converter_command_writes_a_registered_preset_from_a_timm_file(rw, irv2_references, tmp_path):
+    """inception-convert-weights --preset=inception_resnet_v2_imagenet with timm's safetensors: the
+    preset, loaded by name, computes timm's logits (full-size Inception-ResNet-v2, about a minute)."""
+    from safetensors.numpy import save_file
+
+    slim_ref, timm_ref = irv2_references
+    weights = str(tmp_path / "model.safetensors")
+    save_file(_timm_state(timm_ref, slim_ref, rw), weights)
+    env = dict(os.environ, INCEPTION_PRESETS_DIR=str(tmp_path / "presets"), TF_CPP_MIN_LOG_LEVEL="2")
+    run = subprocess.run([sys.executable, "-m", "inception_cli.convert_weights", f"--weights={weights}",
+                          "--preset=inception_resnet_v2_imagenet"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "wrote the keras-hub preset" in run.stdout and "classes: file 1000, model 1000" in run.stdout
+    os.environ[presets.ENV_PRESETS] = env["INCEPTION_PRESETS_DIR"]
+    try:
+        classifier = keras_hub.models.ImageClassifier.from_preset("inception_resnet_v2_imagenet", activation=None)
+    finally:
+        del os.environ[presets.ENV_PRESETS]
+    logits = np.asarray(classifier(rw.reference_images(2, 299)), np.float64)
+    reference = np.asarray(timm_ref["logits"], np.float64)
+    error = np.max(np.abs(logits - reference), axis=1) / np.max(np.abs(reference), axis=1)
+    assert error.max() < TOLERANCE, error
+    assert classifier.backbone.count_params() == presets.metadata("inception_resnet_v2_imagenet")["params"]
