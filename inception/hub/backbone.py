@@ -15,6 +15,7 @@ from keras_hub.models import Backbone
 from keras_hub.src.utils.keras_utils import standardize_data_format
 
 from inception import models
+from inception.networks import BN_MOMENTUM
 
 DEFAULT_IMAGE_SHAPE = (None, None, 3)
 
@@ -48,30 +49,34 @@ def pyramid(model):
 
 
 class InceptionBackbone(Backbone):
-    """Shared constructor of the three backbones; use a subclass (it names the network)."""
+    """Shared constructor of the three backbones; use a subclass (it names the network).
+
+    ``options`` are models.build's network arguments beyond the common ones (the residual scales,
+    the variant); the common ones are stored here and in the config.
+    """
 
     network = None  # models.build's name, set by each subclass
 
-    def __init__(self, build_options, image_shape=DEFAULT_IMAGE_SHAPE, data_format=None, dtype=None,
-                 **kwargs):
+    def __init__(self, width_multiplier=1.0, repeats=None, bn_momentum=BN_MOMENTUM, image_shape=DEFAULT_IMAGE_SHAPE,
+                 data_format=None, dtype=None, options=None, **kwargs):
         if standardize_data_format(data_format) != "channels_last":
             raise ValueError(f"{type(self).__name__} supports data_format='channels_last' only "
                              f"(the blocks concatenate on the last axis); got {data_format!r}")
+        repeats = None if repeats is None else tuple(repeats)
         with _global_policy(dtype):
-            net = models.build(self.network, include_top=False, pooling=None,
-                               input_shape=tuple(image_shape), **build_options)
+            net = models.build(self.network, include_top=False, pooling=None, input_shape=tuple(image_shape),
+                               width_multiplier=width_multiplier, repeats=repeats, bn_momentum=bn_momentum,
+                               **(options or {}))
         levels = pyramid(net)
         super().__init__(inputs=net.input, outputs=net.output, dtype=dtype, **kwargs)
         self.pyramid_outputs = levels
+        self.width_multiplier, self.repeats, self.bn_momentum = width_multiplier, repeats, bn_momentum
         self.image_shape = tuple(image_shape)
         self.data_format = "channels_last"
 
     def get_config(self):
-        return {**super().get_config(), "image_shape": self.image_shape}
-
-
-def _repeats(repeats):
-    return None if repeats is None else tuple(repeats)
+        return {**super().get_config(), "width_multiplier": self.width_multiplier, "repeats": self.repeats,
+                "bn_momentum": self.bn_momentum, "image_shape": self.image_shape}
 
 
 @keras.saving.register_keras_serializable(package="inception_hub")
@@ -81,6 +86,7 @@ class InceptionV4Backbone(InceptionBackbone):
     Args:
         width_multiplier: scales every filter count (1.0 is the paper).
         repeats: (A, B, C) block counts; None: the paper's 4, 7, 3 (released weights need them).
+        bn_momentum: BatchNorm moving-average decay (0.9997 released; 0.9 for a few hundred steps).
         image_shape: (height, width, 3); sides None or at least 75.
         data_format: None or "channels_last".
         dtype: the dtype policy of every layer.
@@ -88,30 +94,18 @@ class InceptionV4Backbone(InceptionBackbone):
 
     network = "inception_v4"
 
-    def __init__(self, width_multiplier=1.0, repeats=None, image_shape=DEFAULT_IMAGE_SHAPE,
-                 data_format=None, dtype=None, **kwargs):
-        options = {"width_multiplier": width_multiplier, "repeats": _repeats(repeats)}
-        super().__init__(options, image_shape, data_format, dtype, **kwargs)
-        self.width_multiplier, self.repeats = width_multiplier, _repeats(repeats)
-
-    def get_config(self):
-        return {**super().get_config(), "width_multiplier": self.width_multiplier, "repeats": self.repeats}
-
 
 class _ResidualBackbone(InceptionBackbone):
     """The Inception-ResNets' extra argument: the residual scales of the A, B and C blocks."""
 
-    def __init__(self, width_multiplier, repeats, residual_scales, image_shape, data_format, dtype,
-                 variant=None, **kwargs):
+    def __init__(self, width_multiplier=1.0, repeats=None, residual_scales=None, options=None, **kwargs):
         scales = None if residual_scales is None else tuple(residual_scales)
-        options = {"width_multiplier": width_multiplier, "repeats": _repeats(repeats),
-                   "residual_scales": scales, "variant": variant}
-        super().__init__(options, image_shape, data_format, dtype, **kwargs)
-        self.width_multiplier, self.repeats, self.residual_scales = width_multiplier, _repeats(repeats), scales
+        super().__init__(width_multiplier, repeats, options={"residual_scales": scales, **(options or {})},
+                         **kwargs)
+        self.residual_scales = scales
 
     def get_config(self):
-        return {**super().get_config(), "width_multiplier": self.width_multiplier, "repeats": self.repeats,
-                "residual_scales": self.residual_scales}
+        return {**super().get_config(), "residual_scales": self.residual_scales}
 
 
 @keras.saving.register_keras_serializable(package="inception_hub")
@@ -123,10 +117,6 @@ class InceptionResNetV1Backbone(_ResidualBackbone):
     """
 
     network = "inception_resnet_v1"
-
-    def __init__(self, width_multiplier=1.0, repeats=None, residual_scales=None,
-                 image_shape=DEFAULT_IMAGE_SHAPE, data_format=None, dtype=None, **kwargs):
-        super().__init__(width_multiplier, repeats, residual_scales, image_shape, data_format, dtype, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="inception_hub")
@@ -141,10 +131,8 @@ class InceptionResNetV2Backbone(_ResidualBackbone):
 
     network = "inception_resnet_v2"
 
-    def __init__(self, width_multiplier=1.0, repeats=None, residual_scales=None, variant="release",
-                 image_shape=DEFAULT_IMAGE_SHAPE, data_format=None, dtype=None, **kwargs):
-        super().__init__(width_multiplier, repeats, residual_scales, image_shape, data_format, dtype,
-                         variant=variant, **kwargs)
+    def __init__(self, width_multiplier=1.0, repeats=None, residual_scales=None, variant="release", **kwargs):
+        super().__init__(width_multiplier, repeats, residual_scales, options={"variant": variant}, **kwargs)
         self.variant = variant
 
     def get_config(self):
