@@ -49,6 +49,7 @@ class KerasHubHarnessTest(TestCase):
             expected_pyramid_image_sizes=[(7, 7), (3, 3), (1, 1)],
         )
 
+    @pytest.mark.slow  # 18 s (three fits, each traced): over the suite's budget
     def test_image_classifier(self):
         backbone = hub.InceptionV4Backbone(**SMALL)
         converter = hub.InceptionV4ImageConverter(image_size=(SIZE, SIZE))
@@ -192,6 +193,8 @@ def test_preset_from_a_slim_checkpoint_computes_the_released_network(rw, v4_refe
     with open(os.path.join(report["output"], "source.json"), encoding="utf-8") as f:
         source = json.load(f)
     assert source["license"] == "Apache-2.0" and source["classes"] == 1000 and source["background"] == "dropped"
+    with open(os.path.join(report["output"], "task.json"), encoding="utf-8") as f:
+        assert json.load(f)["config"]["activation"] == "softmax"  # probabilities, as our converted models
 
 
 def test_converter_command_refuses_output_and_preset_together(tmp_path):
