@@ -61,6 +61,14 @@ class KerasHubHarnessTest(TestCase):
             expected_output_shape=(2, 3),
         )
 
+    def test_backbone_preset(self):
+        backbone = hub.InceptionResNetV1Backbone(**SMALL)
+        x = keras.ops.ones((2, SIZE, SIZE, 3))
+        directory = os.path.join(self.get_temp_dir(), "irv1_small")
+        backbone.save_to_preset(directory)
+        self.run_preset_test(cls=keras_hub.models.Backbone, preset=directory, input_data=x,
+                             expected_output=backbone(x))
+
     def test_preprocessor_serialization(self):
         self.run_serialization_test(hub.InceptionResNetV2ImageClassifierPreprocessor(
             hub.InceptionResNetV2ImageConverter(central_fraction=0.5)))
