@@ -206,10 +206,14 @@ def test_preset_from_a_slim_checkpoint_computes_the_released_network(rw, v4_refe
 
 
 def test_converter_command_refuses_output_and_preset_together(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "inception_cli.convert_weights", "--weights=x.safetensors",
-                          f"--output={tmp_path}/a.keras", f"--preset={tmp_path}/p"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert run.returncode != 0 and "not both" in run.stderr
+    for flags, message in (([f"--output={tmp_path}/a.keras", f"--preset={tmp_path}/p"], "not both"),
+                           ([f"--preset={tmp_path}/p", "--aux_logits"], "no --aux_logits")):
+        run = subprocess.run([sys.executable, "-m", "inception_cli.convert_weights", "--weights=x.safetensors",
+                              *flags], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert run.returncode != 0 and message in run.stderr, run.stderr[-2000:]
+    with pytest.raises(ValueError, match="holds inception_v4, not inception_resnet_v2"):
+        convert.convert("inception_resnet_v2", "x.safetensors", "inception_v4_imagenet")
+    assert not os.path.exists(tmp_path / "p")
 
 
 @pytest.fixture(scope="module")
