@@ -18,7 +18,7 @@ keras_hub = pytest.importorskip("keras_hub", reason="the [hub] extra (keras-hub 
 pytest.importorskip("grain", reason="keras-hub's test harness imports grain")
 
 import keras  # noqa: E402
-from keras_hub.src.tests.test_case import TestCase  # noqa: E402
+from keras_hub.src.tests import test_case  # noqa: E402  (the module: pytest would collect its TestCase)
 
 from inception import hub, models  # noqa: E402
 from inception.hub import convert, presets  # noqa: E402
@@ -34,7 +34,7 @@ def _images(shape, seed=0):
     return np.random.default_rng(seed).integers(0, 256, shape).astype("uint8")
 
 
-class KerasHubHarnessTest(TestCase):
+class KerasHubHarnessTest(test_case.TestCase):
     """keras-hub's tests for a vision backbone and an image-classifier task, as its own model
     families use them (serialization, eager and compiled calls, tf.data, three dtype policies,
     quantization, pyramid levels; predict and fit with and without split preprocessing)."""
@@ -156,7 +156,8 @@ def test_registered_name_without_its_directory_says_how_to_create_it(tmp_path, m
     assert "never downloaded" in message and presets.ENV_PRESETS in message
     for name in presets.RELEASED:
         entry = hub.InceptionV4Backbone.presets.get(name) or hub.InceptionResNetV2Backbone.presets[name]
-        assert entry["metadata"]["license"] == "Apache-2.0" and "download.tensorflow.org" in entry["metadata"]["source"]
+        assert entry["metadata"]["license"] == "Apache-2.0"
+        assert "download.tensorflow.org" in entry["metadata"]["source"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,6 +193,9 @@ def test_preset_from_a_slim_checkpoint_computes_the_released_network(rw, v4_refe
         convert.convert(None, prefix, "inception_v4_imagenet")
     classifier = keras_hub.models.ImageClassifier.from_preset("inception_v4_imagenet", activation=None)
     assert type(classifier) is hub.InceptionV4ImageClassifier
+    converter = classifier.preprocessor.image_converter  # predict() on raw images goes through it
+    assert type(converter) is hub.InceptionV4ImageConverter and converter.image_size == (299, 299)
+    assert converter.central_fraction == 0.875
     logits = np.asarray(classifier(rw.reference_images(2, 299)), np.float64)
     reference = np.asarray(v4_reference["logits"], np.float64)[:, 1:]  # background class dropped
     error = np.max(np.abs(logits - reference), axis=1) / np.max(np.abs(reference), axis=1)
@@ -243,7 +247,8 @@ def _timm_state(timm_ref, slim_ref, rw):
 
 @needs_reference
 @pytest.mark.slow
-def test_converter_command_writes_a_registered_preset_from_a_timm_file(rw, irv2_references, tmp_path):
+def test_converter_command_writes_a_registered_preset_from_a_timm_file(rw, irv2_references, tmp_path,
+                                                                      monkeypatch):
     """inception-convert-weights --preset=inception_resnet_v2_imagenet with timm's safetensors: the
     preset, loaded by name, computes timm's logits (full-size Inception-ResNet-v2, about a minute)."""
     from safetensors.numpy import save_file
@@ -257,11 +262,9 @@ def test_converter_command_writes_a_registered_preset_from_a_timm_file(rw, irv2_
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "wrote the keras-hub preset" in run.stdout and "classes: file 1000, model 1000" in run.stdout
-    os.environ[presets.ENV_PRESETS] = env["INCEPTION_PRESETS_DIR"]
-    try:
-        classifier = keras_hub.models.ImageClassifier.from_preset("inception_resnet_v2_imagenet", activation=None)
-    finally:
-        del os.environ[presets.ENV_PRESETS]
+    monkeypatch.setenv(presets.ENV_PRESETS, env["INCEPTION_PRESETS_DIR"])
+    classifier = keras_hub.models.ImageClassifier.from_preset("inception_resnet_v2_imagenet", activation=None)
+    assert type(classifier.preprocessor.image_converter) is hub.InceptionResNetV2ImageConverter
     logits = np.asarray(classifier(rw.reference_images(2, 299)), np.float64)
     reference = np.asarray(timm_ref["logits"], np.float64)
     error = np.max(np.abs(logits - reference), axis=1) / np.max(np.abs(reference), axis=1)

@@ -57,8 +57,8 @@ class InceptionBackbone(Backbone):
 
     network = None  # models.build's name, set by each subclass
 
-    def __init__(self, width_multiplier=1.0, repeats=None, bn_momentum=BN_MOMENTUM, image_shape=DEFAULT_IMAGE_SHAPE,
-                 data_format=None, dtype=None, options=None, **kwargs):
+    def __init__(self, width_multiplier=1.0, repeats=None, bn_momentum=BN_MOMENTUM,
+                 image_shape=DEFAULT_IMAGE_SHAPE, data_format=None, dtype=None, options=None, **kwargs):
         if standardize_data_format(data_format) != "channels_last":
             raise ValueError(f"{type(self).__name__} supports data_format='channels_last' only "
                              f"(the blocks concatenate on the last axis); got {data_format!r}")

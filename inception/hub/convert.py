@@ -67,12 +67,16 @@ def classifier_from(model):
     for name in blocks:
         backbone.get_layer(name).set_weights(model.get_layer(name).get_weights())
     dense = model.get_layer("predictions")
-    classifier = classifier_cls(backbone, num_classes=dense.units, preprocessor=preprocessor_cls(),
-                                activation=dense.get_config()["activation"], dropout=model.get_layer("dropout").rate)
+    # keras-hub's preprocessor does nothing without a converter: give it the evaluation crop.
+    preprocessor = preprocessor_cls(preprocessor_cls.image_converter_cls())
+    classifier = classifier_cls(backbone, num_classes=dense.units, preprocessor=preprocessor,
+                                activation=dense.get_config()["activation"],
+                                dropout=model.get_layer("dropout").rate)
     classifier.output_dense.set_weights(dense.get_weights())
     copied = sum(len(model.get_layer(name).weights) for name in blocks) + len(dense.weights)
     if copied != len(classifier.weights) or len(model.weights) != copied:
-        raise AssertionError(f"copied {copied} variables of {len(model.weights)} into {len(classifier.weights)}")
+        raise RuntimeError(f"copied {copied} variables of {len(model.weights)} into "
+                           f"{len(classifier.weights)}")
     return classifier
 
 
