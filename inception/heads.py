@@ -85,7 +85,7 @@ def replace_classifier(model, new):
     old = _classifier_layer(model)
     replaced = new(model.get_layer(POOLED).output)
     outputs = [replaced if out is old.output else out for out in model.outputs]
-    return keras.Model(model.inputs, outputs if len(outputs) > 1 else outputs[0], name=model.name)
+    return keras.Model(_one_or_list(model.inputs), _one_or_list(outputs), name=model.name)
 
 
 def with_class_names(model, class_ids, class_names_):
@@ -106,6 +106,11 @@ def class_names(model):
     except ValueError:
         return None, None
     return getattr(dense, "class_ids", None), getattr(dense, "class_names", None)
+
+
+def _one_or_list(tensors):
+    """A single tensor as itself (a list of one makes Keras warn when the model is called)."""
+    return tensors[0] if len(tensors) == 1 else list(tensors)
 
 
 def _classifier_layer(model):

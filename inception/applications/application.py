@@ -39,10 +39,11 @@ def application(network, *, include_top, weights, input_tensor, input_shape, poo
                              data_format=data_format)
     else:
         outputs = heads.pooled(body.features, pooling, data_format=data_format)
-    inputs = keras.utils.get_source_inputs(input_tensor) if input_tensor is not None else image
+    inputs = keras.utils.get_source_inputs(input_tensor) if input_tensor is not None else [image]
+    inputs = inputs[0] if len(inputs) == 1 else inputs
     # Built under our model name, which the weight importers recognise, then renamed.
     model = _load(keras.Model(inputs, outputs, name=spec.model_name), weights)
-    return model if model.name == name else keras.Model(model.inputs, model.outputs, name=name)
+    return model if model.name == name else keras.Model(inputs, model.outputs[0], name=name)
 
 
 def _check_weights(spec, weights, include_top, classes, options):
@@ -82,14 +83,16 @@ def _check_head(include_top, pooling, classes, classifier_activation, weights):
 
 def input_shape_of(input_shape, data_format, *, require_static, weights):
     """keras.applications' input shape rules (``obtain_input_shape``) for our networks: the
-    default 299x299x3 (3x299x299 channels first), sides at least 75, 3 channels with ImageNet
-    weights, a static shape with the top."""
+    default 299x299x3 (3x299x299 channels first), which the top with ImageNet weights must have,
+    sides at least 75, 3 channels with ImageNet weights, a static shape with the top."""
     first = data_format == "channels_first"
+    default = (3, DEFAULT_SIZE, DEFAULT_SIZE) if first else (DEFAULT_SIZE, DEFAULT_SIZE, 3)
     if input_shape is None:
-        if require_static:
-            return (3, DEFAULT_SIZE, DEFAULT_SIZE) if first else (DEFAULT_SIZE, DEFAULT_SIZE, 3)
-        return (3, None, None) if first else (None, None, 3)
+        return default if require_static else ((3, None, None) if first else (None, None, 3))
     input_shape = tuple(input_shape)
+    if weights == IMAGENET and require_static and input_shape != default:
+        raise ValueError("When setting `include_top=True` and loading `imagenet` weights, `input_shape` "
+                         f"should be {default}.  Received: input_shape={input_shape}")
     if len(input_shape) != 3:
         raise ValueError(f"`input_shape` must be a tuple of three integers. Received: input_shape={input_shape}")
     channels, sides = (input_shape[0], input_shape[1:]) if first else (input_shape[2], input_shape[:2])
