@@ -247,7 +247,7 @@ def test_replace_classifier_builds_a_new_head_on_the_same_network():
     assert new.get_layer("stem") is model.get_layer("stem")
     assert model.get_layer("predictions").units == 1000            # the original is untouched
     x = np.random.default_rng(2).uniform(-1, 1, (1, 75, 75, 3)).astype("float32")
-    pooled = keras.ops.convert_to_numpy(keras.Model(model.inputs, model.get_layer(heads.POOLED).output)(x))
+    pooled = keras.ops.convert_to_numpy(keras.Model(model.input, model.get_layer(heads.POOLED).output)(x))
     kernel, bias = new.get_layer("predictions").get_weights()
     np.testing.assert_allclose(new(x)[0], pooled @ kernel + bias, atol=1e-5)
     with pytest.raises(ValueError, match="must be named 'predictions'"):
