@@ -192,6 +192,7 @@ BAD = [
     (dict(include_top=False, pooling="mean"), "`pooling` should be None, 'avg' or 'max'"),
     (dict(weights=None, classes=0), "`classes` should be a positive integer"),
     (dict(width_multiplier=0.5), "needs the paper's network; leave out width_multiplier=0.5"),
+    (dict(repeats=[4, 7, 2]), r"needs the paper's network; leave out repeats=\[4, 7, 2\]"),
 ]
 
 

@@ -48,8 +48,7 @@ def application(network, *, include_top, weights, input_tensor, input_shape, poo
 
 def _check_weights(spec, weights, include_top, classes, options):
     """keras.applications' rules for ``weights``, plus the networks that have none published."""
-    if not (weights is None or weights == IMAGENET
-            or (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights))):
+    if not (weights is None or weights == IMAGENET or _is_file(weights)):
         raise ValueError("The `weights` argument should be either `None` (random initialization), "
                          "`imagenet` (pre-training on ImageNet), or the path to the weights file to be "
                          f"loaded. Received: weights={weights!r}")
@@ -63,9 +62,22 @@ def _check_weights(spec, weights, include_top, classes, options):
         raise ValueError(f'If using `weights="imagenet"` with `include_top=True`, `classes` should be '
                          f"{NUM_CLASSES} ({WITH_BACKGROUND} keeps the released checkpoints' background "
                          f"class). Received classes={classes}")
-    changed = [f"{k}={options[k]!r}" for k in SHAPING if options.get(k) not in (None, 1.0)]
+    paper = {"width_multiplier": 1.0, "repeats": spec.repeats}
+    changed = [f"{k}={options[k]!r}" for k in SHAPING
+               if options.get(k) is not None and _as_tuple(options[k]) != _as_tuple(paper[k])]
     if changed:
         raise ValueError(f'`weights="imagenet"` needs the paper\'s network; leave out {", ".join(changed)}')
+
+
+def _is_file(weights):
+    """A weights file that exists, or a TF V2 checkpoint given by its prefix."""
+    if not isinstance(weights, (str, os.PathLike)):
+        return False
+    return os.path.exists(weights) or os.path.exists(os.fspath(weights) + ".index")
+
+
+def _as_tuple(value):
+    return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
 def _check_head(include_top, pooling, classes, classifier_activation, weights):
