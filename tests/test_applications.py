@@ -191,6 +191,7 @@ BAD = [
     (dict(classifier_activation="relu"), "Only `None` and `softmax` activations are allowed"),
     (dict(include_top=False, pooling="mean"), "`pooling` should be None, 'avg' or 'max'"),
     (dict(weights=None, classes=0), "`classes` should be a positive integer"),
+    (dict(weights=None, input_tensor=np.zeros((1, 299, 299, 3))), "`input_tensor` must be a Keras tensor"),
     (dict(width_multiplier=0.5), "needs the paper's network; leave out width_multiplier=0.5"),
     (dict(repeats=[4, 7, 2]), r"needs the paper's network; leave out repeats=\[4, 7, 2\]"),
 ]

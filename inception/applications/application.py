@@ -29,8 +29,9 @@ def application(network, *, include_top, weights, input_tensor, input_shape, poo
     _check_weights(spec, weights, include_top, classes, options)
     _check_head(include_top, pooling, classes, classifier_activation, weights)
     data_format = _data_format()
-    if input_shape is None and input_tensor is not None:
-        input_shape = _tensor_shape(input_tensor)
+    if input_tensor is not None:
+        tensor_shape = _tensor_shape(input_tensor)
+        input_shape = tensor_shape if input_shape is None else input_shape
     input_shape = input_shape_of(input_shape, data_format, require_static=include_top, weights=weights)
     image = _image_input(input_tensor, input_shape)
     body = models.backbone(network, image, **options)
@@ -127,6 +128,9 @@ def _data_format():
 
 
 def _tensor_shape(tensor):
+    if not keras.backend.is_keras_tensor(tensor):  # Keras 3's Input(tensor=...) takes no other
+        raise ValueError("`input_tensor` must be a Keras tensor (e.g. the output of `keras.Input()` or "
+                         f"of layers applied to it). Received: input_tensor of type {type(tensor).__name__}")
     shape = tuple(tensor.shape)
     if len(shape) != 4:
         raise ValueError(f"`input_tensor` must be a batch of images (4 dimensions). Received a tensor of "
@@ -135,13 +139,8 @@ def _tensor_shape(tensor):
 
 
 def _image_input(input_tensor, input_shape):
-    """The tensor the network starts from: a new Input, the given Keras tensor, or an Input
-    wrapping a backend tensor (as keras.applications does)."""
-    if input_tensor is None:
-        return keras.Input(shape=input_shape, name="image")
-    if keras.backend.is_keras_tensor(input_tensor):
-        return input_tensor
-    return keras.Input(tensor=input_tensor, shape=input_shape, name="image")
+    """The tensor the network starts from: a new Input, or the given Keras tensor."""
+    return keras.Input(shape=input_shape, name="image") if input_tensor is None else input_tensor
 
 
 def _load(model, weights):
