@@ -8,6 +8,7 @@ downloaded: the "imagenet" path is checked up to the fetch, and every bad argume
 fail before any layer is made or any file fetched.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -254,6 +255,17 @@ def test_replace_classifier_builds_a_new_head_on_the_same_network():
     np.testing.assert_allclose(new(x)[0], pooled @ kernel + bias, atol=1e-5)
     with pytest.raises(ValueError, match="must be named 'predictions'"):
         heads.replace_classifier(model, keras.layers.Dense(10))
+
+
+def test_labeled_dense_of_files_saved_before_the_move_still_loads():
+    """.keras files written before LabeledDense moved to heads.py name its old module."""
+    model = models.build("inception_resnet_v1", input_shape=(75, 75, 3), num_classes=3, **SMALL)
+    named = heads.with_class_names(model, ["n1", "n2", "n3"], ["one", "two", "three"])
+    text = json.dumps(keras.saving.serialize_keras_object(named))
+    old = text.replace('"module": "inception.heads"', '"module": "inception.weights.labeled"')
+    assert old != text
+    again = keras.saving.deserialize_keras_object(json.loads(old), safe_mode=True)
+    assert heads.class_names(again) == (["n1", "n2", "n3"], ["one", "two", "three"])
 
 
 def test_models_and_applications_import_neither_weights_nor_tensorflow():
