@@ -67,7 +67,6 @@ def test_decode_predictions_1000_and_1001_columns():
     assert all(a[2] >= b[2] for d in decoded for a, b in zip(d, d[1:]))
     background = np.concatenate([np.full((2, 1), 0.99, np.float32), preds], axis=1)  # class 0 first
     assert applications.decode_predictions(background, top=3) == decoded
-    assert applications.inception_v4.decode_predictions is applications.decode_predictions
     assert len(applications.decode_predictions(keras.ops.convert_to_tensor(preds))[0]) == 5
 
 
@@ -101,6 +100,14 @@ def test_preprocess_input_is_inception_scaling_in_any_format():
 
 
 # ------------------------------------------------------------------ the three networks --
+
+@pytest.mark.parametrize("app, module, _, last_dim", APPS, ids=IDS)
+def test_each_network_module_has_its_function_and_utilities(app, module, _, last_dim):
+    """As keras.applications.inception_resnet_v2: the function, preprocess_input, decode_predictions."""
+    assert getattr(module, app.__name__) is app
+    assert module.preprocess_input is applications.preprocess_input
+    assert module.decode_predictions is applications.decode_predictions
+
 
 @pytest.fixture(scope="module", params=APPS, ids=IDS)
 def default_model(request):
