@@ -316,19 +316,43 @@ print("ok")
 
 
 @pytest.mark.slow
-def test_imagenet_loads_the_file_in_the_cache(tmp_path, monkeypatch):
-    """weights="imagenet" finds the released file's name in the cache directory and loads it
-    (a .keras of the full network stands in for the TF-slim archive: the format is read from the
-    content), without downloading."""
+def test_imagenet_loads_the_released_file_from_the_cache(tmp_path, monkeypatch):
+    """weights="imagenet" reads the released TF-slim archive's name from the cache directory,
+    without downloading: an archive of the reference fixtures' rule weights gives the released
+    Inception-v4's logits (1000 classes, background dropped; 1001 kept), which decode to the
+    same classes."""
+    import tarfile
+
+    import test_weights_reference as reference
     from inception.weights import fetch
 
-    reference = applications.InceptionV4(weights=None)
+    if not os.path.isdir(reference.REF):
+        pytest.skip(f"reference fixtures not found at {reference.REF}")
+    rw = _refweights(reference.REF)
+    slim = reference._json("inception_v4.slim.json")
+    ckpt = str(tmp_path / "inception_v4.ckpt")
+    reference._write_v1_checkpoint(ckpt, slim["checkpoint_keys"], rw)
     cache = tmp_path / "cache"
     cache.mkdir()
-    reference.save(tmp_path / "v4.keras")
-    os.replace(tmp_path / "v4.keras", cache / fetch.official("inception_v4").filename)
+    with tarfile.open(cache / fetch.official("inception_v4").filename, "w:gz", compresslevel=0) as archive:
+        archive.add(ckpt, arcname="inception_v4.ckpt")
     monkeypatch.setenv(fetch.ENV_CACHE, str(cache))
     monkeypatch.setattr(keras.utils, "get_file", lambda *a, **k: pytest.fail("tried to download"))
-    model = applications.InceptionV4(weights="imagenet")
-    x = np.random.default_rng(3).uniform(-1, 1, (1, 299, 299, 3)).astype("float32")
-    np.testing.assert_allclose(model(x), reference(x), atol=1e-6)
+    images = rw.reference_images(2, 299)
+    logits = applications.InceptionV4(classifier_activation=None)(images)
+    released = np.asarray(slim["logits"])
+    assert reference._relative_error(logits, released[:, 1:]).max() < reference.TOLERANCE
+    with_background = applications.InceptionV4(classes=1001, classifier_activation=None)(images)
+    assert reference._relative_error(with_background, released).max() < reference.TOLERANCE
+    classes_of = lambda preds: [[entry[:2] for entry in row] for row in  # noqa: E731
+                                applications.decode_predictions(np.asarray(preds), top=3)]
+    assert classes_of(with_background) == classes_of(logits)
+
+
+def _refweights(root):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("refweights", os.path.join(root, "refweights.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
