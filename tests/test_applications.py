@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from inception import applications, heads, models
-from inception.applications import application, imagenet_utils
+from inception.applications import imagenet_utils
 from inception.weights import classes as weight_classes
 
 SMALL = dict(width_multiplier=0.1, repeats=(1, 1, 1))
