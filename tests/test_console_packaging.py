@@ -174,8 +174,9 @@ def test_wheel_holds_the_code_configs_and_data_files(wheel):
     for name in configs:  # the clone's configs/ and the package's are one set of files
         with open(os.path.join(ROOT, "configs", name), "rb") as f:
             assert members[f"inception/configs/{name}"] == f.read()
-    with open(os.path.join(ROOT, "inception", "weights", "imagenet_classes.tsv"), "rb") as f:
-        assert members["inception/weights/imagenet_classes.tsv"] == f.read()
+    for data in ("inception/weights/imagenet_classes.tsv", "inception/applications/imagenet_class_index.tsv"):
+        with open(os.path.join(ROOT, *data.split("/")), "rb") as f:
+            assert members[data] == f.read()
     [entry_points] = [n for n in members if n.endswith(".dist-info/entry_points.txt")]
     scripts = _pyproject()["project"]["scripts"]
     text = members[entry_points].decode()
