@@ -184,6 +184,7 @@ def run(config, strategy=None, *, loss_hook=None):
     faults with it). Raises ``TrainingError`` (diverged, died, another run's model_dir),
     ``Interrupted`` (SIGTERM/SIGINT: saved, rerun to resume), ``WorkerLost``.
     """
+    config.check_paths()
     if strategy is None:
         strategy = devices.setup(config)
     start = time.time()
