@@ -113,7 +113,7 @@ def _check_init_weights(path):
     # A TF checkpoint is named by its prefix (the files are <prefix>.index, <prefix>.data-*).
     import os
 
-    if os.path.isdir(path):
+    if path and path != "imagenet" and os.path.isdir(path):
         raise ValueError(f"--init_weights={path!r} is a directory; give the weights file itself "
                          "(or a checkpoint's prefix)")
     if not path or path == "imagenet" or os.path.exists(path) or os.path.exists(path + ".index"):

@@ -96,7 +96,8 @@ def _job_base(tmp_path):
     for name in config.RUN_FILES:
         (tmp_path / "run" / name).write_text("{}")
     return {
-        config.ExportConfig: dict(export_dir=str(tmp_path / "out"), model_dir=str(tmp_path / "run")),
+        config.ExportConfig: dict(export_dir=str(tmp_path / "out"),
+                                  model_dir=str(tmp_path / "run")),
         config.EvaluateConfig: dict(models=(str(tmp_path / "run"),),
                                     output=str(tmp_path / "eval.json")),
     }

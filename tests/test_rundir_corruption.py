@@ -137,6 +137,20 @@ def test_damaged_ema_model_is_refused_then_rebuilt_by_eval(run_copy, tmp_path, c
         assert message and message.startswith(f"{ema} is not a complete Keras model"), message
         assert "rerun the run's training command" in message
     assert _snapshot(directory) == before
+    # The same file given as a .keras model: named with its flag.
+    from inception.config import EvaluateConfig, ExportConfig
+    from inception.evaluation import job as evaluation_job
+    from inception.export import job as export_job
+
+    bare = str(tmp_path / "model.keras")
+    shutil.copy(ema, bare)
+    with pytest.raises(ValueError, match=f"--keras_model={bare} is not a complete Keras model"):
+        export_job.load_source(ExportConfig(export_dir=str(tmp_path / "exports"),
+                                            keras_model=bare, formats=("saved_model",)))
+    with pytest.raises(ValueError, match=f"--models={bare} is not a complete Keras model"):
+        evaluation_job.prepare(EvaluateConfig(models=(bare,), protocols=(1,),
+                                              dataset="sklearn_digits", data_dir=digits_dir,
+                                              output=str(tmp_path / "eval.json")))
 
     status, out, err = _train_command(config.replace(mode="eval"), capsys)
     assert status == 0, out + err
@@ -149,10 +163,12 @@ def test_damaged_ema_model_is_refused_then_rebuilt_by_eval(run_copy, tmp_path, c
     assert os.path.getsize(ema) > 0.5 * len(good)
 
 
-def test_resume_falls_back_to_the_newest_complete_checkpoint(run_copy, capsys):
+def test_resume_falls_back_to_the_newest_complete_checkpoint(run_copy, tmp_path, capsys,
+                                                             digits_dir):
     """ckpt-60's data shard cut short, the state file garbage, metrics.csv cut inside its last
-    row, summary.json garbage: the rerun resumes from ckpt-50 with a warning naming ckpt-60,
-    keeps metrics.csv's bytes aside, trains epoch 3 again and leaves a whole run directory."""
+    row, summary.json and labels.txt garbage (export names the latter): the rerun resumes from
+    ckpt-50 with a warning naming ckpt-60, keeps metrics.csv's bytes aside, trains epoch 3
+    again and leaves a whole run directory."""
     config, _, directory = run_copy
     checkpoints = os.path.join(directory, "checkpoints")
     _cut(os.path.join(checkpoints, "ckpt-60.data-00000-of-00001"))
@@ -161,6 +177,11 @@ def test_resume_falls_back_to_the_newest_complete_checkpoint(run_copy, capsys):
     original = _cut(metrics, 0.9)
     cut_bytes = open(metrics, "rb").read()
     _garbage(os.path.join(directory, "summary.json"))
+    labels = os.path.join(directory, "labels.txt")
+    labels_text = open(labels).read()
+    _garbage(labels)
+    for message in _export_and_evaluate_errors(directory, tmp_path, digits_dir):
+        assert message.startswith(f"{labels} is not UTF-8 text"), message
 
     status, out, err = _train_command(config, capsys)
     assert status == 0, out + err
@@ -182,3 +203,4 @@ def test_resume_falls_back_to_the_newest_complete_checkpoint(run_copy, capsys):
                .get_variable_to_shape_map()) > 50
     summary = json.load(open(os.path.join(directory, "summary.json")))
     assert summary["steps"] == 60 and summary["resumed_from"].endswith("ckpt-50")
+    assert open(labels).read() == labels_text  # written again from the dataset at the start

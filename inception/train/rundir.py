@@ -193,8 +193,8 @@ class Checkpoints:
                 damaged.append(f"{path} ({type(err).__name__}: {str(err).splitlines()[0][:160]})")
                 continue
             if damaged:
-                print(f"Warning: checkpoint {damaged[-1]} cannot be read; resuming from the newest "
-                      f"complete one instead, {path}", flush=True)
+                print(f"Warning: checkpoint {'; '.join(damaged)} cannot be read; resuming from "
+                      f"the newest complete one instead, {path}", flush=True)
                 logging.warning("damaged checkpoints skipped: %s", "; ".join(damaged))
             self.latest, self.saved_step = path, checkpoint_step(path)
             return path

@@ -105,8 +105,9 @@ class Trainer:
 
     def train(self):
         """Trains from the newest checkpoint to ``plan.total_steps``; returns the last step."""
-        self._write_start()
+        # Restore first: a run whose checkpoints are all damaged stops with its directory as it was.
         self.resumed_from, step = self.restore()
+        self._write_start()
         self.rebuild_ema_model(self.resumed_from)
         self._warn_about_start(step)
         self.actions = self.make_actions()
