@@ -122,11 +122,14 @@ def test_every_checkpoint_damaged_stops_without_starting_over(run_copy, capsys):
 def test_damaged_ema_model_is_refused_then_rebuilt_by_eval(run_copy, tmp_path, capsys,
                                                            digits_dir):
     """export.py and evaluate.py name the cut ema_model.keras and send the user to training;
-    --mode=eval rebuilds it from the newest checkpoint, which a state file naming a missing
-    step (ckpt-70) no longer hides; a garbage summary.json is not read."""
+    --mode=eval rebuilds it from the newest complete checkpoint: the state file names ckpt-50
+    and a missing ckpt-70, the directory also holds ckpt-60, whose index is cut short, so
+    ckpt-60 is found, named as damaged, and ckpt-50 is used. summary.json (garbage) is not
+    read."""
     config, _, directory = run_copy
     ema = os.path.join(directory, "ema_model.keras")
     good = _cut(ema, 0.9)
+    _cut(os.path.join(directory, "checkpoints", "ckpt-60.index"))
     state = os.path.join(directory, "checkpoints", "checkpoint")
     with open(state, "w") as f:
         f.write('model_checkpoint_path: "ckpt-70"\nall_model_checkpoint_paths: "ckpt-50"\n'
@@ -154,8 +157,10 @@ def test_damaged_ema_model_is_refused_then_rebuilt_by_eval(run_copy, tmp_path, c
 
     status, out, err = _train_command(config.replace(mode="eval"), capsys)
     assert status == 0, out + err
-    assert f"Rebuilt {ema}" in out and "ckpt-60" in out, out
-    assert json.load(open(os.path.join(directory, "eval.json")))["step"] == 60
+    assert "ckpt-60 (OpError: " in out and "instead, " in out, out
+    assert f"Rebuilt {ema}" in out and "from checkpoint " in out and out.rstrip().count(
+        "ckpt-50") >= 2, out
+    assert json.load(open(os.path.join(directory, "eval.json")))["step"] == 50
     after = _snapshot(directory)
     changed = sorted(k for k in before if after.get(k) != before[k])
     assert changed == ["ema_model.keras"] and set(after) - set(before) == {"eval.json"}, changed
@@ -204,3 +209,24 @@ def test_resume_falls_back_to_the_newest_complete_checkpoint(run_copy, tmp_path,
     summary = json.load(open(os.path.join(directory, "summary.json")))
     assert summary["steps"] == 60 and summary["resumed_from"].endswith("ckpt-50")
     assert open(labels).read() == labels_text  # written again from the dataset at the start
+
+
+def test_metrics_rows_are_read_whole_or_left_out(trained_run):
+    """metrics.csv's reader (training's own, ``observe.parse_rows``) on the session run's file:
+    whole, cut anywhere, garbage, text of another kind."""
+    from inception.train.observe import parse_rows
+
+    config = trained_run[0]
+    data = open(os.path.join(config.run.model_dir, "metrics.csv"), "rb").read()
+    rows, whole = parse_rows(data)
+    assert whole and [r["epoch"] for r in rows] == ["1", "2", "3"]
+    lines = data.split(b"\r\n")
+    for cut in range(len(lines[0]) + 3, len(data) - 1):
+        if data[:cut].endswith(b"\r\n"):
+            continue  # a file of fewer whole rows
+        rows, whole = parse_rows(data[:cut])
+        assert not whole and len(rows) == data[:cut].count(b"\r\n") - 1, cut
+        assert all(r["epoch"] and None not in r.values() for r in rows)
+    assert parse_rows(b"\x00\xff\x81 garbage") == ([], False)
+    assert parse_rows(b"hello\nworld\n") == ([], False)
+    assert parse_rows(b"") == ([], True)
