@@ -171,9 +171,9 @@ def test_damaged_ema_model_is_refused_then_rebuilt_by_eval(run_copy, tmp_path, c
 def test_resume_falls_back_to_the_newest_complete_checkpoint(run_copy, tmp_path, capsys,
                                                              digits_dir):
     """ckpt-60's data shard cut short, the state file garbage, metrics.csv cut inside its last
-    row, summary.json and labels.txt garbage (export names the latter): the rerun resumes from
-    ckpt-50 with a warning naming ckpt-60, keeps metrics.csv's bytes aside, trains epoch 3
-    again and leaves a whole run directory."""
+    row, summary.json and labels.txt garbage (export names the latter), ema_model.keras cut:
+    the rerun resumes from ckpt-50 with a warning naming ckpt-60, rebuilds ema_model.keras,
+    keeps metrics.csv's bytes aside, trains epoch 3 again and leaves a whole run directory."""
     config, _, directory = run_copy
     checkpoints = os.path.join(directory, "checkpoints")
     _cut(os.path.join(checkpoints, "ckpt-60.data-00000-of-00001"))
@@ -185,6 +185,7 @@ def test_resume_falls_back_to_the_newest_complete_checkpoint(run_copy, tmp_path,
     labels = os.path.join(directory, "labels.txt")
     labels_text = open(labels).read()
     _garbage(labels)
+    _cut(os.path.join(directory, "ema_model.keras"), 0.5)
     for message in _export_and_evaluate_errors(directory, tmp_path, digits_dir):
         assert message.startswith(f"{labels} is not UTF-8 text"), message
 
@@ -193,6 +194,7 @@ def test_resume_falls_back_to_the_newest_complete_checkpoint(run_copy, tmp_path,
     assert (f"Warning: checkpoint {os.path.join(checkpoints, 'ckpt-60')} (" in out
             and "resuming from the newest complete one instead" in out), out
     assert "Resuming from step 50" in out
+    assert f"Rebuilt {os.path.join(directory, 'ema_model.keras')} (" in out, out
     # metrics.csv: the damaged bytes kept beside it, the whole rows kept, epoch 3 written again.
     aside = [n for n in os.listdir(directory) if n.startswith("metrics.csv.damaged-")]
     assert len(aside) == 1 and open(os.path.join(directory, aside[0]), "rb").read() == cut_bytes
@@ -209,6 +211,7 @@ def test_resume_falls_back_to_the_newest_complete_checkpoint(run_copy, tmp_path,
     summary = json.load(open(os.path.join(directory, "summary.json")))
     assert summary["steps"] == 60 and summary["resumed_from"].endswith("ckpt-50")
     assert open(labels).read() == labels_text  # written again from the dataset at the start
+    assert _export_and_evaluate_errors(directory, tmp_path, digits_dir) == [None, None]
 
 
 def test_metrics_rows_are_read_whole_or_left_out(trained_run):
