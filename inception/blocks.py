@@ -27,7 +27,7 @@ import keras
 from keras import ops
 
 from inception import networks
-from inception.layers import XAVIER, ConvBN, ConvOptions
+from inception.layers import XAVIER, ConvBN, ConvOptions, channel_axis
 
 # Defaults of the Inception-ResNet blocks: Inception-ResNet-v2's widths (both variants share them).
 _IRV2 = networks.INCEPTION_RESNET_V2_PAPER
@@ -85,6 +85,7 @@ class _Block(keras.layers.Layer):
         # Every block makes its own copy: its initializer config is drawn here, in the order that
         # fixes which weights a seed gives.
         self.options = ConvOptions.of(options, **shorthand)
+        self._axis = channel_axis(self.options.data_format)
         # _plan mirrors the table: stages -> branches -> op names (a fork is a list of names).
         table = self.table(*(getattr(self, w) for w in self.WIDTHS))
         self._plan = [[[] for _ in stage] for stage in table]
@@ -109,9 +110,11 @@ class _Block(keras.layers.Layer):
             layer = self.options.conv(filters, kernel, strides=strides, padding=padding, name=name)
         elif kind == "avgpool":
             # Keras' same-padded average excludes the padding from the count, as the paper's does.
-            layer = keras.layers.AveragePooling2D(3, strides=1, padding="same", name=name)
+            layer = keras.layers.AveragePooling2D(3, strides=1, padding="same",
+                                                  data_format=self.options.data_format, name=name)
         elif kind == "maxpool":
-            layer = keras.layers.MaxPooling2D(3, strides=2, padding="valid", name=name)
+            layer = keras.layers.MaxPooling2D(3, strides=2, padding="valid",
+                                              data_format=self.options.data_format, name=name)
         else:
             raise ValueError(f"unknown op {op!r}")
         setattr(self, name, layer)
@@ -121,14 +124,14 @@ class _Block(keras.layers.Layer):
         shape = tuple(input_shape)
         for stage in self._plan:
             outs = [self._build_branch(branch, shape) for branch in stage]
-            shape = outs[0][:-1] + (sum(o[-1] for o in outs),)
+            shape = self._concatenated(outs)
         self._stages_output_shape = shape
 
     def _build_branch(self, names, shape):
         for name in names:
             if isinstance(name, list):
                 outs = [self._build_branch([n], shape) for n in name]
-                shape = outs[0][:-1] + (sum(o[-1] for o in outs),)
+                shape = self._concatenated(outs)
             else:
                 layer = getattr(self, name)
                 layer.build(shape)
@@ -138,7 +141,7 @@ class _Block(keras.layers.Layer):
     def _run_branch(self, names, x, training):
         for name in names:
             if isinstance(name, list):
-                x = ops.concatenate([self._run_branch([n], x, training) for n in name], axis=-1)
+                x = ops.concatenate([self._run_branch([n], x, training) for n in name], axis=self._axis)
             elif isinstance(getattr(self, name), ConvBN):
                 x = getattr(self, name)(x, training=training)
             else:
@@ -148,7 +151,7 @@ class _Block(keras.layers.Layer):
     def _run_stages(self, x, training):
         for stage in self._plan:
             outs = [self._run_branch(branch, x, training) for branch in stage]
-            x = outs[0] if len(outs) == 1 else ops.concatenate(outs, axis=-1)
+            x = outs[0] if len(outs) == 1 else ops.concatenate(outs, axis=self._axis)
         return x
 
     def call(self, inputs, training=None):
@@ -158,17 +161,23 @@ class _Block(keras.layers.Layer):
         shape = tuple(input_shape)
         for stage in self._plan:
             outs = [self._branch_shape(branch, shape) for branch in stage]
-            shape = outs[0][:-1] + (sum(o[-1] for o in outs),)
+            shape = self._concatenated(outs)
         return shape
 
     def _branch_shape(self, names, shape):
         for name in names:
             if isinstance(name, list):
                 outs = [self._branch_shape([n], shape) for n in name]
-                shape = outs[0][:-1] + (sum(o[-1] for o in outs),)
+                shape = self._concatenated(outs)
             else:
                 shape = tuple(getattr(self, name).compute_output_shape(shape))
         return shape
+
+    def _concatenated(self, shapes):
+        """The shape of ``shapes`` concatenated on the channel axis."""
+        shape = list(shapes[0])
+        shape[self._axis] = sum(s[self._axis] for s in shapes)
+        return tuple(shape)
 
     def get_config(self):
         return {**super().get_config(), "options": self.options.get_config()}
@@ -374,12 +383,13 @@ class _Residual(_Block):
     def build(self, input_shape):
         super().build(input_shape)
         self.expand = keras.layers.Conv2D(
-            int(input_shape[-1]),
+            int(input_shape[self._axis]),
             1,
             use_bias=True,
             kernel_initializer=self.options.conv_initializer,
             kernel_regularizer=self.options.kernel_regularizer(),
             bias_regularizer=self.options.bias_regularizer(),
+            data_format=self.options.data_format,
             name="expand",
         )
         self.expand.build(self._stages_output_shape)
@@ -476,16 +486,21 @@ class AuxHead(keras.layers.Layer):
         self.classifier_activation = classifier_activation
         self.options = ConvOptions.of(options, **shorthand)
         self.proj = self.options.conv(128, 1, name="proj")
-        self.flatten = keras.layers.Flatten(name="flatten")
+        # Flatten reads channels_first maps in channels_last order: the same fc weights in both.
+        self.flatten = keras.layers.Flatten(data_format=self.options.data_format, name="flatten")
+
+    def _sides(self, shape):
+        return tuple(shape[2:4]) if self.options.data_format == "channels_first" else tuple(shape[1:3])
 
     def build(self, input_shape):
-        h, w = input_shape[1], input_shape[2]
+        h, w = self._sides(input_shape)
         pool = (min(5, h), min(5, w))
-        self.pool = keras.layers.AveragePooling2D(pool, strides=3, padding="valid", name="pool")
+        self.pool = keras.layers.AveragePooling2D(pool, strides=3, padding="valid",
+                                                  data_format=self.options.data_format, name="pool")
         shape = self.pool.compute_output_shape(input_shape)
         self.proj.build(shape)
         shape = self.proj.compute_output_shape(shape)
-        self.conv = self.options.conv(768, (shape[1], shape[2]), padding="V", name="conv")
+        self.conv = self.options.conv(768, self._sides(shape), padding="V", name="conv")
         self.conv.build(shape)
         shape = self.conv.compute_output_shape(shape)
         # float32 under a mixed policy, like the main classifier (models.build); slim's

@@ -5,10 +5,13 @@ absl flags into them, and a Python user builds them directly.
 """
 
 import dataclasses
+import math
 import os
 import re
+import types
 
 from inception import networks as _networks  # the constants' one place
+from inception import paths
 from inception import recipe as _recipe
 
 # ---------------------------------------------------------------------------------------------
@@ -35,8 +38,8 @@ _BLOCK_NAME = {
 
 
 def parse_area_range(value):
-    """'lo,hi' (the flag's form), a (lo, hi) pair or None/'' -> (lo, hi) floats or None."""
-    if value is None or value == "":
+    """'lo,hi' (the flag's form), a (lo, hi) pair or None/''/() -> (lo, hi) floats or None."""
+    if value is None or len(value) == 0:
         return None
     parts = value.split(",") if isinstance(value, str) else value
     return tuple(float(str(p).strip()) for p in parts)
@@ -110,6 +113,9 @@ def _check_init_weights(path):
     # A TF checkpoint is named by its prefix (the files are <prefix>.index, <prefix>.data-*).
     import os
 
+    if path and path != "imagenet" and os.path.isdir(path):
+        raise ValueError(f"--init_weights={path!r} is a directory; give the weights file itself "
+                         "(or a checkpoint's prefix)")
     if not path or path == "imagenet" or os.path.exists(path) or os.path.exists(path + ".index"):
         return True
     raise ValueError(f"--init_weights={path!r}: no such file (give a weights file, a checkpoint "
@@ -183,6 +189,9 @@ FIELD_CHECKS = {
     "target_top1_error": _in_range(0.0, 1.0),
     "strategy": _one_of(STRATEGIES),
     "num_cpu_devices": _at_least_zero(),
+    # keras.utils.set_random_seed seeds NumPy, whose seeds are non-negative: a negative one
+    # failed after TensorFlow had started.
+    "seed": _at_least_zero(" (NumPy's seeds are non-negative)"),
 }
 
 # Several values together: (names, check of {name: value}, message); same convention.
@@ -204,8 +213,6 @@ CROSS_CHECKS = (
     (("mode", "target_top1_error"),
      lambda f: not f["target_top1_error"] or f["mode"] == "train_and_eval",
      "--target_top1_error stops at an evaluation: it needs --mode=train_and_eval"),
-    (("deterministic", "seed"), lambda f: not f["deterministic"] or f["seed"] >= 0,
-     "--deterministic needs a non-negative --seed"),
     (("deterministic", "jit_compile"), lambda f: not (f["deterministic"] and f["jit_compile"]),
      "--deterministic and --jit_compile cannot be combined: under TensorFlow's op determinism XLA "
      "refuses the max-pooling gradient (no deterministic implementation; every network here "
@@ -242,7 +249,63 @@ def _flat(section):
             for f in dataclasses.fields(section)}
 
 
+# Type-level bounds of every field, checked before the field's own check: a value beyond them
+# is a typo or a fuzzed input, and would fail later inside TensorFlow or NumPy (a seed beyond
+# 2**32, an epoch count whose step count overflows, a name longer than any path).
+INT_LIMIT = 2**31 - 1
+FLOAT_LIMIT = 1e9
+STR_LIMIT = 4096
+_TUPLE_FORMS = (tuple, list, str)  # the flag's 'a,b,c' string or a sequence
+
+
+def _kind(annotation):
+    """(the accepted types, what to call them, None allowed) of a field's annotation."""
+    allows_none = isinstance(annotation, types.UnionType) and type(None) in annotation.__args__
+    if allows_none:
+        annotation = next(a for a in annotation.__args__ if a is not type(None))
+    kinds = {bool: ((bool,), "true or false"), int: ((int,), "an integer"),
+             float: ((int, float), "a number"), str: ((str,), "a string"),
+             tuple: (_TUPLE_FORMS, "a list")}
+    accepted, words = kinds[annotation]
+    return accepted, words, allows_none
+
+
+def type_problem(annotation, value, strings_ok=True):
+    """Why ``value`` is not of a field's type and size, or None. Tuple fields take a sequence of
+    names or numbers (each field checks its items' values itself) and, with ``strings_ok`` (the
+    training config's residual_scales, repeats, area_range), None or the flag's 'a,b,c'."""
+    accepted, words, allows_none = _kind(annotation)
+    if value is None and (allows_none or (annotation is tuple and strings_ok)):
+        return None
+    if annotation is tuple and not strings_ok:
+        accepted, words = (tuple, list), "a list"
+    if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
+        return f"must be {words}; got {value!r:.60} ({type(value).__name__})"
+    if isinstance(value, (tuple, list)) and not all(
+            isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+        return f"must be a list of names or numbers; got {value!r:.60}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number; got {value}"
+    limit = INT_LIMIT if isinstance(value, int) else FLOAT_LIMIT
+    if isinstance(value, (int, float)) and abs(value) > limit:
+        return f"is out of range: {value:.4g} (no field takes a value beyond {limit} in size)"
+    if isinstance(value, (str, tuple, list)) and len(value) > STR_LIMIT:
+        return f"is too long ({len(value)} characters or items; at most {STR_LIMIT})"
+    return None
+
+
+def check_types(instance, flag_names=None, strings_ok=True):
+    """ValueError naming the flag of the first field of the dataclass ``instance`` whose value
+    is not of the field's type (``type_problem``)."""
+    for field in dataclasses.fields(instance):
+        problem = type_problem(field.type, getattr(instance, field.name), strings_ok)
+        if problem:
+            name = (flag_names or {}).get(field.name, field.name)
+            raise ValueError(f"--{name} {problem}")
+
+
 def _validate(section):
+    check_types(section, _FLAT_NAME)
     values = _flat(section)
     for name, value in values.items():
         check_field(name, value)
@@ -392,8 +455,20 @@ class TrainConfig:
         """A copy with the given flat fields changed (validated like a new config)."""
         return TrainConfig.from_flat(dict(self.to_flat(), **flat))
 
+    def check_paths(self):
+        """PathError unless the run directory can be written and the data directories are
+        directories (``inception.paths``). Not part of construction, which must work anywhere
+        (the flags' defaults are a TrainConfig); ``train.run`` and the command call it before
+        any work."""
+        paths.output_dir("model_dir", self.run.model_dir, "run directory")
+        paths.optional_dir("data_dir", self.data.data_dir, "data directory")
+        paths.optional_dir("manual_dir", self.data.manual_dir, "directory of archives")
+
 
 _SECTION_OF = {_FLAT_NAME.get(f.name, f.name): section for section, kind in _SECTIONS.items()
+               for f in dataclasses.fields(kind)}
+# Each flat name's annotation (``type_problem``), for the flags' validators.
+FIELD_TYPES = {_FLAT_NAME.get(f.name, f.name): f.type for kind in _SECTIONS.values()
                for f in dataclasses.fields(kind)}
 
 
@@ -477,6 +552,7 @@ class ExportOptions:
     latency_repeats: int = 20
 
     def __post_init__(self):
+        check_types(self, strings_ok=False)
         object.__setattr__(self, "formats", check_export_formats(self.formats))
         if self.version is not None and self.version < 1:
             raise ValueError(f"--version must be a positive integer; got {self.version}")
@@ -506,10 +582,11 @@ class ExportConfig(ExportOptions):
     eval_images: int = 1000
 
     def __post_init__(self):
+        check_types(self, strings_ok=False)
         if bool(self.model_dir) == bool(self.keras_model):
             raise ValueError("give exactly one of --model_dir (a training run) or --keras_model "
                              "(a .keras file)")
-        if not self.export_dir:
+        if not self.export_dir.strip():
             raise ValueError("--export_dir is required")
         super().__post_init__()
         if self.name is not None:
@@ -518,6 +595,11 @@ class ExportConfig(ExportOptions):
             raise ValueError(f"--calibration_images must be positive; got {self.calibration_images}")
         if self.eval_images < 0:
             raise ValueError(f"--eval_images must be >= 0; got {self.eval_images}")
+        paths.input_dir("model_dir", self.model_dir, "training run directory")
+        paths.input_file("keras_model", self.keras_model, ".keras file")
+        paths.input_file("labels", self.labels, "labels file")
+        paths.optional_dir("data_dir", self.data_dir, "data directory")
+        paths.output_dir("export_dir", self.export_dir, "export directory")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -541,8 +623,10 @@ class EvaluateConfig:
     tpu: str = ""
     num_cpu_devices: int = 0
     progress: bool = True
+    FLAG_NAMES = {"protocols": "crops"}  # a field whose flag has another name (not a field)
 
     def __post_init__(self):
+        check_types(self, self.FLAG_NAMES, strings_ok=False)
         object.__setattr__(self, "models", tuple(self.models))
         object.__setattr__(self, "protocols", tuple(self.protocols))
         if not self.models:
@@ -575,6 +659,10 @@ class EvaluateConfig:
         if self.save_probabilities and not self.save_probabilities.endswith(".npz"):
             raise ValueError(f"--save_probabilities must name a .npz file; got "
                              f"{self.save_probabilities!r}")
+        paths.output_file("output", self.output, "results file")
+        paths.output_file("save_probabilities", self.save_probabilities, ".npz file")
+        paths.optional_dir("data_dir", self.data_dir, "data directory")
+        paths.optional_dir("manual_dir", self.manual_dir, "directory of archives")
 
 
 def _check_model_path(path):

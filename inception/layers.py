@@ -66,6 +66,11 @@ def bias_regularizer(weight_decay, decay_biases):
     return kernel_regularizer(weight_decay) if decay_biases else None
 
 
+def channel_axis(data_format):
+    """The channel axis of a 4-D batch in ``data_format`` (BatchNorm's axis, concatenations)."""
+    return 1 if data_format == "channels_first" else -1
+
+
 @keras.saving.register_keras_serializable(package="inception")
 class ConvBN(keras.layers.Layer):
     """Conv2D (no bias) -> BatchNormalization (no gamma) -> activation.
@@ -83,6 +88,8 @@ class ConvBN(keras.layers.Layer):
         conv_initializer: initializer of the convolution kernel (name, config or instance);
             ``models.build`` chooses the released one per network (``RELEASED_INITIALIZERS``);
             the layer default is Keras' (Glorot uniform, equal to XAVIER).
+        data_format: "channels_last" or "channels_first"; None: ``keras.config.image_data_format()``
+            when the layer is made (then saved in its config).
     """
 
     def __init__(
@@ -97,6 +104,7 @@ class ConvBN(keras.layers.Layer):
         weight_decay=0.0,
         bn_synchronized=False,
         conv_initializer=XAVIER,
+        data_format=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -112,6 +120,7 @@ class ConvBN(keras.layers.Layer):
         self.weight_decay = weight_decay
         self.bn_synchronized = bn_synchronized
         self.conv_initializer = initializer_config(conv_initializer)
+        self.data_format = data_format or keras.config.image_data_format()
         self.conv = keras.layers.Conv2D(
             self.filters,
             kernel_size,
@@ -120,6 +129,7 @@ class ConvBN(keras.layers.Layer):
             use_bias=False,
             kernel_initializer=self.conv_initializer,
             kernel_regularizer=kernel_regularizer(weight_decay),
+            data_format=self.data_format,
             name="conv",
         )
         # scale=False: ReLU follows, so a learned gamma is redundant (released code).
@@ -128,6 +138,7 @@ class ConvBN(keras.layers.Layer):
             epsilon=bn_epsilon,
             scale=False,
             synchronized=bn_synchronized,
+            axis=channel_axis(self.data_format),
             name="bn",
         )
         self.act = keras.layers.Activation(activation, name="act") if activation else None
@@ -179,6 +190,7 @@ class ConvBN(keras.layers.Layer):
             weight_decay=self.weight_decay,
             bn_synchronized=self.bn_synchronized,
             conv_initializer=self.conv_initializer,
+            data_format=self.data_format,
         )
         return config
 
@@ -205,6 +217,9 @@ class ConvOptions:
     """Initializer of every convolution kernel: a Keras name, config or instance."""
     decay_biases: bool = False
     """Apply ``weight_decay`` to biases too (residual expansions, fully connected layers)."""
+    data_format: str = None
+    """"channels_last" or "channels_first"; None: ``keras.config.image_data_format()`` (``of``
+    fixes it when a block is made, so a saved block keeps its format)."""
 
     @classmethod
     def of(cls, options=None, **shorthand):
@@ -225,7 +240,8 @@ class ConvOptions:
             raise TypeError(f"options must be a ConvOptions or its config. Received: options={options!r}")
         options = dataclasses.replace(options, **shorthand)
         return dataclasses.replace(options, conv_initializer=initializer_config(options.conv_initializer),
-                                   decay_biases=bool(options.decay_biases))
+                                   decay_biases=bool(options.decay_biases),
+                                   data_format=options.data_format or keras.config.image_data_format())
 
     def get_config(self):
         config = dataclasses.asdict(self)
@@ -260,5 +276,6 @@ class ConvOptions:
             weight_decay=self.weight_decay,
             bn_synchronized=self.bn_synchronized,
             conv_initializer=self.conv_initializer,
+            data_format=self.data_format,
             name=name,
         )

@@ -4,7 +4,9 @@
 
 ``build`` reads the network's NetworkSpec (inception/networks.py) and hands one ConvOptions
 (inception/layers.py) to every block; ``layout`` lists the blocks in the order the figures draw
-them (the weight-name map reads it too).
+them (the weight-name map reads it too). One model, one head: ``backbone`` applies the blocks to
+any input tensor, and ``inception/heads.py`` puts the classifier (or a pooling) on its feature
+map; ``build`` and ``inception.applications`` both assemble their models so.
 
 Every block is one layer with a stable name (``stem``, ``inception_a_1``, ``reduction_a`` ...);
 the last feature map before global pooling is the output of the layer named ``features``.
@@ -15,10 +17,9 @@ import dataclasses
 
 import keras
 
-from inception import blocks, networks
-from inception.layers import RELEASED_INITIALIZERS, XAVIER, ConvOptions
+from inception import blocks, heads, networks
+from inception.layers import RELEASED_INITIALIZERS, ConvOptions
 from inception.networks import BN_EPSILON, BN_MOMENTUM
-from inception.weights import labeled  # noqa: F401  (registers the classifier of imported models)
 
 # The stem each NetworkSpec names: Figure 3, Figure 14, or the released Inception-ResNet-v2's.
 STEMS = {
@@ -61,7 +62,10 @@ def build(
         num_classes: classifier width (the released checkpoints use 1001, TFDS ImageNet 1000).
         include_top: add global average pool -> dropout -> fully connected.
         pooling: without the top, "avg", "max" or None (the 4-D feature map).
-        input_shape: (height, width, channels), both sides at least 75 (None allowed).
+        input_shape: (height, width, channels), both sides at least 75 (None allowed);
+            (channels, height, width) when ``keras.config.image_data_format()`` is
+            "channels_first" (builds everywhere, runs on a GPU only: TensorFlow's CPU kernels
+            have no channels-first convolution).
         variant: for Inception-ResNet-v2, "release" (default: the authors' released code, as in
             keras.applications and timm) or "paper" (Figure 15 as drawn). The other networks have
             one variant, "paper".
@@ -96,6 +100,31 @@ def build(
     if weights is not None and spec.repeats != paper.repeats:
         raise ValueError(f"weights={weights!r} need the paper's block counts {paper.repeats}; "
                          "leave repeats out")
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    body = backbone(
+        name, inputs, variant=variant, residual_scales=residual_scales, width_multiplier=width_multiplier,
+        repeats=repeats, bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, weight_decay=weight_decay,
+        bn_synchronized=bn_synchronized, conv_initializer=conv_initializer, decay_biases=decay_biases)
+    if include_top:
+        outputs = heads.head(body.features, num_classes, classifier_activation, dropout_rate, body.options,
+                             data_format=body.options.data_format)
+        if aux_logits:
+            aux = blocks.AuxHead(num_classes, classifier_activation, options=body.options, name="aux_logits")
+            outputs = [outputs, aux(body.ends[spec.aux_block])]
+    else:
+        outputs = heads.pooled(body.features, pooling, data_format=body.options.data_format)
+    return _with_weights(keras.Model(inputs, outputs, name=spec.model_name), weights)
+
+
+def backbone(name, inputs, *, variant=None, residual_scales=None, width_multiplier=1.0, repeats=None,
+             bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, weight_decay=0.0, bn_synchronized=False,
+             conv_initializer=None, decay_biases=None):
+    """The network ``name`` from ``inputs`` (any Keras tensor) to its last feature map.
+
+    Returns a ``Backbone``. The arguments mean what they mean in ``build``; the model around it
+    (``keras.Model(inputs or their source, a head on the features)``) is the caller's.
+    """
+    spec = with_repeats(networks.spec(name, variant), repeats)
     options = ConvOptions(
         width_multiplier=width_multiplier,
         bn_momentum=bn_momentum,
@@ -104,18 +133,25 @@ def build(
         bn_synchronized=bn_synchronized,
         conv_initializer=RELEASED_INITIALIZERS[spec.conv_initializer] if conv_initializer is None else conv_initializer,
         decay_biases=spec.decay_biases if decay_biases is None else bool(decay_biases),
+        data_format=keras.config.image_data_format(),
     )
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
     ends = _chain(inputs, _blocks(spec, residual_scales, options))
     features = keras.layers.Identity(name="features")(ends[spec.block_names[-1]])
-    if include_top:
-        outputs = _top(features, num_classes, classifier_activation, dropout_rate, options)
-        if aux_logits:
-            aux = blocks.AuxHead(num_classes, classifier_activation, options=options, name="aux_logits")
-            outputs = [outputs, aux(ends[spec.aux_block])]
-    else:
-        outputs = _pooled(features, pooling)
-    return _with_weights(keras.Model(inputs, outputs, name=spec.model_name), weights)
+    return Backbone(features, ends, spec, options)
+
+
+@dataclasses.dataclass(frozen=True)
+class Backbone:
+    """The network up to its feature map, as ``backbone`` applied it to an input tensor."""
+
+    features: object
+    """The last feature map (the output of the layer ``features``), where a head goes."""
+    ends: dict
+    """Every block's output by layer name (``stem`` ... ``conv_7b``)."""
+    spec: networks.NetworkSpec
+    """The network's spec, with the block counts used."""
+    options: ConvOptions
+    """The settings every convolution shares (a head takes its weight decay from them)."""
 
 
 def with_repeats(spec, repeats):
@@ -130,40 +166,16 @@ def with_repeats(spec, repeats):
     return dataclasses.replace(spec, repeats=repeats)
 
 
-def _pooled(features, pooling):
-    """Without the top: the feature map, or its global average or maximum."""
-    if pooling == "avg":
-        return keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
-    if pooling == "max":
-        return keras.layers.GlobalMaxPooling2D(name="max_pool")(features)
-    return features
-
-
-def _top(features, num_classes, classifier_activation, dropout_rate, options):
-    """Figures 9 and 15's head: average pooling, dropout, the fully connected classifier."""
-    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
-    x = keras.layers.Dropout(dropout_rate, name="dropout")(x)
-    # float32 even under mixed precision: logits and softmax in bfloat16 lose the small
-    # probabilities the loss and the top-k metrics read.
-    return keras.layers.Dense(
-        num_classes,
-        activation=classifier_activation,
-        kernel_initializer=XAVIER,
-        kernel_regularizer=options.kernel_regularizer(),
-        bias_regularizer=options.bias_regularizer(),
-        dtype="float32",
-        name="predictions",
-    )(x)
-
-
 def _check_arguments(input_shape, width_multiplier, pooling, include_top, num_classes, aux_logits, dropout_rate,
                      residual_scales):
     """The same clear ValueError for every argument ``build`` cannot honour."""
     if not width_multiplier > 0:
         raise ValueError(f"width_multiplier must be a positive number, got {width_multiplier!r}")
+    first = keras.config.image_data_format() == "channels_first"
     if len(input_shape) != 3:
-        raise ValueError(f"input_shape must be (height, width, channels), got {input_shape!r}")
-    for side in input_shape[:2]:
+        order = "(channels, height, width)" if first else "(height, width, channels)"
+        raise ValueError(f"input_shape must be {order}, got {input_shape!r}")
+    for side in (input_shape[1:] if first else input_shape[:2]):
         if side is not None and side < networks.MIN_IMAGE_SIZE:
             raise ValueError(
                 f"input_shape {tuple(input_shape)} is too small: height and width must be at least "

@@ -1,5 +1,6 @@
 """``tools/convert_weights.py`` / ``inception-convert-weights``: published ImageNet weights ->
-this project's Keras model (.keras), through ``inception.weights.pretrained.convert``.
+this project's Keras model (.keras), through ``inception.weights.pretrained.convert``, or (with
+``--preset``) a keras-hub preset directory, through ``inception.hub.convert``.
 
 Prints the network, variant, classes, every tensor of the file and where it went, and the sha256
 of the input and of the output; writes OUTPUT and OUTPUT's stem + ".labels.txt".
@@ -14,6 +15,9 @@ from inception_cli import common
 flags.DEFINE_string("weights", None, "A weights file (TF-slim .tar.gz / .ckpt / V2 prefix, timm .safetensors, "
                     "keras-applications .h5) or 'imagenet' (the official file, cached; needs --network).")
 flags.DEFINE_string("output", None, "The .keras file to write.")
+flags.DEFINE_string("preset", None, "Instead of --output: the keras-hub preset directory to write, or a "
+                    "registered name (inception_v4_imagenet, inception_resnet_v2_imagenet: the local "
+                    "directory keras-hub's from_preset reads for it). Needs the [hub] extra.")
 flags.DEFINE_enum("network", None, ["inception_v4", "inception_resnet_v2"], "Network (default: read from the file).")
 flags.DEFINE_bool("keep_background", False, "Keep slim's 1001st 'background' class (class 0) instead of "
                   "the 1000 ImageNet classes in TFDS order.")
@@ -29,10 +33,14 @@ FLAGS = flags.FLAGS
 
 def run(argv):
     common.check_no_arguments(argv)
-    if not FLAGS.weights or not FLAGS.output:
-        raise app.UsageError("--weights and --output are required")
-    if FLAGS.weights == "imagenet" and not FLAGS.network:
+    if not FLAGS.weights or not (FLAGS.output or FLAGS.preset):
+        raise app.UsageError("--weights and --output (or --preset) are required")
+    if FLAGS.output and FLAGS.preset:
+        raise app.UsageError("give --output (a .keras file) or --preset (a keras-hub preset), not both")
+    if FLAGS.weights == "imagenet" and not FLAGS.network and FLAGS.preset not in _REGISTERED:
         raise app.UsageError("--weights=imagenet needs --network")
+    if FLAGS.preset:
+        return _write_preset()
     from inception.weights import WeightsError, assign, pretrained
 
     try:
@@ -48,6 +56,30 @@ def run(argv):
     print(f"wrote {report['output']} (sha256 {report['output_sha256']})")
     if report["labels_file"]:
         print(f"wrote {report['labels_file']}")
+
+
+# The preset names inception.hub registers (listed here: importing keras-hub takes seconds).
+_REGISTERED = ("inception_v4_imagenet", "inception_resnet_v2_imagenet")
+
+
+def _write_preset():
+    if FLAGS.aux_logits or not FLAGS.include_top:
+        raise app.UsageError("--preset writes keras-hub's ImageClassifier: no --aux_logits, no --noinclude_top")
+    try:
+        from inception.hub import convert
+    except ImportError as err:
+        sys.exit(common.error_line(err))
+    from inception.weights import WeightsError, assign
+
+    try:
+        report = convert.convert(
+            FLAGS.network, FLAGS.weights, FLAGS.preset, keep_background=FLAGS.keep_background,
+            cache_dir=FLAGS.cache_dir, source_name=FLAGS.source, file_hash=FLAGS.sha256, url=FLAGS.url)
+    except (OSError, ValueError, WeightsError) as err:
+        sys.exit(common.error_line(err))
+    for line in assign.format_report(report):
+        print(line)
+    print(f"wrote the keras-hub preset {report['output']}")
 
 
 def main():

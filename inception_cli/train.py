@@ -35,6 +35,10 @@ def run(argv, loss_hook=None):
 def run_config(config, loss_hook=None, verbose=False):
     """Runs ``config`` (a TrainConfig) as main.py does; returns the exit status and prints the
     last line of a run that stopped (stderr)."""
+    try:
+        config.check_paths()  # before TensorFlow loads
+    except ValueError as err:
+        return _stopped(f"error: {err}", 1)
     from inception import train  # TensorFlow is imported only after the flags are valid
 
     try:

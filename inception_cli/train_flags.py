@@ -182,7 +182,21 @@ def _validator(check):
     return validate
 
 
+def _type_check(name):
+    """The config's type and size check of one flag (absl parses the type; the sizes remain:
+    --seed=10**30 parses as an integer)."""
+    def check(value):
+        problem = config_lib.type_problem(config_lib.FIELD_TYPES[name], value)
+        if problem:
+            raise ValueError(f"--{name} {problem}")
+        return True
+
+    return check
+
+
 def _register_validators():
+    for name in NAMES:
+        flags.register_validator(name, _validator(_type_check(name)))
     for name, (check, message) in config_lib.FIELD_CHECKS.items():
         flags.register_validator(name, _validator(check), message=message.format(name=name))
     for names, check, message in config_lib.CROSS_CHECKS:

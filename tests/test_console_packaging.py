@@ -55,7 +55,7 @@ def _pins():
     pins = {}
     with open(os.path.join(ROOT, "requirements.txt")) as f:
         for line in f:
-            line = line.split("#", 1)[0].strip()
+            line = line.split("#", 1)[0].split(";", 1)[0].strip()  # without an environment marker
             if line:
                 name, _, version = line.partition("==")
                 assert version, f"requirements.txt: {line!r} is not an exact pin"
@@ -68,7 +68,7 @@ TRANSITIVE_PINS = {"jaxlib": "jax's compiled half, pinned with jax (the [test] e
                    "execnet": "pytest-xdist's transport, pinned with it (the [test] extra)"}
 # The library's hard requirements; every other package is optional (an extra).
 HARD = {"tensorflow", "keras", "tensorflow-datasets", "importlib-resources", "absl-py", "numpy"}
-EXTRAS = {"digits", "serving", "tflite", "onnx", "weights", "report", "test", "all"}
+EXTRAS = {"digits", "serving", "tflite", "onnx", "weights", "report", "hub", "test", "all"}
 
 
 def _declared():
@@ -154,6 +154,10 @@ def test_wheel_requires_the_library_only_and_offers_extras(wheel):
     assert {"matplotlib"} == by_extra["report"] and {"scikit-learn"} == by_extra["digits"]
     assert {"tensorflow-serving-api"} == by_extra["serving"] and {"ai-edge-litert"} == by_extra["tflite"]
     assert {"tf2onnx", "onnxruntime", "onnx"} == by_extra["onnx"] and {"safetensors"} == by_extra["weights"]
+    # keras-hub 0.32 needs Python 3.11+: the extra is marked so, and is empty on 3.10.
+    hub = [r for r in requirements if r.marker and r.marker.evaluate({"extra": "hub", "python_version": "3.11"})]
+    assert {_normalise(r.name) for r in hub} == {"keras-hub"}
+    assert not [r for r in hub if r.marker.evaluate({"extra": "hub", "python_version": "3.10"})]
 
 
 def test_wheel_holds_the_code_configs_and_data_files(wheel):
@@ -170,8 +174,9 @@ def test_wheel_holds_the_code_configs_and_data_files(wheel):
     for name in configs:  # the clone's configs/ and the package's are one set of files
         with open(os.path.join(ROOT, "configs", name), "rb") as f:
             assert members[f"inception/configs/{name}"] == f.read()
-    with open(os.path.join(ROOT, "inception", "weights", "imagenet_classes.tsv"), "rb") as f:
-        assert members["inception/weights/imagenet_classes.tsv"] == f.read()
+    for data in ("inception/weights/imagenet_classes.tsv", "inception/applications/imagenet_class_index.tsv"):
+        with open(os.path.join(ROOT, *data.split("/")), "rb") as f:
+            assert members[data] == f.read()
     [entry_points] = [n for n in members if n.endswith(".dist-info/entry_points.txt")]
     scripts = _pyproject()["project"]["scripts"]
     text = members[entry_points].decode()
@@ -219,7 +224,8 @@ def test_unknown_config_name_fails_at_once_with_the_names(tmp_path):
 
 # What the extras add, by top-level module (the [test] extra's tools included).
 OPTIONAL_MODULES = ("sklearn", "tensorflow_serving", "ai_edge_litert", "tf2onnx", "onnxruntime",
-                    "onnx", "safetensors", "matplotlib", "PIL", "jax", "tensorboard", "pytest")
+                    "onnx", "safetensors", "matplotlib", "PIL", "jax", "tensorboard", "pytest",
+                    "keras_hub", "grain")
 
 
 def test_the_core_imports_without_any_extra():

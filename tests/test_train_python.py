@@ -124,7 +124,7 @@ BAD = [
      "--init_weights of a published file needs the paper's block counts"),
     (dict(area_range="0.5,0.1"), "--area_range must be 'lo,hi'"),
     (dict(ema_decay=1.0), "--ema_decay must be in [0.0, 1.0)"),
-    (dict(deterministic=True, seed=-1), "--deterministic needs a non-negative --seed"),
+    (dict(deterministic=True, seed=-1), "--seed must be >= 0 (NumPy's seeds are non-negative)"),
     (dict(model="inception_v4", freeze_up_to="inception_resnet_a_1"),
      "is not a block name of --model=inception_v4"),
     (dict(init_weights="/no/such/weights.keras"),

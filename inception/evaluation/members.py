@@ -39,7 +39,7 @@ def load(path):
         labels = src.labels
         name = os.path.basename(os.path.normpath(path))
     else:
-        src = source.from_keras_file(path)
+        src = source.from_keras_file(path, flag="models")
         labels = None  # a bare .keras file has no class names
         name = os.path.splitext(os.path.basename(path))[0]
     architecture = src.config.get("model") or src.model.name

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from inception import fileio
+from inception import runfiles
 from inception.config import EVAL_CENTRAL_FRACTION, RUN_CONFIG, TOP_K
 from inception.data import preprocessing, reader, skipping
 from inception.evaluation import crops as crops_lib
@@ -273,7 +274,7 @@ def default_dataset(member_paths):
     for path in member_paths:
         config_path = fileio.join(path, RUN_CONFIG)
         if fileio.isdir(path) and fileio.exists(config_path):  # any TF file system (gs://)
-            config = fileio.read_json(config_path)
+            config = runfiles.read_run_config(path)
             if config.get("dataset"):
                 return config["dataset"], config.get("data_dir")
     return None, None

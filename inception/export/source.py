@@ -11,6 +11,7 @@ import os
 import keras
 
 from inception import fileio
+from inception import runfiles
 
 # Importing the model package registers the custom layers, so .keras files load in safe mode.
 from inception import models  # noqa: F401
@@ -33,7 +34,11 @@ class ExportSource:
 
 def read_labels(path):
     """labels.txt -> list of class names, one per line (trailing blank lines ignored)."""
-    labels = fileio.read_text(path).splitlines()
+    try:
+        labels = fileio.read_text(path).splitlines()
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text ({err}); it must hold one class name per "
+                         "line (training writes it as labels.txt)") from None
     while labels and not labels[-1].strip():
         labels.pop()
     if not labels:
@@ -87,16 +92,19 @@ def from_run_dir(model_dir):
         raise FileNotFoundError(
             f"{model_dir} is not a finished training run: missing {', '.join(missing)} "
             f"(training writes {EMA_MODEL}, {LABELS} and {RUN_CONFIG})")
-    config = fileio.read_json(fileio.join(model_dir, RUN_CONFIG))
+    config = runfiles.read_run_config(model_dir)
     labels = read_labels(fileio.join(model_dir, LABELS))
+    runfiles.check_run_model(model_dir)
     path = fileio.join(model_dir, EMA_MODEL)
     model = load_keras_model(path)
     side = check_classifier(model, labels, config.get("image_size"), where=path)
     return ExportSource(model=model, labels=labels, image_size=side, model_path=path, config=config)
 
 
-def from_keras_file(path, labels_path=None):
+def from_keras_file(path, labels_path=None, flag="keras_model"):
     """Loads a .keras classifier; labels from ``labels_path`` or '0'..'N-1'."""
+    if fileio.exists(path) and not fileio.isdir(path):
+        runfiles.check_keras_file(flag, path)
     model = load_keras_model(path)
     if labels_path:
         labels = read_labels(labels_path)

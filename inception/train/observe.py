@@ -108,12 +108,18 @@ class MetricsLog:
     def __init__(self, model_dir, chief):
         self.path = fileio.join(model_dir, METRICS_CSV)
         self.chief = chief
+        self.kept_aside = None  # where a damaged metrics.csv's bytes were copied
+
+    def _read(self):
+        """(the whole rows, the file's bytes when some could not be read, else None)."""
+        if not fileio.exists(self.path):
+            return [], None
+        data = fileio.read_bytes(self.path)
+        rows, whole = parse_rows(data)
+        return rows, None if whole else data
 
     def rows(self):
-        if not fileio.exists(self.path):
-            return []
-        return [row for row in csv.DictReader(io.StringIO(fileio.read_text(self.path)))
-                if row.get("epoch")]
+        return self._read()[0]
 
     def logged_epochs(self):
         """Epochs (1-based; 1.5 for a run that ended inside its second epoch) with a row."""
@@ -125,16 +131,60 @@ class MetricsLog:
                 for row in self.rows() if row.get("val_top1")]
 
     def append(self, row):
+        """Rewrites metrics.csv with ``row`` after the whole rows of other epochs (an epoch
+        trained again after a fall back to an older checkpoint replaces its row)."""
         if not self.chief:
             return
+        rows, damaged = self._read()
+        if damaged is not None:
+            self._keep_aside(damaged, len(rows))
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore",
                                 lineterminator="\r\n")
         writer.writeheader()
-        for old in self.rows():
-            writer.writerow({k: old.get(k, "") for k in CSV_FIELDS})
+        for old in rows:
+            if float(old["epoch"]) != float(row["epoch"]):
+                writer.writerow({k: old.get(k, "") for k in CSV_FIELDS})
         writer.writerow({k: _fmt(row.get(k)) for k in CSV_FIELDS})
         fileio.write_text(self.path, out.getvalue())
+
+    def _keep_aside(self, data, whole_rows):
+        # A damaged log is never lost: its bytes go beside it before the first rewrite.
+        self.kept_aside = f"{self.path}.damaged-{int(time.time())}"
+        fileio.write_bytes(self.kept_aside, data)
+        print(f"Warning: {self.path} had lines that cannot be read (cut short or overwritten); "
+              f"its bytes are kept in {self.kept_aside}, and it goes on with its {whole_rows} "
+              "whole rows", flush=True)
+
+
+def parse_rows(data):
+    """(the whole rows of metrics.csv's bytes, whether every line was whole). A row is whole
+    when it has every column, a numeric epoch and step, and its line ended (the file always
+    ends with a line break, so a cut last line has none)."""
+    try:
+        text = data.decode("utf-8")
+        reader = csv.DictReader(io.StringIO(text))
+        parsed = list(reader)
+    except (UnicodeDecodeError, csv.Error):
+        return [], not data
+    if text and not text.endswith("\n"):
+        parsed = parsed[:-1]
+        cut = True
+    else:
+        cut = False
+    rows = [row for row in parsed if _whole_row(row)]
+    header_ok = not text or set(reader.fieldnames or ()) >= {"epoch", "step"}
+    return rows, header_ok and not cut and len(rows) == len(parsed)
+
+
+def _whole_row(row):
+    if None in row or None in row.values():  # extra or missing columns
+        return False
+    try:
+        epoch, step = float(row["epoch"]), int(row["step"])
+    except (KeyError, ValueError):
+        return False
+    return math.isfinite(epoch) and epoch > 0 and step >= 0
 
 
 class Metrics(Action):

@@ -6,8 +6,6 @@ advice."""
 import dataclasses
 import math
 
-import tensorflow as tf
-
 from inception import data as data_lib
 from inception import models
 from inception.train import rundir
@@ -92,7 +90,7 @@ def _check_start(config):
             raise ValueError(f"--freeze_up_to={m.freeze_up_to!r} is not a block of "
                              f"{m.name}; its blocks: {', '.join(blocks)}")
     checkpoints = rundir.checkpoint_dir(run.model_dir)
-    if run.mode == "eval" and not m.init_weights and not tf.train.latest_checkpoint(checkpoints):
+    if run.mode == "eval" and not m.init_weights and not rundir.checkpoint_candidates(checkpoints):
         raise ValueError(f"--mode=eval needs a trained run in --model_dir={run.model_dir!r} "
                          f"but {checkpoints} holds no checkpoint (or pass --init_weights "
                          "to evaluate a weights file)")

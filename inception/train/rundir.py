@@ -17,6 +17,7 @@ from absl import logging
 
 from inception import fileio
 from inception import networks
+from inception import runfiles
 from inception.config import CHECKPOINTS_DIR, LABELS_FILE, RUN_CONFIG
 from inception.train.errors import TrainingError
 
@@ -49,6 +50,38 @@ def checkpoint_step(path):
     """The global step of a checkpoint path (``.../ckpt-<step>``), or None."""
     match = re.search(r"-(\d+)$", path or "")
     return int(match.group(1)) if match else None
+
+
+def checkpoint_candidates(directory):
+    """The checkpoint prefixes of ``directory``, newest step first: those the ``checkpoint``
+    state file lists and any other ``ckpt-<step>.index`` there, each with its index file. A
+    state file that is damaged or names a step whose files are gone (a copy cut short, a
+    restore from a backup) then still finds the checkpoints that are there, where
+    ``tf.train.latest_checkpoint`` answered None and the run started over from step 0."""
+    if not fileio.isdir(directory):
+        return []
+    # One path per step, the directory's spelling (the state file's may be absolute).
+    by_step = {checkpoint_step(name[:-len(".index")]): fileio.join(directory, name[:-len(".index")])
+               for name in fileio.listdir(directory) if _CHECKPOINT_INDEX.fullmatch(name)}
+    state = read_state(directory)
+    listed = list(state.all_model_checkpoint_paths) + [state.model_checkpoint_path] if state else []
+    for path in listed:
+        if checkpoint_step(path) is not None and fileio.exists(path + ".index"):
+            by_step.setdefault(checkpoint_step(path), path)
+    return [by_step[step] for step in sorted(by_step, reverse=True)]
+
+
+_CHECKPOINT_INDEX = re.compile(r"ckpt-\d+\.index")
+
+
+def read_state(directory):
+    """The ``checkpoint`` state file's CheckpointState, or None when it is missing or damaged
+    (TensorFlow ignores a file that does not parse, but raises ValueError for one that is not
+    UTF-8 or names no checkpoint)."""
+    try:
+        return tf.train.get_checkpoint_state(directory)
+    except ValueError:
+        return None
 
 
 def describe(config, plan):
@@ -86,7 +119,7 @@ def check_identity(run_config, current, chief):
     path = fileio.join(run_config.model_dir, RUN_CONFIG)
     eval_mode = run_config.mode == "eval"
     if fileio.exists(path):
-        previous = dict(_RUN_DEFAULTS, **fileio.read_json(path))
+        previous = dict(_RUN_DEFAULTS, **runfiles.read_run_config(run_config.model_dir))
         previous.setdefault("precision", precision_name(
             (previous.get("recipe") or {}).get("mixed_precision")))
         keys = _CHECKPOINT_LAYOUT if eval_mode else _RUN_IDENTITY
@@ -122,9 +155,10 @@ class Checkpoints:
     and renames them into place, and only then does ``CheckpointManager`` rewrite the
     ``checkpoint`` state file (atomically: temp file + rename). A crash mid-write therefore
     leaves at most unreferenced temporary files; the state file keeps naming the previous,
-    complete checkpoint, and restore reads only what the state file names. On object stores
-    (``gs://``) the rename is a copy, but the state file is still written last, so restore still
-    reads only complete checkpoints.
+    complete checkpoint. On object stores (``gs://``) the rename is a copy, but the index is
+    still written after the data and the state file last. Restore takes the newest checkpoint
+    with an index (``checkpoint_candidates``) that reads back; a damaged one (a file cut short
+    from outside) is skipped for the next older one, and left as it is.
 
     Under ``MultiWorkerMirroredStrategy`` every worker must take part in saving; non-chief
     workers write to a private local temporary directory that is deleted right after.
@@ -138,21 +172,57 @@ class Checkpoints:
             target = directory
         else:
             target = os.path.join(tempfile.gettempdir(), f"inception_ckpt_{task}_{os.getpid()}")
-        self._target = target
-        self.manager = tf.train.CheckpointManager(self.checkpoint, target, max_to_keep=max_to_keep)
+        self._target, self._keep = target, max_to_keep
+        self.manager = self._manager()
         # Non-chief workers resume from what the chief wrote.
-        self.latest = tf.train.latest_checkpoint(directory)
+        self.candidates = checkpoint_candidates(directory)
+        self.latest = self.candidates[0] if self.candidates else None
         self.saved_step = checkpoint_step(self.latest)
 
     def restore(self):
-        """Restores the newest complete checkpoint; returns its path or None."""
-        if not self.latest:
+        """Restores the newest checkpoint that reads back whole, newest first; returns its path
+        or None (no checkpoint at all). A damaged one is reported and left as it is; when every
+        one is damaged, TrainingError: starting from step 0 would overwrite them."""
+        damaged = []
+        for path in self.candidates:
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            # A cut index: OpError ("not an sstable"); a cut data shard: IndexError ("Read
+            # less bytes than requested", reading the object graph) or DataLossError.
+            except (tf.errors.OpError, IndexError) as err:
+                damaged.append(f"{path} ({type(err).__name__}: {str(err).splitlines()[0][:160]})")
+                continue
+            if damaged:
+                print(f"Warning: checkpoint {'; '.join(damaged)} cannot be read; resuming from "
+                      f"the newest complete one instead, {path}", flush=True)
+                logging.warning("damaged checkpoints skipped: %s", "; ".join(damaged))
+            self.latest, self.saved_step = path, checkpoint_step(path)
+            return path
+        if damaged:
+            raise TrainingError(
+                f"no checkpoint in {self.directory} can be read: {'; '.join(damaged)}. Nothing was "
+                "changed. Put back good copies of these files; or, to start the run over from "
+                f"step 0, move {self.directory} aside first.")
+        return None
+
+    def _manager(self):
+        # A damaged state file makes CheckpointManager raise: then it is made at the first save,
+        # after the state file is written again from the checkpoints there.
+        try:
+            return tf.train.CheckpointManager(self.checkpoint, self._target,
+                                              max_to_keep=self._keep)
+        except ValueError:
             return None
-        self.checkpoint.restore(self.latest).assert_existing_objects_matched()
-        return self.latest
 
     def save(self, step):
         """Writes the checkpoint of ``step``; returns its path (the chief's, on every worker)."""
+        if self.manager is None:
+            if self.candidates:
+                tf.compat.v1.train.update_checkpoint_state(
+                    self._target, self.candidates[0], list(reversed(self.candidates)))
+            else:  # it names no checkpoint that is there
+                tf.io.gfile.remove(fileio.join(self._target, "checkpoint"))
+            self.manager = self._manager()
         path = self.manager.save(checkpoint_number=int(step))
         if not self.chief:
             shutil.rmtree(self._target, ignore_errors=True)

@@ -139,7 +139,7 @@ def initial_weights(config, model, chief, num_classes):
 
     m = config.model
     checkpoints = rundir.checkpoint_dir(config.run.model_dir)
-    resuming = bool(tf.train.latest_checkpoint(checkpoints))
+    resuming = bool(rundir.checkpoint_candidates(checkpoints))
     report = None
     if m.init_weights and not resuming:
         # Evaluating needs the file's own classifier: a fresh head would score chance.

@@ -12,7 +12,8 @@ from absl import logging
 
 from inception import fileio
 from inception import networks
-from inception.config import EVAL_JSON, SUMMARY_JSON, TOP_K
+from inception import runfiles
+from inception.config import EMA_MODEL, EVAL_JSON, SUMMARY_JSON, TOP_K
 from inception.train import actions as actions_lib
 from inception.train import devices
 from inception.train import inputs
@@ -68,6 +69,18 @@ class Trainer:
             print(f"Resuming from step {step} (checkpoint {path})", flush=True)
         return path, step
 
+    def rebuild_ema_model(self, restored):
+        """ema_model.keras <- the restored checkpoint's EMA weights when the file is damaged
+        (export.py and evaluate.py refuse a damaged one and send the user here). One task
+        only: the other workers of a multi-worker run would not take part."""
+        path = fileio.join(self.config.run.model_dir, EMA_MODEL)
+        if not restored or self.task_name != "chief" or not fileio.exists(path):
+            return
+        problem = runfiles.keras_file_problem(path)
+        if problem:
+            self.validation.export(self.chief)
+            print(f"Rebuilt {path} ({problem}) from checkpoint {restored}", flush=True)
+
     def make_actions(self):
         """The loop's actions, by name, in the order the loop calls them."""
         run, task = self.config.run, self.task
@@ -92,8 +105,10 @@ class Trainer:
 
     def train(self):
         """Trains from the newest checkpoint to ``plan.total_steps``; returns the last step."""
-        self._write_start()
+        # Restore first: a run whose checkpoints are all damaged stops with its directory as it was.
         self.resumed_from, step = self.restore()
+        self._write_start()
+        self.rebuild_ema_model(self.resumed_from)
         self._warn_about_start(step)
         self.actions = self.make_actions()
         train_step = self.task.train_step(self.loss_hook)
@@ -155,6 +170,7 @@ class Trainer:
         init_weights, model_dir = config.model.init_weights, config.run.model_dir
         self._write_start()
         path, step = self.restore()
+        self.rebuild_ema_model(path)
         result = self.validation.evaluate()
         result.update(_errors(result))
         # Without a checkpoint the EMA holds exactly the --init_weights values.
@@ -184,6 +200,7 @@ def run(config, strategy=None, *, loss_hook=None):
     faults with it). Raises ``TrainingError`` (diverged, died, another run's model_dir),
     ``Interrupted`` (SIGTERM/SIGINT: saved, rerun to resume), ``WorkerLost``.
     """
+    config.check_paths()
     if strategy is None:
         strategy = devices.setup(config)
     start = time.time()

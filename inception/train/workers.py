@@ -47,6 +47,7 @@ def lost_worker_guard(strategy, checkpoint_dir):
     except _PEER_ERRORS as err:
         if not _is_multi_worker(strategy):
             raise
-        path = tf.train.latest_checkpoint(checkpoint_dir)
+        candidates = rundir.checkpoint_candidates(checkpoint_dir)
+        path = candidates[0] if candidates else None
         raise WorkerLost(lost_worker(err, strategy), path, rundir.checkpoint_step(path),
                          err) from err

@@ -63,35 +63,41 @@ def convert(network, weights, output, *, keep_background=False, aux_logits=None,
     fails (the model is saved and loaded back in a scratch directory, then written with
     ``inception.fileio``: atomically, on any file system).
     """
-    from inception import models
-
     if not str(output).endswith(".keras"):
         raise ValueError(f"the output must be a .keras file; got {output}")
     if weights == "imagenet" and network is None:
         raise ValueError("weights='imagenet' needs the network")
     path = resolve(weights, network, cache_dir=cache_dir, source=source_name, file_hash=file_hash, url=url)
+    model, report = load_published(network, path, keep_background=keep_background, aux_logits=aux_logits,
+                                   include_top=include_top)
+    report["output"] = os.fspath(output)
+    report["output_sha256"], report["labels_file"] = _write(model, output)
+    return report
+
+
+def load_published(network, path, *, keep_background=False, aux_logits=None, include_top=True):
+    """(our model with the published file's weights and class names, the report): the network
+    read from the file (``network`` None, or checked against it), 1000 classes or slim's 1001."""
+    from inception import models
+
     with detect.open_source(path) as source:
         net = names.network_of_name(source.network)
         if net is None:
             raise WeightsError(f"{path} holds {source.title}, which has no published ImageNet weights")
         if network is not None and network != net.name:
             raise WeightsError(f"{path} holds the weights of {net.title} ({net.name}), not {network}")
-        network, variant = net.name, net.variant
         if aux_logits is None:
             aux_logits = source.has_aux() and include_top
         num_classes = 1001 if keep_background else 1000
         if keep_background and not source.background:
             raise WeightsError(f"{path} has no background class to keep ({source.format}: 1000 classes)")
-        model = models.build(network, num_classes=num_classes, aux_logits=aux_logits, variant=variant,
+        model = models.build(net.name, num_classes=num_classes, aux_logits=aux_logits, variant=net.variant,
                              include_top=include_top, classifier_activation="softmax")
         report = assign.load_source(model, source)
     report["class_ids"], report["class_names"] = None, None
-    model = name_classes(model, report)
-    report["output"] = os.fspath(output)
-    report["output_sha256"], report["labels_file"] = _write(model, output)
     report["aux_logits"] = bool(aux_logits)
-    report["variant"] = names.network_of_model(model).variant
-    return report
+    report["variant"] = net.variant
+    return name_classes(model, report), report
 
 
 def _write(model, output):

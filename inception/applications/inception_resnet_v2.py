@@ -1,0 +1,21 @@
+"""Inception-ResNet-v2 as a keras.applications model: ``InceptionResNetV2``, its utilities."""
+
+from inception.applications.application import WEIGHTS_RELEASED, application, document
+from inception.applications.imagenet_utils import decode_predictions, preprocess_input  # noqa: F401
+
+
+def InceptionResNetV2(
+        include_top=True, weights="imagenet", input_tensor=None, input_shape=None, pooling=None,
+        classes=1000, classifier_activation="softmax", name="inception_resnet_v2_release", **options):
+    """Instantiates the released Inception-ResNet-v2 (Szegedy et al. 2016).
+
+    The released network, the same function as ``keras.applications.InceptionResNetV2``.
+
+    {arguments}
+    """
+    return application("inception_resnet_v2", include_top=include_top, weights=weights, input_tensor=input_tensor,
+                       input_shape=input_shape, pooling=pooling, classes=classes,
+                       classifier_activation=classifier_activation, name=name, **options)
+
+
+InceptionResNetV2.__doc__ = document(InceptionResNetV2, WEIGHTS_RELEASED)
