@@ -83,6 +83,20 @@ def quiet_cpp_output():
 
 
 @contextlib.contextmanager
+def quiet_decoder_output():
+    """After ``quiet()``: what C code prints on stderr while inside is dropped, unless an
+    exception leaves. For image decoding: libjpeg prints its own warnings ("Corrupt JPEG data:
+    premature end of data segment", "Unsupported marker type 0x13") past logging, without the
+    file's name, and the caller reports each refused image itself. Without ``quiet()``
+    (``--verbose``) it changes nothing."""
+    if not _state["quiet"]:
+        yield
+        return
+    with _fd_to_scratch(2, sys.stderr, lambda written, failed: written if failed else b""):
+        yield
+
+
+@contextlib.contextmanager
 def _fd_to_scratch(fd, stream, replay):
     """File descriptor ``fd`` points at a scratch file while inside (``stream``, Python's writer
     to it, flushed at both ends); yields the descriptor of the real target. On the way out the

@@ -23,6 +23,7 @@ images are still classified.
 import abc
 import dataclasses
 import os
+import re
 
 import numpy as np
 
@@ -55,14 +56,33 @@ def top_k(probabilities, labels, k):
             for rank, i in enumerate(order, 1)]
 
 
+# What TensorFlow wraps an op's message in: "{{function_node ...}}", "[Op:...] name: ...",
+# "\t [[{{node ...}}]]", and a graph function's "Graph execution error:" preamble.
+_TF_WRAPPING = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:[^\]]*\](\s*name:.*)?$")
+_TF_PREAMBLE = ("Graph execution error:", "Detected at node", "<stack traces unavailable>", "[[",
+                "File ")
+_BATCH_INDEX = re.compile(r"^image_bytes\[\d+\]: ")
+MAX_REASON = 300
+
+
 def error_reason(err):
-    """The message of a decoding assertion (``inception.export.decoding``), without TensorFlow's
-    surrounding graph text."""
+    """One printable-ASCII line saying why an image was refused: the decoding assertion's own
+    text (``inception.export.decoding``) or the decoder's message, without TensorFlow's
+    wrapping (node names, "Graph execution error:", the batch index of a one-image batch)."""
     message = getattr(err, "message", None) or str(err)
     lines = [line for line in message.splitlines() if "assertion failed:" in line]
     if lines:
-        return lines[0].split("assertion failed:", 1)[1].strip()
-    return message.strip().splitlines()[0] if message.strip() else type(err).__name__
+        text = lines[0].split("assertion failed:", 1)[1].strip()
+        if text.startswith("[") and text.endswith("]"):
+            text = text[1:-1]
+        text = _BATCH_INDEX.sub("", text)
+    else:
+        kept = [line.strip() for line in message.splitlines()
+                if line.strip() and not line.strip().startswith(_TF_PREAMBLE)]
+        text = _TF_WRAPPING.sub("", kept[-1]).strip() if kept else ""
+        text = f"cannot decode it: {text}" if text else type(err).__name__
+    text = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return text if len(text) <= MAX_REASON else text[:MAX_REASON - 3] + "..."
 
 
 class Predictor(abc.ABC):

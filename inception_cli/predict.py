@@ -10,10 +10,11 @@
 
 Each image gets the eval preprocessing the model was trained or exported with (central crop of
 87.5% of each side, bilinear resize to the model's input; a SavedModel runs its own from its
-graph, a .tflite file's is in its metadata). An image that cannot be used gets one line on
-stderr and the others are still answered. Exit status: 0 when every image was answered, 2 when
-at least one could not be used (or the command line is wrong), 1 when the model cannot be
-loaded. ``inception-predict-tflite``
+graph, a .tflite file's is in its metadata). A directory stands for the files in it (not its
+subdirectories), in name order. An image that cannot be used gets one line on stderr, ``PATH:
+cannot use this image: REASON`` (printable ASCII), the others are still answered, and a last
+line counts them. Exit status: 0 when every image was answered, 2 when at least one could not be
+used (or the command line is wrong), 1 when the model cannot be loaded. ``inception-predict-tflite``
 is this command for .tflite files. The work is ``inception.predict``.
 """
 
@@ -23,7 +24,7 @@ import os
 import sys
 import tempfile
 
-from inception import config
+from inception import config, console
 from inception_cli import common
 
 STATUS_BAD_IMAGE = 2
@@ -50,7 +51,7 @@ def build_parser(description=None, model_help=None):
     parser.add_argument("--data_dir", default=None, help="TFDS data directory")
     parser.add_argument("--image_out_dir", default=None,
                         help="where --validation_images are written (default: a temporary dir)")
-    parser.add_argument("images", nargs="*", help="JPEG or PNG files")
+    parser.add_argument("images", nargs="*", help="JPEG or PNG files, or directories of them")
     common.add_verbose_argument(parser)
     return parser
 
@@ -67,6 +68,28 @@ def parse_args(argv=None, parser=None):
     if args.central_fraction is not None and not 0.0 < args.central_fraction <= 1.0:
         parser.error("--central_fraction must be in (0, 1]")
     return args
+
+
+def image_paths(arguments):
+    """The image arguments with each directory replaced by its files, in name order."""
+    paths = []
+    for argument in arguments:
+        if os.path.isdir(argument):
+            paths += sorted(os.path.join(argument, name) for name in os.listdir(argument)
+                            if not os.path.isdir(os.path.join(argument, name)))
+        else:
+            paths.append(argument)
+    return paths
+
+
+def report_unusable(answers):
+    """One stderr line per image that could not be used, then their count; returns it."""
+    bad = [answer for answer in answers if answer.error is not None]
+    for answer in bad:
+        print(f"{answer.path}: cannot use this image: {answer.error}", file=sys.stderr)
+    if bad:
+        print(f"{len(bad)} of {len(answers)} image(s) could not be used", file=sys.stderr)
+    return len(bad)
 
 
 def validation_files(predictor, args):
@@ -121,7 +144,7 @@ def main(argv=None, parser=None):
 
     try:
         predictor = predict.load(args.model, args.labels, args.central_fraction, args.num_threads)
-        paths, truth = list(args.images), {}
+        paths, truth = image_paths(args.images), {}
         if args.validation_images:
             extra, truth = validation_files(predictor, args)
             paths += extra
@@ -130,15 +153,14 @@ def main(argv=None, parser=None):
         return 1
     if predictor.labels is None:
         print(f"warning: {args.model} has no class names; printing class indices", file=sys.stderr)
-    answers = predict.classify_files(predictor, paths, args.top_k)
-    for answer in answers:
-        if answer.error is not None:
-            print(f"{answer.path}: cannot use this image: {answer.error}", file=sys.stderr)
+    with console.quiet_decoder_output():
+        answers = predict.classify_files(predictor, paths, args.top_k)
+    unusable = report_unusable(answers)
     if args.json:
         print_json(predictor, answers, truth)
     else:
         print_text(answers, truth)
-    return STATUS_BAD_IMAGE if any(answer.error is not None for answer in answers) else 0
+    return STATUS_BAD_IMAGE if unusable else 0
 
 
 if __name__ == "__main__":

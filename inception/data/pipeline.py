@@ -5,7 +5,8 @@
 by ``inception.data.reader`` (encoded images) and goes through ``preprocessing`` (fused
 crop-and-decode for JPEG). A record that cannot be decoded is dropped, reported on stderr and
 counted (``num_skipped()``; the running total is also printed at the end of each epoch once it is
-non-zero; ``inception.data.skipping``).
+non-zero; ``inception.data.skipping``). A damaged TFRecord file (corrupt framing or checksum,
+truncated) stops the pipeline at the end of the pass with an InvalidArgumentError naming the file.
 """
 
 import math
@@ -195,17 +196,16 @@ class InputPipeline:
             base_seed = (self.seed * 1_000_003 + pipeline_id) % (2**31)
         ordered = self.deterministic or not self.is_training
         # Padding needs slices of known, even size; files can hold different numbers of examples.
-        dataset = self.source.read(num_pipelines, pipeline_id,
-                                   by_files=not self.pad_to_full_batches,
-                                   shuffle_files=self.shuffle, seed=base_seed,
-                                   deterministic=ordered)
+        dataset, expected = self.source.read_counted(
+            num_pipelines, pipeline_id, by_files=not self.pad_to_full_batches,
+            shuffle_files=self.shuffle, seed=base_seed, deterministic=ordered)
         if self.shuffle:
             buffer = max(1, min(self.shuffle_buffer, self.num_examples))
             dataset = dataset.shuffle(buffer, seed=base_seed, reshuffle_each_iteration=True)
         marker = (skipping.tiny_jpeg(), tf.constant(0, tf.int32))
         dataset = skipping.map_skipping_errors(
             dataset, self._process_fn(base_seed), marker, repeat=self.repeat,
-            counter=self._skipped,
+            counter=self._skipped, expected=expected, files=self.source.files(),
             name=f"{self.name}/{self.split}[pipeline {pipeline_id}/{num_pipelines}]")
         drop_remainder = self.drop_remainder
         if self.pad_to_full_batches:

@@ -12,6 +12,8 @@ everywhere. Images stay encoded; each reader decodes them in its own preprocessi
         ...
 """
 
+import os
+
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -76,7 +78,30 @@ class Split:
             many files as pipelines, else its own ``even_slices`` slice of the examples.
           shuffle_files: read the files in an order drawn from ``seed``.
           deterministic: the dataset's order does not depend on thread timing.
+
+        A damaged TFRecord file raises TensorFlow's DataLossError, and TFDS's count check a
+        FailedPreconditionError at the end; readers that skip errors use ``read_counted``.
         """
+        return self._read(num_pipelines, pipeline_id, by_files, shuffle_files, seed,
+                          deterministic, assert_cardinality=True)[0]
+
+    def read_counted(self, num_pipelines=1, pipeline_id=0, *, by_files=True, shuffle_files=False,
+                     seed=None, deterministic=True):
+        """(dataset, records it should yield): ``read`` without TFDS's count check, for a reader
+        that skips errors (``skipping.map_skipping_errors``). TFDS's check fails on every call
+        once the stream has ended short, so under ``ignore_errors`` it looped forever (and it
+        is not made at all for a pipeline sharded by files); the caller compares the count
+        itself at the end of each pass."""
+        return self._read(num_pipelines, pipeline_id, by_files, shuffle_files, seed,
+                          deterministic, assert_cardinality=False)
+
+    def files(self):
+        """(path, records it holds) of each TFRecord file of this split."""
+        return [(os.fspath(instruction.filename), int(instruction.examples_in_shard))
+                for instruction in self.builder.info.splits[self.name].file_instructions]
+
+    def _read(self, num_pipelines, pipeline_id, by_files, shuffle_files, seed, deterministic,
+              assert_cardinality):
         options = tf.data.Options()
         options.deterministic = bool(deterministic)
         context, split = None, self.name
@@ -86,7 +111,8 @@ class Split:
                                                      input_pipeline_id=pipeline_id)
             else:
                 split = self.even_slices(num_pipelines)[pipeline_id]
-        read_config = tfds.ReadConfig(input_context=context, options=options, shuffle_seed=seed)
+        read_config = tfds.ReadConfig(input_context=context, options=options, shuffle_seed=seed,
+                                      assert_cardinality=assert_cardinality)
         dataset = self.builder.as_dataset(
             split=split, shuffle_files=shuffle_files, read_config=read_config,
             decoders={self.image_key: tfds.decode.SkipDecoding()})
@@ -95,4 +121,32 @@ class Split:
         def select(example):
             return example[image_key], tf.cast(example[label_key], tf.int32)
 
-        return dataset.map(select, num_parallel_calls=tf.data.AUTOTUNE)
+        return (dataset.map(select, num_parallel_calls=tf.data.AUTOTUNE),
+                self._count(split, context))
+
+    def _count(self, split, context):
+        """Records of ``split`` one pipeline reads: TFDS gives pipeline i of n every n-th file
+        of the split (``Dataset.shard`` of its file instructions, before any shuffling)."""
+        instructions = self.builder.info.splits[split].file_instructions
+        if context is not None:
+            instructions = instructions[context.input_pipeline_id::context.num_input_pipelines]
+        return sum(int(instruction.take) for instruction in instructions)
+
+
+def damaged_files(files):
+    """'PATH: record N: what is wrong' for each of ``files`` ((path, records it should hold))
+    that TensorFlow cannot read to its end (a truncated file, a corrupt length or checksum) or
+    that holds fewer records (cut at a record boundary: nothing in the format marks its end);
+    '' when none."""
+    problems = []
+    for path, expected in files:
+        count = 0
+        try:
+            for _ in tf.compat.v1.io.tf_record_iterator(path):
+                count += 1
+        except tf.errors.OpError as err:
+            problems.append(f"{path}: record {count}: {err.message}")
+            continue
+        if count != expected:
+            problems.append(f"{path}: {count} of its {expected} records (cut short)")
+    return "; ".join(problems)

@@ -1,8 +1,12 @@
-"""Undecodable records: dropped, counted and reported, never fatal.
+"""Undecodable records: dropped, counted and reported, never fatal. Damaged TFRecord files:
+fatal, named.
 
 ``map_skipping_errors`` is the parallel map every reader of encoded images runs its decoding in
 (the input pipeline, the multi-crop evaluation, the benchmark); ``SkipCounter`` holds the count
-all of one reader's input pipelines share.
+all of one reader's input pipelines share. A record TensorFlow's TFRecord reader cannot read (a
+corrupt length or checksum, a truncated file) ends the reading of its file: the rest of that file
+is lost, not one image, so a pass that yields fewer records than the split lists stops with an
+InvalidArgumentError naming the damaged file(s) (``check_count``).
 """
 
 import sys
@@ -31,6 +35,28 @@ class SkipCounter:
 def tiny_jpeg():
     """A valid 8x8 JPEG: the end-of-epoch marker that flows through the preprocessing."""
     return tf.io.encode_jpeg(tf.fill([8, 8, 3], tf.constant(128, tf.uint8)))
+
+
+def check_count(read, expected, files, name):
+    """At the end of a pass: ``read`` (records that came out of the reader, skipped ones
+    included) must equal ``expected``; otherwise an InvalidArgumentError naming the damaged
+    files (found by reading them again, only then)."""
+    @tf.autograph.experimental.do_not_convert
+    def describe(read):
+        from inception.data import reader  # the reader imports nothing from here
+
+        damaged = reader.damaged_files(files) or "none found on a second reading"
+        return (f"inception.data: {name}: a pass over the data gave {int(read)} of the "
+                f"{expected} records its TFDS metadata lists: a TFRecord file is damaged (after "
+                f"a corrupt or truncated record TensorFlow cannot read the rest of that file). "
+                f"Damaged: {damaged}. Prepare the dataset again.")
+
+    def fail():
+        message = tf.py_function(describe, [read], Tout=tf.string)
+        with tf.control_dependencies([tf.debugging.Assert(False, [message], summarize=1)]):
+            return tf.constant(False)
+
+    return tf.cond(tf.equal(read, expected), lambda: tf.constant(True), fail)
 
 
 def _keep_and_report(counter, name):
@@ -63,7 +89,8 @@ def _keep_and_report(counter, name):
     return keep
 
 
-def map_skipping_errors(dataset, fn, marker, *, repeat=False, counter=None, name=""):
+def map_skipping_errors(dataset, fn, marker, *, repeat=False, counter=None, name="",
+                        expected=None, files=()):
     """Parallel map of ``fn`` over ``dataset``; an element whose ``fn`` raises (an undecodable
     image) is dropped, counted in ``counter`` and reported on stderr, and the pipeline goes on.
 
@@ -80,6 +107,10 @@ def map_skipping_errors(dataset, fn, marker, *, repeat=False, counter=None, name
       repeat: repeat the epoch (marker included) indefinitely.
       counter: a ``SkipCounter``.
       name: names the stream in the reports.
+      expected: the records one pass of ``dataset`` holds (``reader.Split.read_counted``);
+        given, a pass that yields another number fails with an InvalidArgumentError naming
+        the damaged ones of ``files`` ((path, records it holds): ``Split.files``) instead of
+        going on with part of the data.
     """
     tagged = dataset.map(lambda *element: (element, False)).concatenate(
         tf.data.Dataset.from_tensors((tuple(marker), True)))
@@ -95,13 +126,25 @@ def map_skipping_errors(dataset, fn, marker, *, repeat=False, counter=None, name
     mapped = tagged.map(apply, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     mapped = mapped.ignore_errors(log_warning=True)
 
-    def find_gaps(last_position, item):
+    def find_gaps(state, item):
+        last_position, pass_start = state
         outputs, position, is_marker = item
-        return position, (outputs, is_marker, position - last_position - 1, position)
+        # A marker ends a pass: the next one starts after it.
+        next_start = tf.where(is_marker, position + 1, pass_start)
+        return (position, next_start), (outputs, is_marker, position - last_position - 1,
+                                        position, position - pass_start)
 
-    mapped = mapped.scan(tf.constant(-1, tf.int64), find_gaps)
+    mapped = mapped.scan((tf.constant(-1, tf.int64), tf.constant(0, tf.int64)), find_gaps)
+    keep = _keep_and_report(counter, name)
 
-    def strip(outputs, is_marker, dropped, position):
+    def keep_checked(outputs, is_marker, dropped, position, read):
+        kept = keep(outputs, is_marker, dropped, position)
+        if expected is None:
+            return kept
+        return tf.cond(is_marker, lambda: tf.logical_and(
+            kept, check_count(read, expected, [tuple(f) for f in files], name)), lambda: kept)
+
+    def strip(outputs, is_marker, dropped, position, read):
         return outputs
 
-    return mapped.filter(_keep_and_report(counter, name)).map(strip)
+    return mapped.filter(keep_checked).map(strip)

@@ -82,11 +82,12 @@ class Evaluation:
             pipelines, pipeline_id, per_replica = 1, 0, self.batch_size
         # Each pipeline its own slice of the examples (a first-N split such as
         # 'validation[:3]' has no files of its own to share out).
-        dataset = self.source.read(pipelines, pipeline_id, by_files=False)
+        dataset, expected = self.source.read_counted(pipelines, pipeline_id, by_files=False)
         return crop_dataset(
             dataset, self.crop_set, [m.image_size for m in self.members], per_replica,
             self.central_fraction, counter=self._skipped,
-            name=f"{self.info.name}/{self.split}[pipeline {pipeline_id}/{pipelines}]")
+            name=f"{self.info.name}/{self.split}[pipeline {pipeline_id}/{pipelines}]",
+            expected=expected, files=self.source.files())
 
     # ------------------------------------------------------------------------------- run --
     def run(self, progress=True, log=None, keep_probabilities=False):
@@ -186,18 +187,21 @@ class Evaluation:
 
 
 def crop_dataset(source, crop_set, image_sizes, batch_size,
-                 central_fraction=EVAL_CENTRAL_FRACTION, counter=None, name=""):
+                 central_fraction=EVAL_CENTRAL_FRACTION, counter=None, name="", expected=None,
+                 files=()):
     """(encoded image, label) dataset -> batches of ((crops per size...), labels).
 
     Each crops tensor is [B, U, S, S, 3] (B images, U = the crop set's distinct crops); an image that
-    cannot be decoded is dropped and counted in ``counter`` (``skipping.map_skipping_errors``).
+    cannot be decoded is dropped and counted in ``counter`` (``skipping.map_skipping_errors``);
+    a pass of other than ``expected`` records is an InvalidArgumentError naming the damaged ``files``.
     """
     def process(image_bytes, label, position):
         del position
         return crops_lib.make_crops(image_bytes, crop_set, image_sizes, central_fraction), label
 
     marker = (skipping.tiny_jpeg(), tf.constant(0, tf.int32))
-    dataset = skipping.map_skipping_errors(source, process, marker, counter=counter, name=name)
+    dataset = skipping.map_skipping_errors(source, process, marker, counter=counter, name=name,
+                                           expected=expected, files=files)
     dataset = dataset.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(2)
 

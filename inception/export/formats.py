@@ -124,6 +124,30 @@ def file_metadata(source, variant, input_description, int8_io=None,
 FLOAT_INPUT = "float32 RGB [N, S, S, 3] scaled to [-1, 1]"
 
 
+def check_images(images, shape):
+    """``images`` as a float32 array [N, *shape] (``shape``: the runner's [S, S, 3]), N >= 1,
+    every value finite; ValueError saying what is wrong otherwise. The runners call it before
+    the interpreter sees anything: a wrong shape, an integer image or a NaN would otherwise
+    reach the interpreter (an empty batch ended in numpy's "need at least one array")."""
+    shape = tuple(int(d) for d in shape)
+    want = f"[N, {', '.join(map(str, shape))}]"
+    try:
+        array = np.asarray(images)
+    except ValueError as err:  # ragged nested lists
+        raise ValueError(f"expected images {want} ({FLOAT_INPUT}); got no array ({err})") from None
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"expected floating-point images {want} ({FLOAT_INPUT}); got dtype "
+                         f"{array.dtype}")
+    if array.ndim != 4 or array.shape[1:] != shape:
+        raise ValueError(f"expected images {want}; got shape {list(array.shape)}")
+    if not len(array):
+        raise ValueError(f"expected images {want} with N >= 1; got an empty batch")
+    bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise ValueError(f"the images hold {bad} NaN or infinite value(s)")
+    return array.astype(np.float32, copy=False)
+
+
 def opened(runner):
     """A context manager for a runner that holds nothing to close."""
     return contextlib.nullcontext(runner)

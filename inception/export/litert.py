@@ -9,7 +9,7 @@ from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 
 from inception import console
-from inception.export.formats import METADATA_NAME
+from inception.export.formats import METADATA_NAME, check_images
 
 
 def entry_name(value):
@@ -80,10 +80,7 @@ class LiteRTClassifier:
 
     def predict(self, images, batch_size=32):
         """float32 [N, S, S, 3] in [-1, 1] -> probabilities float32 [N, C]."""
-        images = np.asarray(images, np.float32)
-        if images.ndim != 4 or images.shape[1:] != tuple(self._input["shape_signature"][1:]):
-            raise ValueError(f"expected images [N, {self.image_size}, {self.image_size}, 3]; "
-                             f"got {images.shape}")
+        images = check_images(images, self._input["shape_signature"][1:])
         outputs = []
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]

@@ -13,7 +13,6 @@ index order, input size, preprocessing), so the .onnx file is all a device needs
 
 import json
 
-import numpy as np
 import onnx
 import onnxruntime
 import tensorflow as tf
@@ -90,10 +89,7 @@ class OnnxClassifier:
 
     def predict(self, images, batch_size=report.BATCH):
         """float32 [N, S, S, 3] in [-1, 1] -> probabilities float32 [N, C]."""
-        images = np.asarray(images, np.float32)
-        if images.ndim != 4 or list(images.shape[1:]) != list(self._input.shape[1:]):
-            raise ValueError(f"expected images [N, {', '.join(map(str, self._input.shape[1:]))}]; "
-                             f"got {images.shape}")
+        images = formats.check_images(images, self._input.shape[1:])
         return report.batched(
             lambda x: self.session.run([OUTPUT_NAME], {self._input.name: x})[0], images,
             batch_size)

@@ -142,20 +142,40 @@ def _drop_background(array):
     return array[..., 1:]
 
 
-def apply(copies):
-    for variable, entry, transform in copies:
+def _read(entry, transform, variable, path):
+    """The value of one copy, checked: WeightsError naming ``path`` and the tensor when the file
+    cannot give it (truncated, corrupt), gives another shape, or holds NaN or infinity."""
+    try:
         value = entry.load()
-        if transform is not None:
-            value = transform(value)
-        if tuple(value.shape) != tuple(variable.shape):
-            raise WeightsError(f"{entry.key}: read shape {value.shape}, expected {tuple(variable.shape)}")
+    except WeightsError:
+        raise
+    except Exception as err:  # each library raises its own kind for a damaged file
+        raise WeightsError(f"{path}: cannot read {entry.key} ({type(err).__name__}: "
+                           f"{str(err)[:300]}); the file is truncated or damaged") from err
+    if transform is not None:
+        value = transform(value)
+    if tuple(value.shape) != tuple(variable.shape):
+        raise WeightsError(f"{path}: {entry.key}: read shape {tuple(value.shape)}, expected "
+                           f"{tuple(variable.shape)} for our {variable.path}")
+    bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
+    if bad:
+        raise WeightsError(f"{path}: {entry.key} holds {bad} NaN or infinite value(s); the file "
+                           "is damaged")
+    return value
+
+
+def apply(copies, path="the weights file"):
+    """Reads and checks every value first, then assigns: a file that fails part way leaves the
+    model as it was."""
+    values = [_read(entry, transform, variable, path) for variable, entry, transform in copies]
+    for (variable, _, _), value in zip(copies, values):
         variable.assign(np.asarray(value, dtype=keras.backend.standardize_dtype(variable.dtype)))
 
 
 def load_source(model, source, *, new_head=False, missing_aux_ok=False, checksums=True):
     """match + apply; returns the report (with the files' sha256 when ``checksums``)."""
     copies, report = match(model, source, new_head=new_head, missing_aux_ok=missing_aux_ok)
-    apply(copies)
+    apply(copies, source.path)
     report["sha256"] = file_checksums(source.files) if checksums else {}
     return report
 

@@ -64,30 +64,51 @@ def kind(path):
 
 @contextlib.contextmanager
 def open_source(path):
-    """Yields the Source of any supported file; temporary files are removed afterwards."""
+    """Yields the Source of any supported file; temporary files are removed afterwards. A file
+    its reader cannot parse (truncated, corrupt) is a WeightsError naming it."""
     what, target = kind(path)
-    if what == "slim-archive":
-        from inception.weights import slim
-        with slim.open_archive(target) as source:
-            yield source
-        return
+    with contextlib.ExitStack() as stack:
+        with _named(path, what):
+            if what == "slim-archive":
+                from inception.weights import slim
+                source = stack.enter_context(slim.open_archive(target))
+            else:
+                source = _open(what, target, path)
+            if getattr(source, "_h5", None) is not None:
+                stack.callback(source._h5.close)
+        yield source
+
+
+@contextlib.contextmanager
+def _named(path, what):
+    """Errors of a reader's library while it parses the file -> WeightsError naming the file."""
+    try:
+        yield
+    except WeightsError as err:
+        if os.fspath(path) in str(err):
+            raise
+        # e.g. check_unit_gamma's message names the tensor only (found by the fuzz)
+        raise WeightsError(f"{os.fspath(path)}: {err}") from None
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # h5py, safetensors, TensorFlow and zipfile each raise their own
+        raise WeightsError(f"{os.fspath(path)}: cannot read this {what} file "
+                           f"({type(err).__name__}: {str(err)[:300]}); is it truncated or "
+                           "damaged?") from err
+
+
+def _open(what, target, path):
     if what == "slim-checkpoint":
         from inception.weights import slim
-        yield slim.from_checkpoint(target, display_path=os.fspath(path),
-                                   detail=("V2 checkpoint" if os.path.isfile(target + ".index") else "V1 checkpoint"),
-                                   files=slim.checkpoint_files(target))
-        return
+        return slim.from_checkpoint(
+            target, display_path=os.fspath(path),
+            detail=("V2 checkpoint" if os.path.isfile(target + ".index") else "V1 checkpoint"),
+            files=slim.checkpoint_files(target))
     if what == "timm":
         from inception.weights import timm
-        yield timm.from_safetensors(target)
-        return
+        return timm.from_safetensors(target)
     if what == "keras-h5":
         from inception.weights import keras_h5
-        source = keras_h5.from_h5(target)
-        try:
-            yield source
-        finally:
-            source._h5.close()
-        return
+        return keras_h5.from_h5(target)
     from inception.weights import keras_model
-    yield keras_model.from_keras_file(target)
+    return keras_model.from_keras_file(target)
