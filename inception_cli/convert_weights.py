@@ -6,6 +6,7 @@ Prints the network, variant, classes, every tensor of the file and where it went
 of the input and of the output; writes OUTPUT and OUTPUT's stem + ".labels.txt".
 """
 
+import os
 import sys
 
 from absl import app, flags
@@ -39,6 +40,12 @@ def run(argv):
         raise app.UsageError("give --output (a .keras file) or --preset (a keras-hub preset), not both")
     if FLAGS.weights == "imagenet" and not FLAGS.network and FLAGS.preset not in _REGISTERED:
         raise app.UsageError("--weights=imagenet needs --network")
+    if FLAGS.preset and (FLAGS.aux_logits or not FLAGS.include_top):
+        raise app.UsageError("--preset writes keras-hub's ImageClassifier: no --aux_logits, no --noinclude_top")
+    try:
+        _check_paths()
+    except ValueError as err:
+        sys.exit(common.error_line(err))
     if FLAGS.preset:
         return _write_preset()
     from inception.weights import WeightsError, assign, pretrained
@@ -58,13 +65,23 @@ def run(argv):
         print(f"wrote {report['labels_file']}")
 
 
+def _check_paths():
+    """Every path flag, for its kind and writability, before any file is read (inception/paths.py)."""
+    from inception import paths
+
+    if FLAGS.weights != "imagenet" and not os.path.exists(FLAGS.weights + ".index"):
+        paths.input_file("weights", FLAGS.weights, "weights file")  # a V2 checkpoint is a prefix
+    paths.output_file("output", FLAGS.output, ".keras file")
+    if FLAGS.preset not in _REGISTERED:
+        paths.output_dir("preset", FLAGS.preset, "preset directory")
+    paths.output_dir("cache_dir", FLAGS.cache_dir, "cache directory")
+
+
 # The preset names inception.hub registers (listed here: importing keras-hub takes seconds).
 _REGISTERED = ("inception_v4_imagenet", "inception_resnet_v2_imagenet")
 
 
 def _write_preset():
-    if FLAGS.aux_logits or not FLAGS.include_top:
-        raise app.UsageError("--preset writes keras-hub's ImageClassifier: no --aux_logits, no --noinclude_top")
     try:
         from inception.hub import convert
     except ImportError as err:
