@@ -49,8 +49,10 @@ class Task:
         # The same layers with the pre-pooling feature map as an extra output, so every
         # training step also measures the "died" signal (paper section 3.3) for free.
         outputs = self.model.outputs
+        # ``input``, not ``inputs``: a model of one input called on a tensor, not a list (Keras
+        # warns "The structure of `inputs` doesn't match" otherwise).
         self.train_net = keras.Model(
-            self.model.inputs, list(outputs) + [self.model.get_layer("features").output])
+            self.model.input, list(outputs) + [self.model.get_layer("features").output])
         self.schedule = state.WarmupStaircaseDecay(
             plan.peak_lr, decay_steps=round(r.lr_decay_epochs * spe),
             decay_rate=r.lr_decay_rate, warmup_steps=round(r.warmup_epochs * spe))
