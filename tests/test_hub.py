@@ -4,7 +4,6 @@ written from a TF-slim checkpoint against the released network's logits (the ref
 of ../shared/reference, as tests/test_weights_reference.py uses them).
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -22,6 +21,7 @@ from keras_hub.src.tests import test_case  # noqa: E402  (the module: pytest wou
 
 from inception import hub, models  # noqa: E402
 from inception.hub import convert, presets  # noqa: E402
+import reference_files  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REF = os.path.join(os.path.dirname(ROOT), "shared", "reference")
@@ -168,10 +168,7 @@ needs_reference = pytest.mark.skipif(not os.path.isdir(REF), reason=f"reference 
 
 @pytest.fixture(scope="module")
 def rw():
-    spec = importlib.util.spec_from_file_location("refweights", os.path.join(REF, "refweights.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return reference_files.refweights()
 
 
 @pytest.fixture(scope="module")
@@ -184,8 +181,7 @@ def v4_reference():
 def test_preset_from_a_slim_checkpoint_computes_the_released_network(rw, v4_reference, tmp_path, monkeypatch):
     prefix = str(tmp_path / "checkpoint" / "model.ckpt")
     keys = v4_reference["checkpoint_keys"]
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=[k for k, _ in keys], shape_and_slices=[""] * len(keys),
-                      tensors=[tf.constant(rw.slim_value(k, s)) for k, s in keys])
+    reference_files.write_v2_checkpoint(prefix, keys, rw)
     monkeypatch.setenv(presets.ENV_PRESETS, str(tmp_path / "presets"))
     report = convert.convert(None, prefix, "inception_v4_imagenet")
     assert report["output"] == str(tmp_path / "presets" / "inception_v4_imagenet")
@@ -228,23 +224,6 @@ def irv2_references():
         return slim, json.load(f)
 
 
-def _timm_state(timm_ref, slim_ref, rw):
-    """timm's state dict from the fixture's keys + key_to_slim + constant_keys (reference README)."""
-    shapes = {k: s for k, s in slim_ref["variables"]}
-    state = {}
-    for key, shape in timm_ref["state_dict"]:
-        slim = timm_ref["key_to_slim"].get(key)
-        if slim is None:
-            dtype = np.int64 if key.endswith("num_batches_tracked") else np.float32
-            state[key] = np.full(shape, timm_ref["constant_keys"][key], dtype)
-            continue
-        value = rw.slim_value(slim, shapes[slim])
-        value = value[:, 1:] if slim.endswith("Logits/Logits/weights") else value[1:] if slim.endswith(
-            "Logits/Logits/biases") else value
-        state[key] = rw.slim_to_torch(value)
-    return state
-
-
 @needs_reference
 @pytest.mark.slow
 def test_converter_command_writes_a_registered_preset_from_a_timm_file(rw, irv2_references, tmp_path,
@@ -255,7 +234,7 @@ def test_converter_command_writes_a_registered_preset_from_a_timm_file(rw, irv2_
 
     slim_ref, timm_ref = irv2_references
     weights = str(tmp_path / "model.safetensors")
-    save_file(_timm_state(timm_ref, slim_ref, rw), weights)
+    save_file(reference_files.timm_state(timm_ref, slim_ref, rw), weights)
     env = dict(os.environ, INCEPTION_PRESETS_DIR=str(tmp_path / "presets"), TF_CPP_MIN_LOG_LEVEL="2")
     run = subprocess.run([sys.executable, "-m", "inception_cli.convert_weights", f"--weights={weights}",
                           "--preset=inception_resnet_v2_imagenet"],

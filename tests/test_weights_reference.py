@@ -9,7 +9,6 @@ largest logit. keras.applications' Inception-ResNet-v2 is the third, independent
 """
 
 import http.server
-import importlib.util
 import json
 import os
 import shutil
@@ -25,6 +24,7 @@ import tensorflow as tf
 import keras
 from inception import models
 from inception.weights import WeightsError, class_names, classes, fetch, names, pretrained
+import reference_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REF = os.path.join(os.path.dirname(ROOT), "shared", "reference")
@@ -37,10 +37,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def rw():
-    spec = importlib.util.spec_from_file_location("refweights", os.path.join(REF, "refweights.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return reference_files.refweights()
 
 
 def _json(name):
@@ -85,32 +82,6 @@ def _write_v1_checkpoint(path, keys, rw):
             saver.save(session, path, write_meta_graph=False)
 
 
-def _write_v2_checkpoint(prefix, keys, rw):
-    """What tf.compat.v1.train.Saver writes by default: .index + .data-00000-of-00001."""
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=[k for k, _ in keys], shape_and_slices=[""] * len(keys),
-                      tensors=[tf.constant(rw.slim_value(k, s)) for k, s in keys])
-
-
-def _timm_state(timm_ref, slim_ref, rw):
-    """timm state dict from its keys + key_to_slim + constant_keys, as the reference README says."""
-    slim_shapes = {k: s for k, s in slim_ref["variables"]}
-    state = {}
-    for key, shape in timm_ref["state_dict"]:
-        slim = timm_ref["key_to_slim"].get(key)
-        if slim is None:
-            dtype = np.int64 if key.endswith("num_batches_tracked") else np.float32
-            state[key] = np.full(shape, timm_ref["constant_keys"][key], dtype)
-            continue
-        value = rw.slim_value(slim, slim_shapes[slim])
-        if slim.endswith("Logits/Logits/weights"):
-            value = value[:, 1:]
-        elif slim.endswith("Logits/Logits/biases"):
-            value = value[1:]
-        state[key] = rw.slim_to_torch(value)
-        assert list(state[key].shape) == list(shape), key
-    return state
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, ref, rw):
     from safetensors.numpy import save_file
@@ -130,10 +101,10 @@ def files(tmp_path_factory, ref, rw):
     # Inception-ResNet-v2 as a V2 checkpoint.
     os.makedirs(root / "irv2")
     out["irv2_prefix"] = str(root / "irv2" / "model.ckpt-1000")
-    _write_v2_checkpoint(out["irv2_prefix"], ref["inception_resnet_v2"]["slim"]["checkpoint_keys"], rw)
+    reference_files.write_v2_checkpoint(out["irv2_prefix"], ref["inception_resnet_v2"]["slim"]["checkpoint_keys"], rw)
     for net, key in (("inception_v4", "v4_timm"), ("inception_resnet_v2", "irv2_timm")):
         out[key] = str(root / f"{net}.model.safetensors")
-        save_file(_timm_state(ref[net]["timm"], ref[net]["slim"], rw), out[key])
+        save_file(reference_files.timm_state(ref[net]["timm"], ref[net]["slim"], rw), out[key])
     return out
 
 
