@@ -125,13 +125,20 @@ def silence_deprecations():
         warnings.filterwarnings("ignore", category=category, module=_NOT_OURS)
 
 
+# TFDS warns "Variant folder <data_dir>/<name>/<version> has no dataset_info.json" when it looks
+# at a dataset that is not prepared yet, i.e. on every first use of the embedded dataset, just
+# before inception.data says it prepares it; a dataset that stays unprepared is our own error.
+_UNPREPARED_VARIANT = re.compile(r"^Variant folder .* has no dataset_info\.json$")
+
+
 class LibraryNoise(logging.Filter):
     """Keeps warnings and errors, and every record logged from this project's packages."""
 
     def filter(self, record):
         if record.pathname.startswith(_OURS):
             return True
-        if "deprecat" in record.getMessage().lower():
+        message = record.getMessage()
+        if "deprecat" in message.lower() or _UNPREPARED_VARIANT.match(message):
             return False
         return record.levelno >= logging.WARNING
 

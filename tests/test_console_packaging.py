@@ -353,3 +353,36 @@ def test_import_time_stderr_is_hidden_unless_the_import_fails(capfd):
             os.write(2, b"why the library failed to load\n")
             raise ImportError("broken build")
     assert capfd.readouterr().err == "why the library failed to load\n"
+
+
+def test_tfds_warning_of_an_unprepared_dataset_is_hidden_and_its_other_warnings_kept(tmp_path):
+    """TFDS's "Variant folder ... has no dataset_info.json" came before every first use of the
+    embedded dataset (inception.data then says it prepares it); its other warnings still show."""
+    from etils import epath
+    from tensorflow_datasets.core.utils import file_utils
+
+    class Messages(logging.Handler):
+        def __init__(self, *filters):
+            super().__init__(logging.DEBUG)
+            self.messages = []
+            for f in filters:
+                self.addFilter(f)
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    everything, shown = Messages(), Messages(console.LibraryNoise())
+    logger = logging.getLogger("absl")
+    for handler in (everything, shown):
+        logger.addHandler(handler)
+    try:
+        for variant in ("1.0.0", "not_a_version"):
+            (tmp_path / variant).mkdir()
+            assert not file_utils.is_valid_variant_dir(epath.Path(tmp_path / variant))
+    finally:
+        for handler in (everything, shown):
+            logger.removeHandler(handler)
+    invalid = f"Variant folder {tmp_path / 'not_a_version'} has invalid version not_a_version"
+    assert everything.messages == [
+        f"Variant folder {tmp_path / '1.0.0'} has no dataset_info.json", invalid]
+    assert shown.messages == [invalid]
