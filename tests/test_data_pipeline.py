@@ -1,11 +1,9 @@
 """The embedded dataset (built offline, right labels) and InputPipeline behaviour on it."""
 
 import collections
-import contextlib
 import hashlib
 import itertools
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -18,22 +16,9 @@ from sklearn.datasets import load_digits
 
 from inception import config, data
 from inception.data import sklearn_digits
+from offline import no_network
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@contextlib.contextmanager
-def no_network():
-    """Any attempt to open a connection fails loudly."""
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"network access attempted: {args!r}")
-
-    saved = (socket.socket.connect, socket.create_connection, socket.getaddrinfo)
-    socket.socket.connect, socket.create_connection, socket.getaddrinfo = refuse, refuse, refuse
-    try:
-        yield
-    finally:
-        socket.socket.connect, socket.create_connection, socket.getaddrinfo = saved
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,8 @@ Each image is one flat colour chosen per synset, so a yielded (image, label) pai
 Awkward records: a CMYK JPEG, PNG data under a .JPEG name (train and val), and a truncated JPEG.
 """
 
-import contextlib
 import io
 import os
-import socket
 import tarfile
 
 import numpy as np
@@ -22,6 +20,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from inception import data
+from offline import no_network
 
 TFDS_IMAGENET = os.path.join(os.path.dirname(tfds.__file__), "datasets", "imagenet2012")
 NUM_VAL = 6
@@ -88,19 +87,6 @@ def _write_manual_dir(path):
     with open(os.path.join(path, "ILSVRC2012_img_val.tar"), "wb") as f:
         f.write(_tar(val[::-1]))  # archive order must not matter, only the names
     return sum(len(v) for v in train.values())
-
-
-@contextlib.contextmanager
-def no_network():
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"network access attempted: {args!r}")
-
-    saved = (socket.socket.connect, socket.create_connection, socket.getaddrinfo)
-    socket.socket.connect, socket.create_connection, socket.getaddrinfo = refuse, refuse, refuse
-    try:
-        yield
-    finally:
-        socket.socket.connect, socket.create_connection, socket.getaddrinfo = saved
 
 
 @pytest.fixture(scope="module")
