@@ -91,27 +91,25 @@ def output_file(flag, path, what="file"):
 
 def input_file(flag, path, what="file"):
     """A file the command reads: it must exist, be a file and be readable."""
-    path = _checked(path)
-    if path is None:
-        return
-    if not os.path.exists(path):
-        raise PathError(f"--{flag}={path}: no such {what}")
-    if os.path.isdir(path):
-        raise PathError(f"--{flag}={path} is a directory, not a file (the {what})")
-    if not os.access(path, os.R_OK):
-        raise PathError(f"--{flag}={path}: the {what} is not readable (permissions)")
+    _readable(flag, path, what, directory=False)
 
 
 def input_dir(flag, path, what="directory"):
     """A directory the command reads: it must exist, be a directory and be readable."""
+    _readable(flag, path, what, directory=True)
+
+
+def _readable(flag, path, what, directory):
     path = _checked(path)
     if path is None:
         return
     if not os.path.exists(path):
         raise PathError(f"--{flag}={path}: no such {what}")
-    if not os.path.isdir(path):
-        raise PathError(f"--{flag}={path} is a file, not a directory (the {what})")
-    if not os.access(path, os.R_OK | os.X_OK):
+    if os.path.isdir(path) != directory:
+        kinds = ("a directory, not a file", "a file, not a directory")[directory]
+        raise PathError(f"--{flag}={path} is {kinds} (the {what})")
+    # Listing a directory needs its execute bit as well.
+    if not os.access(path, os.R_OK | (os.X_OK if directory else 0)):
         raise PathError(f"--{flag}={path}: the {what} is not readable (permissions)")
 
 
