@@ -5,7 +5,7 @@
 (section 4, "Training methodology"), from the authors' released code (TF-slim's
 ``train_image_classifier.py`` and the nets' arg scopes), or from an earlier paper named as such;
 ``deviation`` marks the values that are not the paper's or the released trainer's (each has a row
-in BUILD_NOTES "Deviations from the released trainer" with its reason).
+in BUILD_NOTES "Deviations from the paper and the released code" with its reason).
 
 ``MINIATURE`` lists where the CPU-sized runs (``configs/demo.cfg`` and the reproduction in
 ``inception.experiments``) depart from it, each with its reason; ``FINETUNE`` likewise for
