@@ -1,4 +1,4 @@
-"""Copies a Source (source.py) into a model, refusing anything that does not fit exactly.
+"""Copies a WeightsFile (file.py) into a model, refusing anything that does not fit exactly.
 
 Every tensor of the file ends in exactly one of: copied into one of our variables, checked (a
 unit BatchNorm gamma), ignored (a step counter), or not used because the model has no such part
@@ -9,7 +9,7 @@ names the tensor. The report says where each tensor went.
 import keras
 import numpy as np
 
-from inception.weights.source import WeightsError, file_checksums
+from inception.weights.file import WeightsError, file_checksums
 
 CLASSIFIERS = {"predictions": "classifier", "aux_logits/fc": "auxiliary classifier"}
 _SHOWN = 8

@@ -5,7 +5,7 @@ import os
 import tarfile
 import zipfile
 
-from inception.weights.source import FORMATS_HELP, WeightsError
+from inception.weights.file import FORMATS_HELP, WeightsError
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 # TensorFlow's table format (V1 checkpoints and V2 .index files) ends with this magic number.
@@ -64,7 +64,7 @@ def kind(path):
 
 @contextlib.contextmanager
 def open_source(path):
-    """Yields the Source of any supported file; temporary files are removed afterwards. A file
+    """Yields the WeightsFile of any supported file; temporary files are removed afterwards. A file
     its reader cannot parse (truncated, corrupt) is a WeightsError naming it."""
     what, target = kind(path)
     with contextlib.ExitStack() as stack:
@@ -74,8 +74,7 @@ def open_source(path):
                 source = stack.enter_context(slim.open_archive(target))
             else:
                 source = _open(what, target, path)
-            if getattr(source, "_h5", None) is not None:
-                stack.callback(source._h5.close)
+            stack.callback(source.close)
         yield source
 
 

@@ -19,7 +19,7 @@ import tempfile
 
 from inception import fileio
 from inception.weights import names
-from inception.weights.source import WeightsError, digest
+from inception.weights.file import WeightsError, digest
 
 ENV_CACHE = "INCEPTION_WEIGHTS_DIR"
 

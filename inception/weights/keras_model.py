@@ -7,7 +7,7 @@ as the file holds the same network as the model it is loaded into.
 import keras
 import numpy as np
 
-from inception.weights.source import FORMAT_KERAS_MODEL, Entry, Source, WeightsError
+from inception.weights.file import FORMAT_KERAS_MODEL, Entry, WeightsFile, WeightsError
 
 
 def from_keras_file(path):
@@ -21,9 +21,9 @@ def from_keras_file(path):
 
 
 def from_model(model, path="<in memory>"):
-    """Source for a built model (its current values)."""
+    """WeightsFile for a built model (its current values)."""
     title = model.name
-    source = Source(FORMAT_KERAS_MODEL, path, model.name, title, f"Keras model {model.name!r}", {},
+    source = WeightsFile(FORMAT_KERAS_MODEL, path, model.name, title, f"Keras model {model.name!r}", {},
                     files=[path] if path != "<in memory>" else [], expected_key=lambda p: p)
     for variable in model.weights:
         if "seed_generator" in variable.path:  # dropout's RNG state: nothing learned
@@ -35,5 +35,5 @@ def from_model(model, path="<in memory>"):
     classes = source.classes()
     names = getattr(model.get_layer("predictions"), "class_names", None) if classes else None
     source.background = bool(names) and names[0] == "background"
-    source._model = model
+    source.model = model
     return source

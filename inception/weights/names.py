@@ -253,7 +253,7 @@ def network_of_model(model):
     for net in NETWORKS.values():
         if model.name == net.model_name:
             return net
-    from inception.weights.source import WeightsError
+    from inception.weights.file import WeightsError
 
     raise WeightsError(
         f"published weights exist for Inception-v4 and the released Inception-ResNet-v2 only; this "

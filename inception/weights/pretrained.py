@@ -11,7 +11,7 @@ import keras
 
 from inception import fileio
 from inception.weights import assign, classes, detect, fetch, labeled, names
-from inception.weights.source import WeightsError, sha256
+from inception.weights.file import WeightsError, sha256
 
 
 def resolve(weights, network, *, cache_dir=None, source=fetch.DEFAULT_SOURCE, file_hash=None, url=None):
@@ -29,8 +29,8 @@ def load_weights(model, weights, *, cache_dir=None, new_head=False, aux_optional
     path = resolve(weights, net.name if net else None, cache_dir=cache_dir)
     with detect.open_source(path) as source:
         report = assign.load_source(model, source, new_head=new_head, missing_aux_ok=aux_optional)
-        source_ids, source_names = (labeled.class_names(source._model)
-                                    if getattr(source, "_model", None) is not None else (None, None))
+        source_ids, source_names = (labeled.class_names(source.model)
+                                    if source.model is not None else (None, None))
     report["class_ids"], report["class_names"] = source_ids, source_names
     return report
 

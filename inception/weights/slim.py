@@ -15,14 +15,14 @@ import numpy as np
 
 from inception import fileio
 from inception.weights import names
-from inception.weights.source import FORMAT_SLIM, Entry, Source, WeightsError, check_unit_gamma
+from inception.weights.file import FORMAT_SLIM, Entry, WeightsFile, WeightsError, check_unit_gamma
 
 # Variables a slim training run leaves next to the model's that hold nothing to import.
 _IGNORED = {"global_step": "training step counter"}
 
 
 def from_checkpoint(prefix, display_path=None, detail="", files=()):
-    """Source for a checkpoint prefix (V2) or file (V1)."""
+    """WeightsFile for a checkpoint prefix (V2) or file (V1)."""
     import tensorflow as tf  # only slim checkpoints need TensorFlow
 
     display_path = display_path or prefix
@@ -45,7 +45,7 @@ def from_checkpoint(prefix, display_path=None, detail="", files=()):
     def loader(key):
         return lambda: np.asarray(reader.get_tensor(key), dtype=np.float32)
 
-    source = Source(FORMAT_SLIM, display_path, net.model_name, net.title, detail or "checkpoint", {},
+    source = WeightsFile(FORMAT_SLIM, display_path, net.model_name, net.title, detail or "checkpoint", {},
                     files=list(files), expected_key=lambda path: slim_of.get(path, path))
     for key in sorted(shapes):
         slot = by_slim.get(key)

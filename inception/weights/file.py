@@ -37,7 +37,7 @@ class Entry:
 
 
 @dataclasses.dataclass
-class Source:
+class WeightsFile:
     format: str
     path: str
     network: str              # the model name it fits (models.build's model.name)
@@ -50,6 +50,12 @@ class Source:
     expected_key: object = None   # our path -> the name this format uses, for "missing" messages
     files: list = dataclasses.field(default_factory=list)
     background: bool = False  # a 1001-class classifier whose class 0 is "background"
+    # A .keras file's model (keras_model.py), whose classifier carries its class names
+    # (pretrained.load_weights copies them); None for the other formats.
+    model: object = None
+    # The open file the entries read lazily (keras_h5.py: the HDF5 file), closed by ``close``
+    # once the tensors are copied (detect.open_source); None when nothing stays open.
+    open_file: object = None
 
     @property
     def num_keys(self):
@@ -61,6 +67,11 @@ class Source:
 
     def has_aux(self):
         return any(p.startswith("aux_logits/") for p in self.entries)
+
+    def close(self):
+        """Closes ``open_file``, if any; the entries cannot be loaded afterwards."""
+        if self.open_file is not None:
+            self.open_file.close()
 
 
 def check_unit_gamma(key, value):
