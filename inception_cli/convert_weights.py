@@ -1,4 +1,4 @@
-"""``tools/convert_weights.py`` / ``inception-convert-weights``: published ImageNet weights ->
+"""``inception-convert-weights``: published ImageNet weights ->
 this project's Keras model (.keras), through ``inception.weights.pretrained.convert``, or (with
 ``--preset``) a keras-hub preset directory, through ``inception.hub.convert``.
 

@@ -1,11 +1,11 @@
 """Classify image files with an exported model running in TF Serving (gRPC or REST).
 
-``tools/serving_client.py`` / ``inception-serving-client``:
+``inception-serving-client``:
 
     # gRPC (port 8500), through tensorflow-serving-api's PredictionService
-    python tools/serving_client.py --server=localhost:8500 --model=irv2 cat.jpg dog.png
+    inception-serving-client --server=localhost:8500 --model=irv2 cat.jpg dog.png
     # REST (port 8501): POST {"instances": [{"b64": ...}, ...]} to :predict
-    python tools/serving_client.py --rest=http://localhost:8501 --model=irv2 cat.jpg
+    inception-serving-client --rest=http://localhost:8501 --model=irv2 cat.jpg
 
 Both send the encoded files unchanged to the ``serving_default`` signature (input
 ``image_bytes``): decoding and preprocessing happen inside the model.

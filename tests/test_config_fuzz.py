@@ -207,11 +207,11 @@ def test_commands_refuse_bad_paths_and_values_before_tensorflow_loads(tmp_path):
         (["main.py", f"--model_dir={a_file}/run"], f"{a_file} is a file, not a directory"),
         (["main.py", "--seed=100000000000000000000"], "--seed is out of range"),
         (["evaluate.py", f"--models={run}", f"--output={tmp_path}"], "--output"),
-        (["tools/convert_weights.py", f"--weights={tmp_path}/missing.ckpt", f"--output={tmp_path}/m.keras"],
+        (["-m", "inception_cli.convert_weights", f"--weights={tmp_path}/missing.ckpt", f"--output={tmp_path}/m.keras"],
          f"--weights={tmp_path}/missing.ckpt: no such weights file"),
-        (["tools/convert_weights.py", f"--weights={a_file}", f"--output={tmp_path}"],
+        (["-m", "inception_cli.convert_weights", f"--weights={a_file}", f"--output={tmp_path}"],
          f"--output={tmp_path} is a directory, not a file"),
-        (["tools/convert_weights.py", f"--weights={a_file}", f"--preset={a_file}"],
+        (["-m", "inception_cli.convert_weights", f"--weights={a_file}", f"--preset={a_file}"],
          f"--preset={a_file} is a file, not a directory"),
     ]
     for args, words in commands:
