@@ -29,7 +29,7 @@ demo: $(STAMP)
 	d=$$(mktemp -d) && $(PY) -c "import sys, numpy as np; np.save(sys.argv[1], np.zeros((1, 75, 75, 3), np.float32))" $$d/zeros.npy && \
 	$(PY) -m inception_cli.saved_model_cli run --dir exports/irv2/$$(ls exports/irv2 | sort -n | tail -1) --tag_set serve \
 	    --signature_def predict_images --inputs images=$$d/zeros.npy; status=$$?; rm -rf $$d; exit $$status
-	$(PY) tools/predict_tflite.py --model=exports/irv2-artifacts/$$(ls exports/irv2-artifacts | sort -n | tail -1)/irv2-int8.tflite --validation_images=4 --data_dir=data
+	$(VENV)/bin/inception-predict --model=exports/irv2-artifacts/$$(ls exports/irv2-artifacts | sort -n | tail -1)/irv2-int8.tflite --validation_images=4 --data_dir=data
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests

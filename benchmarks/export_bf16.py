@@ -101,25 +101,25 @@ def main():
     import tensorflow as tf
 
     from inception import config, models
-    from inception.export import exporter, formats, report, source
+    from inception.export import agreement, classifier, exporter, formats
 
     keras.utils.set_random_seed(0)
     log(f"building {args.model} ({args.image_size}x{args.image_size}, 1000 classes)")
     model = models.build(args.model, input_shape=(args.image_size, args.image_size, 3),
                          num_classes=1000)
     images = structured_images(args.images, args.image_size)
-    validation = report.Validation(images, dataset="structured images")
+    validation = agreement.AgreementImages(images, dataset="structured images")
     with tempfile.TemporaryDirectory() as tmp:
-        rep = exporter.run_export(source.from_model(model, [f"class_{i}" for i in range(1000)]),
+        rep = exporter.run_export(classifier.from_model(model, [f"class_{i}" for i in range(1000)]),
                                   tmp, "bench", config.ExportOptions(formats=FORMATS,
                                                                      latency_repeats=1),
-                                  validation=validation, log=log)
+                                  agreement_images=validation, log=log)
         with contextlib.ExitStack() as stack:
             runners = {name: stack.enter_context(formats.load(name).open(
                 rep["variants"][name]["path"])) for name in FORMATS}
             log("comparing the two SavedModels")
             probabilities = {name: runner.predict(images) for name, runner in runners.items()}
-            versus = report.agreement(*(probabilities[name] for name in FORMATS))
+            versus = agreement.agreement(*(probabilities[name] for name in FORMATS))
             results = {}
             for batch_size in (1, args.batch_size):
                 log(f"timing batch {batch_size}: {args.warmup} warm-up and {args.runs} timed "

@@ -285,14 +285,14 @@ def write_small_saved_model(directory, max_pixels=FUZZ_MAX_PIXELS, seed=0):
     import keras
 
     from inception import models
-    from inception.export import saved_model, source
+    from inception.export import classifier, saved_model
 
     keras.utils.set_random_seed(seed)
     model = models.build("inception_resnet_v2", width_multiplier=0.1, repeats=(1, 1, 1),
                          input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), num_classes=NUM_CLASSES,
                          dropout_rate=0.0)
     labels = [f"class_{i}" for i in range(NUM_CLASSES)]
-    return saved_model.write_saved_model(directory, source.from_model(model, labels),
+    return saved_model.write_saved_model(directory, classifier.from_model(model, labels),
                                          "fuzz", max_pixels=max_pixels)
 
 

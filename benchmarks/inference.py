@@ -27,7 +27,7 @@ common.setup_script()  # before TensorFlow loads
 
 import numpy as np  # noqa: E402
 
-from inception.export import report as export_report  # noqa: E402
+from inception.export import agreement  # noqa: E402
 
 
 def parse_args():
@@ -65,13 +65,13 @@ def log(message):
 
 
 def dataset_images(args):
-    """(Validation, calibration images) of the embedded dataset at the benchmark's input size."""
+    """(AgreementImages, calibration images) of the embedded dataset at the benchmark's input size."""
     from inception.data import catalogue
     from inception.export import data
 
     encoded, labels = data.encoded_eval_images(catalogue.EMBEDDED_DATASET, args.eval_images,
                                                args.data_dir)
-    validation = export_report.Validation(data.preprocess(encoded, args.image_size), labels,
+    validation = agreement.AgreementImages(data.preprocess(encoded, args.image_size), labels,
                                           dataset=catalogue.EMBEDDED_DATASET)
     calibration = None
     if "tflite_int8" in args.formats:
@@ -82,7 +82,7 @@ def dataset_images(args):
 
 def throughput(predict, batch, runs):
     """Images per second of ``predict(batch)`` (the report's timer, one warm-up call)."""
-    return len(batch) / (export_report.latency_ms(lambda: predict(batch), runs, warmup=1) / 1000.0)
+    return len(batch) / (agreement.latency_ms(lambda: predict(batch), runs, warmup=1) / 1000.0)
 
 
 def benchmark(name, args, validation, calibration, tmp):
@@ -91,14 +91,14 @@ def benchmark(name, args, validation, calibration, tmp):
     import tensorflow as tf
 
     from inception import models
-    from inception.export import exporter, formats, source
+    from inception.export import classifier, exporter, formats
 
     log(f"{name}: building")
     keras.utils.set_random_seed(0)
     model = models.build(name, input_shape=(args.image_size,) * 2 + (3,), num_classes=1000)
-    src = source.from_model(model, [f"class_{i}" for i in range(1000)])
+    src = classifier.from_model(model, [f"class_{i}" for i in range(1000)])
     options = config.ExportOptions(formats=args.formats, latency_repeats=args.latency_runs)
-    rep = exporter.run_export(src, tmp, name, options, validation=validation,
+    rep = exporter.run_export(src, tmp, name, options, agreement_images=validation,
                               calibration_images=calibration, log=log)
     log(f"{name}: exported and measured")
     batch = np.random.default_rng(0).uniform(

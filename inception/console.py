@@ -9,8 +9,9 @@ skips it). What it hides, and how:
   descriptor 2 points to a scratch file while those modules import and TensorFlow lists its
   devices. If the import fails, the scratch file is replayed to stderr before the exception.
 - absl INFO lines of other libraries (TFDS's "Load dataset info", ...): a filter on absl's logger
-  drops INFO and below unless the record comes from this project's packages; tf2onnx's INFO
-  lines ("Using opset", "Optimizing ONNX model") are held back by its logger's level.
+  drops INFO and below unless the record comes from this project's packages; a converter's
+  INFO lines are held back by its logger's level, which the export format using it asks for
+  (``hold_info``: ``inception.export.onnx`` for tf2onnx's "Using opset", "Optimizing ONNX model").
 - TFDS's own progress bars (dataset preparation), and deprecation notices: Python's
   DeprecationWarning and friends, and TensorFlow's "is deprecated" log warnings.
 - Lines C++ code prints past logging (``CPP_NOISE``: the TFLite quantizer's settings, once per
@@ -42,6 +43,7 @@ _NOT_OURS = r"(?!inception(_cli)?(\.|$))"  # a module-name pattern for warnings.
 CPP_NOISE = re.compile(rb"^(fully_quantize: \d+, inference_type: "
                        rb"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$)")
 _state = {"quiet": False}
+_held_info = set()  # library loggers held at WARNING when quiet (``hold_info``)
 
 
 def quiet(verbose=False):
@@ -56,13 +58,21 @@ def quiet(verbose=False):
         logger = logging.getLogger(name)
         if not any(isinstance(f, LibraryNoise) for f in logger.filters):
             logger.addFilter(LibraryNoise())
-    # tf2onnx (the ONNX export) logs INFO lines through child loggers (tf2onnx.tfonnx, ...), which
-    # a filter on the parent does not see; the parent's level does hold for them.
-    logging.getLogger("tf2onnx").setLevel(logging.WARNING)
+    for name in _held_info:
+        logging.getLogger(name).setLevel(logging.WARNING)
     if not any(isinstance(f, _QuietImports) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietImports())
     if "tensorflow_datasets" in sys.modules:
         _after_import(sys.modules["tensorflow_datasets"])
+
+
+def hold_info(logger_name):
+    """Holds the INFO lines of a library's logger (and its children's) back when quiet, whether
+    ``quiet()`` ran already or runs later. An export format calls it for its converter when its
+    module loads (``inception.export.formats`` says what a format provides)."""
+    _held_info.add(logger_name)
+    if _state["quiet"]:
+        logging.getLogger(logger_name).setLevel(logging.WARNING)
 
 
 @contextlib.contextmanager

@@ -49,14 +49,14 @@ FLAGS = flags.FLAGS
 def run(argv):
     config = common.config_from_flags(argv, config_lib.ExportConfig)
 
-    from inception.export import job, report  # TensorFlow loads only after the checks
+    from inception.export import agreement, job  # TensorFlow loads only after the checks
 
     try:
-        src, name = job.load_source(config)
+        src, name = job.load_classifier(config)
     except (OSError, ValueError) as err:
         sys.exit(common.error_line(err))
     rep = job.export(config, src, name, log=lambda m: print(m, flush=True))
-    print(report.format_table(rep))
+    print(agreement.format_table(rep))
     print(f"report: {rep['report_path']}")
 
 

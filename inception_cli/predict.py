@@ -6,16 +6,20 @@
     inception-predict --model=inception_v4.keras cat.jpg           # a .keras model (converted)
     inception-predict --model=exports/irv2/1 --json a.jpg          # a SavedModel version
     inception-predict --model=exports/irv2-artifacts/1/irv2-int8.tflite a.jpg
-    inception-predict --model=runs/demo --validation_images=4 --data_dir=data
+    inception-predict --model=exports/irv2-artifacts/1/irv2.onnx a.jpg
+    inception-predict --model=exports/irv2-artifacts/1/irv2-int8.tflite --validation_images=4 \
+        --data_dir=data
 
-Each image gets the eval preprocessing the model was trained or exported with (central crop of
-87.5% of each side, bilinear resize to the model's input; a SavedModel runs its own from its
-graph, a .tflite file's is in its metadata). A directory stands for the files in it (not its
+Every format ``inception-export`` writes runs (``inception.export.formats``: each format's own
+runner, the one the export's agreement check runs). Each image gets the eval preprocessing the
+model was trained or exported with (central crop of 87.5% of each side, bilinear resize to the
+model's input; a SavedModel runs its own from its graph, a .tflite or .onnx file's is in its
+metadata). A directory stands for the files in it (not its
 subdirectories), in name order. An image that cannot be used gets one line on stderr, ``PATH:
 cannot use this image: REASON`` (printable ASCII), the others are still answered, and a last
 line counts them. Exit status: 0 when every image was answered, 2 when at least one could not be
-used (or the command line is wrong), 1 when the model cannot be loaded. ``inception-predict-tflite``
-is this command for .tflite files. The work is ``inception.predict``.
+used (or the command line is wrong), 1 when the model cannot be loaded. The work is
+``inception.prediction``.
 """
 
 import argparse
@@ -30,11 +34,11 @@ from inception_cli import common
 STATUS_BAD_IMAGE = 2
 
 
-def build_parser(description=None, model_help=None):
-    parser = argparse.ArgumentParser(description=description or __doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help=model_help or (
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help=(
         "a training run directory, a .keras model, a SavedModel version directory (or its "
-        "base directory: the newest version) or a .tflite file"))
+        "base directory: the newest version), a .tflite file or an .onnx file"))
     parser.add_argument("--top_k", type=int, default=config.EXPORT_TOP_K,
                         help="classes to print per image")
     parser.add_argument("--json", action="store_true",
@@ -43,7 +47,8 @@ def build_parser(description=None, model_help=None):
                         help="class names, one per line (default: the model's own)")
     parser.add_argument("--central_fraction", type=float, default=None,
                         help="eval crop (default: the model's; 0.875 for .keras models)")
-    parser.add_argument("--num_threads", type=int, default=None, help="TFLite interpreter threads")
+    parser.add_argument("--num_threads", type=int, default=None,
+                        help="threads of the TFLite interpreter or of ONNX Runtime")
     parser.add_argument("--validation_images", type=int, default=0,
                         help="also classify the first N validation images of the model's dataset "
                              "(written to --image_out_dir, shown with their true labels)")
@@ -56,8 +61,8 @@ def build_parser(description=None, model_help=None):
     return parser
 
 
-def parse_args(argv=None, parser=None):
-    parser = parser or build_parser()
+def parse_args(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not args.images and args.validation_images < 1:
         parser.error("give image files and/or --validation_images=N")
@@ -137,13 +142,14 @@ def print_json(predictor, answers, truth):
     print(json.dumps({**predictor.describe(), "images": images}, indent=1, ensure_ascii=False))
 
 
-def main(argv=None, parser=None):
-    args = parse_args(argv, parser)
+def main(argv=None):
+    args = parse_args(argv)
     common.setup_process(args.verbose)
-    from inception import predict
+    from inception import prediction
 
     try:
-        predictor = predict.load(args.model, args.labels, args.central_fraction, args.num_threads)
+        predictor = prediction.load(args.model, args.labels, args.central_fraction,
+                                    args.num_threads)
         paths, truth = image_paths(args.images), {}
         if args.validation_images:
             extra, truth = validation_files(predictor, args)
@@ -154,7 +160,7 @@ def main(argv=None, parser=None):
     if predictor.labels is None:
         print(f"warning: {args.model} has no class names; printing class indices", file=sys.stderr)
     with console.quiet_decoder_output():
-        answers = predict.classify_files(predictor, paths, args.top_k)
+        answers = prediction.classify_files(predictor, paths, args.top_k)
     unusable = report_unusable(answers)
     if args.json:
         print_json(predictor, answers, truth)

@@ -33,7 +33,7 @@ def _pyproject():
 def test_pyproject_commands_resolve_to_callables():
     scripts = _pyproject()["project"]["scripts"]
     assert {"inception-train", "inception-export", "inception-evaluate",
-            "inception-convert-weights", "inception-predict", "inception-predict-tflite",
+            "inception-convert-weights", "inception-predict",
             "inception-experiments"} <= set(scripts)
     # One process per command: the absl entry points define flags of the same names.
     for name, target in scripts.items():
@@ -238,8 +238,8 @@ def test_the_core_imports_without_any_extra():
                 if name.split(".")[0] in {OPTIONAL_MODULES!r}:
                     raise ModuleNotFoundError(f"No module named {{name!r}} (an extra)")
         sys.meta_path.insert(0, NotInstalled())
-        import inception.train, inception.evaluation.job, inception.predict, inception.weights
-        import inception.weights.pretrained, inception.export.source, inception.export.decoding
+        import inception.train, inception.evaluation.job, inception.prediction, inception.weights
+        import inception.weights.pretrained, inception.export.classifier, inception.export.decoding
         import inception_cli.train, inception_cli.predict  # (the absl commands: one per process)
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in {OPTIONAL_MODULES!r})
         assert not loaded, loaded

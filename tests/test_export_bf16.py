@@ -20,7 +20,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 import keras
 from inception import config, models
 from inception import data as data_lib
-from inception.export import bfloat16, exporter, formats, report, saved_model, source, warmup
+from inception.export import agreement, bfloat16, classifier, exporter, formats, saved_model, warmup
 from inception.export import data as export_data
 from training_runs import SHALLOW
 
@@ -56,7 +56,7 @@ def trained(digits_dir):
 @pytest.fixture(scope="module")
 def validation(digits_dir):
     encoded, labels = export_data.encoded_eval_images(data_lib.EMBEDDED_DATASET, None, digits_dir)
-    return report.Validation(export_data.preprocess(encoded, SIZE), labels, encoded,
+    return agreement.AgreementImages(export_data.preprocess(encoded, SIZE), labels, encoded,
                              data_lib.EMBEDDED_DATASET)
 
 
@@ -71,9 +71,9 @@ def exported(trained, validation, tmp_path_factory):
     model, labels = trained
     out = str(tmp_path_factory.mktemp("exports"))
     options = config.ExportOptions(formats=("saved_model", BF16), latency_repeats=2)
-    rep = exporter.run_export(source.from_model(model, labels), out, NAME, options,
-                              validation=validation, log=lambda _: None)
-    return out, rep, report.format_table(rep)
+    rep = exporter.run_export(classifier.from_model(model, labels), out, NAME, options,
+                              agreement_images=validation, log=lambda _: None)
+    return out, rep, agreement.format_table(rep)
 
 
 def _meta_graph(path):
@@ -270,7 +270,7 @@ def test_object_loader_runs_both_signatures(exported, validation, reference):
 def test_an_existing_bf16_version_is_refused_before_anything_is_written(trained, tmp_path):
     model, labels = trained
     (tmp_path / f"{NAME}-bf16" / "3").mkdir(parents=True)
-    src = source.from_model(model, labels)
+    src = classifier.from_model(model, labels)
     with pytest.raises(FileExistsError, match=rf"version 3 already exists in .*{NAME}-bf16"):
         exporter.run_export(src, str(tmp_path), NAME,
                             config.ExportOptions(formats=(BF16,), version=3), log=lambda _: None)
@@ -290,7 +290,7 @@ def test_a_failed_bf16_write_publishes_no_version(trained, tmp_path, monkeypatch
 
     monkeypatch.setattr(saved_model, "write_saved_model", fail_when_written)
     with pytest.raises(RuntimeError, match="disk full"):
-        exporter.run_export(source.from_model(model, labels), str(tmp_path), NAME,
+        exporter.run_export(classifier.from_model(model, labels), str(tmp_path), NAME,
                             config.ExportOptions(formats=(BF16,), latency_repeats=1),
                             log=lambda _: None)
     assert os.listdir(tmp_path / f"{NAME}-bf16") == []  # no version, no temporary

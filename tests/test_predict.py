@@ -1,5 +1,6 @@
-"""inception-predict (and inception-predict-tflite, the same code): top-k labels and scores of
-image files from a .keras model, a training run directory, a SavedModel and a .tflite file.
+"""inception-predict: top-k labels and scores of image files from a .keras model, a training run
+directory, a SavedModel and a .tflite file (an .onnx file of a real export:
+tests/test_export_onnx.py).
 
 The reference is the model's own probabilities on the preprocessed image, computed without the
 predictor: each test image is one uniform colour inside the central window the eval crop keeps
@@ -65,7 +66,7 @@ def tiny(tmp_path_factory):
     saved as .keras, exported as a SavedModel and as .tflite (metadata crop 0.75)."""
     import keras
 
-    from inception.export import saved_model, source, tflite, versions
+    from inception.export import classifier, saved_model, tflite, versions
     from inception.weights import LabeledDense
 
     keras.utils.set_random_seed(7)
@@ -79,7 +80,7 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
     path = str(root / "tiny.keras")
     model.save(path)
-    src = source.from_model(model, LABELS)
+    src = classifier.from_model(model, LABELS)
     saved = versions.publish(str(root / "exports" / "tiny"), 1,
                              lambda d: saved_model.write_saved_model(d, src, "tiny"))
     lite = root / "tiny-fp32.tflite"
@@ -118,60 +119,60 @@ def _check(answer, probabilities, labels, atol):
 
 
 def test_keras_model_answers_its_own_probabilities(tiny, images):
-    from inception import predict
+    from inception import prediction
 
-    predictor = predict.load(tiny["keras"])
-    assert predictor.format == predict.FORMAT_KERAS and predictor.image_size == SIDE
+    predictor = prediction.load(tiny["keras"])
+    assert predictor.format == prediction.FORMAT_KERAS and predictor.image_size == SIDE
     assert predictor.labels == LABELS  # carried by the model's LabeledDense, as converted files
     paths = [images[n][0] for n in ("wide.png", "grey.jpg")]
-    answers = predict.classify_files(predictor, paths, k=5)
+    answers = prediction.classify_files(predictor, paths, k=5)
     for answer, name in zip(answers, ("wide.png", "grey.jpg")):
         assert answer.path == images[name][0]
         _check(answer, _expected(tiny["model"], images[name][1]), LABELS, atol=1e-5)
     # The test can tell: without the crop the border changes the answer.
-    uncropped = predict.load(tiny["keras"], central_fraction=1.0)
-    scores = predict.classify_files(uncropped, paths[:1], k=5)[0].top_k
+    uncropped = prediction.load(tiny["keras"], central_fraction=1.0)
+    scores = prediction.classify_files(uncropped, paths[:1], k=5)[0].top_k
     expected = _expected(tiny["model"], images["wide.png"][1])
     assert max(abs(r.score - expected[r.index]) for r in scores) > 1e-3
 
 
 def test_saved_model_and_tflite_answer_like_the_model(tiny, images):
-    from inception import predict
+    from inception import prediction
 
     model = tiny["model"]
     for where in (tiny["saved_model"], tiny["base"]):  # a version, or the newest under the base
-        predictor = predict.load(where)
-        assert predictor.format == predict.FORMAT_SAVED_MODEL and predictor.labels == LABELS
+        predictor = prediction.load(where)
+        assert predictor.format == "saved_model" and predictor.labels == LABELS
         assert predictor.path == tiny["saved_model"] and predictor.image_size == SIDE
         for name in ("wide.png", "grey.jpg"):
-            answer = predict.classify_files(predictor, [images[name][0]], k=3)[0]
+            answer = prediction.classify_files(predictor, [images[name][0]], k=3)[0]
             _check(answer, _expected(model, images[name][1]), LABELS, atol=1e-5)
     # Preprocessed images go through the predict_images signature: the model's answer.
     batch = np.concatenate([_uniform(images[n][1]) for n in ("wide.png", "grey.jpg")])
     np.testing.assert_allclose(predictor.classify(batch), np.asarray(model(batch)), atol=1e-5)
     # The .tflite file's metadata says crop 0.75: ring.png's border is exactly what that removes.
-    lite = predict.load(tiny["tflite"])
-    assert lite.format == predict.FORMAT_TFLITE and lite.central_fraction == 0.75
-    answer = predict.classify_files(lite, [images["ring.png"][0]], k=5)[0]
+    lite = prediction.load(tiny["tflite"])
+    assert lite.format == "tflite" and lite.central_fraction == 0.75
+    answer = prediction.classify_files(lite, [images["ring.png"][0]], k=5)[0]
     _check(answer, _expected(model, images["ring.png"][1]), LABELS, atol=1e-5)
     # The default crop (0.875) keeps part of that border: another answer.
-    keras_answer = predict.classify_files(predict.load(tiny["keras"]), [images["ring.png"][0]])[0]
+    keras_answer = prediction.classify_files(prediction.load(tiny["keras"]), [images["ring.png"][0]])[0]
     assert max(abs(a.score - b.score) for a, b in zip(answer.top_k, keras_answer.top_k)) > 1e-3
 
 
 def test_run_directory_uses_its_ema_model(trained_run, images):
     import keras
 
-    from inception import predict
+    from inception import prediction
 
     config, _, _ = trained_run
     run = config.run.model_dir
-    predictor = predict.load(run)
-    assert predictor.format == predict.FORMAT_RUN and predictor.dataset == "sklearn_digits"
+    predictor = prediction.load(run)
+    assert predictor.format == prediction.FORMAT_RUN and predictor.dataset == "sklearn_digits"
     assert predictor.image_size == config.model.image_size
     labels = open(os.path.join(run, "labels.txt")).read().split()
     ema = keras.saving.load_model(os.path.join(run, "ema_model.keras"))
-    answer = predict.classify_files(predictor, [images["grey.jpg"][0]], k=3)[0]
+    answer = prediction.classify_files(predictor, [images["grey.jpg"][0]], k=3)[0]
     _check(answer, _expected(ema, images["grey.jpg"][1]), labels, atol=1e-5)
 
 
@@ -209,14 +210,25 @@ def test_json_output_and_bad_files_among_good_ones(tiny, images, tmp_path):
 
 
 def test_bad_model_paths_are_refused_with_what_is_accepted(tmp_path):
-    from inception import predict
+    from inception import prediction
 
-    with pytest.raises(ValueError, match="expected a .keras file, a .tflite file, a SavedModel"):
-        predict.detect(str(tmp_path))
+    with pytest.raises(ValueError, match="expected a .keras file, .* a SavedModel, a .tflite file"):
+        prediction.detect(str(tmp_path))
     corrupt = tmp_path / "corrupt.keras"
     corrupt.write_bytes(b"PK\x03\x04 not really a zip archive")
     with pytest.raises(ValueError, match="corrupt.keras: cannot load this keras model"):
-        predict.load(str(corrupt))
-    result = _predict_cli(f"--model={tmp_path}/x.keras", "a.jpg",
-                          module="inception_cli.predict_tflite")
-    assert result.returncode == 2 and "expected a .tflite file" in result.stderr
+        prediction.load(str(corrupt))
+
+def test_an_unknown_kind_of_file_is_one_line_naming_what_is_accepted(tmp_path):
+    """Every kind the format registry knows is named (ONNX included), and nothing else is
+    printed: no traceback."""
+    unknown = tmp_path / "model.pt"
+    unknown.write_bytes(b"not a model of any kind here")
+    result = _predict_cli(f"--model={unknown}", "a.jpg")
+    assert result.returncode == 1, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("predict.py: error: "), lines[0]  # the command's error line
+    assert (f"{unknown}: not a model: expected a .keras file, a training run directory (with "
+            "ema_model.keras) or an export: a SavedModel, a .tflite file, an .onnx file") in lines[0]
+    assert result.stdout == ""

@@ -4,10 +4,10 @@
   (``benchmarks/fuzz_serving.py``), for a SavedModel and a .tflite file: every good image
   answered, every other file named once on stderr with a one-line printable-ASCII reason, their
   count last, exit status 2, nothing else on stderr (no traceback, no libjpeg warnings), and a
-  clean image answered the same afterwards. (``inception-predict`` does not run .onnx files: it
-  refuses them as "not a model"; issue 28 routes it through the format registry.)
+  clean image answered the same afterwards. (.onnx files go through the same preprocessing as
+  .tflite files here; tests/test_export_onnx.py runs ``inception-predict`` on one.)
 - The LiteRT and ONNX Runtime runners of the export's agreement check
-  (``litert.LiteRTClassifier``, ``onnx.OnnxClassifier``) given arrays of the wrong rank, size,
+  (``litert.LiteRTRunner``, ``onnx.OnnxRunner``) given arrays of the wrong rank, size,
   channels or dtype, ragged lists, empty batches, NaN and infinity: a ValueError saying what is
   wrong, before the interpreter, and the same answers for a clean batch afterwards.
 
@@ -35,7 +35,7 @@ def exported(tmp_path_factory):
     onnx.helper (no converter needed for what the runner checks)."""
     import keras
 
-    from inception.export import saved_model, source, tflite
+    from inception.export import classifier, saved_model, tflite
 
     keras.utils.set_random_seed(3)
     inputs = keras.Input((SIDE, SIDE, 3))
@@ -43,7 +43,7 @@ def exported(tmp_path_factory):
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, keras.layers.Dense(len(LABELS), activation="softmax")(x))
     root = tmp_path_factory.mktemp("predict_fuzz")
-    src = source.from_model(model, LABELS)
+    src = classifier.from_model(model, LABELS)
     saved = saved_model.write_saved_model(str(root / "1"), src, "tiny",
                                           max_pixels=fz.FUZZ_MAX_PIXELS)
     lite = root / "tiny.tflite"
@@ -130,18 +130,18 @@ def _check_directory(model, directory, good, monkeypatch, capfd):
 
 
 def test_the_process_answers_the_same_after_the_bad_files(exported, image_dir):
-    from inception import predict
+    from inception import prediction
 
     directory, good = image_dir
-    predictor = predict.load(exported["tflite"])
-    first = predict.classify_files(predictor, good)
+    predictor = prediction.load(exported["tflite"])
+    first = prediction.classify_files(predictor, good)
     bad = sorted(os.path.join(directory, f) for f in os.listdir(directory) if "fuzz-" in f)
-    predict.classify_files(predictor, bad)
-    assert predict.classify_files(predictor, good) == first
+    prediction.classify_files(predictor, bad)
+    assert prediction.classify_files(predictor, good) == first
 
 
 def test_error_reason_unwraps_tensorflow_messages():
-    from inception.predict import error_reason
+    from inception.prediction import error_reason
 
     class Err(Exception):
         def __init__(self, message):
@@ -163,9 +163,9 @@ def test_error_reason_unwraps_tensorflow_messages():
 def _runner(fmt, exported):
     if fmt == "tflite":
         from inception.export import litert
-        return litert.LiteRTClassifier(exported["tflite"])
+        return litert.LiteRTRunner(exported["tflite"])
     from inception.export import onnx
-    return onnx.OnnxClassifier(exported["onnx"])
+    return onnx.OnnxRunner(exported["onnx"])
 
 
 BAD_ARRAYS = [

@@ -72,7 +72,7 @@ def _export_and_evaluate_errors(directory, tmp_path, data_dir):
 
     messages = []
     for attempt in (
-            lambda: export_job.load_source(ExportConfig(
+            lambda: export_job.load_classifier(ExportConfig(
                 export_dir=str(tmp_path / "exports"), model_dir=directory,
                 formats=("saved_model",))),
             lambda: evaluation_job.prepare(EvaluateConfig(
@@ -148,7 +148,7 @@ def test_damaged_ema_model_is_refused_then_rebuilt_by_eval(run_copy, tmp_path, c
     bare = str(tmp_path / "model.keras")
     shutil.copy(ema, bare)
     with pytest.raises(ValueError, match=f"--keras_model={bare} is not a complete Keras model"):
-        export_job.load_source(ExportConfig(export_dir=str(tmp_path / "exports"),
+        export_job.load_classifier(ExportConfig(export_dir=str(tmp_path / "exports"),
                                             keras_model=bare, formats=("saved_model",)))
     with pytest.raises(ValueError, match=f"--models={bare} is not a complete Keras model"):
         evaluation_job.prepare(EvaluateConfig(models=(bare,), protocols=(1,),

@@ -235,15 +235,15 @@ def test_inception_v4_from_timm_converted_exported_and_served(files, ref, images
     assert _relative_error(shifted, reference).max() < TOLERANCE
 
     from inception.config import ExportOptions
-    from inception.export import exporter, source
+    from inception.export import classifier, exporter
     labels = str(tmp_path / "inception_v4.labels.txt")
     assert os.path.isfile(labels)
-    src = source.from_model(model, source.read_labels(labels))  # the model loaded above, not a second load
+    src = classifier.from_model(model, classifier.read_labels(labels))  # the model loaded above, not a second load
     rep = exporter.run_export(src, str(tmp_path / "exports"), "inception_v4",
                               ExportOptions(formats=("saved_model",), latency_repeats=1),
                               log=lambda m: None)
     # Loaded back from disk as TF Serving loads it (no Keras object of this process is used;
-    # tests/test_export.py serves SavedModels from a fresh process).
+    # tests/test_export_saved_model.py serves SavedModels from a fresh process).
     loaded = tf.saved_model.load(rep["variants"]["saved_model"]["path"])
     served = loaded.signatures["predict_images"](images=tf.constant(images))
     np.testing.assert_allclose(served["probabilities"].numpy(), probabilities, rtol=0, atol=1e-5)

@@ -5,7 +5,7 @@ import dataclasses
 import os
 
 from inception import fileio
-from inception.export import source
+from inception.export import classifier
 
 
 @dataclasses.dataclass
@@ -35,11 +35,11 @@ class Member:
 def load(path):
     """Loads one member (call under the strategy's scope so its variables are distributed)."""
     if fileio.isdir(path):  # a run directory, on any TensorFlow file system
-        src = source.from_run_dir(path)
+        src = classifier.from_run_dir(path)
         labels = src.labels
         name = os.path.basename(os.path.normpath(path))
     else:
-        src = source.from_keras_file(path, flag="models")
+        src = classifier.from_keras_file(path, flag="models")
         labels = None  # a bare .keras file has no class names
         name = os.path.splitext(os.path.basename(path))[0]
     architecture = src.config.get("model") or src.model.name

@@ -12,8 +12,8 @@ Every version directory is published whole (``versions.publish``), all under one
 claimed over every base directory the export writes and ``OUT/<name>``. TF Serving polls
 ``OUT/<name>`` (or ``OUT/<name>-bf16``) only, so the other files never sit inside a servable.
 Every format goes through
-the same steps (``formats.Format``): write, open a runner, measure it against Keras, add its own
-fields.
+the same steps (``formats.Format``): write, open its runner, measure it against Keras
+(``agreement.Reference``), add its own fields.
 """
 
 import os
@@ -22,19 +22,20 @@ import tensorflow as tf
 
 from inception import fileio
 from inception.config import ExportOptions, check_export_name
+from inception.export import agreement, versions
 from inception.export import formats as formats_lib
-from inception.export import report, versions
 
 ARTIFACTS_SUFFIX = "-artifacts"
 REPORT_FILE = "export_report.json"
 
 
-def _header(source, name, version, options, validation, reference):
+def _header(classifier, name, version, options, agreement_images, reference):
     return {
-        "source": source.model_path, "name": name, "version": version,
-        "num_classes": source.num_classes, "image_size": source.image_size,
-        "labels": list(source.labels), "formats": list(options.formats),
-        "eval": {"dataset": validation.dataset if validation is not None else None,
+        # "source": the file exported (the report's field, kept for the reports already written).
+        "source": classifier.model_path, "name": name, "version": version,
+        "num_classes": classifier.num_classes, "image_size": classifier.image_size,
+        "labels": list(classifier.labels), "formats": list(options.formats),
+        "eval": {"dataset": agreement_images.dataset if agreement_images is not None else None,
                  "num_images": reference.num_images},
         "keras": reference.keras, "variants": {},
     }
@@ -43,7 +44,7 @@ def _header(source, name, version, options, validation, reference):
 def _row(fmt, inputs, path, reported_path, reference):
     """A format's report row: measured on its runner the same way for every format."""
     with fmt.open(path) as runner:
-        row = {"path": reported_path, "size_bytes": report.path_size(path)}
+        row = {"path": reported_path, "size_bytes": agreement.path_size(path)}
         row.update(reference.measure(runner.predict))
         row.update(fmt.fields(inputs, runner, reference))
     return row
@@ -67,26 +68,25 @@ def _publish_artifacts(files, inputs, base, version, rep, reference, log):
             rep["variants"][fmt.name] = _row(fmt, inputs, os.path.join(tmp, filename),
                                              fileio.join(final, filename), reference)
         rep["report_path"] = fileio.join(final, REPORT_FILE)
-        report.write(rep, os.path.join(tmp, REPORT_FILE))
+        agreement.write(rep, os.path.join(tmp, REPORT_FILE))
 
     versions.publish(base, version, write)
 
 
-def run_export(source, export_dir, name, options=ExportOptions(), *, validation=None,
+def run_export(classifier, export_dir, name, options=ExportOptions(), *, agreement_images=None,
                calibration_images=None, log=print):
-    """Exports ``source`` (an ExportSource) in ``options.formats``; returns the report dict (also
-    written as ``OUT/<name>-artifacts/<version>/export_report.json``).
+    """Exports ``classifier`` (a ``classifier.Classifier``) in ``options.formats``; returns the
+    report dict (also written as ``OUT/<name>-artifacts/<version>/export_report.json``).
 
-    ``validation`` (a ``report.Validation``, possibly without images: then only its dataset is
-    reported) is what every format is compared on;
+    ``agreement_images`` (an ``agreement.AgreementImages``, possibly without images: then only
+    its dataset is reported) is what every format is compared on;
     ``calibration_images`` (float32 [N, S, S, 3], preprocessed training images) feed int8."""
     check_export_name(name)
     selected = formats_lib.load_all(options.formats)
     with fileio.local_scratch() as scratch:
         inputs = formats_lib.Inputs(
-            source=source, name=name, options=options, scratch=scratch,
-            calibration_images=calibration_images,
-            warmup_images=list(validation.encoded[:8]) if validation and validation.encoded else None)
+            classifier=classifier, name=name, options=options, scratch=scratch,
+            calibration_images=calibration_images, agreement_images=agreement_images)
         for fmt in selected:
             fmt.check(inputs)
         servables = [f for f in selected if f.servable]
@@ -95,8 +95,8 @@ def run_export(source, export_dir, name, options=ExportOptions(), *, validation=
         # OUT/<name> always counts, written or not, so every servable keeps one numbering.
         bases = list(dict.fromkeys([fileio.join(export_dir, name), *base_of.values(), artifacts]))
         version = versions.claim(bases, options.version, log)
-        reference = _reference(source, validation, options.latency_repeats, log)
-        rep = _header(source, name, version, options, validation, reference)
+        reference = _reference(classifier, agreement_images, options.latency_repeats, log)
+        rep = _header(classifier, name, version, options, agreement_images, reference)
         for fmt in servables:
             rep["variants"][fmt.name] = _publish_servable(fmt, inputs, base_of[fmt.name], version,
                                                           reference, log)
@@ -105,9 +105,9 @@ def run_export(source, export_dir, name, options=ExportOptions(), *, validation=
     return rep
 
 
-def _reference(source, validation, latency_repeats, log):
-    model = source.model
+def _reference(classifier, agreement_images, latency_repeats, log):
+    model = classifier.model
     keras_fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    if validation is not None and len(validation.images):
-        log(f"Keras reference on {len(validation.images)} validation images")
-    return report.Reference(keras_fn, source.image_size, validation, latency_repeats)
+    if agreement_images is not None and len(agreement_images.images):
+        log(f"Keras reference on {len(agreement_images.images)} validation images")
+    return agreement.Reference(keras_fn, classifier.image_size, agreement_images, latency_repeats)

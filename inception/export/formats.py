@@ -1,16 +1,29 @@
 """The export formats behind one interface, and the registry that finds them by name.
 
-A format is a ``Format`` object: it refuses what it cannot write (``check``), names its file
-(``filename``), writes itself (``write``), opens a runner on what it wrote (``open``: a context
-manager whose ``predict`` maps float32 images [N, S, S, 3] to probabilities [N, C]) and adds its
-own fields to its report row (``fields``); the exporter measures every runner the same way
-(``report.Reference.measure``). A servable format (a SavedModel) is published alone as
-``OUT/<name><base_suffix>/<version>`` (TF Serving serves one model per base directory: the float32
-SavedModel's suffix is "", the bfloat16 one's "-bf16"); the others are files of
-``OUT/<name>-artifacts/<version>``.
-
 ``inception.config.EXPORT_FORMATS`` maps each format name to its module here; the module's
-``FORMATS`` dict maps the name to the object. A new format is one module and one line there.
+``FORMATS`` dict maps the name to its ``Format`` object. This registry is the only place that
+knows the formats: the exporter writes and measures them, ``inception-predict``
+(``inception.prediction``) finds and runs their files, ``load`` names their missing packages.
+
+A new format is one module and one registry line. The module:
+
+- imports its optional packages inside ``with formats.packages_of(EXTRA):`` (``EXTRA``: the
+  pyproject extra that installs them), so that a missing one is named with its extra;
+- quiets its libraries' console noise itself when imported (``console.hold_info(logger)`` for a
+  converter that logs INFO lines; ``console.quiet_cpp_output()`` around a call that prints past
+  logging);
+- defines a ``Runner`` subclass (below), the one runner of its files: the export's agreement
+  check and ``inception-predict`` both run the format through it;
+- defines a ``Format`` subclass and ``FORMATS = {name: instance}``. The subclass sets ``name``,
+  ``kind`` (its file kind: formats of one kind share a runner), ``extra`` (= ``EXTRA``),
+  ``noun`` ("an .onnx file": for messages) and implements ``write`` (the writer), ``open`` (the
+  runner on what it wrote), ``find`` (does a path given to ``inception-predict`` hold this kind?)
+  and, unless ``servable``, ``filename``; optionally ``check`` and ``fields``.
+
+A servable format (a SavedModel) is published alone as ``OUT/<name><base_suffix>/<version>`` (TF
+Serving serves one model per base directory: the float32 SavedModel's suffix is "", the bfloat16
+one's "-bf16"); the others are files of ``OUT/<name>-artifacts/<version>``. The exporter measures
+every runner the same way (``agreement.Reference.measure``).
 """
 
 import abc
@@ -34,12 +47,14 @@ METADATA_NAME = "inception_export"
 @dataclasses.dataclass
 class Inputs:
     """What every format may read while it writes itself."""
-    source: object  # an ExportSource: model, labels, image size, the run's config
+    classifier: object  # a classifier.Classifier: model, labels, image size, the run's config
     name: str  # the model name: OUT/<name>
     options: ExportOptions
     scratch: str  # a local directory for intermediate files, removed after the export
     calibration_images: np.ndarray | None = None  # float32 [N, S, S, 3] training images
-    warmup_images: list | None = None  # encoded images TF Serving replays at load
+    # The images every format is compared on (an agreement.AgreementImages, or None); a format
+    # may read them too (the SavedModel's TF Serving warmup file replays a few).
+    agreement_images: object = None
     _shared: dict = dataclasses.field(default_factory=dict)
 
     def shared(self, key, write):
@@ -53,13 +68,68 @@ class Inputs:
         return self._shared[key]
 
 
+class Runner:
+    """A format's model, opened: what the export's agreement check and ``inception-predict`` run.
+
+    ``predict(images)`` maps float32 images [N, S, S, 3] scaled to [-1, 1] to probabilities
+    [N, C]. ``labels`` (class names in index order, or None), ``image_size`` (S) and ``dataset``
+    come from the file. ``central_fraction`` is the eval crop to preprocess with; None when the
+    model decodes and preprocesses encoded images itself (``decodes``): then
+    ``predict_encoded(blob)`` answers one encoded image (probabilities [C]) and raises
+    ``tf.errors.InvalidArgumentError`` for one it refuses. A runner is a context manager;
+    ``close`` frees what it holds."""
+    labels = None
+    image_size = None
+    dataset = None
+    central_fraction = EVAL_CENTRAL_FRACTION
+    decodes = False
+
+    def predict(self, images):
+        raise NotImplementedError
+
+    def predict_encoded(self, encoded):
+        raise TypeError(f"{type(self).__name__} takes preprocessed images, not encoded ones")
+
+    def close(self):
+        """Frees what the runner holds (nothing, unless a subclass says)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class MetadataRunner(Runner):
+    """A runner of a self-contained file (TFLite, ONNX): labels, crop and dataset from the
+    ``METADATA_NAME`` entry it carries (``file_metadata``); ``metadata`` is None without one."""
+    metadata = None
+
+    @property
+    def labels(self):
+        return list(self.metadata["labels"]) if self.metadata else None
+
+    @property
+    def central_fraction(self):
+        meta = self.metadata or {}
+        return meta.get("preprocessing", {}).get("central_fraction", EVAL_CENTRAL_FRACTION)
+
+    @property
+    def dataset(self):
+        return (self.metadata or {}).get("dataset")
+
+
 class Format(abc.ABC):
-    """One export format; subclasses set ``name`` and implement ``write`` and ``open``, and
-    ``filename`` unless ``servable``."""
+    """One export format; subclasses set ``name``, ``kind``, ``extra`` and ``noun`` and
+    implement ``write``, ``open`` and ``find``, and ``filename`` unless ``servable``."""
     name = None
+    kind = None  # the file kind (``inception-predict`` reports it); one runner and ``find`` each
+    extra = None  # the pyproject extra that installs the packages of the format's module
+    noun = None  # the file kind for messages: "a .tflite file"
     servable = False  # True: published alone as OUT/<name><base_suffix>/<version>, a servable
     base_suffix = ""  # of a servable: its base directory OUT/<name><base_suffix> (TF Serving's)
     needs_calibration = False  # True: reads Inputs.calibration_images
+    decodes = False  # True: its runner decodes and preprocesses encoded images itself
 
     def check(self, inputs):
         """Raises ValueError for what cannot be written, before anything is."""
@@ -73,16 +143,39 @@ class Format(abc.ABC):
         """Writes the format's file (or, if ``servable``, directory) at ``path``."""
 
     @abc.abstractmethod
-    def open(self, path):
-        """A context manager giving a runner with ``predict(images) -> probabilities``."""
+    def open(self, path, num_threads=THREADS):
+        """The format's ``Runner`` on ``path`` (``num_threads``: its runtime's, where it has
+        one; None: the runtime's default)."""
+
+    @abc.abstractmethod
+    def find(self, path):
+        """The path to ``open`` when ``path`` holds a model of this kind (the file itself, a
+        version directory), else None. Reads names only: no package of the format's is needed."""
 
     def fields(self, inputs, runner, reference):
         """The format's own fields of its report row."""
         return {}
 
 
-# The pyproject extra that brings each format module's packages.
-_EXTRAS = {"saved_model": "serving", "tflite": "tflite", "onnx": "onnx"}
+class MissingPackage(ImportError):
+    """A format module's optional package is not installed (``packages_of``)."""
+
+    def __init__(self, package, extra):
+        super().__init__(f"the Python package {package!r} is not installed: pip install "
+                         f"'inception[{extra}]'")
+        self.package, self.extra = package, extra
+
+
+@contextlib.contextmanager
+def packages_of(extra):
+    """Around a format module's imports of its optional packages: a missing one raises
+    ``MissingPackage`` naming ``extra``, the pyproject extra that installs it."""
+    try:
+        yield
+    except ModuleNotFoundError as err:
+        if err.name and err.name.split(".")[0] in ("inception", "inception_cli"):
+            raise
+        raise MissingPackage(err.name, extra) from err
 
 
 def load(name):
@@ -90,13 +183,10 @@ def load(name):
     check_export_formats([name])
     try:
         module = importlib.import_module(f"inception.export.{EXPORT_FORMATS[name]}")
-    except ModuleNotFoundError as err:
-        if err.name and err.name.split(".")[0] == "inception":
-            raise
-        extra = _EXTRAS.get(EXPORT_FORMATS[name], "all")
-        raise ValueError(f"--formats={name} needs the Python package {err.name!r}, which is not "
-                         f"installed: pip install 'inception[{extra}]', or leave {name} out of "
-                         "--formats") from err
+    except MissingPackage as err:
+        raise ValueError(f"--formats={name} needs the Python package {err.package!r}, which is "
+                         f"not installed: pip install 'inception[{err.extra}]', or leave {name} "
+                         "out of --formats") from err
     return module.FORMATS[name]
 
 
@@ -104,19 +194,38 @@ def load_all(names):
     return [load(name) for name in check_export_formats(names)]
 
 
-def file_metadata(source, variant, input_description, int8_io=None,
+def kinds():
+    """Yields (kind, the first registered Format of that kind: the one that opens its files),
+    in registry order, importing each module only when reached; a module whose packages are
+    missing yields (its module name, the ``MissingPackage``)."""
+    seen = set()
+    for name, module_name in EXPORT_FORMATS.items():
+        try:
+            module = importlib.import_module(f"inception.export.{module_name}")
+        except MissingPackage as err:
+            if module_name not in seen:
+                seen.add(module_name)
+                yield module_name, err
+            continue
+        fmt = module.FORMATS[name]
+        if fmt.kind not in seen:
+            seen.add(fmt.kind)
+            yield fmt.kind, fmt
+
+
+def file_metadata(classifier, variant, input_description, int8_io=None,
                   central_fraction=EVAL_CENTRAL_FRACTION):
     """What a self-contained model file (TFLite, ONNX) carries so a device needs nothing else:
     the class names in index order, the input size and the preprocessing."""
     return {
-        "labels": list(source.labels),
-        "image_size": source.image_size,
+        "labels": list(classifier.labels),
+        "image_size": classifier.image_size,
         "input": input_description,
         "output": "class probabilities [N, C]",
         "preprocessing": {"central_fraction": central_fraction, "resize": "bilinear",
                           "range": [-1.0, 1.0]},
         "variant": variant,
-        "dataset": source.config.get("dataset"),
+        "dataset": classifier.config.get("dataset"),
         "int8_io": int8_io,
     }
 
@@ -146,8 +255,3 @@ def check_images(images, shape):
     if bad:
         raise ValueError(f"the images hold {bad} NaN or infinite value(s)")
     return array.astype(np.float32, copy=False)
-
-
-def opened(runner):
-    """A context manager for a runner that holds nothing to close."""
-    return contextlib.nullcontext(runner)

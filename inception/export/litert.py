@@ -1,15 +1,19 @@
-"""Running a .tflite classifier on the LiteRT interpreter (``ai-edge-litert``), and reading the
-metadata entry every exported file carries (``METADATA_NAME``: UTF-8 JSON with the class names,
-the input size and the preprocessing; interpreters ignore it)."""
+"""The runner of the TFLite format (``tflite.py``): a .tflite classifier on the LiteRT
+interpreter (``ai-edge-litert``), and the metadata entry every exported file carries
+(``METADATA_NAME``: UTF-8 JSON with the class names, the input size and the preprocessing;
+interpreters ignore it)."""
 
 import json
 
 import numpy as np
-from ai_edge_litert import schema_py_generated as schema
-from ai_edge_litert.interpreter import Interpreter
 
 from inception import console
+from inception.export import formats
 from inception.export.formats import METADATA_NAME, check_images
+
+with formats.packages_of("tflite"):  # tflite.EXTRA
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.interpreter import Interpreter
 
 
 def entry_name(value):
@@ -32,8 +36,9 @@ def read_metadata(path_or_bytes, name=METADATA_NAME):
     return None
 
 
-class LiteRTClassifier:
-    """Runs a .tflite classifier on the LiteRT interpreter with float images in, probabilities out.
+class LiteRTRunner(formats.MetadataRunner):
+    """Runs a .tflite classifier on the LiteRT interpreter with float images in, probabilities out
+    (``formats.Runner``); labels, crop and dataset from the file's metadata.
 
     Quantised int8 input/output tensors are handled with the tensors' scale and zero point.
     """
@@ -45,10 +50,6 @@ class LiteRTClassifier:
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
         self._batch = None
-
-    @property
-    def labels(self):
-        return list(self.metadata["labels"]) if self.metadata else None
 
     @property
     def image_size(self):

@@ -6,21 +6,30 @@ The graph takes ``images`` float32 [N, S, S, 3] scaled to [-1, 1] (NHWC, as in K
 adds the transposes ONNX's NCHW convolutions need) and returns ``probabilities`` float32 [N, C].
 Its ``metadata_props`` carry ``METADATA_NAME``: the same JSON as the TFLite files (class names in
 index order, input size, preprocessing), so the .onnx file is all a device needs.
-``read_metadata`` reads it back, with onnx or from an ONNX Runtime session.
+``read_metadata`` reads it back, with onnx or from an ONNX Runtime session. ``OnnxRunner`` runs
+the file (the export's agreement check and ``inception-predict`` alike).
 
 ``FORMATS`` holds ``OnnxFormat`` (``inception.export.formats``).
 """
 
 import json
+import os
 
-import onnx
-import onnxruntime
 import tensorflow as tf
-import tf2onnx
 
-from inception import fileio
-from inception.export import formats, report
+from inception import console, fileio
+from inception.export import agreement, formats
 from inception.export.formats import METADATA_NAME
+
+EXTRA = "onnx"
+with formats.packages_of(EXTRA):
+    import onnx
+    import onnxruntime
+    import tf2onnx
+
+# tf2onnx logs INFO lines ("Using opset", "Optimizing ONNX model") through child loggers
+# (tf2onnx.tfonnx, ...), which a filter on the parent does not see; the parent's level does hold.
+console.hold_info("tf2onnx")
 
 # tf2onnx's own default: the newest opset released 18 months before it (ONNX 1.10, 2021), "what
 # most runtimes support"; every op of these networks (convolution, pooling, concatenation, add,
@@ -64,15 +73,17 @@ def read_metadata(path_or_session, name=METADATA_NAME):
     return json.loads(props[name]) if name in props else None
 
 
-def export(source, opset=OPSET):
-    """``source`` (an ExportSource) -> the .onnx file's bytes, labels and preprocessing inside."""
-    proto = convert(source.model, source.image_size, opset)
-    add_metadata(proto, formats.file_metadata(source, "fp32", formats.FLOAT_INPUT))
+def export(classifier, opset=OPSET):
+    """``classifier`` (a ``classifier.Classifier``) -> the .onnx file's bytes, labels and
+    preprocessing inside."""
+    proto = convert(classifier.model, classifier.image_size, opset)
+    add_metadata(proto, formats.file_metadata(classifier, "fp32", formats.FLOAT_INPUT))
     return proto.SerializeToString()
 
 
-class OnnxClassifier:
-    """Runs an .onnx classifier on ONNX Runtime: float images in, probabilities out."""
+class OnnxRunner(formats.MetadataRunner):
+    """Runs an .onnx classifier on ONNX Runtime: float images in, probabilities out
+    (``formats.Runner``); labels, crop and dataset from the file's metadata_props."""
 
     def __init__(self, path, num_threads=None):
         options = onnxruntime.SessionOptions()
@@ -84,28 +95,34 @@ class OnnxClassifier:
         self._input = self.session.get_inputs()[0]
 
     @property
-    def labels(self):
-        return list(self.metadata["labels"]) if self.metadata else None
+    def image_size(self):
+        return int(self._input.shape[1])
 
-    def predict(self, images, batch_size=report.BATCH):
+    def predict(self, images, batch_size=agreement.BATCH):
         """float32 [N, S, S, 3] in [-1, 1] -> probabilities float32 [N, C]."""
         images = formats.check_images(images, self._input.shape[1:])
-        return report.batched(
+        return agreement.batched(
             lambda x: self.session.run([OUTPUT_NAME], {self._input.name: x})[0], images,
             batch_size)
 
 
 class OnnxFormat(formats.Format):
-    name = "onnx"
+    name = kind = "onnx"
+    extra = EXTRA
+    noun = "an .onnx file"
+    suffix = ".onnx"
 
     def filename(self, inputs):
-        return f"{inputs.name}.onnx"
+        return f"{inputs.name}{self.suffix}"
 
     def write(self, inputs, path):
-        fileio.write_bytes(path, export(inputs.source))
+        fileio.write_bytes(path, export(inputs.classifier))
 
-    def open(self, path):
-        return formats.opened(OnnxClassifier(path, num_threads=formats.THREADS))
+    def open(self, path, num_threads=formats.THREADS):
+        return OnnxRunner(path, num_threads=num_threads)
+
+    def find(self, path):
+        return path if path.endswith(self.suffix) and os.path.isfile(path) else None
 
     def fields(self, inputs, runner, reference):
         return {"runtime": f"onnxruntime.InferenceSession ({PROVIDER})", "opset": OPSET,

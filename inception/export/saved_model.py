@@ -20,8 +20,9 @@ saves a copy of its TensorFlow variable, the restore op filled the copies, and t
 the originals, which nothing restored.
 
 ``SavedModelFormat`` is the format (``inception.export.formats``): published alone as
-``OUT/<name>/<version>`` (``inception.export.versions``), and measured through the session loader,
-the path TF Serving and ``saved_model_cli`` take.
+``OUT/<name>/<version>`` (``inception.export.versions``), and run by ``SavedModelRunner`` through
+the session loader, the path TF Serving and ``saved_model_cli`` take: the export's agreement check
+and ``inception-predict`` alike.
 
 ``BFloat16SavedModelFormat`` (``saved_model_bf16``, opt-in) is the same SavedModel, signatures,
 assets and warmup file of a copy of the model that computes in bfloat16
@@ -39,7 +40,11 @@ import tensorflow as tf
 
 from inception import fileio
 from inception.config import EXPORT_TOP_K, MAX_PIXELS
-from inception.export import bfloat16, decoding, formats, report, session, warmup
+from inception.export import agreement, bfloat16, decoding, formats, session
+
+EXTRA = "serving"
+with formats.packages_of(EXTRA):
+    from inception.export import warmup  # TF Serving's warmup file: tensorflow-serving-api
 
 SIGNATURE_BYTES = "serving_default"
 SIGNATURE_IMAGES = "predict_images"
@@ -48,6 +53,8 @@ INPUT_BYTES = "image_bytes"
 INPUT_IMAGES = "images"
 OUTPUT_KEYS = ("probabilities", "top_k_ids", "top_k_scores", "top_k_labels")
 LABELS_ASSET = "labels.txt"
+SAVED_MODEL_FILE = "saved_model.pb"
+WARMUP_IMAGES = 8  # the agreement images replayed by TF Serving's warmup (a batch of 1 and of 8)
 
 
 def write_labels(path, labels):
@@ -149,65 +156,99 @@ class ServingFunctions:
         return archive
 
 
-def write_saved_model(directory, source, model_name, top_k=EXPORT_TOP_K,
+def write_saved_model(directory, classifier, model_name, top_k=EXPORT_TOP_K,
                       max_pixels=MAX_PIXELS, warmup_images=None):
-    """Writes the SavedModel (signatures, labels asset, warmup file) into ``directory``."""
+    """Writes the SavedModel (signatures, labels asset, warmup file) of ``classifier`` (a
+    ``classifier.Classifier``) into ``directory``."""
     with fileio.local_scratch() as scratch:
-        labels_file = write_labels(os.path.join(scratch, LABELS_ASSET), source.labels)
-        functions = ServingFunctions(source.model, labels_file, source.image_size, top_k,
+        labels_file = write_labels(os.path.join(scratch, LABELS_ASSET), classifier.labels)
+        functions = ServingFunctions(classifier.model, labels_file, classifier.image_size, top_k,
                                      max_pixels)
         functions.export_archive().write_out(directory, verbose=False)
     warmup.write(directory, model_name, warmup_images)
     return directory
 
 
-class ServedClassifier:
-    """A SavedModel run as TF Serving runs it (``session.SessionModel``): preprocessed images or
-    encoded image bytes in, probabilities out."""
+class SavedModelRunner(formats.Runner):
+    """A SavedModel of this project run as TF Serving runs it (``session.SessionModel``):
+    preprocessed images or encoded image bytes in, probabilities out (``formats.Runner``). It
+    decodes and preprocesses encoded images in its own graph; its labels are its
+    ``assets/labels.txt``."""
+    central_fraction = None  # in the graph
+    decodes = True
 
     def __init__(self, path):
         self.model = session.SessionModel(path)
+        missing = [s for s in SIGNATURES if s not in self.model.signatures]
+        if missing:
+            self.model.close()
+            raise ValueError(f"{path}: not a SavedModel of inception-export (no signature "
+                             f"{', '.join(missing)})")
+        images = self.model.signatures[SIGNATURE_IMAGES].inputs[INPUT_IMAGES]
+        self.image_size = int(images.tensor_shape.dim[1].size)
+        self.labels = fileio.read_text(os.path.join(path, "assets", LABELS_ASSET)).splitlines()
 
     def predict(self, images):
-        return report.batched(lambda x: self.model.run(SIGNATURE_IMAGES, images=x)[
+        return agreement.batched(lambda x: self.model.run(SIGNATURE_IMAGES, images=x)[
             "probabilities"], images)
 
     def predict_bytes(self, encoded):
-        return report.batched(lambda b: self.model.run(SIGNATURE_BYTES, image_bytes=list(b))[
+        return agreement.batched(lambda b: self.model.run(SIGNATURE_BYTES, image_bytes=list(b))[
             "probabilities"], list(encoded))
 
-    def __enter__(self):
-        return self
+    def predict_encoded(self, encoded):
+        return self.predict_bytes([encoded])[0].astype("float32")
 
-    def __exit__(self, *exc):
+    def close(self):
         self.model.close()
 
 
-class SavedModelFormat(formats.Format):
-    name = "saved_model"
-    servable = True
+def newest_version(base_dir):
+    """The highest integer version directory holding a SavedModel, or None."""
+    versions = [int(n) for n in os.listdir(base_dir) if n.isdigit()
+                and os.path.isfile(os.path.join(base_dir, n, SAVED_MODEL_FILE))]
+    return os.path.join(base_dir, str(max(versions))) if versions else None
 
-    def source(self, inputs):
-        """The ExportSource whose model the SavedModel serves."""
-        return inputs.source
+
+class SavedModelFormat(formats.Format):
+    name = kind = "saved_model"
+    extra = EXTRA
+    noun = "a SavedModel"
+    servable = True
+    decodes = True  # its graph decodes and preprocesses (SavedModelRunner)
+
+    def classifier(self, inputs):
+        """The ``classifier.Classifier`` whose model the SavedModel serves."""
+        return inputs.classifier
 
     def write(self, inputs, path):
         options = inputs.options
+        images = inputs.agreement_images
         # The warmup requests name the servable: its base directory's name.
-        write_saved_model(path, self.source(inputs), inputs.name + self.base_suffix,
+        write_saved_model(path, self.classifier(inputs), inputs.name + self.base_suffix,
                           top_k=options.top_k, max_pixels=options.max_pixels,
-                          warmup_images=inputs.warmup_images)
+                          warmup_images=list(images.encoded[:WARMUP_IMAGES])
+                          if images and images.encoded else None)
 
-    def open(self, path):
-        return ServedClassifier(path)
+    def open(self, path, num_threads=None):
+        """The session runner (TensorFlow's own threads: ``num_threads`` does not apply)."""
+        return SavedModelRunner(path)
+
+    def find(self, path):
+        """A version directory (with saved_model.pb), or its model base path: the newest."""
+        if not os.path.isdir(path):
+            return None
+        if os.path.isfile(os.path.join(path, SAVED_MODEL_FILE)):
+            return path
+        return newest_version(path)
 
     def fields(self, inputs, runner, reference):
         row = {"signatures": list(SIGNATURES), "loader": "tf.compat.v1 session"}
-        validation = reference.validation
-        if validation is not None and validation.encoded:
-            by_bytes = reference.agreement(runner.predict_bytes(validation.encoded))
+        images = reference.images
+        if images is not None and images.encoded:
+            by_bytes = reference.agreement(runner.predict_bytes(images.encoded))
             by_bytes["latency_ms_per_image"] = reference.latency(
-                lambda: runner.predict_bytes(validation.encoded[:1]))
+                lambda: runner.predict_bytes(images.encoded[:1]))
             row["image_bytes"] = by_bytes
         return row
 
@@ -217,9 +258,9 @@ class BFloat16SavedModelFormat(SavedModelFormat):
     name = "saved_model_bf16"
     base_suffix = "-bf16"
 
-    def source(self, inputs):
-        return dataclasses.replace(inputs.source,
-                                   model=bfloat16.to_bfloat16(inputs.source.model))
+    def classifier(self, inputs):
+        return dataclasses.replace(inputs.classifier,
+                                   model=bfloat16.to_bfloat16(inputs.classifier.model))
 
     def fields(self, inputs, runner, reference):
         return {**super().fields(inputs, runner, reference), "dtype_policy": bfloat16.POLICY}

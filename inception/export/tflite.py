@@ -1,4 +1,5 @@
-"""TFLite files for devices; they run on the LiteRT interpreter (``litert.LiteRTClassifier``).
+"""TFLite files for devices; they run on the LiteRT interpreter (``litert.LiteRTRunner``, the
+format's runner for the export's agreement check and ``inception-predict``).
 
 Variants (``VARIANTS``):
 
@@ -12,24 +13,31 @@ Variants (``VARIANTS``):
 Every file carries a flatbuffer metadata entry ``inception_export`` (the model's ``metadata``
 table, which the interpreter ignores): UTF-8 JSON with the class names in index order, the input
 size and the preprocessing, so a device needs nothing but the .tflite file. ``litert.read_metadata``
-reads it back.
+reads it back. The file is converted from a scratch SavedModel of the probabilities alone
+(``write_probabilities_saved_model``, the converter's input, written once per export).
 
 ``FORMATS`` holds one ``TFLiteFormat`` per variant, ``tflite_<variant>`` (``inception.export.formats``).
 """
 
 import json
+import os
 
 import keras
 import numpy as np
 import tensorflow as tf
-from ai_edge_litert import schema_py_generated as schema
-from ai_edge_litert.tools import flatbuffer_utils
 
 from inception import console, fileio
 from inception.config import EVAL_CENTRAL_FRACTION, INT8_IO
 from inception.config import TFLITE_VARIANTS as VARIANTS
-from inception.export import formats, litert
-from inception.export.litert import METADATA_NAME
+from inception.export import formats
+from inception.export.formats import METADATA_NAME
+
+EXTRA = "tflite"
+with formats.packages_of(EXTRA):
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    from inception.export import litert
 
 # The one signature of the .tflite file (the key TFLite signature runners default to).
 SIGNATURE = "serving_default"
@@ -121,23 +129,28 @@ def add_metadata(flatbuffer, metadata, name=METADATA_NAME):
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def export_variant(source, variant, representative_images=None, int8_io="float",
+def export_variant(classifier, variant, representative_images=None, int8_io="float",
                    central_fraction=EVAL_CENTRAL_FRACTION, saved_model_dir=None):
-    """Converts ``source`` (an ExportSource) and embeds labels and preprocessing facts.
+    """Converts ``classifier`` (a ``classifier.Classifier``) and embeds labels and preprocessing
+    facts.
 
     ``saved_model_dir``: see ``convert``.
     """
-    flatbuffer = convert(source.model, source.image_size, variant, representative_images, int8_io,
-                         saved_model_dir)
+    flatbuffer = convert(classifier.model, classifier.image_size, variant, representative_images,
+                         int8_io, saved_model_dir)
     integer_input = variant == "int8" and int8_io == "int8"
     metadata = formats.file_metadata(
-        source, variant, INT8_INPUT if integer_input else formats.FLOAT_INPUT,
+        classifier, variant, INT8_INPUT if integer_input else formats.FLOAT_INPUT,
         int8_io=int8_io if variant == "int8" else None, central_fraction=central_fraction)
     return add_metadata(flatbuffer, metadata)
 
 
 class TFLiteFormat(formats.Format):
     """One variant; every variant converts from one float SavedModel written once per export."""
+    kind = "tflite"
+    extra = EXTRA
+    noun = "a .tflite file"
+    suffix = ".tflite"
 
     def __init__(self, variant):
         self.variant = variant
@@ -149,18 +162,21 @@ class TFLiteFormat(formats.Format):
 
     def filename(self, inputs):
         integer_io = self.variant == "int8" and inputs.options.int8_io == "int8"
-        return f"{inputs.name}-{self.variant}{'-int8io' if integer_io else ''}.tflite"
+        return f"{inputs.name}-{self.variant}{'-int8io' if integer_io else ''}{self.suffix}"
 
     def write(self, inputs, path):
-        source = inputs.source
+        classifier = inputs.classifier
         saved_model_dir = inputs.shared(FLOAT_SAVED_MODEL, lambda directory: (
-            write_probabilities_saved_model(source.model, source.image_size, directory)))
+            write_probabilities_saved_model(classifier.model, classifier.image_size, directory)))
         fileio.write_bytes(path, export_variant(
-            source, self.variant, inputs.calibration_images, inputs.options.int8_io,
+            classifier, self.variant, inputs.calibration_images, inputs.options.int8_io,
             saved_model_dir=saved_model_dir))
 
-    def open(self, path):
-        return formats.opened(litert.LiteRTClassifier(path, num_threads=formats.THREADS))
+    def open(self, path, num_threads=formats.THREADS):
+        return litert.LiteRTRunner(path, num_threads=num_threads)
+
+    def find(self, path):
+        return path if path.endswith(self.suffix) and os.path.isfile(path) else None
 
     def fields(self, inputs, runner, reference):
         row = {"runtime": "ai_edge_litert.interpreter.Interpreter", "threads": formats.THREADS}

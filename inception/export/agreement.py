@@ -1,8 +1,10 @@
-"""The export report: for every exported format its size, how far it is from the Keras model on
-the validation images (top-1 agreement, largest probability difference, accuracy) and its
-latency per image. Written as ``export_report.json`` next to the artifacts and printed as a table.
+"""How far every exported format is from the Keras model, and the export report that says it:
+for every format its size, its agreement with Keras on the agreement images (validation images
+of the dataset: top-1 agreement, largest probability difference, accuracy) and its latency per
+image. Written as ``export_report.json`` next to the artifacts and printed as a table.
 
-``Reference`` holds the Keras model's answers and measures every format's row the same way.
+``AgreementImages`` are the images compared on; ``Reference`` holds the Keras model's answers on
+them and measures every format's runner the same way.
 """
 
 import dataclasses
@@ -60,9 +62,10 @@ def latency_ms(fn, repeats=20, warmup=3):
 
 
 @dataclasses.dataclass
-class Validation:
-    """The images every format is compared on: ``images`` float32 [N, S, S, 3] eval-preprocessed,
-    their ``labels`` (or None) and ``encoded`` bytes (or None), from ``dataset``."""
+class AgreementImages:
+    """The images every format is compared on (the first validation images of ``dataset``):
+    ``images`` float32 [N, S, S, 3] eval-preprocessed, their ``labels`` (or None) and
+    ``encoded`` bytes (or None)."""
     images: np.ndarray
     labels: np.ndarray | None = None
     encoded: list | None = None
@@ -73,46 +76,46 @@ class Validation:
 
 
 class Reference:
-    """The Keras model's probabilities on the validation images, and the one way every format's
+    """The Keras model's probabilities on the agreement images, and the one way every format's
     row is measured against them (``measure``: agreement, then batch-1 latency)."""
 
-    def __init__(self, keras_predict, image_size, validation=None, repeats=20):
-        self.validation = validation if validation is not None and len(validation.images) else None
+    def __init__(self, keras_predict, image_size, images=None, repeats=20):
+        self.images = images if images is not None and len(images.images) else None
         self.repeats = int(repeats)
         self.sample = np.zeros((1, image_size, image_size, 3), np.float32)
         self.probabilities = None
-        if self.validation is not None:
-            self.sample = self.validation.images[:1]
-            self.probabilities = batched(keras_predict, self.validation.images)
+        if self.images is not None:
+            self.sample = self.images.images[:1]
+            self.probabilities = batched(keras_predict, self.images.images)
         self.keras = self._keras_row(keras_predict)
 
     def _keras_row(self, keras_predict):
         row = {}
-        if self.validation is not None and self.validation.labels is not None:
+        if self.images is not None and self.images.labels is not None:
             row["top1_accuracy"] = float(np.mean(
-                self.probabilities.argmax(1) == self.validation.labels))
+                self.probabilities.argmax(1) == self.images.labels))
         row["latency_ms_per_image"] = self.latency(lambda: keras_predict(self.sample))
         return row
 
     @property
     def num_images(self):
-        return 0 if self.validation is None else int(len(self.validation.images))
+        return 0 if self.images is None else int(len(self.images.images))
 
     def agreement(self, probabilities):
-        """Agreement of probabilities on the validation images ({} without them)."""
-        if self.validation is None:
+        """Agreement of probabilities on the agreement images ({} without them)."""
+        if self.images is None:
             return {}
-        return agreement(self.probabilities, probabilities, self.validation.labels)
+        return agreement(self.probabilities, probabilities, self.images.labels)
 
     def latency(self, fn):
         return latency_ms(fn, self.repeats)
 
     def measure(self, predict):
-        """A format's row: ``predict`` (float images -> probabilities) on the validation images,
+        """A format's row: ``predict`` (float images -> probabilities) on the agreement images,
         then its batch-1 latency."""
         row = {}
-        if self.validation is not None:
-            row.update(self.agreement(predict(self.validation.images)))
+        if self.images is not None:
+            row.update(self.agreement(predict(self.images.images)))
         row["latency_ms_per_image"] = self.latency(lambda: predict(self.sample))
         return row
 

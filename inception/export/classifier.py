@@ -1,4 +1,5 @@
-"""What an export starts from: a Keras classifier, its class names and its input size.
+"""What an export (and an evaluation, and ``inception-predict`` of a Keras model) starts from:
+a ``Classifier``, a Keras classifier with its class names and its input size.
 
 A training run directory (see README "Training") holds ``ema_model.keras`` (the EMA weights in an
 inference model), ``labels.txt`` and ``run_config.json``. A bare ``.keras`` file works too; its
@@ -20,7 +21,9 @@ from inception.config import LABELS_FILE as LABELS
 
 
 @dataclasses.dataclass
-class ExportSource:
+class Classifier:
+    """A Keras classifier (one input [N, S, S, 3], one output [N, C]), its class names in index
+    order, its input side S, where it was loaded from and its run's run_config.json (or {})."""
     model: keras.Model
     labels: list
     image_size: int
@@ -98,7 +101,7 @@ def from_run_dir(model_dir):
     path = fileio.join(model_dir, EMA_MODEL)
     model = load_keras_model(path)
     side = check_classifier(model, labels, config.get("image_size"), where=path)
-    return ExportSource(model=model, labels=labels, image_size=side, model_path=path, config=config)
+    return Classifier(model=model, labels=labels, image_size=side, model_path=path, config=config)
 
 
 def from_keras_file(path, labels_path=None, flag="keras_model"):
@@ -112,12 +115,12 @@ def from_keras_file(path, labels_path=None, flag="keras_model"):
         out = model.outputs[0].shape
         labels = [str(i) for i in range(int(out[-1]))]
     side = check_classifier(model, labels, where=path)
-    return ExportSource(model=model, labels=labels, image_size=side, model_path=path, config={})
+    return Classifier(model=model, labels=labels, image_size=side, model_path=path, config={})
 
 
 def from_model(model, labels, config=None):
     """Wraps an in-memory model (tests, benchmarks)."""
     labels = list(labels)
     side = check_classifier(model, labels)
-    return ExportSource(model=model, labels=labels, image_size=side, model_path="<in memory>",
+    return Classifier(model=model, labels=labels, image_size=side, model_path="<in memory>",
                         config=dict(config or {}))
