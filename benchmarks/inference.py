@@ -65,7 +65,8 @@ def log(message):
 
 
 def dataset_images(args):
-    """(AgreementImages, calibration images) of the embedded dataset at the benchmark's input size."""
+    """(AgreementImages, calibration images) of the embedded dataset at the benchmark's input
+    size."""
     from inception.data import catalogue
     from inception.export import data
 

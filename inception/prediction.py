@@ -247,7 +247,8 @@ def classify_files(predictor, paths, k=config.EXPORT_TOP_K):
     for (i, _), result in zip(readable, predictor.predict([blob for _, blob in readable])):
         outcomes[i] = result
     return [Answer(path, error=str(o)) if isinstance(o, Exception)
-            else Answer(path, top_k=top_k(o, predictor.labels, k)) for path, o in zip(paths, outcomes)]
+            else Answer(path, top_k=top_k(o, predictor.labels, k))
+            for path, o in zip(paths, outcomes)]
 
 
 def read_image(path):

@@ -104,7 +104,8 @@ def validation_files(predictor, args):
 
     dataset = args.dataset or predictor.dataset
     if not dataset:
-        raise ValueError("--validation_images needs --dataset (the model does not name its dataset)")
+        raise ValueError("--validation_images needs --dataset (the model does not name its "
+                         "dataset)")
     encoded, classes = data.encoded_eval_images(dataset, args.validation_images, args.data_dir)
     out_dir = args.image_out_dir or tempfile.mkdtemp(prefix="validation-")
     fileio.makedirs(out_dir)

@@ -7,8 +7,15 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import pytest  # noqa: E402
 
 # The export tests' session fixtures, each built once per run across pytest-xdist workers.
-from export_fixtures import (data_dir, exported, keras_model, loaded, reference,  # noqa: E402,F401
-                             run_dir, validation)
+from export_fixtures import (  # noqa: F401
+    data_dir,
+    exported,
+    keras_model,
+    loaded,
+    reference,
+    run_dir,
+    validation,
+)
 
 
 @pytest.fixture(scope="session")

@@ -119,8 +119,8 @@ def _train(directory, data_dir):
     pipe = data_lib.InputPipeline(data_lib.EMBEDDED_DATASET, split="train", image_size=SIZE,
                                   global_batch_size=4096, is_training=False, data_dir=data_dir)
     images, labels = next(iter(pipe.input_fn(None)))
-    options = dict(variant="paper", width_multiplier=0.125, repeats=SHALLOW, input_shape=(SIZE, SIZE, 3),
-                   num_classes=10, bn_momentum=0.9, dropout_rate=0.0)
+    options = dict(variant="paper", width_multiplier=0.125, repeats=SHALLOW,
+                   input_shape=(SIZE, SIZE, 3), num_classes=10, bn_momentum=0.9, dropout_rate=0.0)
     model = models.build("inception_resnet_v2", **options)
     model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy",
                   jit_compile=False)

@@ -15,8 +15,16 @@ import time
 import numpy as np
 import pytest
 
-from export_fixtures import (CALIBRATION_IMAGES, ENV, NAME, PROGRAMS, ROOT, SIZE, run_python,
-                             tree_size)
+from export_fixtures import (
+    CALIBRATION_IMAGES,
+    ENV,
+    NAME,
+    PROGRAMS,
+    ROOT,
+    SIZE,
+    run_python,
+    tree_size,
+)
 from inception import config
 from inception.export import formats, litert, versions
 
@@ -27,12 +35,13 @@ FILES = tuple(f for f in FORMATS if f != "saved_model")  # the files of OUT/<nam
 # ---- the export and its report ---------------------------------------------------------------
 
 def test_report_covers_every_variant_with_real_measurements(exported, validation, reference):
-    out, report_, printed = exported
-    encoded, labels, images = validation
+    _, report_, printed = exported
+    _, labels, _ = validation
     assert sorted(report_["variants"]) == sorted(FORMATS)
     assert report_["eval"]["num_images"] == len(labels) == 359
     assert report_["labels"] == [str(d) for d in range(10)]
-    assert report_["keras"]["top1_accuracy"] == pytest.approx(np.mean(reference.argmax(1) == labels))
+    assert report_["keras"]["top1_accuracy"] == pytest.approx(
+        np.mean(reference.argmax(1) == labels))
     # A trained model (chance is 0.1), or agreement means little.
     assert report_["keras"]["top1_accuracy"] > 0.8
     for name, entry in report_["variants"].items():
@@ -40,7 +49,8 @@ def test_report_covers_every_variant_with_real_measurements(exported, validation
         assert entry["latency_ms_per_image"] > 0, name
         assert 0 <= entry["max_abs_prob_diff"] <= 1, name
         assert entry["num_images"] == 359, name
-        assert re.search(rf"^{name} .* {re.escape(entry['path'])}$", printed, re.M), name  # the table
+        # the printed table
+        assert re.search(rf"^{name} .* {re.escape(entry['path'])}$", printed, re.M), name
     variants = report_["variants"]
     assert variants["tflite_fp32"]["top1_agreement"] >= 0.999
     assert variants["tflite_fp16"]["top1_agreement"] >= 0.999
@@ -74,16 +84,18 @@ def test_every_registered_format_loads_under_its_name():
     for name in config.EXPORT_FORMATS:
         fmt = formats.load(name)
         assert isinstance(fmt, formats.Format) and fmt.name == name
-    assert [f.name for f in formats.load_all(["onnx", "saved_model", "onnx"])] == ["onnx", "saved_model"]
+    assert [f.name for f in formats.load_all(["onnx", "saved_model", "onnx"])] == [
+        "onnx", "saved_model"]
     assert [f.name for f in formats.load_all(FORMATS) if f.servable] == ["saved_model"]
     assert [f.name for f in formats.load_all(config.EXPORT_FORMATS) if f.servable] == [
         "saved_model", "saved_model_bf16"]
     assert [f.name for f in formats.load_all(FORMATS) if f.needs_calibration] == ["tflite_int8"]
 
 
-def test_every_format_names_its_extra_kind_and_noun():
-    """What each registered format provides besides its writer and runner: the pyproject extra
-    that installs its packages (one of pyproject.toml's), its file kind and its noun."""
+def test_every_format_names_its_extra_kind_and_noun(tmp_path):
+    """What each registered format provides besides its writer and runner (inception.export.formats
+    lists it): the pyproject extra that installs its packages (one of pyproject.toml's), its file
+    kind and its noun, and a ``find`` that claims no path of another kind."""
     tomllib = pytest.importorskip("tomllib")
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
         extras = tomllib.load(f)["project"]["optional-dependencies"]
@@ -91,11 +103,13 @@ def test_every_format_names_its_extra_kind_and_noun():
         fmt = formats.load(name)
         assert fmt.extra in extras, (name, fmt.extra)
         assert fmt.kind and fmt.noun, name
+        assert fmt.find(str(tmp_path)) is None and fmt.find(str(tmp_path / "x.keras")) is None
     assert [kind for kind, _ in formats.kinds()] == ["saved_model", "tflite", "onnx"]
 
 
 @pytest.mark.parametrize("options, message", [
-    (dict(formats=("saved_model", "tflite_int4")), r"unknown --formats \['tflite_int4'\]; choose from saved_model, tflite_fp32"),
+    (dict(formats=("saved_model", "tflite_int4")),
+     r"unknown --formats \['tflite_int4'\]; choose from saved_model, tflite_fp32"),
     (dict(formats=()), r"unknown --formats \[\]"),
     (dict(version=0), r"--version must be a positive integer; got 0"),
     (dict(int8_io="uint8"), r"--int8_io must be one of float, int8"),
@@ -153,7 +167,7 @@ def test_versions_increment_and_existing_versions_are_refused(tmp_path):
     assert versions.next_version(str(base), str(tmp_path / "m-artifacts")) == 8
     with pytest.raises(FileExistsError, match="version 3 already exists"):
         versions.publish(str(base), 3, lambda d: None)
-    with pytest.raises(FileExistsError, match="version 7 already exists in .*m-artifacts"):
+    with pytest.raises(FileExistsError, match=r"version 7 already exists in .*m-artifacts"):
         versions.claim([str(base), str(tmp_path / "m-artifacts")], 7)
     assert versions.claim([str(base), str(tmp_path / "m-artifacts")]) == 8
 
@@ -170,7 +184,8 @@ def test_killed_export_leaves_no_version_directory(run_dir, tmp_path):
     out = tmp_path / "out"
     marker = tmp_path / "writing"
     process = subprocess.Popen(
-        [sys.executable, os.path.join(PROGRAMS, "killed_export.py"), str(marker), f"--model_dir={run_dir}",
+        [sys.executable, os.path.join(PROGRAMS, "killed_export.py"), str(marker),
+         f"--model_dir={run_dir}",
          f"--export_dir={out}", f"--name={NAME}", "--formats=saved_model", "--eval_images=0",
          "--latency_repeats=1"],
         cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -22,8 +22,9 @@ from inception.export import saved_model, warmup
 
 def _saved_model_cli_command(*args):
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    return ([cli] if os.path.exists(cli) else [sys.executable, "-m",
-                                               "tensorflow.python.tools.saved_model_cli"]) + list(args)
+    if not os.path.exists(cli):
+        return [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", *args]
+    return [cli, *args]
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +163,8 @@ def test_saved_model_cli_run_answers_both_signatures(fresh, reference):
         probabilities = np.load(outdir / "probabilities.npy")
         assert np.abs(probabilities - reference[:4]).max() <= 1e-5, signature
         labels = np.load(outdir / "top_k_labels.npy", allow_pickle=True)
-        assert [label.decode() for label in labels[:, 0]] == [str(i) for i in reference[:4].argmax(1)]
+        assert [label.decode() for label in labels[:, 0]] == [
+            str(i) for i in reference[:4].argmax(1)]
 
 def _any_size_variants(jpeg):
     """PNG, a large JPEG (333x517) and a grayscale PNG made from one JPEG."""
@@ -244,7 +246,8 @@ def test_size_limit_is_checked_before_decoding(keras_model, tmp_path):
     ok = tf.io.encode_png(tf.zeros([60, 60, 3], tf.uint8))
     too_big = tf.io.encode_png(tf.zeros([70, 60, 3], tf.uint8))
     assert serve_bytes(tf.stack([ok]))["probabilities"].shape == (1, 10)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"70 x 60 = 4200 pixels; the limit is 4000"):
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"70 x 60 = 4200 pixels; the limit is 4000"):
         serve_bytes(tf.stack([too_big]))
 
 def test_predict_images_rejects_nan(loaded):

@@ -34,7 +34,8 @@ def test_report_numbers_match_an_independent_litert_run(exported, validation, re
     probabilities = np.array(probabilities)
     agree = np.mean(probabilities.argmax(1) == reference.argmax(1))
     assert agree == pytest.approx(entry["top1_agreement"])
-    assert np.abs(probabilities - reference).max() == pytest.approx(entry["max_abs_prob_diff"], abs=1e-6)
+    assert np.abs(probabilities - reference).max() == pytest.approx(entry["max_abs_prob_diff"],
+                                                                     abs=1e-6)
 
 def test_tflite_conversion_takes_the_supported_path(exported):
     """Converted from a SavedModel: no deprecation warning, and the file carries a signature."""
@@ -50,10 +51,10 @@ def test_tflite_conversion_takes_the_supported_path(exported):
                 "serving_default": {"inputs": ["images"], "outputs": ["probabilities"]}}, fmt
 
 
-# ---- inception-predict on a .tflite file ---------------------------------------------------------
+# ---- inception-predict on a .tflite file -----------------------------------------------------
 
-def test_predict_tflite_prints_top5_like_the_saved_model(exported, loaded, validation, tmp_path,
-                                                         data_dir):
+def test_predict_on_a_tflite_file_prints_top5_like_the_saved_model(exported, loaded, validation,
+                                                                   tmp_path, data_dir):
     _, report, _ = exported
     encoded, labels, _ = validation
     files = []
@@ -84,7 +85,8 @@ def test_predict_tflite_prints_top5_like_the_saved_model(exported, loaded, valid
         assert names == expected["top_k_labels"][i].numpy().astype(str).tolist()
         np.testing.assert_allclose(scores, expected["top_k_scores"][i].numpy(), atol=1e-4)
     # --validation_images: the dataset named inside the .tflite file, with the true labels.
-    truths = [line.split("(true label: ")[1].rstrip(")") for line in blocks if "(true label:" in line]
+    truths = [line.split("(true label: ")[1].rstrip(")") for line in blocks
+              if "(true label:" in line]
     assert truths == [str(label) for label in labels[:2]]
 
 def test_int8_with_integer_io_runs_in_litert_and_agrees(run_dir, validation, reference, data_dir,

@@ -156,7 +156,8 @@ def test_saved_model_and_tflite_answer_like_the_model(tiny, images):
     answer = prediction.classify_files(lite, [images["ring.png"][0]], k=5)[0]
     _check(answer, _expected(model, images["ring.png"][1]), LABELS, atol=1e-5)
     # The default crop (0.875) keeps part of that border: another answer.
-    keras_answer = prediction.classify_files(prediction.load(tiny["keras"]), [images["ring.png"][0]])[0]
+    keras_answer = prediction.classify_files(prediction.load(tiny["keras"]),
+                                             [images["ring.png"][0]])[0]
     assert max(abs(a.score - b.score) for a, b in zip(answer.top_k, keras_answer.top_k)) > 1e-3
 
 

@@ -238,7 +238,8 @@ def test_inception_v4_from_timm_converted_exported_and_served(files, ref, images
     from inception.export import classifier, exporter
     labels = str(tmp_path / "inception_v4.labels.txt")
     assert os.path.isfile(labels)
-    src = classifier.from_model(model, classifier.read_labels(labels))  # the model loaded above, not a second load
+    # The model loaded above, not a second load.
+    src = classifier.from_model(model, classifier.read_labels(labels))
     rep = exporter.run_export(src, str(tmp_path / "exports"), "inception_v4",
                               ExportOptions(formats=("saved_model",), latency_repeats=1),
                               log=lambda m: None)

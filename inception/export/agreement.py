@@ -143,6 +143,7 @@ def format_table(report):
     for name, v in report["variants"].items():
         lines.append(
             f"{name:<16}{v['size_bytes'] / 1e6:>10.2f}{_fmt(v.get('top1_agreement'), '.4f'):>13}"
-            f"{_fmt(v.get('max_abs_prob_diff'), '.2e'):>11}{_fmt(v.get('top1_accuracy'), '.4f'):>10}"
+            f"{_fmt(v.get('max_abs_prob_diff'), '.2e'):>11}"
+            f"{_fmt(v.get('top1_accuracy'), '.4f'):>10}"
             f"{_fmt(v.get('latency_ms_per_image'), '.2f'):>10}  {v['path']}")
     return "\n".join(lines)

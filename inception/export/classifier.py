@@ -11,11 +11,13 @@ import os
 
 import keras
 
-from inception import fileio
-from inception import runfiles
-
-# Importing the model package registers the custom layers, so .keras files load in safe mode.
-from inception import models  # noqa: F401
+# inception.models is imported for what importing it does: it registers the custom layers, so
+# .keras files load in safe mode.
+from inception import (
+    fileio,
+    models,  # noqa: F401
+    runfiles,
+)
 from inception.config import EMA_MODEL, RUN_CONFIG
 from inception.config import LABELS_FILE as LABELS
 
@@ -60,7 +62,8 @@ def check_classifier(model, labels, image_size=None, where="model"):
             f"head); got {len(model.inputs)} inputs and {len(model.outputs)} outputs")
     shape = tuple(model.inputs[0].shape)
     if len(shape) != 4 or shape[3] != 3 or shape[1] is None or shape[1] != shape[2]:
-        raise ValueError(f"{where}: expected a fixed square RGB input [batch, S, S, 3]; got {shape}")
+        raise ValueError(f"{where}: expected a fixed square RGB input [batch, S, S, 3]; "
+                         f"got {shape}")
     side = int(shape[1])
     if image_size is not None and int(image_size) != side:
         raise ValueError(f"{where}: run_config.json says image_size={image_size} but the model "

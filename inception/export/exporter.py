@@ -73,8 +73,8 @@ def _publish_artifacts(files, inputs, base, version, rep, reference, log):
     versions.publish(base, version, write)
 
 
-def run_export(classifier, export_dir, name, options=ExportOptions(), *, agreement_images=None,
-               calibration_images=None, log=print):
+def run_export(classifier, export_dir, name, options=ExportOptions(),  # noqa: B008 (frozen)
+               *, agreement_images=None, calibration_images=None, log=print):
     """Exports ``classifier`` (a ``classifier.Classifier``) in ``options.formats``; returns the
     report dict (also written as ``OUT/<name>-artifacts/<version>/export_report.json``).
 

@@ -5,7 +5,8 @@
 knows the formats: the exporter writes and measures them, ``inception-predict``
 (``inception.prediction``) finds and runs their files, ``load`` names their missing packages.
 
-A new format is one module and one registry line. The module:
+A new format is one module here and one registry line (``"<name>": "<module>"`` in
+``inception.config.EXPORT_FORMATS``: among the default formats or the opt-in ones). The module:
 
 - imports its optional packages inside ``with formats.packages_of(EXTRA):`` (``EXTRA``: the
   pyproject extra that installs them), so that a missing one is named with its extra;
@@ -18,7 +19,11 @@ A new format is one module and one registry line. The module:
   ``kind`` (its file kind: formats of one kind share a runner), ``extra`` (= ``EXTRA``),
   ``noun`` ("an .onnx file": for messages) and implements ``write`` (the writer), ``open`` (the
   runner on what it wrote), ``find`` (does a path given to ``inception-predict`` hold this kind?)
-  and, unless ``servable``, ``filename``; optionally ``check`` and ``fields``.
+  and, unless ``servable``, ``filename``; optionally ``check``, ``fields``, ``needs_calibration``
+  and ``decodes`` (its runner takes encoded images).
+
+tests/test_export_job.py checks every registered format against this list; the format's own
+tests go in tests/test_export_<module>.py, on the shared export of tests/export_fixtures.py.
 
 A servable format (a SavedModel) is published alone as ``OUT/<name><base_suffix>/<version>`` (TF
 Serving serves one model per base directory: the float32 SavedModel's suffix is "", the bfloat16
@@ -34,7 +39,12 @@ import os
 
 import numpy as np
 
-from inception.config import EVAL_CENTRAL_FRACTION, EXPORT_FORMATS, ExportOptions, check_export_formats
+from inception.config import (
+    EVAL_CENTRAL_FRACTION,
+    EXPORT_FORMATS,
+    ExportOptions,
+    check_export_formats,
+)
 
 # Every runtime is measured on every core, as TensorFlow runs by default (LiteRT's interpreter
 # would take one thread, ONNX Runtime one per physical core).
@@ -131,7 +141,7 @@ class Format(abc.ABC):
     needs_calibration = False  # True: reads Inputs.calibration_images
     decodes = False  # True: its runner decodes and preprocesses encoded images itself
 
-    def check(self, inputs):
+    def check(self, inputs):  # noqa: B027 (optional: most formats can write anything)
         """Raises ValueError for what cannot be written, before anything is."""
 
     def filename(self, inputs):
@@ -150,7 +160,7 @@ class Format(abc.ABC):
     @abc.abstractmethod
     def find(self, path):
         """The path to ``open`` when ``path`` holds a model of this kind (the file itself, a
-        version directory), else None. Reads names only: no package of the format's is needed."""
+        version directory), else None. Looks at names only: opens no file."""
 
     def fields(self, inputs, runner, reference):
         """The format's own fields of its report row."""

@@ -57,7 +57,8 @@ class LiteRTRunner(formats.MetadataRunner):
 
     def _resize(self, batch):
         if batch != self._batch:
-            self.interpreter.resize_tensor_input(self._input["index"], [batch, *self._input["shape"][1:]])
+            self.interpreter.resize_tensor_input(self._input["index"],
+                                                 [batch, *self._input["shape"][1:]])
             # The first allocation applies LiteRT's CPU delegate, which announces itself on stderr.
             with console.quiet_cpp_output():
                 self.interpreter.allocate_tensors()

@@ -16,7 +16,8 @@ size and the preprocessing, so a device needs nothing but the .tflite file. ``li
 reads it back. The file is converted from a scratch SavedModel of the probabilities alone
 (``write_probabilities_saved_model``, the converter's input, written once per export).
 
-``FORMATS`` holds one ``TFLiteFormat`` per variant, ``tflite_<variant>`` (``inception.export.formats``).
+``FORMATS`` holds one ``TFLiteFormat`` per variant, ``tflite_<variant>``
+(``inception.export.formats``).
 """
 
 import json
@@ -125,7 +126,8 @@ def add_metadata(flatbuffer, metadata, name=METADATA_NAME):
     entry = schema.MetadataT()
     entry.name = name
     entry.buffer = len(model.buffers) - 1
-    model.metadata = [m for m in (model.metadata or []) if litert.entry_name(m.name) != name] + [entry]
+    kept = [m for m in (model.metadata or []) if litert.entry_name(m.name) != name]
+    model.metadata = kept + [entry]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 

@@ -5,17 +5,17 @@
 
 Supported files (the format is detected from the content): the authors' TF-slim checkpoints
 (slim.py), timm's safetensors (timm.py), keras-applications' Inception-ResNet-v2 HDF5
-(keras_h5.py) and this project's .keras models (keras_model.py). names.py holds the name map,
-assign.py the checks, file.py the
-WeightsFile every reader produces, fetch.py the official files and their cache, finetune.py the start of a
+(keras_h5.py) and this project's .keras models (keras_model.py), each read into a
+``WeightsFile`` (file.py: the file's tensors keyed by our variable paths). names.py holds the name
+map, assign.py the checks, fetch.py the official files and their cache, finetune.py the start of a
 training run, labeled.py + classes.py the class names.
 
 This package's import is light (pure Python + Keras); TensorFlow is imported only to read
 slim checkpoints.
 """
 
-from inception.weights.labeled import LabeledDense, class_names  # noqa: F401
 from inception.weights.file import WeightsError  # noqa: F401
+from inception.weights.labeled import LabeledDense, class_names  # noqa: F401
 
 
 def load_weights(model, weights, **kwargs):

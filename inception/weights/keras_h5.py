@@ -13,7 +13,13 @@ import re
 import numpy as np
 
 from inception.weights import names
-from inception.weights.file import FORMAT_KERAS_H5, Entry, WeightsFile, WeightsError, check_unit_gamma
+from inception.weights.file import (
+    FORMAT_KERAS_H5,
+    Entry,
+    WeightsError,
+    WeightsFile,
+    check_unit_gamma,
+)
 
 _AUTO = re.compile(r"^(conv2d|batch_normalization)(?:_(\d+))?$")
 _NAMED_EXPAND = re.compile(r"^block(35|17|8)_(\d+)_conv$")
@@ -52,11 +58,14 @@ def from_h5(path):
 
 
 def _source(f, path):
-    """The WeightsFile of an open file; the file stays open while the source is used (``open_file``)."""
+    """The WeightsFile of an open file; the file stays open while the source is used
+    (``open_file``)."""
     root, layer_names = _layers_of_inception_resnet_v2(f, path)
     net = names.NETWORKS["inception_resnet_v2"]
-    source = WeightsFile(FORMAT_KERAS_H5, path, net.model_name, net.title, "keras.applications InceptionResNetV2", {},
-                    files=[path], expected_key=lambda p: f"(the keras-applications layer for our {p})")
+    source = WeightsFile(FORMAT_KERAS_H5, path, net.model_name, net.title,
+                         "keras.applications InceptionResNetV2", {},
+                         files=[path],
+                         expected_key=lambda p: f"(the keras-applications layer for our {p})")
     source.open_file = f
     convs, bns, named = _sort_layers(root, layer_names)
     body = [cb for cb in names.conv_bns(net.name) if cb.part == names.BODY and cb.path != "conv_7b"]

@@ -7,7 +7,7 @@ as the file holds the same network as the model it is loaded into.
 import keras
 import numpy as np
 
-from inception.weights.file import FORMAT_KERAS_MODEL, Entry, WeightsFile, WeightsError
+from inception.weights.file import FORMAT_KERAS_MODEL, Entry, WeightsError, WeightsFile
 
 
 def from_keras_file(path):
@@ -23,8 +23,10 @@ def from_keras_file(path):
 def from_model(model, path="<in memory>"):
     """WeightsFile for a built model (its current values)."""
     title = model.name
-    source = WeightsFile(FORMAT_KERAS_MODEL, path, model.name, title, f"Keras model {model.name!r}", {},
-                    files=[path] if path != "<in memory>" else [], expected_key=lambda p: p)
+    source = WeightsFile(FORMAT_KERAS_MODEL, path, model.name, title,
+                         f"Keras model {model.name!r}", {},
+                         files=[path] if path != "<in memory>" else [],
+                         expected_key=lambda p: p)
     for variable in model.weights:
         if "seed_generator" in variable.path:  # dropout's RNG state: nothing learned
             source.ignored.append((variable.path, "random-number generator state"))

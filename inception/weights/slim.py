@@ -15,7 +15,7 @@ import numpy as np
 
 from inception import fileio
 from inception.weights import names
-from inception.weights.file import FORMAT_SLIM, Entry, WeightsFile, WeightsError, check_unit_gamma
+from inception.weights.file import FORMAT_SLIM, Entry, WeightsError, WeightsFile, check_unit_gamma
 
 # Variables a slim training run leaves next to the model's that hold nothing to import.
 _IGNORED = {"global_step": "training step counter"}
@@ -45,8 +45,10 @@ def from_checkpoint(prefix, display_path=None, detail="", files=()):
     def loader(key):
         return lambda: np.asarray(reader.get_tensor(key), dtype=np.float32)
 
-    source = WeightsFile(FORMAT_SLIM, display_path, net.model_name, net.title, detail or "checkpoint", {},
-                    files=list(files), expected_key=lambda path: slim_of.get(path, path))
+    source = WeightsFile(FORMAT_SLIM, display_path, net.model_name, net.title,
+                         detail or "checkpoint", {},
+                         files=list(files),
+                         expected_key=lambda path: slim_of.get(path, path))
     for key in sorted(shapes):
         slot = by_slim.get(key)
         if slot is not None:

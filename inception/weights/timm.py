@@ -9,7 +9,7 @@ with the ``safetensors`` package's numpy API, so no PyTorch is needed.
 import numpy as np
 
 from inception.weights import names
-from inception.weights.file import FORMAT_TIMM, Entry, WeightsFile, WeightsError, check_unit_gamma
+from inception.weights.file import FORMAT_TIMM, Entry, WeightsError, WeightsFile, check_unit_gamma
 
 # A key that only one of the two timm networks has tells them apart.
 _MARKERS = {"features.0.conv.weight": "inception_v4", "conv2d_1a.conv.weight": "inception_resnet_v2"}
@@ -67,8 +67,9 @@ def from_safetensors(path):
             return to_ours(np.asarray(array, dtype=np.float32))
         return load
 
-    source = WeightsFile(FORMAT_TIMM, path, net.model_name, net.title, f"timm {net.timm_name} state dict", {},
-                    files=[path], expected_key=lambda p: timm_of.get(p, p))
+    source = WeightsFile(FORMAT_TIMM, path, net.model_name, net.title,
+                         f"timm {net.timm_name} state dict", {},
+                         files=[path], expected_key=lambda p: timm_of.get(p, p))
     for key in sorted(keys):
         slot = by_timm.get(key)
         if slot is not None:

@@ -32,7 +32,8 @@ def object_loader(spec):
     return {
         "signatures": sorted(model.signatures.keys()),
         "outputs": sorted(by_bytes.keys()),
-        "inputs": {k: str(v) for k, v in model.signatures["serving_default"].structured_input_signature[1].items()},
+        "inputs": {k: str(v) for k, v in
+                   model.signatures["serving_default"].structured_input_signature[1].items()},
         "by_images": by_images["probabilities"].numpy().tolist(),
         "by_bytes": by_bytes["probabilities"].numpy().tolist(),
         "labels": by_bytes["top_k_labels"].numpy().astype(str).tolist(),
@@ -47,7 +48,8 @@ def session_loader(spec):
     warmup = [prediction_log_pb2.PredictionLog.FromString(r) for r in
               tf.compat.v1.io.tf_record_iterator(os.path.join(path, "assets.extra",
                                                               "tf_serving_warmup_requests"))]
-    checkpoint = [k for k, _ in tf.train.list_variables(os.path.join(path, "variables", "variables"))
+    variables = os.path.join(path, "variables", "variables")
+    checkpoint = [k for k, _ in tf.train.list_variables(variables)
                   if k != "_CHECKPOINTABLE_OBJECT_GRAPH"]
     result = {}
     with tf.Graph().as_default() as graph, tf.compat.v1.Session() as sess:
