@@ -14,9 +14,9 @@ skips it). What it hides, and how:
   (``hold_info``: ``inception.export.onnx`` for tf2onnx's "Using opset", "Optimizing ONNX model").
 - TFDS's own progress bars (dataset preparation), and deprecation notices: Python's
   DeprecationWarning and friends, and TensorFlow's "is deprecated" log warnings.
-- Lines C++ code prints past logging (``CPP_NOISE``: the TFLite quantizer's settings, once per
-  int8 conversion, and LiteRT's "Created ... XNNPACK delegate" notice, both on stderr):
-  ``quiet_cpp_output()`` around the calls that print them.
+- Lines C++ code prints past logging: ``quiet_cpp_output(pattern)`` around the calls that print
+  them, the pattern given by the code that calls (an export format: the TFLite quantizer's
+  settings, once per int8 conversion, and LiteRT's "Created ... XNNPACK delegate" notice).
 Our own ``warnings.warn`` and WARNING log lines still show.
 """
 
@@ -37,11 +37,6 @@ NOISY_IMPORTS = ("tensorflow", "tensorflow_datasets", "keras", "ai_edge_litert",
 _OURS = tuple(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), package)
               + os.sep for package in ("inception", "inception_cli"))
 _NOT_OURS = r"(?!inception(_cli)?(\.|$))"  # a module-name pattern for warnings.filterwarnings
-# Lines C++ code prints past TF_CPP_MIN_LOG_LEVEL: the TFLite quantizer's settings
-# ("fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, ...") and LiteRT's
-# notice of its default CPU delegate.
-CPP_NOISE = re.compile(rb"^(fully_quantize: \d+, inference_type: "
-                       rb"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$)")
 _state = {"quiet": False}
 _held_info = set()  # library loggers held at WARNING when quiet (``hold_info``)
 
@@ -76,17 +71,18 @@ def hold_info(logger_name):
 
 
 @contextlib.contextmanager
-def quiet_cpp_output():
+def quiet_cpp_output(*noise):
     """After ``quiet()``: file descriptors 1 and 2 go to scratch files while inside, and on the
-    way out every line of them but ``CPP_NOISE`` reaches its stream (Python's own writes inside
-    included, after the block). Without ``quiet()`` (``--verbose``) it changes nothing."""
+    way out every line of them but those a ``noise`` pattern (compiled bytes regex) matches
+    reaches its stream (Python's own writes inside included, after the block). Without ``quiet()``
+    (``--verbose``) it changes nothing."""
     if not _state["quiet"]:
         yield
         return
 
     def without_noise(written, failed):
         return b"".join(line for line in written.splitlines(keepends=True)
-                        if not CPP_NOISE.match(line))
+                        if not any(pattern.match(line) for pattern in noise))
 
     with _fd_to_scratch(1, sys.stdout, without_noise), _fd_to_scratch(2, sys.stderr, without_noise):
         yield

@@ -322,12 +322,14 @@ def test_entry_point_is_quiet_unless_verbose(tmp_path):
 
 
 def test_quiet_cpp_output_drops_the_noise_line_and_keeps_every_other(capfd, monkeypatch):
+    """The patterns are the export formats' own (the TFLite quantizer's, LiteRT's)."""
     from inception import console
+    from inception.export import litert, tflite
 
     noise = (b"fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, "
              b"output_inference_type: FLOAT32\n")
     monkeypatch.setitem(console._state, "quiet", True)
-    with console.quiet_cpp_output():
+    with console.quiet_cpp_output(tflite.QUANTIZER_SETTINGS, litert.DELEGATE_NOTICE):
         os.write(1, b"before\n" + noise + b"fully_quantize is a word\n")
         os.write(2, noise + b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
                  b"a real warning\n")
@@ -336,7 +338,7 @@ def test_quiet_cpp_output_drops_the_noise_line_and_keeps_every_other(capfd, monk
     assert "from Python\n" in printed.out and printed.err == "a real warning\n"
     assert printed.out.replace("from Python\n", "") == "before\nfully_quantize is a word\n"
     monkeypatch.setitem(console._state, "quiet", False)  # --verbose: everything shows
-    with console.quiet_cpp_output():
+    with console.quiet_cpp_output(tflite.QUANTIZER_SETTINGS):
         os.write(2, noise)
     assert capfd.readouterr().err == noise.decode()
 

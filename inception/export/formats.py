@@ -10,9 +10,9 @@ A new format is one module here and one registry line (``"<name>": "<module>"`` 
 
 - imports its optional packages inside ``with formats.packages_of(EXTRA):`` (``EXTRA``: the
   pyproject extra that installs them), so that a missing one is named with its extra;
-- quiets its libraries' console noise itself when imported (``console.hold_info(logger)`` for a
-  converter that logs INFO lines; ``console.quiet_cpp_output()`` around a call that prints past
-  logging);
+- quiets its libraries' console noise itself (``console.hold_info(logger)`` when it loads, for a
+  converter that logs INFO lines; ``console.quiet_cpp_output(its pattern)`` around a call whose
+  C++ code prints past logging);
 - defines a ``Runner`` subclass (below), the one runner of its files: the export's agreement
   check and ``inception-predict`` both run the format through it;
 - defines a ``Format`` subclass and ``FORMATS = {name: instance}``. The subclass sets ``name``,

@@ -4,6 +4,7 @@ interpreter (``ai-edge-litert``), and the metadata entry every exported file car
 interpreters ignore it)."""
 
 import json
+import re
 
 import numpy as np
 
@@ -14,6 +15,10 @@ from inception.export.formats import METADATA_NAME, check_images
 with formats.packages_of("tflite"):  # tflite.EXTRA
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.interpreter import Interpreter
+
+# What LiteRT prints on stderr past logging when its default CPU delegate is applied (the first
+# allocation): hidden by ``console.quiet_cpp_output``.
+DELEGATE_NOTICE = re.compile(rb"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$")
 
 
 def entry_name(value):
@@ -60,7 +65,7 @@ class LiteRTRunner(formats.MetadataRunner):
             self.interpreter.resize_tensor_input(self._input["index"],
                                                  [batch, *self._input["shape"][1:]])
             # The first allocation applies LiteRT's CPU delegate, which announces itself on stderr.
-            with console.quiet_cpp_output():
+            with console.quiet_cpp_output(DELEGATE_NOTICE):
                 self.interpreter.allocate_tensors()
             self._input = self.interpreter.get_input_details()[0]
             self._output = self.interpreter.get_output_details()[0]

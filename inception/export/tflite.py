@@ -22,6 +22,7 @@ reads it back. The file is converted from a scratch SavedModel of the probabilit
 
 import json
 import os
+import re
 
 import keras
 import numpy as np
@@ -44,6 +45,9 @@ with formats.packages_of(EXTRA):
 SIGNATURE = "serving_default"
 INT8_INPUT = "int8 RGB [N, S, S, 3]: the [-1, 1] image quantised with the input scale/zero point"
 FLOAT_SAVED_MODEL = "float_saved_model"  # the scratch SavedModel every variant converts from
+# What the quantizer prints past logging, once per int8 conversion ("fully_quantize: 0,
+# inference_type: 6, input_inference_type: FLOAT32, ..."): hidden by console.quiet_cpp_output.
+QUANTIZER_SETTINGS = re.compile(rb"^fully_quantize: \d+, inference_type: ")
 
 
 def check_calibration(variant, images):
@@ -112,7 +116,7 @@ def convert(model, image_size, variant, representative_images=None, int8_io="flo
         if int8_io == "int8":
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
-    with console.quiet_cpp_output():  # the quantizer prints its settings past logging
+    with console.quiet_cpp_output(QUANTIZER_SETTINGS):
         return bytes(converter.convert())
 
 
