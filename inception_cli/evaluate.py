@@ -42,7 +42,8 @@ flags.DEFINE_enum("strategy", "auto", list(config_lib.STRATEGIES),
 flags.DEFINE_string("tpu", "", "TPU name or grpc:// address for --strategy=tpu.")
 flags.DEFINE_integer("num_cpu_devices", 0, "Split the host CPU into N logical devices (try "
                      "--strategy=mirrored without GPUs).")
-flags.DEFINE_bool("progress", True, "Show the progress bar.")
+flags.DEFINE_bool("progress", True, "Show progress: a live bar on a terminal, else one line at "
+                  "the end (INCEPTION_PROGRESS=bar or =line forces either).")
 FLAGS = flags.FLAGS
 
 

@@ -122,7 +122,8 @@ _HELP = {
                          "error is at most this (time to a target error, as the reproduction "
                          "measures it); a rerun of a run that reached it trains no further. 0: "
                          "train every epoch of --epochs.",
-    "progress": "Show Keras progress bars.",
+    "progress": "Show progress: a live bar on a terminal, else one line per epoch "
+                "(INCEPTION_PROGRESS=bar or =line forces either).",
     # Distribution and performance.
     "strategy": "auto: tpu with --tpu, multi_worker_mirrored when TF_CONFIG lists several tasks, "
                 "mirrored with several GPUs or --num_cpu_devices > 1, else one_device.",

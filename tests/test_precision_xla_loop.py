@@ -274,7 +274,7 @@ def test_steps_per_loop_changes_no_number_and_precision_is_kept(digits_dir, tmp_
         assert checkpoint_steps(tmp_path / f"n{n}") == [12, 13]  # at their exact steps
         with open(tmp_path / f"n{n}" / "metrics.csv") as f:
             assert len(f.read().strip().splitlines()) == 2  # header and the epoch's row
-    # The progress bar moved with the calls: 10 of 13, then 12, then 13.
+    # The epoch's line (stdout is a pipe: one line per epoch) counts its 13 steps.
     assert "13/13" in proc.stdout
     assert "precision: 'float32' there, 'mixed_bfloat16' now" in out["refused"]
 

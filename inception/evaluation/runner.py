@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from inception import fileio
+from inception import console, fileio
 from inception import runfiles
 from inception.config import EVAL_CENTRAL_FRACTION, RUN_CONFIG, TOP_K
 from inception.data import preprocessing, reader, skipping
@@ -111,8 +111,9 @@ class Evaluation:
         totals, kept = None, []
         first = next(iterator)
         out, start = self._first_step(step, first, log)
+        # A live bar on a terminal, one line at the end elsewhere (console.progress_style).
         bar = keras.utils.Progbar(self.num_images, stateful_metrics=["img/s", "crops/s"],
-                                  verbose=1 if progress else 0)
+                                  verbose=console.progbar_verbosity(progress))
         batch = first
         while True:
             if batch is not first:
@@ -130,6 +131,8 @@ class Evaluation:
                 batch = next(iterator)
             except StopIteration:
                 break
+        if done < self.num_images:  # images skipped: the bar (or the line) still completes
+            bar.update(done, finalize=True)
         wall = time.perf_counter() - start
         skipped = self._skipped.value()
         if skipped:

@@ -113,9 +113,6 @@ class Evaluation(Action):
         logging.info("epoch %g: val top-1 %.4f top-3 %.4f top-5 %.4f loss %.4f (%d images, "
                      "EMA weights)", epoch, result["val_top1"], result["val_top3"],
                      result["val_top5"], result["val_loss"], result["num_eval"])
-        if self.chief:
-            print(f"Epoch {epoch}: val top-1 {result['val_top1']:.4f}, top-5 "
-                  f"{result['val_top5']:.4f} (EMA weights)", flush=True)
 
 
 class TargetStop(Action):
