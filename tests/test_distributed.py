@@ -206,7 +206,7 @@ def _odd_batch(data_dir, model_dir):
     import contextlib
     import io
 
-    from inception.config import TrainConfig
+    from inception.train.config import TrainConfig
     from inception_cli import train as train_cli
 
     config = TrainConfig.from_flat(dict(
@@ -222,7 +222,7 @@ def _sync_batch_norm_pair(data_dir, root, mirrored):
     deterministic steps each, no dropout, a checkpoint after every step. Returns
     {name: (model_dir, summary)}."""
     from inception import train
-    from inception.config import TrainConfig
+    from inception.train.config import TrainConfig
     from inception.train import devices
 
     runs = {}

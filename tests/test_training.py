@@ -65,7 +65,7 @@ def _main_py(config, capsys, loss_hook=None):
 def test_runtime_checks_give_clear_messages(tmp_path, data_dir, capsys):
     """main.py's own checks before any model is built (a global batch that does not divide by
     the replicas needs two devices: tests/test_distributed.py)."""
-    from inception.config import TrainConfig
+    from inception.train.config import TrainConfig
 
     base = dict(dataset="sklearn_digits", data_dir=data_dir, progress=False)
     # ImageNet without its archives: says which files go where.

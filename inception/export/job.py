@@ -1,14 +1,14 @@
 """One export from an ``ExportConfig``: the library side of ``export.py`` / ``inception-export``.
 
-    from inception.config import ExportConfig
+    from inception.export.config import ExportConfig
     from inception.export import job
     report = job.run(ExportConfig(export_dir="exports", model_dir="runs/demo"))
 """
 
 import os
 
-from inception.config import check_export_name
 from inception.export import data, exporter, formats, report, source
+from inception.export.config import check_export_name
 
 
 def load_source(config):

@@ -15,8 +15,8 @@ from inception import runfiles
 
 # Importing the model package registers the custom layers, so .keras files load in safe mode.
 from inception import models  # noqa: F401
-from inception.config import EMA_MODEL, RUN_CONFIG
-from inception.config import LABELS_FILE as LABELS
+from inception.runfiles import EMA_MODEL, RUN_RECORD
+from inception.runfiles import LABELS_FILE as LABELS
 
 
 @dataclasses.dataclass
@@ -86,12 +86,12 @@ def from_run_dir(model_dir):
     """Loads the EMA model of a training run directory (on any TensorFlow file system)."""
     if not fileio.isdir(model_dir):
         raise FileNotFoundError(f"--model_dir {model_dir} is not a directory")
-    missing = [n for n in (EMA_MODEL, LABELS, RUN_CONFIG)
+    missing = [n for n in (EMA_MODEL, LABELS, RUN_RECORD)
                if not fileio.exists(fileio.join(model_dir, n))]
     if missing:
         raise FileNotFoundError(
             f"{model_dir} is not a finished training run: missing {', '.join(missing)} "
-            f"(training writes {EMA_MODEL}, {LABELS} and {RUN_CONFIG})")
+            f"(training writes {EMA_MODEL}, {LABELS} and {RUN_RECORD})")
     config = runfiles.read_run_config(model_dir)
     labels = read_labels(fileio.join(model_dir, LABELS))
     runfiles.check_run_model(model_dir)

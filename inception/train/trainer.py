@@ -13,7 +13,7 @@ from absl import logging
 from inception import fileio
 from inception import networks
 from inception import runfiles
-from inception.config import EMA_MODEL, EVAL_JSON, SUMMARY_JSON, TOP_K
+from inception.runfiles import EMA_MODEL, EVAL_JSON, SUMMARY_JSON
 from inception.train import actions as actions_lib
 from inception.train import devices
 from inception.train import inputs
@@ -26,6 +26,7 @@ from inception.train import task as task_lib
 from inception.train import validate
 from inception.train import workers
 from inception.train.loop import Loop
+from inception.train.steps import TOP_K
 
 
 class Trainer:
