@@ -232,7 +232,8 @@ def _from_keras(path, labels_path, central_fraction):
 
     if os.path.isdir(path):
         run = source.from_run_dir(path)
-        model, labels, fmt, dataset = run.model, run.labels, FORMAT_RUN, run.config.get("dataset")
+        model, labels, fmt = run.model, run.labels, FORMAT_RUN
+        dataset = run.run_record.get("dataset")
     else:
         model = source.load_keras_model(path)
         labels, fmt, dataset = labeled.class_names(model)[1], FORMAT_KERAS, None

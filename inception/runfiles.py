@@ -30,17 +30,18 @@ class RunDirError(ValueError):
     """A run directory's file that cannot be used: the message names it and what to do."""
 
 
-def read_run_config(model_dir):
-    """run_config.json of ``model_dir`` as a dict; RunDirError when it is not a JSON object."""
+def read_run_record(model_dir):
+    """The run record (run_config.json) of ``model_dir`` as a dict; RunDirError when it is not a
+    JSON object."""
     path = fileio.join(model_dir, RUN_RECORD)
     try:
-        config = json.loads(fileio.read_bytes(path).decode("utf-8"))
+        record = json.loads(fileio.read_bytes(path).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        config, reason = None, f"not valid JSON ({err})"
+        record, reason = None, f"not valid JSON ({err})"
     else:
-        reason = f"a JSON {type(config).__name__}, not an object"
-    if isinstance(config, dict):
-        return config
+        reason = f"a JSON {type(record).__name__}, not an object"
+    if isinstance(record, dict):
+        return record
     raise RunDirError(
         f"{path} is {reason}: the file was cut short or overwritten. It records the run's "
         "identity (network, dataset, batch, ...), which resume, --mode=eval, export and "

@@ -213,7 +213,7 @@ def _odd_batch(data_dir, model_dir):
         TINY, mode="train", data_dir=data_dir, model_dir=model_dir, batch_size=7))
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
-        status = train_cli.run_config(config)
+        status = train_cli.run_training(config)
     return {"status": status, "stderr": err.getvalue(), "created": os.path.exists(model_dir)}
 
 

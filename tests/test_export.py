@@ -75,11 +75,11 @@ def run_dir(tmp_path_factory, data_dir):
     directory = tmp_path_factory.mktemp("run")
     model.save(directory / "ema_model.keras")
     (directory / "labels.txt").write_text("\n".join(pipe.info.label_names) + "\n")
-    run_config = dict(model="inception_resnet_v2", variant="paper", width_multiplier=0.125,
+    run_record = dict(model="inception_resnet_v2", variant="paper", width_multiplier=0.125,
                       repeats=list(SHALLOW),
                       image_size=SIZE, num_classes=10, dataset=data_lib.EMBEDDED_DATASET,
                       data_dir=data_dir, build_options=dict(options, input_shape=[SIZE, SIZE, 3]))
-    (directory / "run_config.json").write_text(json.dumps(run_config))
+    (directory / "run_config.json").write_text(json.dumps(run_record))
     return str(directory)
 
 

@@ -274,9 +274,9 @@ def _duration(seconds):
 def default_dataset(member_paths):
     """(dataset, data_dir) recorded by the first training run among ``member_paths``, if any."""
     for path in member_paths:
-        config_path = fileio.join(path, RUN_RECORD)
-        if fileio.isdir(path) and fileio.exists(config_path):  # any TF file system (gs://)
-            config = runfiles.read_run_config(path)
-            if config.get("dataset"):
-                return config["dataset"], config.get("data_dir")
+        record_path = fileio.join(path, RUN_RECORD)
+        if fileio.isdir(path) and fileio.exists(record_path):  # any TF file system (gs://)
+            run_record = runfiles.read_run_record(path)
+            if run_record.get("dataset"):
+                return run_record["dataset"], run_record.get("data_dir")
     return None, None

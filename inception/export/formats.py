@@ -144,7 +144,7 @@ def file_metadata(source, variant, input_description, int8_io=None,
         "preprocessing": {"central_fraction": central_fraction, "resize": "bilinear",
                           "range": [-1.0, 1.0]},
         "variant": variant,
-        "dataset": source.config.get("dataset"),
+        "dataset": source.run_record.get("dataset"),
         "int8_io": int8_io,
     }
 

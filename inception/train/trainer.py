@@ -37,7 +37,7 @@ class Trainer:
         self.loss_hook = loss_hook
         self.chief = devices.is_chief(strategy)
         self.task_name = devices.task_name(strategy)
-        self._run_config = rundir.check_identity(config.run, rundir.describe(config, plan),
+        self._run_record = rundir.check_identity(config.run, rundir.describe(config, plan),
                                                  self.chief)
         self.task = task_lib.Task(config, strategy, plan, self.chief)
         self.checkpoints = rundir.Checkpoints(
@@ -57,7 +57,7 @@ class Trainer:
     def _write_start(self):
         # Only once the model is built and its weights loaded: a refused --init_weights leaves
         # nothing behind, in particular no identity blocking the fix.
-        rundir.write_start(self.config.run.model_dir, self._run_config, self.plan.info.label_names)
+        rundir.write_start(self.config.run.model_dir, self._run_record, self.plan.info.label_names)
 
     def restore(self):
         """Restores the newest checkpoint, if any; returns (its path or None, the step)."""
