@@ -241,3 +241,16 @@ def test_commands_refuse_bad_paths_and_values_before_tensorflow_loads(tmp_path):
                         "tensorflow", "keras")]
         assert not imported, (args, imported)
         assert "Traceback" not in result.stderr, result.stderr[-1500:]
+
+
+def test_config_modules_load_no_tensorflow():
+    """The commands read their configs before TensorFlow loads, so importing a config module
+    imports neither TensorFlow nor Keras (``inception.train`` loads its modules on first use;
+    the format registry in ``export.formats`` imports no format module)."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = ("import sys, inception.train.config, inception.export.config, "
+            "inception.evaluation.config, inception.checks, inception.runfiles; "
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True,
+                            text=True, timeout=120, env=dict(os.environ, PYTHONPATH=repo))
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
