@@ -10,8 +10,7 @@ loads no format module): the command checks its flags before TensorFlow loads.
 import dataclasses
 import re
 
-from inception import checks
-from inception import paths
+from inception import checks, paths
 from inception.export.formats import DEFAULT_EXPORT_FORMATS, INT8_IO, check_export_formats
 
 # The served model decodes at most this many pixels (read from the header before decoding): 64

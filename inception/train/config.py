@@ -106,9 +106,9 @@ def _check_freeze_up_to(values):
                      f"{', '.join(spec.block_names)}")
 
 
-# One value each: name -> (check, message). A check returns False (the message is raised) or
-# raises ValueError with a message of its own. ``inception_cli.train_flags`` registers the same
-# checks as flag validators, so a bad flag fails with this message while absl parses.
+# One value each: name -> (check, message), ``inception.checks``' convention.
+# ``inception_cli.train_flags`` registers the same checks as flag validators, so a bad flag fails
+# with this message while absl parses.
 FIELD_CHECKS = {
     "mode": checks.one_of(MODES),
     "model": checks.one_of(_networks.NAMES),
