@@ -27,7 +27,7 @@ common.setup_script()  # before TensorFlow loads
 
 import tensorflow as tf  # noqa: E402
 
-from inception import config as config_lib  # noqa: E402
+from inception.train import config as config_lib  # noqa: E402
 from inception.train import plan as plan_lib  # noqa: E402
 from inception.train import rundir  # noqa: E402
 from inception.train import task as task_lib  # noqa: E402

@@ -27,7 +27,10 @@ import re
 
 import numpy as np
 
-from inception import config, fileio
+from inception import fileio
+from inception.export.config import EXPORT_TOP_K
+from inception.networks import EVAL_CENTRAL_FRACTION
+from inception.runfiles import EMA_MODEL
 
 FORMAT_RUN, FORMAT_KERAS, FORMAT_SAVED_MODEL, FORMAT_TFLITE = (
     "run directory", "keras", "saved_model", "tflite")
@@ -159,7 +162,7 @@ class TFLitePredictor(Predictor):
         self.runner = litert.LiteRTClassifier(path, num_threads=num_threads)
         meta = self.runner.metadata or {}
         fraction = meta.get("preprocessing", {}).get("central_fraction",
-                                                     config.EVAL_CENTRAL_FRACTION)
+                                                     EVAL_CENTRAL_FRACTION)
         super().__init__(path, self.runner.labels, self.runner.image_size,
                          fraction if central_fraction is None else central_fraction)
         self.dataset = meta.get("dataset")
@@ -222,14 +225,15 @@ class SavedModelPredictor(Predictor):
 
 def _from_keras(path, labels_path, central_fraction):
     """A run directory's EMA model or a .keras file. Their eval crop is the one training
-    evaluates with: the input pipeline's ``config.EVAL_CENTRAL_FRACTION`` (no flag changes it;
+    evaluates with: the input pipeline's ``EVAL_CENTRAL_FRACTION`` (no flag changes it;
     the published slim weights were evaluated with the same 87.5%)."""
     from inception.export import source
     from inception.weights import labeled
 
     if os.path.isdir(path):
         run = source.from_run_dir(path)
-        model, labels, fmt, dataset = run.model, run.labels, FORMAT_RUN, run.config.get("dataset")
+        model, labels, fmt = run.model, run.labels, FORMAT_RUN
+        dataset = run.run_record.get("dataset")
     else:
         model = source.load_keras_model(path)
         labels, fmt, dataset = labeled.class_names(model)[1], FORMAT_KERAS, None
@@ -237,7 +241,7 @@ def _from_keras(path, labels_path, central_fraction):
         labels = source.read_labels(labels_path)
     side = source.check_classifier(
         model, labels or range(int(model.outputs[0].shape[-1])), where=path)
-    fraction = config.EVAL_CENTRAL_FRACTION if central_fraction is None else central_fraction
+    fraction = EVAL_CENTRAL_FRACTION if central_fraction is None else central_fraction
     predictor = KerasPredictor(model, path, labels, fraction, side)
     predictor.format, predictor.dataset = fmt, dataset
     return predictor
@@ -260,7 +264,7 @@ def detect(path):
     elif os.path.isdir(path):
         if os.path.isfile(os.path.join(path, SAVED_MODEL_FILE)):
             return FORMAT_SAVED_MODEL, path
-        if os.path.isfile(os.path.join(path, config.EMA_MODEL)):
+        if os.path.isfile(os.path.join(path, EMA_MODEL)):
             return FORMAT_RUN, path
         newest = newest_version(path)
         if newest:
@@ -268,7 +272,7 @@ def detect(path):
     raise ValueError(
         f"{path}: not a model: expected a .keras file, a .tflite file, a SavedModel version "
         f"directory (with {SAVED_MODEL_FILE}) or its base directory, or a training run directory "
-        f"(with {config.EMA_MODEL})" + ("" if os.path.exists(path) else " (no such file)"))
+        f"(with {EMA_MODEL})" + ("" if os.path.exists(path) else " (no such file)"))
 
 
 def load(path, labels_path=None, central_fraction=None, num_threads=None):
@@ -299,7 +303,7 @@ class Answer:
     error: str = None
 
 
-def classify_files(predictor, paths, k=config.EXPORT_TOP_K):
+def classify_files(predictor, paths, k=EXPORT_TOP_K):
     """One ``Answer`` per path, in order; a file that cannot be read or used gets its error and
     the others are still classified."""
     outcomes, readable = [None] * len(paths), []

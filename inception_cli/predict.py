@@ -24,7 +24,8 @@ import os
 import sys
 import tempfile
 
-from inception import config, console
+from inception import console
+from inception.export.config import EXPORT_TOP_K
 from inception_cli import common
 
 STATUS_BAD_IMAGE = 2
@@ -35,7 +36,7 @@ def build_parser(description=None, model_help=None):
     parser.add_argument("--model", required=True, help=model_help or (
         "a training run directory, a .keras model, a SavedModel version directory (or its "
         "base directory: the newest version) or a .tflite file"))
-    parser.add_argument("--top_k", type=int, default=config.EXPORT_TOP_K,
+    parser.add_argument("--top_k", type=int, default=EXPORT_TOP_K,
                         help="classes to print per image")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON document (model, preprocessing, one entry per image)")

@@ -206,14 +206,14 @@ def _odd_batch(data_dir, model_dir):
     import contextlib
     import io
 
-    from inception.config import TrainConfig
+    from inception.train.config import TrainConfig
     from inception_cli import train as train_cli
 
     config = TrainConfig.from_flat(dict(
         TINY, mode="train", data_dir=data_dir, model_dir=model_dir, batch_size=7))
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
-        status = train_cli.run_config(config)
+        status = train_cli.run_training(config)
     return {"status": status, "stderr": err.getvalue(), "created": os.path.exists(model_dir)}
 
 
@@ -222,7 +222,7 @@ def _sync_batch_norm_pair(data_dir, root, mirrored):
     deterministic steps each, no dropout, a checkpoint after every step. Returns
     {name: (model_dir, summary)}."""
     from inception import train
-    from inception.config import TrainConfig
+    from inception.train.config import TrainConfig
     from inception.train import devices
 
     runs = {}

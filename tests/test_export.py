@@ -27,17 +27,17 @@ import tensorflow as tf
 from absl import logging as absl_logging
 
 import keras
-from inception import config, models
+from inception import models, networks
 from inception import data as data_lib
 from inception.export import data as export_data
-from inception.export import formats, job, litert, report, saved_model, tflite, versions, warmup
+from inception.export import config, formats, job, litert, report, saved_model, tflite, versions, warmup
 from training_runs import SHALLOW
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 75
 NAME = "irv2"
 # Every default format, ONNX included (the opt-in saved_model_bf16: tests/test_export_bf16.py).
-FORMATS = config.DEFAULT_EXPORT_FORMATS
+FORMATS = formats.DEFAULT_EXPORT_FORMATS
 FILES = tuple(f for f in FORMATS if f != "saved_model")  # the files of OUT/<name>-artifacts
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
 CALIBRATION_IMAGES = 100
@@ -75,11 +75,11 @@ def run_dir(tmp_path_factory, data_dir):
     directory = tmp_path_factory.mktemp("run")
     model.save(directory / "ema_model.keras")
     (directory / "labels.txt").write_text("\n".join(pipe.info.label_names) + "\n")
-    run_config = dict(model="inception_resnet_v2", variant="paper", width_multiplier=0.125,
+    run_record = dict(model="inception_resnet_v2", variant="paper", width_multiplier=0.125,
                       repeats=list(SHALLOW),
                       image_size=SIZE, num_classes=10, dataset=data_lib.EMBEDDED_DATASET,
                       data_dir=data_dir, build_options=dict(options, input_shape=[SIZE, SIZE, 3]))
-    (directory / "run_config.json").write_text(json.dumps(run_config))
+    (directory / "run_config.json").write_text(json.dumps(run_record))
     return str(directory)
 
 
@@ -298,7 +298,7 @@ def test_onnx_runs_in_onnx_runtime_in_a_fresh_process_and_matches_keras(
     assert got["output"] == ["probabilities", "tensor(float)"]
     meta = got["metadata"]  # the labels travel inside the file, in class-index order
     assert meta["labels"] == [str(d) for d in range(10)] and meta["image_size"] == SIZE
-    assert meta["preprocessing"]["central_fraction"] == config.EVAL_CENTRAL_FRACTION
+    assert meta["preprocessing"]["central_fraction"] == networks.EVAL_CENTRAL_FRACTION
     probabilities = np.array(got["probabilities"])
     diff = np.abs(probabilities - reference).max()
     assert diff <= 1e-4
@@ -337,13 +337,13 @@ def test_a_missing_package_is_named_before_any_work(monkeypatch, name, module, p
 
 
 def test_every_registered_format_loads_under_its_name():
-    """The registry (config.EXPORT_FORMATS): each name finds its module's Format of that name."""
-    for name in config.EXPORT_FORMATS:
+    """The registry (formats.EXPORT_FORMATS): each name finds its module's Format of that name."""
+    for name in formats.EXPORT_FORMATS:
         fmt = formats.load(name)
         assert isinstance(fmt, formats.Format) and fmt.name == name
     assert [f.name for f in formats.load_all(["onnx", "saved_model", "onnx"])] == ["onnx", "saved_model"]
     assert [f.name for f in formats.load_all(FORMATS) if f.servable] == ["saved_model"]
-    assert [f.name for f in formats.load_all(config.EXPORT_FORMATS) if f.servable] == [
+    assert [f.name for f in formats.load_all(formats.EXPORT_FORMATS) if f.servable] == [
         "saved_model", "saved_model_bf16"]
     assert [f.name for f in formats.load_all(FORMATS) if f.needs_calibration] == ["tflite_int8"]
 
@@ -713,7 +713,7 @@ def test_layout_labels_asset_and_file_metadata(exported):
     assert os.listdir(os.path.join(out, NAME)) == ["1"]
     assert sorted(os.listdir(os.path.join(out, f"{NAME}-artifacts", "1"))) == sorted(
         ["export_report.json", f"{NAME}.onnx"]
-        + [f"{NAME}-{v}.tflite" for v in config.TFLITE_VARIANTS])
+        + [f"{NAME}-{v}.tflite" for v in formats.TFLITE_VARIANTS])
     labels = open(os.path.join(out, NAME, "1", "assets", "labels.txt")).read().split()
     assert labels == [str(d) for d in range(10)]
     for fmt in FILES:

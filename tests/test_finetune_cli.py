@@ -66,7 +66,7 @@ FINETUNE_SEED = 0
 def finetuned(tmp_path_factory, data_dir):
     """Sources saved, then a --mode=train fine-tuning run of 2 epochs x 15 steps from one."""
     from inception import train
-    from inception.config import TrainConfig
+    from inception.train.config import TrainConfig
 
     import keras
 
@@ -207,10 +207,9 @@ def test_class_count_mismatch_in_eval_and_unknown_block_fail_clearly(finetuned, 
     with pytest.raises(ValueError, match="7 classes"):
         train.run(config, finetuned.strategy)
     assert not os.path.exists(tmp_path / "bad"), "a refused file must leave no run directory"
-    # A block name of the family that this variant does not have: refused before building.
-    config = base.replace(freeze_up_to="inception_resnet_a_7")
+    # A block name of the family that these repeats do not have: refused by the config.
     with pytest.raises(ValueError, match="not a block of inception_resnet_v1; its blocks: stem"):
-        train.check_runtime(config, finetuned.strategy)
+        base.replace(freeze_up_to="inception_resnet_a_7")
     assert not os.path.exists(tmp_path / "bad" / "run_config.json")
 
 
@@ -224,7 +223,7 @@ def test_block_names_without_building_match_the_model(finetuned):
 
 @pytest.mark.parametrize("args,message", [
     (["--model=inception_v4", "--freeze_up_to=inception_resnet_a_1"],
-     "is not a block name of --model=inception_v4"),
+     "is not a block of inception_v4; its blocks: stem, inception_a_1"),
     (["--init_weights=/no/such/weights.keras"], "--init_weights='/no/such/weights.keras': no such file"),
 ])
 def test_bad_start_flags_fail_at_parse_time(args, message, tmp_path):

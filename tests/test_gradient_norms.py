@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from inception import recipe
-from inception.config import TrainConfig
+from inception.train.config import TrainConfig
 from inception.experiments import gradients
 from inception.train import inputs
 from inception.train import plan as plan_lib

@@ -196,7 +196,7 @@ def test_models_must_fit_the_dataset_classes():
 
     def member(outputs, labels=None):
         return members.Member(name="m", path="m.keras", model=None, image_size=75,
-                              num_outputs=outputs, architecture="x", config={}, labels=labels)
+                              num_outputs=outputs, architecture="x", run_record={}, labels=labels)
 
     m = member(11)
     members.check_against_dataset(m, info)

@@ -61,7 +61,7 @@ def precision(mixed):
 
 
 def _config(digits_dir, model_dir, name, jit=False, mixed=False):
-    from inception.config import TrainConfig
+    from inception.train.config import TrainConfig
 
     return TrainConfig.from_flat(dict(
         model=name, width_multiplier=0.1, image_size=75, repeats=SHALLOW, aux_logits=True,
@@ -230,7 +230,8 @@ def test_bfloat16_training_keeps_float32_state(digits_dir, tmp_path):
 SCRIPT = r"""
 import json, sys
 import tensorflow as tf
-from inception import config, train
+from inception import train
+from inception.train import config
 
 tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})  # test speed
 
@@ -288,7 +289,7 @@ def test_steps_per_loop_changes_no_number_and_precision_is_kept(digits_dir, tmp_
      "--deterministic and --jit_compile cannot be combined"),
 ])
 def test_settings_the_step_cannot_serve_are_refused_by_the_config(flat, message):
-    from inception.config import TrainConfig
+    from inception.train.config import TrainConfig
 
     with pytest.raises(ValueError, match=message):
         TrainConfig.from_flat(flat)

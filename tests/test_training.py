@@ -58,14 +58,14 @@ def _main_py(config, capsys, loss_hook=None):
     from inception_cli import train as train_cli
 
     capsys.readouterr()
-    status = train_cli.run_config(config, loss_hook=loss_hook)
+    status = train_cli.run_training(config, loss_hook=loss_hook)
     return status, capsys.readouterr().err
 
 
 def test_runtime_checks_give_clear_messages(tmp_path, data_dir, capsys):
     """main.py's own checks before any model is built (a global batch that does not divide by
     the replicas needs two devices: tests/test_distributed.py)."""
-    from inception.config import TrainConfig
+    from inception.train.config import TrainConfig
 
     base = dict(dataset="sklearn_digits", data_dir=data_dir, progress=False)
     # ImageNet without its archives: says which files go where.
@@ -157,9 +157,9 @@ def test_run_directory_is_complete(trained):
 
     config, _, summary = trained
     d = config.run.model_dir
-    run_config = json.load(open(os.path.join(d, "run_config.json")))
-    assert run_config["model"] == "inception_resnet_v1" and run_config["image_size"] == 75
-    assert run_config["num_classes"] == 10 and run_config["build_options"]["aux_logits"] is False
+    run_record = json.load(open(os.path.join(d, "run_config.json")))
+    assert run_record["model"] == "inception_resnet_v1" and run_record["image_size"] == 75
+    assert run_record["num_classes"] == 10 and run_record["build_options"]["aux_logits"] is False
     assert open(os.path.join(d, "labels.txt")).read().split() == [str(i) for i in range(10)]
     with open(os.path.join(d, "metrics.csv")) as f:
         rows = list(csv.DictReader(f))

@@ -1,7 +1,7 @@
 """One evaluation from an ``EvaluateConfig``: the library side of ``evaluate.py`` /
 ``inception-evaluate``.
 
-    from inception.config import EvaluateConfig
+    from inception.evaluation.config import EvaluateConfig
     from inception.evaluation import job
     result = job.run(EvaluateConfig(models=("runs/demo",), protocols=(1, 10), data_dir="data"))
 """

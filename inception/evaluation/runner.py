@@ -19,10 +19,12 @@ import tensorflow as tf
 
 from inception import console, fileio
 from inception import runfiles
-from inception.config import EVAL_CENTRAL_FRACTION, RUN_CONFIG, TOP_K
 from inception.data import preprocessing, reader, skipping
 from inception.evaluation import crops as crops_lib
 from inception.evaluation import members as members_lib
+from inception.networks import EVAL_CENTRAL_FRACTION
+from inception.runfiles import RUN_RECORD
+from inception.train.steps import TOP_K
 
 # Default forward-pass batch per replica, in crops; the number of images per step follows from it.
 CROPS_PER_REPLICA = 256
@@ -275,9 +277,9 @@ def _duration(seconds):
 def default_dataset(member_paths):
     """(dataset, data_dir) recorded by the first training run among ``member_paths``, if any."""
     for path in member_paths:
-        config_path = fileio.join(path, RUN_CONFIG)
-        if fileio.isdir(path) and fileio.exists(config_path):  # any TF file system (gs://)
-            config = runfiles.read_run_config(path)
-            if config.get("dataset"):
-                return config["dataset"], config.get("data_dir")
+        record_path = fileio.join(path, RUN_RECORD)
+        if fileio.isdir(path) and fileio.exists(record_path):  # any TF file system (gs://)
+            run_record = runfiles.read_run_record(path)
+            if run_record.get("dataset"):
+                return run_record["dataset"], run_record.get("data_dir")
     return None, None

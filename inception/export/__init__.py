@@ -3,7 +3,8 @@
 - ``job``: one export from an ``ExportConfig`` (what ``export.py`` runs).
 - ``exporter``: ``run_export``: every requested format written, measured against Keras, reported.
 - ``formats``: the ``Format`` interface every format implements, and the registry that finds
-  one by name (``inception.config.EXPORT_FORMATS``).
+  one by name (``EXPORT_FORMATS``).
+- ``config``: ``ExportOptions`` and ``ExportConfig``, checked before TensorFlow loads.
 - ``versions``: version directories: the next number, stale temporaries, publishing one whole.
 - ``report``: size, agreement with Keras and latency of every format; the report file and table.
 - ``source``: loads what a training run left (EMA Keras model, labels, image size) or a .keras file.

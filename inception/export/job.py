@@ -1,14 +1,14 @@
 """One export from an ``ExportConfig``: the library side of ``export.py`` / ``inception-export``.
 
-    from inception.config import ExportConfig
+    from inception.export.config import ExportConfig
     from inception.export import job
     report = job.run(ExportConfig(export_dir="exports", model_dir="runs/demo"))
 """
 
 import os
 
-from inception.config import check_export_name
 from inception.export import data, exporter, formats, report, source
+from inception.export.config import check_export_name
 
 
 def load_source(config):
@@ -17,7 +17,7 @@ def load_source(config):
     formats.load_all(config.formats)
     if config.model_dir:
         src = source.from_run_dir(config.model_dir)
-        default_name = src.config.get("model") or "model"
+        default_name = src.run_record.get("model") or "model"
     else:
         src = source.from_keras_file(config.keras_model, config.labels)
         default_name = os.path.splitext(os.path.basename(config.keras_model))[0]
@@ -32,8 +32,8 @@ def _validation(config, src, dataset, data_dir, log):
 
 def export(config, src, name, log=print):
     """Writes every format of ``config`` for ``src``; returns the report (also on disk)."""
-    dataset = config.dataset or src.config.get("dataset")
-    data_dir = config.data_dir or src.config.get("data_dir")
+    dataset = config.dataset or src.run_record.get("dataset")
+    data_dir = config.data_dir or src.run_record.get("data_dir")
     validation = calibration = None
     if dataset:
         validation = (_validation(config, src, dataset, data_dir, log) if config.eval_images

@@ -38,8 +38,8 @@ import keras
 import tensorflow as tf
 
 from inception import fileio
-from inception.config import EXPORT_TOP_K, MAX_PIXELS
 from inception.export import bfloat16, decoding, formats, report, session, warmup
+from inception.export.config import EXPORT_TOP_K, MAX_PIXELS
 
 SIGNATURE_BYTES = "serving_default"
 SIGNATURE_IMAGES = "predict_images"

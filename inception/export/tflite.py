@@ -26,10 +26,11 @@ from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.tools import flatbuffer_utils
 
 from inception import console, fileio
-from inception.config import EVAL_CENTRAL_FRACTION, INT8_IO
-from inception.config import TFLITE_VARIANTS as VARIANTS
 from inception.export import formats, litert
+from inception.export.formats import INT8_IO
+from inception.export.formats import TFLITE_VARIANTS as VARIANTS
 from inception.export.litert import METADATA_NAME
+from inception.networks import EVAL_CENTRAL_FRACTION
 
 # The one signature of the .tflite file (the key TFLite signature runners default to).
 SIGNATURE = "serving_default"

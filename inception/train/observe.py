@@ -18,8 +18,9 @@ from absl import logging
 from tensorflow.core.framework import summary_pb2
 
 from inception import console, fileio
-from inception.config import METRICS_CSV, TENSORBOARD_DIR, TOP_K
+from inception.runfiles import METRICS_CSV, TENSORBOARD_DIR
 from inception.train.loop import Action
+from inception.train.steps import TOP_K
 
 # TensorBoard's scalar plugin reads summaries tagged with this metadata. Writing them through
 # tf.summary.write keeps the tensorboard package out of the training dependencies (it is only

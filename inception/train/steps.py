@@ -28,10 +28,12 @@ import keras
 import tensorflow as tf
 
 from inception import data as data_lib
-from inception.config import TOP_K
 from inception.train import replicas
 from inception.train import state
 
+# The top-k accuracies and errors every evaluation reports (the paper's tables: top-1 and top-5;
+# its text also quotes top-3): the steps' metrics here, and evaluate.py's.
+TOP_K = (1, 3, 5)
 # What a call of the train step returns, summed over its updates: the global batches' summed
 # loss, images, gradient norms, died counts and top-k hits, and ``steps``, the updates run; ``lr``
 # and ``stop_requests`` are the last update's.

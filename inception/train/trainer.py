@@ -13,7 +13,7 @@ from absl import logging
 from inception import fileio
 from inception import networks
 from inception import runfiles
-from inception.config import EMA_MODEL, EVAL_JSON, SUMMARY_JSON, TOP_K
+from inception.runfiles import EMA_MODEL, EVAL_JSON, SUMMARY_JSON
 from inception.train import actions as actions_lib
 from inception.train import devices
 from inception.train import inputs
@@ -26,6 +26,7 @@ from inception.train import task as task_lib
 from inception.train import validate
 from inception.train import workers
 from inception.train.loop import Loop
+from inception.train.steps import TOP_K
 
 
 class Trainer:
@@ -36,7 +37,7 @@ class Trainer:
         self.loss_hook = loss_hook
         self.chief = devices.is_chief(strategy)
         self.task_name = devices.task_name(strategy)
-        self._run_config = rundir.check_identity(config.run, rundir.describe(config, plan),
+        self._run_record = rundir.check_identity(config.run, rundir.describe(config, plan),
                                                  self.chief)
         self.task = task_lib.Task(config, strategy, plan, self.chief)
         self.checkpoints = rundir.Checkpoints(
@@ -56,7 +57,7 @@ class Trainer:
     def _write_start(self):
         # Only once the model is built and its weights loaded: a refused --init_weights leaves
         # nothing behind, in particular no identity blocking the fix.
-        rundir.write_start(self.config.run.model_dir, self._run_config, self.plan.info.label_names)
+        rundir.write_start(self.config.run.model_dir, self._run_record, self.plan.info.label_names)
 
     def restore(self):
         """Restores the newest checkpoint, if any; returns (its path or None, the step)."""

@@ -1,8 +1,9 @@
 """Evaluation of the EMA weights on the validation split, and the exported ``ema_model.keras``."""
 
 from inception import fileio
-from inception.config import EMA_MODEL, TOP_K
+from inception.runfiles import EMA_MODEL
 from inception.train import inputs
+from inception.train.steps import TOP_K
 
 
 class Validation:
