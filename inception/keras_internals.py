@@ -1,10 +1,11 @@
 """The Keras internals this project relies on, in one place: every private name is used here only.
 
 - ``all_layers(model)``: ``Layer._flatten_layers``, every layer nested in a model (blocks inside
-  blocks), each once. Keras has no public equivalent (``model.layers`` does not reach the layers inside a layer).
+  blocks), each once. Keras has no public equivalent (``model.layers`` does not reach the layers
+  inside a layer).
 - ``seed_generator(layer)``, ``wrap_draws(generator, wrap)``, ``draws_wrapped(generator)``: a
-  dropout layer's random state is one ``keras.random.SeedGenerator`` (``layer.seed_generator``), and every draw
-  takes its seed from ``generator.next(ordered)`` (``keras.random.dropout`` ->
+  dropout layer's random state is one ``keras.random.SeedGenerator`` (``layer.seed_generator``),
+  and every draw takes its seed from ``generator.next(ordered)`` (``keras.random.dropout`` ->
   ``seed_generator.draw_seed``), looked up on the instance: ``wrap_draws`` replaces ``next`` there
   (``train.replicas.per_replica_dropout``) and marks the generator with ``_per_replica``, an
   attribute of ours, so a generator is wrapped once.

@@ -32,7 +32,8 @@ def test_flatten_layers_reaches_nested_layers():
         "train.replicas and weights.finetune to reach the layers inside blocks)")
     model = _model()
     names = [layer.name for layer in keras_internals.all_layers(model)]
-    assert model.name not in names, f"{VERSION}: _flatten_layers(include_self=False) lists the model"
+    assert model.name not in names, (
+        f"{VERSION}: _flatten_layers(include_self=False) lists the model itself")
     assert {"block", "inner_dense", "inner_dropout", "head"} <= set(names), (
         f"{VERSION}: _flatten_layers(recursive=True) no longer yields the layers inside a layer "
         f"(got {names}): update keras_internals.all_layers")
