@@ -10,9 +10,11 @@
   (``train.replicas.per_replica_dropout``) and marks the generator with ``_per_replica``, an
   attribute of ours, so a generator is wrapped once.
 
-Checked with Keras 3.15.1 (the version installed when this was written); ``tests/
-test_keras_internals.py`` fails with a message naming what changed when a Keras version renames
-or drops any of them.
+Checked: Keras 3.15.1 (installed when this was written) by running ``tests/
+test_keras_internals.py``; Keras 3.10.0 (pyproject's lower bound) by reading its source only
+(the same ``Layer._flatten_layers``, ``Dropout.seed_generator``, and the TensorFlow backend's
+``dropout`` -> ``draw_seed`` -> ``seed.next()``). The test fails with a message naming what
+changed when a Keras version renames or drops any of them.
 """
 
 import keras
