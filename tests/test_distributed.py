@@ -186,7 +186,7 @@ def _child(data_dir, model_dir, out_path):
     for batch in EVAL_BATCHES[1:]:
         trainer.plan.eval_batch_size = batch
         trainer.validator.pipe = trainer.task.build_inputs(training=False)
-        out["eval"][str(batch)] = trainer.validator.evaluate()
+        out["eval"][str(batch)] = trainer.validator.validate()
     with tf.device("/cpu:0"):
         out["one_device"] = _one_device_eval(exported, data_dir)
     # The mirrored run reuses this strategy: a second MirroredStrategy in one process would

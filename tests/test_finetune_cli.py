@@ -92,7 +92,7 @@ def finetuned(tmp_path_factory, data_dir):
     ema_sources = [np.array(v) for v in built.ema.model_variables]
     step = trainer.train()
     final = {v.path: np.array(v) for v in built.model.weights}
-    result = trainer.validator.evaluate()
+    result = trainer.validator.validate()
     return types.SimpleNamespace(config=config, strategy=strategy, trainer=trainer,
                                  task=trainer.task, state=built,
                                  sources=sources,

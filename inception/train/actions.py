@@ -107,7 +107,7 @@ class EpochValidation(Action):
 
     def on_epoch_end(self, loop, epoch, step, logs):
         started = time.time()
-        self.last = result = self.validator.evaluate()
+        self.last = result = self.validator.validate()
         logging.info("evaluation took %.1f s", time.time() - started)
         logs.update(result)
         logging.info("epoch %g: val top-1 %.4f top-3 %.4f top-5 %.4f loss %.4f (%d images, "

@@ -77,7 +77,7 @@ def make_strategy(name, tpu=""):
 
 
 def is_chief(strategy):
-    """True on the task that writes checkpoints, logs and summaries."""
+    """True on the worker that writes checkpoints, logs and summaries."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return True

@@ -74,7 +74,7 @@ class Trainer:
 
     def rebuild_ema_model(self, restored):
         """ema_model.keras <- the restored checkpoint's EMA weights when the file is damaged
-        (export.py and evaluate.py refuse a damaged one and send the user here). One task
+        (export.py and evaluate.py refuse a damaged one and send the user here). One worker
         only: the other workers of a multi-worker run would not take part."""
         path = fileio.join(self.config.run.model_dir, EMA_MODEL)
         if not restored or self.worker_name != "chief" or not fileio.exists(path):
@@ -141,7 +141,7 @@ class Trainer:
         c, plan, named = self.config, self.plan, self.actions
         result = self.last_eval
         if result is None and c.run.mode == "train_and_eval":
-            result = self.validator.evaluate()
+            result = self.validator.validate()
         target = named.get("target")
         summary = {
             "model": c.model.name,
@@ -176,7 +176,7 @@ class Trainer:
         self._write_start()
         path, step = self.restore()
         self.rebuild_ema_model(path)
-        result = self.validator.evaluate()
+        result = self.validator.validate()
         result.update(_errors(result))
         # Without a checkpoint the EMA holds exactly the --init_weights values.
         result.update(step=step, checkpoint=path, init_weights=None if path else init_weights)

@@ -26,7 +26,7 @@ class Validator:
             self.pipe = self.task.build_inputs(training=False)
         return self._steps
 
-    def evaluate(self):
+    def validate(self):
         """Validation metrics (loss without smoothing, top-1/3/5) of the EMA weights."""
         eval_steps = self._ready()
         eval_steps.load_weights()
