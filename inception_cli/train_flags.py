@@ -6,7 +6,7 @@ config's default. Each flag's check is the config's own (``FIELD_CHECKS`` and ``
 of ``inception.train.config``), registered as an absl validator: a bad value fails while the
 command line is parsed, before TensorFlow is imported, with the message a Python user gets from
 the config. The checks that need the dataset or the strategy (ImageNet archives, a global batch that
-divides by the replicas) run in ``inception.train.plan.check_runtime``, also before any heavy work.
+divides by the replicas) run in ``inception.train.plan.make_plan``, also before any heavy work.
 
 Defaults are the paper's ImageNet recipe (docs/paper.md); ``configs/*.cfg`` set them explicitly
 and ``--flagfile`` reads a config. A flag given on the command line after ``--flagfile``

@@ -232,13 +232,13 @@ def test_noema_bn_statistics_evaluates_with_the_raw_statistics(trained, tmp_path
 
     config, strategy, _ = trained
     raw = config.replace(model_dir=str(tmp_path / "raw"), ema_bn_statistics=False)
-    task = train.Trainer(raw, strategy, train.check_runtime(raw, strategy)).task
-    statistics = {id(v) for v in task.moving_statistics}
-    assert len(statistics) == 2 * _batch_norms(task.model) > 50
-    assert len(task.ema.averages) == len(task.model.trainable_variables)
-    pairs = [(s, t) for s, t in zip(task.eval_sources, task.eval_targets)
+    built = train.Trainer(raw, strategy, train.make_plan(raw, strategy)).state
+    statistics = {id(v) for v in built.moving_statistics}
+    assert len(statistics) == 2 * _batch_norms(built.model) > 50
+    assert len(built.ema.averages) == len(built.model.trainable_variables)
+    pairs = [(s, t) for s, t in zip(built.eval_sources, built.eval_targets)
              if not t.trainable]  # the inference model's BN statistics (no aux head)
-    assert len(pairs) == 2 * _batch_norms(task.eval_model) > 50
+    assert len(pairs) == 2 * _batch_norms(built.eval_model) > 50
     assert all(id(s) in statistics for s, _ in pairs)
 
 

@@ -40,7 +40,7 @@ def images_per_step(crop_set, num_replicas, batch_size=0):
     return num_replicas * max(1, CROPS_PER_REPLICA // crop_set.num_distinct)
 
 
-class Evaluation:
+class MultiCropEvaluation:
     """Builds the input pipeline and the distributed step for ``members`` on a dataset split.
 
     ``member_paths``: run directories or .keras files, loaded under ``strategy.scope()``.

@@ -9,16 +9,20 @@ Modules, in the order a run uses them:
 - ``config``: ``TrainConfig`` and its sections (model, data, recipe, run), with every check that
   needs neither the dataset nor the strategy; pure Python.
 - ``devices``: the strategy, logical devices, precision and seeds (before any TensorFlow work).
-- ``plan``: the checks that need the dataset or the strategy; steps, epochs, peak learning rate,
-  the models' build options.
+- ``plan``: ``make_plan``, the ``Plan`` (steps, epochs, peak learning rate, the models' build
+  options) after the checks that need the dataset or the strategy.
 - ``rundir``: the run directory's identity, checkpoints and resume.
-- ``task``: the models, starting weights, loss, optimizer, EMA and the compiled steps
-  (``steps``; ``state``: schedule, optimizer, EMA; ``replicas``: per-replica dropout and one set
-  of BatchNorm statistics); ``inputs``: the pipelines per epoch.
+- ``task``: the ``Task``, the stateless description of the job (TF Model Garden's meaning): how
+  to build the models, starting weights, inputs (``inputs``: the pipelines per epoch), schedule,
+  optimizer and EMA; the loss, the training step (``steps``) and the validation step. A new job
+  is a subclass.
+- ``state``: the ``TrainState`` the trainer builds from the task in one fixed order and owns
+  (models, optimizer, EMA; the schedule, optimizer and EMA classes); ``replicas``: per-replica
+  dropout and one set of BatchNorm statistics.
 - ``loop``: the loop, which runs steps and calls actions at their moments; ``actions``:
-  checkpoints, the finite check, the died signal, evaluation and the EMA model export
-  (``validate``), the target stop, the preemption save; ``observe``: progress, TensorBoard and
-  metrics.csv; ``signals``: SIGTERM/SIGINT; ``workers``: a lost worker.
+  checkpoints, the finite check, the died signal, validation at each epoch end and the EMA model
+  export (``validate.Validator``), the target stop, the preemption save; ``observe``: progress,
+  TensorBoard and metrics.csv; ``signals``: SIGTERM/SIGINT; ``workers``: a lost worker.
 - ``trainer``: the ``Trainer`` that assembles them, and ``run``.
 
 Importing the package loads nothing else: the names below load their module on first use
@@ -32,7 +36,8 @@ _HOMES = {
     "setup": "devices",
     "EXIT_ERROR": "errors", "EXIT_INTERRUPTED": "errors", "EXIT_WORKER_LOST": "errors",
     "Interrupted": "errors", "TrainingError": "errors", "WorkerLost": "errors",
-    "check_runtime": "plan",
+    "make_plan": "plan",
+    "Task": "task",
     "Trainer": "trainer", "run": "trainer",
 }
 

@@ -90,9 +90,9 @@ def _check_start(config):
                          "to evaluate a weights file)")
 
 
-def check_runtime(config, strategy):
+def make_plan(config, strategy):
     """The Plan of ``config`` on ``strategy``, after the checks that need the dataset or the
-    strategy."""
+    strategy (raises ValueError)."""
     m, d, r = config.model, config.data, config.recipe
     info = data_lib.describe(d.dataset, data_dir=d.data_dir or None,
                              manual_dir=d.manual_dir or None, download=d.download)

@@ -164,14 +164,14 @@ class Checkpoints:
     workers write to a private local temporary directory that is deleted right after.
     """
 
-    def __init__(self, directory, chief, task, max_to_keep, **trackables):
+    def __init__(self, directory, chief, worker_name, max_to_keep, **trackables):
         self.directory = directory
         self.chief = chief
         self.checkpoint = tf.train.Checkpoint(**trackables)
         if chief:
             target = directory
         else:
-            target = os.path.join(tempfile.gettempdir(), f"inception_ckpt_{task}_{os.getpid()}")
+            target = os.path.join(tempfile.gettempdir(), f"inception_ckpt_{worker_name}_{os.getpid()}")
         self._target, self._keep = target, max_to_keep
         self.manager = self._manager()
         # Non-chief workers resume from what the chief wrote.
