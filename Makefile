@@ -10,7 +10,11 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum 
 # suite time").
 TEST_WORKERS ?= 2
 
-.PHONY: demo test test-slow venv clean
+# ruff before pytest: `make test` runs `lint` first once TEST_LINT is set to lint here. It is
+# empty until the tree is formatted once (issue 28); `make lint` runs it alone meanwhile.
+TEST_LINT ?=
+
+.PHONY: demo test test-slow lint venv clean
 
 venv: $(STAMP)
 
@@ -31,8 +35,13 @@ demo: $(STAMP)
 	    --signature_def predict_images --inputs images=$$d/zeros.npy; status=$$?; rm -rf $$d; exit $$status
 	$(VENV)/bin/inception-predict --model=exports/irv2-artifacts/$$(ls exports/irv2-artifacts | sort -n | tail -1)/irv2-int8.tflite --validation_images=4 --data_dir=data
 
-test: $(STAMP)
+test: $(STAMP) $(TEST_LINT)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
+
+# The rules and the line length are pyproject.toml's [tool.ruff].
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow tests

@@ -3,10 +3,10 @@ Inception-ResNet-v2 (release, aux head, 1000 classes): weights, RMSProp slots, E
 
     .venv/bin/python benchmarks/checkpoint_save.py [--dir /tmp/ckpt_bench] [--rounds 3]
 
-The task is built as the trainer builds it (``inception.train.task.Task``, one device) and saved
-with the trainer's ``rundir.Checkpoints`` (synchronous: the loop waits for the files). Then
-TensorFlow's asynchronous checkpointing (``tf.train.CheckpointOptions(
-experimental_enable_async_checkpoint=True)``): on the task's own objects it fails with Keras 3's
+The state is built as the trainer builds it (``inception.train.state.TrainState``, one device)
+and saved with the trainer's ``rundir.Checkpoints`` (synchronous: the loop waits for the
+files). Then TensorFlow's asynchronous checkpointing (``tf.train.CheckpointOptions(
+experimental_enable_async_checkpoint=True)``): on the state's own objects it fails with Keras 3's
 variables in TensorFlow 2.21 (printed), so it is timed on plain ``tf.Variable`` copies of the
 same tensors (the same bytes): the time ``save`` keeps the caller waiting and the time until the
 files are complete. Prints the size and the best and median of ``--rounds`` saves; BUILD_NOTES
@@ -27,14 +27,15 @@ common.setup_script()  # before TensorFlow loads
 
 import tensorflow as tf  # noqa: E402
 
-from inception import config as config_lib  # noqa: E402
+from inception.train import config as config_lib  # noqa: E402
 from inception.train import plan as plan_lib  # noqa: E402
 from inception.train import rundir  # noqa: E402
+from inception.train import state as state_lib  # noqa: E402
 from inception.train import task as task_lib  # noqa: E402
 
 
-def full_size_task(model_dir):
-    """The trainer's Task of the ImageNet recipe (IRv2 release, 299x299, 1000 classes)."""
+def full_size_state(model_dir):
+    """The trainer's TrainState of the ImageNet recipe (IRv2 release, 299x299, 1000 classes)."""
     config = config_lib.TrainConfig.from_flat(dict(model_dir=model_dir, dataset="imagenet2012"))
     info = types.SimpleNamespace(num_classes=1000, name="imagenet2012")
     options = plan_lib.build_options(config, info.num_classes)
@@ -43,13 +44,13 @@ def full_size_task(model_dir):
                          eval_batch_size=256, peak_lr=0.36, train_options=options,
                          inference_options=plan_lib.inference_options(options))
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
-    return task_lib.Task(config, strategy, plan, chief=True)
+    return state_lib.TrainState.build(task_lib.Task(config, plan), strategy, chief=True)
 
 
-def trainer_checkpoints(task, directory):
-    return rundir.Checkpoints(directory, True, "chief", 2, model=task.model,
-                              optimizer=task.optimizer, ema=task.ema.averages,
-                              rng=task.rng_states())
+def trainer_checkpoints(train_state, directory):
+    return rundir.Checkpoints(directory, True, "chief", 2, model=train_state.model,
+                              optimizer=train_state.optimizer, ema=train_state.ema.averages,
+                              rng=train_state.rng_states())
 
 
 def time_saves(save, wait, rounds):
@@ -84,23 +85,24 @@ def main():
     common.add_verbose_argument(parser)
     args = parser.parse_args()
     root = args.dir or tempfile.mkdtemp(prefix="ckpt_bench_")
-    task = full_size_task(os.path.join(root, "run"))
-    variables = task.model.trainable_variables + task.optimizer.variables + task.ema.averages
+    train_state = full_size_state(os.path.join(root, "run"))
+    variables = (train_state.model.trainable_variables + train_state.optimizer.variables
+                 + train_state.ema.averages)
     print(f"{sum(int(tf.size(v)) for v in variables):,} values in {len(variables)} variables")
     async_options = tf.train.CheckpointOptions(experimental_enable_async_checkpoint=True)
     try:
         directory = os.path.join(root, "synchronous")
-        ckpt = trainer_checkpoints(task, directory)
+        ckpt = trainer_checkpoints(train_state, directory)
         _report("synchronous (the trainer's)", directory, args.rounds,
                 time_saves(ckpt.save, lambda: None, args.rounds))
-        own = trainer_checkpoints(task, os.path.join(root, "async_own")).checkpoint
+        own = trainer_checkpoints(train_state, os.path.join(root, "async_own")).checkpoint
         for attempt in (1, 2):  # the trainer saves many times
             try:
                 own.write(os.path.join(root, "async_own", f"ckpt-{attempt}"), options=async_options)
                 own.sync()
-                print(f"asynchronous save {attempt} of the task's own objects: works", flush=True)
+                print(f"asynchronous save {attempt} of the state's own objects: works", flush=True)
             except ValueError as err:
-                print(f"asynchronous save {attempt} of the task's own objects fails: "
+                print(f"asynchronous save {attempt} of the state's own objects fails: "
                       f"{' '.join(str(err).split())[-160:]}", flush=True)
         copies = tf.train.Checkpoint(values=[tf.Variable(v) for v in variables])
         directory = os.path.join(root, "asynchronous")

@@ -100,8 +100,9 @@ def main():
     import keras
     import tensorflow as tf
 
-    from inception import config, models
+    from inception import models
     from inception.export import agreement, classifier, exporter, formats
+    from inception.export.config import ExportOptions
 
     keras.utils.set_random_seed(0)
     log(f"building {args.model} ({args.image_size}x{args.image_size}, 1000 classes)")
@@ -111,8 +112,7 @@ def main():
     validation = agreement.AgreementImages(images, dataset="structured images")
     with tempfile.TemporaryDirectory() as tmp:
         rep = exporter.run_export(classifier.from_model(model, [f"class_{i}" for i in range(1000)]),
-                                  tmp, "bench", config.ExportOptions(formats=FORMATS,
-                                                                     latency_repeats=1),
+                                  tmp, "bench", ExportOptions(formats=FORMATS, latency_repeats=1),
                                   agreement_images=validation, log=log)
         with contextlib.ExitStack() as stack:
             runners = {name: stack.enter_context(formats.load(name).open(

@@ -20,7 +20,8 @@ import os
 import sys
 import time
 
-from inception import config
+from inception.export import formats
+from inception.export.config import ExportOptions
 from inception_cli import common
 
 common.setup_script()  # before TensorFlow loads
@@ -35,8 +36,8 @@ def parse_args():
     p.add_argument("--models", default="inception_resnet_v2",
                    help="comma-separated: inception_v4, inception_resnet_v1, inception_resnet_v2")
     p.add_argument("--image_size", type=int, default=299)
-    p.add_argument("--formats", default=",".join(config.EXPORT_FORMATS),
-                   help=f"comma-separated, any of {', '.join(config.EXPORT_FORMATS)}")
+    p.add_argument("--formats", default=",".join(formats.EXPORT_FORMATS),
+                   help=f"comma-separated, any of {', '.join(formats.EXPORT_FORMATS)}")
     p.add_argument("--latency_runs", type=int, default=10, help="timed batch-1 runs (median)")
     p.add_argument("--throughput_runs", type=int, default=3, help="timed batch-32 runs (median)")
     p.add_argument("--batch_size", type=int, default=32)
@@ -50,7 +51,7 @@ def parse_args():
         if getattr(args, flag) < 1:
             p.error(f"--{flag} must be at least 1")
     try:
-        args.formats = config.check_export_formats([f for f in args.formats.split(",") if f])
+        args.formats = formats.check_export_formats([f for f in args.formats.split(",") if f])
     except ValueError as err:
         p.error(str(err))
     return args
@@ -98,7 +99,7 @@ def benchmark(name, args, validation, calibration, tmp):
     keras.utils.set_random_seed(0)
     model = models.build(name, input_shape=(args.image_size,) * 2 + (3,), num_classes=1000)
     src = classifier.from_model(model, [f"class_{i}" for i in range(1000)])
-    options = config.ExportOptions(formats=args.formats, latency_repeats=args.latency_runs)
+    options = ExportOptions(formats=args.formats, latency_repeats=args.latency_runs)
     rep = exporter.run_export(src, tmp, name, options, agreement_images=validation,
                               calibration_images=calibration, log=log)
     log(f"{name}: exported and measured")

@@ -23,7 +23,8 @@ common.setup_script()  # before TensorFlow loads
 import numpy as np  # noqa: E402
 
 from inception import recipe, train  # noqa: E402
-from inception.config import METRICS_CSV, TrainConfig  # noqa: E402
+from inception.runfiles import METRICS_CSV  # noqa: E402
+from inception.train.config import TrainConfig  # noqa: E402
 
 SMOOTHINGS = (0.0, 0.1)
 

@@ -62,7 +62,7 @@ def main():
                              width_multiplier=args.width_multiplier, num_classes=args.num_classes)
     member = members.Member(name=args.model, path="<benchmark>", model=model,
                             image_size=args.image_size, num_outputs=args.num_classes,
-                            architecture=args.model, config={}, labels=None)
+                            architecture=args.model, run_record={}, labels=None)
     rows = []
     for protocol in (int(p) for p in args.protocols.split(",")):
         crop_set = crops.crop_set([protocol])

@@ -22,7 +22,7 @@ common.setup_script()  # before TensorFlow loads
 from label_smoothing import errors, report  # noqa: E402  (benchmarks/ is sys.path[0])
 
 from inception import recipe, train  # noqa: E402
-from inception.config import TrainConfig  # noqa: E402
+from inception.train.config import TrainConfig  # noqa: E402
 
 PRECISIONS = (False, True)  # --mixed_precision
 

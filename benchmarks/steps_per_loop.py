@@ -21,7 +21,7 @@ from inception_cli import common
 common.setup_script()  # before TensorFlow loads
 
 from inception import recipe, train  # noqa: E402
-from inception.config import TrainConfig  # noqa: E402
+from inception.train.config import TrainConfig  # noqa: E402
 
 
 def demo_config(model_dir, data_dir, epochs, steps_per_loop):

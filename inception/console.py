@@ -1,5 +1,10 @@
 """What the console shows: our progress and messages and real warnings, not library noise.
 
+Progress (``progress_style``) follows Keras' two conventions: a live bar on a terminal (its
+``verbose=1``), one line per epoch or evaluation pass elsewhere (its ``verbose=2``: a log file, a
+pipe, CI), where a bar's every update would be a line of its own. ``INCEPTION_PROGRESS=bar`` or
+``=line`` forces either; ``--progress=false`` shows neither.
+
 ``quiet()`` runs before TensorFlow is imported (every entry point calls it first; ``--verbose``
 skips it). What it hides, and how:
 
@@ -39,6 +44,8 @@ _OURS = tuple(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 _NOT_OURS = r"(?!inception(_cli)?(\.|$))"  # a module-name pattern for warnings.filterwarnings
 _state = {"quiet": False}
 _held_info = set()  # library loggers held at WARNING when quiet (``hold_info``)
+PROGRESS_ENV = "INCEPTION_PROGRESS"
+PROGRESS_STYLES = ("bar", "line")
 
 
 def quiet(verbose=False):
@@ -68,6 +75,28 @@ def hold_info(logger_name):
     _held_info.add(logger_name)
     if _state["quiet"]:
         logging.getLogger(logger_name).setLevel(logging.WARNING)
+
+
+def progress_style():
+    """'bar' (a live progress bar) or 'line' (one line per epoch or pass): ``INCEPTION_PROGRESS``
+    when set, else 'bar' when standard output is a terminal. Keras' own test cannot tell: it
+    takes every POSIX stdout for a terminal and fills log files with carriage-return updates."""
+    forced = os.environ.get(PROGRESS_ENV, "").strip().lower()
+    if forced:
+        if forced not in PROGRESS_STYLES:
+            raise ValueError(f"{PROGRESS_ENV}={forced!r}: expected one of {PROGRESS_STYLES} "
+                             "(unset: a bar on a terminal, else one line per epoch)")
+        return forced
+    isatty = getattr(sys.stdout, "isatty", None)
+    return "bar" if isatty is not None and isatty() else "line"
+
+
+def progbar_verbosity(progress):
+    """Keras' ``Progbar(verbose=...)`` for ``progress`` on or off: 1 (the bar), 2 (one line when
+    the bar completes) or 0."""
+    if not progress:
+        return 0
+    return 1 if progress_style() == "bar" else 2
 
 
 @contextlib.contextmanager

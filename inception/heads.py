@@ -8,12 +8,19 @@ API only. ``LabeledDense`` is the classifier that carries its class names in its
 Pure Keras 3: no TensorFlow import.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias
+
 import keras
 
-from inception.layers import XAVIER
+from inception.layers import XAVIER, ConvOptions
 
 CLASSIFIER = "predictions"   # the classifier's layer name (keras.applications' too)
 POOLED = "dropout"           # the layer whose output the classifier reads
+# A classifier's activation: a Keras activation's name, a callable, or None for logits.
+Activation: TypeAlias = str | Callable[..., Any] | None
 
 
 @keras.saving.register_keras_serializable(package="inception")
@@ -24,7 +31,8 @@ class LabeledDense(keras.layers.Dense):
     computation. ``class_names(model)`` reads them back.
     """
 
-    def __init__(self, units, class_ids=None, class_names=None, **kwargs):
+    def __init__(self, units: int, class_ids: Sequence[Any] | None = None,
+                 class_names: Sequence[Any] | None = None, **kwargs: Any) -> None:
         super().__init__(units, **kwargs)
         for what, values in (("class_ids", class_ids), ("class_names", class_names)):
             if values is not None and len(values) != units:
@@ -32,11 +40,13 @@ class LabeledDense(keras.layers.Dense):
         self.class_ids = None if class_ids is None else [str(c) for c in class_ids]
         self.class_names = None if class_names is None else [str(c) for c in class_names]
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "class_ids": self.class_ids, "class_names": self.class_names}
 
 
-def classifier(num_classes, activation="softmax", options=None, class_ids=None, class_names=None):
+def classifier(num_classes: int, activation: Activation = "softmax",
+               options: ConvOptions | None = None, class_ids: Sequence[Any] | None = None,
+               class_names: Sequence[Any] | None = None) -> keras.layers.Dense:
     """The fully connected classifier layer, named ``predictions``.
 
     float32 even under mixed precision: logits and softmax in bfloat16 lose the small
@@ -56,14 +66,17 @@ def classifier(num_classes, activation="softmax", options=None, class_ids=None, 
     return LabeledDense(num_classes, class_ids=class_ids, class_names=class_names, **settings)
 
 
-def head(features, num_classes, activation="softmax", dropout_rate=0.2, options=None, data_format=None):
+def head(features: keras.KerasTensor, num_classes: int, activation: Activation = "softmax",
+         dropout_rate: float = 0.2, options: ConvOptions | None = None,
+         data_format: str | None = None) -> keras.KerasTensor:
     """Figures 9 and 15's top on the feature map: average pooling, dropout, the classifier."""
     x = keras.layers.GlobalAveragePooling2D(data_format=data_format, name="avg_pool")(features)
     x = keras.layers.Dropout(dropout_rate, name=POOLED)(x)
     return classifier(num_classes, activation, options)(x)
 
 
-def pooled(features, pooling, data_format=None):
+def pooled(features: keras.KerasTensor, pooling: str | None,
+           data_format: str | None = None) -> keras.KerasTensor:
     """Without the top: the feature map itself (None), or its global average or maximum."""
     if pooling == "avg":
         return keras.layers.GlobalAveragePooling2D(data_format=data_format, name="avg_pool")(features)
@@ -74,7 +87,7 @@ def pooled(features, pooling, data_format=None):
     raise ValueError(f"pooling must be 'avg', 'max' or None, got {pooling!r}")
 
 
-def replace_classifier(model, new):
+def replace_classifier(model: keras.Model, new: keras.layers.Layer) -> keras.Model:
     """The same network with the layer ``new`` as its classifier, on the head's pooled features.
 
     Every other layer (and its weights) is shared with ``model``; the outputs keep their order
@@ -88,7 +101,8 @@ def replace_classifier(model, new):
     return keras.Model(_one_or_list(model.inputs), _one_or_list(outputs), name=model.name)
 
 
-def with_class_names(model, class_ids, class_names_):
+def with_class_names(model: keras.Model, class_ids: Sequence[Any] | None,
+                     class_names_: Sequence[Any] | None) -> keras.Model:
     """The same network with its classifier replaced by a LabeledDense holding the names; the
     classifier's weights are copied."""
     old = _classifier_layer(model)
@@ -99,7 +113,7 @@ def with_class_names(model, class_ids, class_names_):
     return model
 
 
-def class_names(model):
+def class_names(model: keras.Model) -> tuple[list[str] | None, list[str] | None]:
     """(ids, names) stored in the model's classifier, or (None, None) for an unlabeled one."""
     try:
         dense = model.get_layer(CLASSIFIER)

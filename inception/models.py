@@ -13,13 +13,26 @@ the last feature map before global pooling is the output of the layer named ``fe
 Pure Keras 3: no TensorFlow import.
 """
 
+from __future__ import annotations
+
 import dataclasses
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeAlias
 
 import keras
 
 from inception import blocks, heads, networks
 from inception.layers import RELEASED_INITIALIZERS, ConvOptions
 from inception.networks import BN_EPSILON, BN_MOMENTUM
+
+# What ``build``'s ``weights`` takes: None, "imagenet" or the path of a weights file.
+Weights: TypeAlias = str | os.PathLike[str] | None
+# A Keras initializer: its name, its config or an instance.
+Initializer: TypeAlias = str | dict[str, Any] | keras.initializers.Initializer
+# One entry of ``layout``: (layer name, block class (None: a ConvBN), its widths, its other
+# arguments).
+LayoutEntry: TypeAlias = tuple[str, type[keras.layers.Layer] | None, tuple[Any, ...], dict[str, Any]]
 
 # The stem each NetworkSpec names: Figure 3, Figure 14, or the released Inception-ResNet-v2's.
 STEMS = {
@@ -30,27 +43,27 @@ STEMS = {
 
 
 def build(
-    name,
+    name: str,
     *,
-    weights=None,
-    num_classes=1000,
-    include_top=True,
-    pooling=None,
-    input_shape=(299, 299, 3),
-    variant=None,
-    aux_logits=False,
-    dropout_rate=0.2,
-    residual_scales=None,
-    width_multiplier=1.0,
-    repeats=None,
-    bn_momentum=BN_MOMENTUM,
-    bn_epsilon=BN_EPSILON,
-    weight_decay=0.0,
-    bn_synchronized=False,
-    classifier_activation="softmax",
-    conv_initializer=None,
-    decay_biases=None,
-):
+    weights: Weights = None,
+    num_classes: int = 1000,
+    include_top: bool = True,
+    pooling: str | None = None,
+    input_shape: Sequence[int | None] = (299, 299, 3),
+    variant: str | None = None,
+    aux_logits: bool = False,
+    dropout_rate: float = 0.2,
+    residual_scales: Sequence[float] | None = None,
+    width_multiplier: float = 1.0,
+    repeats: Sequence[int] | None = None,
+    bn_momentum: float = BN_MOMENTUM,
+    bn_epsilon: float = BN_EPSILON,
+    weight_decay: float = 0.0,
+    bn_synchronized: bool = False,
+    classifier_activation: heads.Activation = "softmax",
+    conv_initializer: Initializer | None = None,
+    decay_biases: bool | None = None,
+) -> keras.Model:
     """Builds one of the paper's networks as a ``keras.Model``.
 
     Args:
@@ -116,9 +129,12 @@ def build(
     return _with_weights(keras.Model(inputs, outputs, name=spec.model_name), weights)
 
 
-def backbone(name, inputs, *, variant=None, residual_scales=None, width_multiplier=1.0, repeats=None,
-             bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, weight_decay=0.0, bn_synchronized=False,
-             conv_initializer=None, decay_biases=None):
+def backbone(name: str, inputs: keras.KerasTensor, *, variant: str | None = None,
+             residual_scales: Sequence[float] | None = None, width_multiplier: float = 1.0,
+             repeats: Sequence[int] | None = None, bn_momentum: float = BN_MOMENTUM,
+             bn_epsilon: float = BN_EPSILON, weight_decay: float = 0.0,
+             bn_synchronized: bool = False, conv_initializer: Initializer | None = None,
+             decay_biases: bool | None = None) -> Backbone:
     """The network ``name`` from ``inputs`` (any Keras tensor) to its last feature map.
 
     Returns a ``Backbone``. The arguments mean what they mean in ``build``; the model around it
@@ -144,9 +160,9 @@ def backbone(name, inputs, *, variant=None, residual_scales=None, width_multipli
 class Backbone:
     """The network up to its feature map, as ``backbone`` applied it to an input tensor."""
 
-    features: object
+    features: keras.KerasTensor
     """The last feature map (the output of the layer ``features``), where a head goes."""
-    ends: dict
+    ends: dict[str, keras.KerasTensor]
     """Every block's output by layer name (``stem`` ... ``conv_7b``)."""
     spec: networks.NetworkSpec
     """The network's spec, with the block counts used."""
@@ -154,7 +170,8 @@ class Backbone:
     """The settings every convolution shares (a head takes its weight decay from them)."""
 
 
-def with_repeats(spec, repeats):
+def with_repeats(spec: networks.NetworkSpec,
+                 repeats: Sequence[int] | None) -> networks.NetworkSpec:
     """``spec`` with ``repeats`` A, B and C blocks (None: unchanged); ValueError unless three
     positive integers."""
     if repeats is None:
@@ -223,7 +240,8 @@ def _blocks(spec, residual_scales, options):
             yield block(*widths, **settings, options=options, name=name)
 
 
-def layout(spec, residual_scales=None):
+def layout(spec: networks.NetworkSpec,
+           residual_scales: Sequence[float] | None = None) -> Iterator[LayoutEntry]:
     """Every block of the network ``spec`` in order: (layer name, block class, its widths (the
     arguments its ``table()`` reads), its other arguments). The released Inception-ResNet-v2's
     final 1x1 convolution is (``conv_7b``, None, (filters,), {}), a ConvBN of its own.
@@ -268,19 +286,20 @@ def _inception_resnet(spec, scales):
         yield "conv_7b", None, (spec.final_conv,), {}
 
 
-def layout_block_names(name, variant=None, repeats=None):
+def layout_block_names(name: str, variant: str | None = None,
+                       repeats: Sequence[int] | None = None) -> list[str]:
     """``block_names`` of the network ``name`` / ``variant`` read from its spec, without building
     it (to check a block name, e.g. a freezing point, before any heavy work)."""
     return list(with_repeats(networks.spec(name, variant), repeats).block_names)
 
 
-def block_names(model):
+def block_names(model: keras.Model) -> list[str]:
     """Names of the blocks in order (stem ... last C block, conv_7b), for endpoint models."""
     prefixes = ("stem", "inception_", "reduction_", "conv_7b")
     return [layer.name for layer in model.layers if layer.name.startswith(prefixes)]
 
 
-def endpoints(model):
+def endpoints(model: keras.Model) -> keras.Model:
     """A model mapping the input to a dict of every block's output (TF-slim's end_points)."""
     names = block_names(model) + ["features"]
     return keras.Model(model.input, {n: model.get_layer(n).output for n in names})

@@ -9,6 +9,10 @@ Pure Python: no Keras, so the flags and docs read it without loading a backend.
 import dataclasses
 
 IMAGE_SIZE = 299
+# The released code's eval crop: the central 87.5% of each side (also the 1-crop protocol), with
+# which every released checkpoint was evaluated. ``data.preprocessing`` applies it; it is here,
+# beside the input size, because the configs and flags that default to it load no TensorFlow.
+EVAL_CENTRAL_FRACTION = 0.875
 # The stem and two reductions (all 'V' padding) need at least 75x75 to leave a 1x1 map.
 MIN_IMAGE_SIZE = 75
 # BatchNorm defaults of the released code (docs/paper.md "Conventions of all three networks").

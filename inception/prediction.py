@@ -27,8 +27,10 @@ import re
 
 import numpy as np
 
-from inception import config, fileio
+from inception import fileio
 from inception.export import formats
+from inception.export.config import EXPORT_TOP_K
+from inception.runfiles import EMA_MODEL
 
 FORMAT_RUN, FORMAT_KERAS = "run directory", "keras"  # the Keras forms; the export kinds: formats
 BATCH_SIZE = 32  # images per model call: the memory of 32 images at 299x299 is about 34 MB
@@ -161,14 +163,15 @@ class Predictor:
 
 def _from_keras(path, labels_path, central_fraction):
     """A run directory's EMA model or a .keras file. Their eval crop is the one training
-    evaluates with: the input pipeline's ``config.EVAL_CENTRAL_FRACTION`` (no flag changes it;
+    evaluates with: the input pipeline's ``EVAL_CENTRAL_FRACTION`` (no flag changes it;
     the published slim weights were evaluated with the same 87.5%)."""
     from inception.export import classifier
     from inception.weights import labeled
 
     if os.path.isdir(path):
         run = classifier.from_run_dir(path)
-        model, labels, fmt, dataset = run.model, run.labels, FORMAT_RUN, run.config.get("dataset")
+        model, labels, fmt = run.model, run.labels, FORMAT_RUN
+        dataset = run.run_record.get("dataset")
     else:
         model = classifier.load_keras_model(path)
         labels, fmt, dataset = labeled.class_names(model)[1], FORMAT_KERAS, None
@@ -184,7 +187,7 @@ def detect(path):
     ValueError naming what is accepted otherwise."""
     if os.path.isfile(path) and path.endswith(".keras"):
         return FORMAT_KERAS, path, None
-    if os.path.isdir(path) and os.path.isfile(os.path.join(path, config.EMA_MODEL)):
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, EMA_MODEL)):
         return FORMAT_RUN, path, None
     nouns, missing = [], []
     for kind, fmt in formats.kinds():
@@ -197,7 +200,7 @@ def detect(path):
         nouns.append(fmt.noun)
     raise ValueError(
         f"{path}: not a model: expected a .keras file, a training run directory (with "
-        f"{config.EMA_MODEL}) or an export: {', '.join(nouns)} (a SavedModel by its version "
+        f"{EMA_MODEL}) or an export: {', '.join(nouns)} (a SavedModel by its version "
         "directory or its base directory)" + "".join(f"; {m}" for m in missing)
         + ("" if os.path.exists(path) else " (no such file)"))
 
@@ -235,7 +238,7 @@ class Answer:
     error: str = None
 
 
-def classify_files(predictor, paths, k=config.EXPORT_TOP_K):
+def classify_files(predictor, paths, k=EXPORT_TOP_K):
     """One ``Answer`` per path, in order; a file that cannot be read or used gets its error and
     the others are still classified."""
     outcomes, readable = [None] * len(paths), []

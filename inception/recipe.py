@@ -1,7 +1,7 @@
 """The training recipe as data: every value with its source.
 
 ``IMAGENET`` is the recipe of the ImageNet configs (``configs/v4.cfg``, ``irv2.cfg``, ``irv1.cfg``,
-``irv2_paper.cfg``) and the defaults of ``config.RecipeConfig``. A value comes from the paper
+``irv2_paper.cfg``) and the defaults of ``inception.train.config.RecipeConfig``. A value comes from the paper
 (section 4, "Training methodology"), from the authors' released code (TF-slim's
 ``train_image_classifier.py`` and the nets' arg scopes), or from an earlier paper named as such;
 ``deviation`` marks the values that are not the paper's or the released trainer's (each has a row

@@ -1,10 +1,11 @@
-"""Reading a run directory's own files with errors that name the file and say what to do.
+"""A run directory's files: their names (README "What a run writes"), and reading them with
+errors that name the file and say what to do.
 
-Training, ``--mode=eval``, ``export.py`` and ``evaluate.py`` read ``run_config.json``,
-``labels.txt`` and ``ema_model.keras`` through here. Every file is written atomically, so a
-damaged one comes from outside (a copy cut short, a full disk on another tool, an edit): the
-reader refuses it in one paragraph instead of a traceback from ``json`` or ``zipfile`` deep in
-the work, and writes nothing. No TensorFlow (for local paths).
+Training, ``--mode=eval``, ``export.py`` and ``evaluate.py`` read the run record
+(``run_config.json``), ``labels.txt`` and ``ema_model.keras`` through here. Every file is
+written atomically, so a damaged one comes from outside (a copy cut short, a full disk on
+another tool, an edit): the reader refuses it in one paragraph instead of a traceback from
+``json`` or ``zipfile`` deep in the work, and writes nothing. No TensorFlow (for local paths).
 """
 
 import io
@@ -12,24 +13,35 @@ import json
 import zipfile
 
 from inception import fileio
-from inception.config import EMA_MODEL, RUN_CONFIG
+
+# The files of a finished run, which export and evaluation read.
+RUN_FILES = ("ema_model.keras", "labels.txt", "run_config.json")
+# RUN_RECORD is the run record: the run's identity (network, dataset, batch, ...) as JSON. Its
+# file keeps the name run_config.json it has always had, so every run directory still loads.
+EMA_MODEL, LABELS_FILE, RUN_RECORD = RUN_FILES
+CHECKPOINTS_DIR = "checkpoints"
+TENSORBOARD_DIR = "tensorboard"
+METRICS_CSV = "metrics.csv"
+SUMMARY_JSON = "summary.json"
+EVAL_JSON = "eval.json"
 
 
 class RunDirError(ValueError):
     """A run directory's file that cannot be used: the message names it and what to do."""
 
 
-def read_run_config(model_dir):
-    """run_config.json of ``model_dir`` as a dict; RunDirError when it is not a JSON object."""
-    path = fileio.join(model_dir, RUN_CONFIG)
+def read_run_record(model_dir):
+    """The run record (run_config.json) of ``model_dir`` as a dict; RunDirError when it is not a
+    JSON object."""
+    path = fileio.join(model_dir, RUN_RECORD)
     try:
-        config = json.loads(fileio.read_bytes(path).decode("utf-8"))
+        record = json.loads(fileio.read_bytes(path).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        config, reason = None, f"not valid JSON ({err})"
+        record, reason = None, f"not valid JSON ({err})"
     else:
-        reason = f"a JSON {type(config).__name__}, not an object"
-    if isinstance(config, dict):
-        return config
+        reason = f"a JSON {type(record).__name__}, not an object"
+    if isinstance(record, dict):
+        return record
     raise RunDirError(
         f"{path} is {reason}: the file was cut short or overwritten. It records the run's "
         "identity (network, dataset, batch, ...), which resume, --mode=eval, export and "

@@ -1,2 +1,3 @@
-"""Command-line entry points: the only code that defines absl flags and turns them into
-``inception.config`` dataclasses."""
+"""Command-line entry points: the only code that defines absl flags and turns them into the
+configs' dataclasses (``inception.train.config``, ``inception.export.config``,
+``inception.evaluation.config``)."""

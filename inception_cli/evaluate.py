@@ -11,10 +11,10 @@ import sys
 
 from absl import flags
 
-from inception import config as config_lib
+from inception.evaluation.config import PROTOCOLS, EvaluateConfig
+from inception.networks import EVAL_CENTRAL_FRACTION
+from inception.train.config import STRATEGIES
 from inception_cli import common
-
-PROTOCOLS = config_lib.EVAL_PROTOCOLS
 
 flags.DEFINE_list("models", [], "Models to evaluate: training run directories and/or .keras "
                   "files, comma-separated. Two or more are also evaluated as an ensemble.")
@@ -34,15 +34,16 @@ flags.DEFINE_string("save_probabilities", "", "Also write every image's probabil
 flags.DEFINE_integer("batch_size", 0, "GLOBAL images per step (each image brings all its crops "
                      "for every model); 0: about 256 crops per replica.")
 flags.DEFINE_integer("max_images", 0, "Evaluate only the first N images of the split (0: all).")
-flags.DEFINE_float("central_fraction", config_lib.EVAL_CENTRAL_FRACTION,
+flags.DEFINE_float("central_fraction", EVAL_CENTRAL_FRACTION,
                    "Side fraction of the 1-crop protocol's central crop (the eval "
                    "preprocessing's, as in the released code).")
-flags.DEFINE_enum("strategy", "auto", list(config_lib.STRATEGIES),
+flags.DEFINE_enum("strategy", "auto", list(STRATEGIES),
                   "tf.distribute strategy, as in main.py.")
 flags.DEFINE_string("tpu", "", "TPU name or grpc:// address for --strategy=tpu.")
 flags.DEFINE_integer("num_cpu_devices", 0, "Split the host CPU into N logical devices (try "
                      "--strategy=mirrored without GPUs).")
-flags.DEFINE_bool("progress", True, "Show the progress bar.")
+flags.DEFINE_bool("progress", True, "Show progress: a live bar on a terminal, else one line at "
+                  "the end (INCEPTION_PROGRESS=bar or =line forces either).")
 FLAGS = flags.FLAGS
 
 
@@ -54,7 +55,7 @@ def parse_protocols(values):
 
 
 def run(argv):
-    config = common.config_from_flags(argv, config_lib.EvaluateConfig,
+    config = common.config_from_flags(argv, EvaluateConfig,
                                       protocols=lambda: parse_protocols(FLAGS.crops))
 
     from inception.evaluation import job, report  # TensorFlow loads only after the checks

@@ -11,14 +11,15 @@ import sys
 
 from absl import flags
 
-from inception import config as config_lib
+from inception.export import formats
+from inception.export.config import ExportConfig
 from inception_cli import common
 
 
 
 def _default(field):
     """The config's default: the flags repeat none."""
-    return config_lib.ExportConfig.__dataclass_fields__[field].default
+    return ExportConfig.__dataclass_fields__[field].default
 
 
 flags.DEFINE_string("model_dir", None, "Training run directory (ema_model.keras, labels.txt, run_config.json).")
@@ -28,11 +29,11 @@ flags.DEFINE_string("export_dir", None, "Output directory OUT.")
 flags.DEFINE_string("name", None, "Model name: the directory under OUT that TF Serving serves "
                     "(default: the run's model name or the .keras file's stem).")
 flags.DEFINE_integer("version", None, "Version number (default: one more than the highest present).")
-_OPT_IN = [f for f in config_lib.EXPORT_FORMATS if f not in _default("formats")]
+_OPT_IN = [f for f in formats.EXPORT_FORMATS if f not in _default("formats")]
 flags.DEFINE_list("formats", list(_default("formats")),
-                  f"Any of {', '.join(config_lib.EXPORT_FORMATS)} (default: all but the opt-in "
+                  f"Any of {', '.join(formats.EXPORT_FORMATS)} (default: all but the opt-in "
                   f"{', '.join(_OPT_IN)}).")
-flags.DEFINE_enum("int8_io", _default("int8_io"), list(config_lib.INT8_IO),
+flags.DEFINE_enum("int8_io", _default("int8_io"), list(formats.INT8_IO),
                   "Input/output type of the int8 TFLite model.")
 flags.DEFINE_string("dataset", None, "Dataset for calibration and the report (default: the run's).")
 flags.DEFINE_string("data_dir", None, "TFDS data directory (default: the run's, else TFDS's default).")
@@ -47,7 +48,7 @@ FLAGS = flags.FLAGS
 
 
 def run(argv):
-    config = common.config_from_flags(argv, config_lib.ExportConfig)
+    config = common.config_from_flags(argv, ExportConfig)
 
     from inception.export import agreement, job  # TensorFlow loads only after the checks
 

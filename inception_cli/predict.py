@@ -28,7 +28,8 @@ import os
 import sys
 import tempfile
 
-from inception import config, console
+from inception import console
+from inception.export.config import EXPORT_TOP_K
 from inception_cli import common
 
 STATUS_BAD_IMAGE = 2
@@ -39,7 +40,7 @@ def build_parser():
     parser.add_argument("--model", required=True, help=(
         "a training run directory, a .keras model, a SavedModel version directory (or its "
         "base directory: the newest version), a .tflite file or an .onnx file"))
-    parser.add_argument("--top_k", type=int, default=config.EXPORT_TOP_K,
+    parser.add_argument("--top_k", type=int, default=EXPORT_TOP_K,
                         help="classes to print per image")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON document (model, preprocessing, one entry per image)")

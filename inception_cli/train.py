@@ -29,10 +29,10 @@ def run(argv, loss_hook=None):
     # Our own INFO lines (checkpoints written, evaluation times, the strategy) repeat what the
     # progress bar and the epoch lines show: --verbose only.
     logging.set_verbosity(logging.INFO if common.VERBOSE.value else logging.WARNING)
-    return run_config(train_flags.to_config(), loss_hook=loss_hook, verbose=common.VERBOSE.value)
+    return run_training(train_flags.to_config(), loss_hook=loss_hook, verbose=common.VERBOSE.value)
 
 
-def run_config(config, loss_hook=None, verbose=False):
+def run_training(config, loss_hook=None, verbose=False):
     """Runs ``config`` (a TrainConfig) as main.py does; returns the exit status and prints the
     last line of a run that stopped (stderr)."""
     try:

@@ -1,12 +1,12 @@
 """The command-line flags of training (``main.py``, ``inception_cli.train``) and their conversion
-into an ``inception.config.TrainConfig``.
+into an ``inception.train.config.TrainConfig``.
 
 Every flag is a field of the config under the same name (``TrainConfig.from_flat``), with the
-config's default. Each flag's check is the config's own (``config.FIELD_CHECKS`` and
-``config.CROSS_CHECKS``), registered as an absl validator: a bad value fails while the command
-line is parsed, before TensorFlow is imported, with the message a Python user gets from the
-config. The checks that need the dataset or the strategy (ImageNet archives, a global batch that
-divides by the replicas) run in ``inception.train.plan.check_runtime``, also before any heavy work.
+config's default. Each flag's check is the config's own (``FIELD_CHECKS`` and ``CROSS_CHECKS``
+of ``inception.train.config``), registered as an absl validator: a bad value fails while the
+command line is parsed, before TensorFlow is imported, with the message a Python user gets from
+the config. The checks that need the dataset or the strategy (ImageNet archives, a global batch that
+divides by the replicas) run in ``inception.train.plan.make_plan``, also before any heavy work.
 
 Defaults are the paper's ImageNet recipe (docs/paper.md); ``configs/*.cfg`` set them explicitly
 and ``--flagfile`` reads a config. A flag given on the command line after ``--flagfile``
@@ -18,8 +18,9 @@ import os
 
 from absl import flags
 
-from inception import config as config_lib
-from inception import networks
+import inception
+from inception import checks, networks
+from inception.train import config as config_lib
 
 FLAGS = flags.FLAGS
 _D = config_lib.TrainConfig().to_flat()  # the defaults, from the config's one place
@@ -122,7 +123,8 @@ _HELP = {
                          "error is at most this (time to a target error, as the reproduction "
                          "measures it); a rerun of a run that reached it trains no further. 0: "
                          "train every epoch of --epochs.",
-    "progress": "Show Keras progress bars.",
+    "progress": "Show progress: a live bar on a terminal, else one line per epoch "
+                "(INCEPTION_PROGRESS=bar or =line forces either).",
     # Distribution and performance.
     "strategy": "auto: tpu with --tpu, multi_worker_mirrored when TF_CONFIG lists several tasks, "
                 "mirrored with several GPUs or --num_cpu_devices > 1, else one_device.",
@@ -186,7 +188,7 @@ def _type_check(name):
     """The config's type and size check of one flag (absl parses the type; the sizes remain:
     --seed=10**30 parses as an integer)."""
     def check(value):
-        problem = config_lib.type_problem(config_lib.FIELD_TYPES[name], value)
+        problem = checks.type_problem(config_lib.FIELD_TYPES[name], value)
         if problem:
             raise ValueError(f"--{name} {problem}")
         return True
@@ -213,7 +215,7 @@ def to_config(values=FLAGS):
 
 # --config=NAME: a shipped config file by name. The files are package data, so this works from
 # any directory after `pip install`; in a clone `--flagfile=configs/NAME.cfg` reads the same file.
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(config_lib.__file__)), "configs")
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(inception.__file__)), "configs")
 CONFIG_NAMES = tuple(sorted(n[:-len(".cfg")] for n in os.listdir(CONFIG_DIR) if n.endswith(".cfg")))
 flags.DEFINE_enum(
     "config", None, CONFIG_NAMES,

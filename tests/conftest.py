@@ -35,7 +35,7 @@ def trained_run(tmp_path_factory, digits_dir):
     (graph tracing makes every training run cost ~11-40 s here): IRv1 x0.1 with one block per
     stage (training_runs.SHALLOW) and the aux head, 3 epochs of 20 steps. Returns (config, strategy, summary); the run directory is named 'demo'."""
     from inception import train
-    from inception.config import TrainConfig
+    from inception.train.config import TrainConfig
     from training_runs import SHALLOW
 
     model_dir = str(tmp_path_factory.mktemp("trained") / "demo")

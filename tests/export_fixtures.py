@@ -33,9 +33,9 @@ CALIBRATION_IMAGES = 100
 
 def default_formats():
     """Every default format, ONNX included (the opt-in saved_model_bf16: test_export_bf16.py)."""
-    from inception import config
+    from inception.export import formats
 
-    return config.DEFAULT_EXPORT_FORMATS
+    return formats.DEFAULT_EXPORT_FORMATS
 
 
 def run_python(args, timeout=600, **kwargs):
@@ -127,11 +127,11 @@ def _train(directory, data_dir):
     model.fit(images.numpy(), labels.numpy(), batch_size=32, epochs=3, verbose=0)
     model.save(directory / "ema_model.keras")
     (directory / "labels.txt").write_text("\n".join(pipe.info.label_names) + "\n")
-    run_config = dict(model="inception_resnet_v2", variant="paper", width_multiplier=0.125,
+    run_record = dict(model="inception_resnet_v2", variant="paper", width_multiplier=0.125,
                       repeats=list(SHALLOW),
                       image_size=SIZE, num_classes=10, dataset=data_lib.EMBEDDED_DATASET,
                       data_dir=data_dir, build_options=dict(options, input_shape=[SIZE, SIZE, 3]))
-    (directory / "run_config.json").write_text(json.dumps(run_config))
+    (directory / "run_config.json").write_text(json.dumps(run_record))
 
 
 @pytest.fixture(scope="session")
@@ -181,12 +181,12 @@ def _export(run_dir, out, directory):
     import tensorflow as tf
     from absl import logging as absl_logging
 
-    from inception import config
     from inception.export import agreement, job
+    from inception.export.config import ExportConfig
 
-    cfg = config.ExportConfig(model_dir=run_dir, export_dir=str(out), name=NAME,
-                              formats=default_formats(), calibration_images=CALIBRATION_IMAGES,
-                              latency_repeats=3)
+    cfg = ExportConfig(model_dir=run_dir, export_dir=str(out), name=NAME,
+                       formats=default_formats(), calibration_images=CALIBRATION_IMAGES,
+                       latency_repeats=3)
     lines, records = [], _Records()
     loggers = [logging.getLogger(n) for n in ("absl", "tensorflow", "tf2onnx")]
     for logger in loggers:

@@ -109,6 +109,25 @@ def test_each_network_module_has_its_function_and_utilities(app, module, _, last
     assert module.decode_predictions is applications.decode_predictions
 
 
+def test_the_public_api_is_annotated_and_its_annotations_resolve():
+    """Type hints on the public API (issue 28, item 8), read as a tool reads them: every name in
+    them imports (``from __future__ import annotations`` defers them to this moment)."""
+    import inspect
+    import typing
+
+    public = [app for app, *_ in APPS] + [
+        imagenet_utils.preprocess_input, imagenet_utils.decode_predictions, models.build,
+        models.backbone, models.with_repeats, models.layout, models.layout_block_names,
+        models.block_names, models.endpoints, heads.classifier, heads.head, heads.pooled,
+        heads.replace_classifier, heads.with_class_names, heads.class_names]
+    for function in public:
+        hints = typing.get_type_hints(function)
+        parameters = inspect.signature(function).parameters
+        assert "return" in hints and set(parameters) <= set(hints), function.__name__
+    assert typing.get_type_hints(models.build)["return"] is keras.Model
+    assert typing.get_type_hints(models.Backbone)["features"] is keras.KerasTensor
+
+
 @pytest.fixture(scope="module", params=APPS, ids=IDS)
 def default_model(request):
     """Each network as ``app(weights=None)`` builds it: full size, the top, default input."""

@@ -16,7 +16,11 @@ import sys
 
 import pytest
 
-from inception import config, paths
+from inception import paths
+from inception.evaluation.config import EvaluateConfig
+from inception.export.config import ExportConfig
+from inception.runfiles import RUN_FILES
+from inception.train import config
 
 # Empty means "the default" (variant, init_weights, ...; a job's dataset: the run's); a negative
 # number means "the dataset's default" (min_object_covered). Every other field refuses both.
@@ -93,12 +97,12 @@ def test_empty_and_negative_defaults_are_accepted_where_they_mean_default(no_ten
 
 def _job_base(tmp_path):
     (tmp_path / "run").mkdir(exist_ok=True)
-    for name in config.RUN_FILES:
+    for name in RUN_FILES:
         (tmp_path / "run" / name).write_text("{}")
     return {
-        config.ExportConfig: dict(export_dir=str(tmp_path / "out"),
+        ExportConfig: dict(export_dir=str(tmp_path / "out"),
                                   model_dir=str(tmp_path / "run")),
-        config.EvaluateConfig: dict(models=(str(tmp_path / "run"),),
+        EvaluateConfig: dict(models=(str(tmp_path / "run"),),
                                     output=str(tmp_path / "eval.json")),
     }
 
@@ -121,6 +125,19 @@ def test_every_export_and_evaluation_field_refuses_bad_values_by_name(tmp_path, 
     assert count > 200, count
 
 
+def test_evaluation_device_fields_are_checked_once_by_the_training_checks(tmp_path, no_tensorflow):
+    """strategy, tpu and num_cpu_devices have one check each, the training run section's: both
+    commands refuse a bad value in the same words."""
+    base = _job_base(tmp_path)[EvaluateConfig]
+    for values in (dict(strategy="bogus"), dict(strategy="tpu"), dict(num_cpu_devices=-1),
+                   dict(num_cpu_devices=2, strategy="one_device")):
+        with pytest.raises(ValueError) as from_training:
+            config.TrainConfig.from_flat(values)
+        with pytest.raises(ValueError) as from_evaluation:
+            EvaluateConfig(**dict(base, **values))
+        assert str(from_evaluation.value) == str(from_training.value), values
+
+
 def _chmod_read_only(directory, monkeypatch):
     """A directory that cannot be written: chmod for a normal user; root writes anyway, so
     there os.access is told so (the check asks os.access, as a non-root user would get)."""
@@ -140,12 +157,12 @@ def test_path_flags_are_checked_for_kind_and_writability(tmp_path, monkeypatch, 
     _chmod_read_only(read_only, monkeypatch)
     run = tmp_path / "run"
     run.mkdir()
-    for name in config.RUN_FILES:
+    for name in RUN_FILES:
         (run / name).write_text("{}")
     train = config.TrainConfig.from_flat
-    export = lambda **kw: config.ExportConfig(**dict(dict(
+    export = lambda **kw: ExportConfig(**dict(dict(
         export_dir=str(tmp_path / "out"), model_dir=str(run)), **kw))
-    evaluate = lambda **kw: config.EvaluateConfig(**dict(dict(
+    evaluate = lambda **kw: EvaluateConfig(**dict(dict(
         models=(str(run),), output=str(tmp_path / "e.json")), **kw))
     cases = [
         (lambda: train({"model_dir": str(a_file)}).check_paths(), "--model_dir", "is a file"),
@@ -198,7 +215,7 @@ def test_commands_refuse_bad_paths_and_values_before_tensorflow_loads(tmp_path):
     a_file.write_text("x")
     run = tmp_path / "run"
     run.mkdir()
-    for name in config.RUN_FILES:
+    for name in RUN_FILES:
         (run / name).write_text("{}")
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     commands = [
@@ -225,3 +242,16 @@ def test_commands_refuse_bad_paths_and_values_before_tensorflow_loads(tmp_path):
                         "tensorflow", "keras")]
         assert not imported, (args, imported)
         assert "Traceback" not in result.stderr, result.stderr[-1500:]
+
+
+def test_config_modules_load_no_tensorflow():
+    """The commands read their configs before TensorFlow loads, so importing a config module
+    imports neither TensorFlow nor Keras (``inception.train`` loads its modules on first use;
+    the format registry in ``export.formats`` imports no format module)."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = ("import sys, inception.train.config, inception.export.config, "
+            "inception.evaluation.config, inception.checks, inception.runfiles; "
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True,
+                            text=True, timeout=120, env=dict(os.environ, PYTHONPATH=repo))
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr

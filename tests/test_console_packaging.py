@@ -388,3 +388,26 @@ def test_tfds_warning_of_an_unprepared_dataset_is_hidden_and_its_other_warnings_
     assert everything.messages == [
         f"Variant folder {tmp_path / '1.0.0'} has no dataset_info.json", invalid]
     assert shown.messages == [invalid]
+
+
+def test_the_embedded_dataset_is_prepared_with_our_line_and_a_download_keeps_tfds_lines(
+        tmp_path, capfd):
+    """TFDS printed "Downloading and preparing dataset Unknown size (download: Unknown size, ...)"
+    and "Dataset sklearn_digits downloaded and prepared" on the embedded dataset's first use,
+    though nothing is downloaded; other datasets keep them (a download says its size there)."""
+    from inception import data
+    from inception.data import catalogue
+
+    data.prepare(data.EMBEDDED_DATASET, data_dir=str(tmp_path / "digits"))
+    printed = capfd.readouterr()
+    assert "Downloading and preparing" not in printed.out + printed.err
+    assert "downloaded and prepared" not in printed.out + printed.err
+    assert (f"inception.data: preparing 'sklearn_digits' from scikit-learn's copy under "
+            f"{tmp_path / 'digits'} (first use only)\n") in printed.err
+    # TFDS's own builders print them through the same two hooks (the ones our builder replaces).
+    imagenet = catalogue.get_builder("imagenet2012", str(tmp_path / "imagenet"))
+    imagenet._log_download_bytes()
+    imagenet._log_download_done()
+    printed = capfd.readouterr().out
+    assert "Downloading and preparing dataset " in printed
+    assert "Dataset imagenet2012 downloaded and prepared" in printed

@@ -14,7 +14,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from sklearn.datasets import load_digits
 
-from inception import config, data
+from inception import data
+from inception.train import config
 from inception.data import sklearn_digits
 from offline import no_network
 

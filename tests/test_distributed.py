@@ -83,7 +83,6 @@ def _child(data_dir, model_dir, out_path):
     import tensorflow as tf
 
     import main
-    from inception.train import inputs
     from inception.train import trainer as trainer_lib
     from inception_cli import train_flags
 
@@ -106,13 +105,13 @@ def _child(data_dir, model_dir, out_path):
     # The demo's first evaluation crashed here: 359 images in per-replica batches of 16.
     assert main.run(["main.py"]) == 0
     trainer = trainers[0]
-    config, strategy, task = trainer.config, trainer.strategy, trainer.task
+    config, strategy, built = trainer.config, trainer.strategy, trainer.state
     assert strategy.num_replicas_in_sync == 2
     out["summary"] = json.load(open(os.path.join(model_dir, "summary.json")))
     local = strategy.experimental_local_results
 
     # 1. Dropout: identical inputs on both replicas, training=True.
-    dropout = task.model.get_layer("dropout")
+    dropout = built.model.get_layer("dropout")
     generator = dropout.seed_generator
     start = generator.state.numpy()
     ones = tf.ones([8, 64])
@@ -134,16 +133,16 @@ def _child(data_dir, model_dir, out_path):
     }
 
     # 2. After training (each replica saw different images) and the evaluation at the epoch's end.
-    stats = task.moving_statistics
+    stats = built.moving_statistics
     per_replica = [[x.numpy() for x in local(v.value)] for v in stats]
     out["statistics_moved"] = bool(any(np.any(r[0] != (0.0 if "mean" in v.path else 1.0))
                                        for v, r in zip(stats, per_replica)))
     out["replicas_equal"] = all(np.array_equal(r[0], r[1]) for r in per_replica)
-    n_trainable = len(task.model.trainable_variables)
-    averages = task.ema.averages[n_trainable:]
+    n_trainable = len(built.model.trainable_variables)
+    averages = built.ema.averages[n_trainable:]
     assert len(averages) == len(stats)
-    eval_by_path = {v.path: v for v in task.eval_model.weights}
-    train_to_eval = dict(zip(map(id, task.eval_sources), task.eval_targets))
+    eval_by_path = {v.path: v for v in built.eval_model.weights}
+    train_to_eval = dict(zip(map(id, built.eval_sources), built.eval_targets))
     eval_stats = [train_to_eval[id(a)] for a in averages]
     out["eval_model_equal_per_replica"] = all(
         all(np.array_equal(x.numpy(), a.numpy()) for x in local(t.value))
@@ -186,9 +185,8 @@ def _child(data_dir, model_dir, out_path):
     out["eval"] = {str(EVAL_BATCHES[0]): trainer.last_eval}
     for batch in EVAL_BATCHES[1:]:
         trainer.plan.eval_batch_size = batch
-        trainer.validation.pipe = inputs.pipeline(config, trainer.plan, "eval", config.run.seed,
-                                                  is_training=False)
-        out["eval"][str(batch)] = trainer.validation.evaluate()
+        trainer.validator.pipe = trainer.task.build_inputs(training=False)
+        out["eval"][str(batch)] = trainer.validator.validate()
     with tf.device("/cpu:0"):
         out["one_device"] = _one_device_eval(exported, data_dir)
     # The mirrored run reuses this strategy: a second MirroredStrategy in one process would
@@ -206,14 +204,14 @@ def _odd_batch(data_dir, model_dir):
     import contextlib
     import io
 
-    from inception.config import TrainConfig
+    from inception.train.config import TrainConfig
     from inception_cli import train as train_cli
 
     config = TrainConfig.from_flat(dict(
         TINY, mode="train", data_dir=data_dir, model_dir=model_dir, batch_size=7))
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
-        status = train_cli.run_config(config)
+        status = train_cli.run_training(config)
     return {"status": status, "stderr": err.getvalue(), "created": os.path.exists(model_dir)}
 
 
@@ -222,7 +220,7 @@ def _sync_batch_norm_pair(data_dir, root, mirrored):
     deterministic steps each, no dropout, a checkpoint after every step. Returns
     {name: (model_dir, summary)}."""
     from inception import train
-    from inception.config import TrainConfig
+    from inception.train.config import TrainConfig
     from inception.train import devices
 
     runs = {}

@@ -18,9 +18,10 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 import keras
-from inception import config, models
+from inception import models
 from inception import data as data_lib
 from inception.export import agreement, bfloat16, classifier, exporter, formats, saved_model, warmup
+from inception.export.config import ExportOptions
 from inception.export import data as export_data
 from training_runs import SHALLOW
 
@@ -70,7 +71,7 @@ def exported(trained, validation, tmp_path_factory):
     """(OUT, report, printed table) of one export of both SavedModels."""
     model, labels = trained
     out = str(tmp_path_factory.mktemp("exports"))
-    options = config.ExportOptions(formats=("saved_model", BF16), latency_repeats=2)
+    options = ExportOptions(formats=("saved_model", BF16), latency_repeats=2)
     rep = exporter.run_export(classifier.from_model(model, labels), out, NAME, options,
                               agreement_images=validation, log=lambda _: None)
     return out, rep, agreement.format_table(rep)
@@ -98,16 +99,16 @@ def _op_dtypes(path, ops=("Conv2D", "Softmax", "MatMul")):
 # ---- registry and options --------------------------------------------------------------------
 
 def test_bf16_is_a_registered_opt_in_servable_format():
-    assert config.EXPORT_FORMATS[BF16] == "saved_model"  # one registry line, one class
+    assert formats.EXPORT_FORMATS[BF16] == "saved_model"  # one registry line, one class
     fmt = formats.load(BF16)
     assert isinstance(fmt, saved_model.BFloat16SavedModelFormat) and fmt.name == BF16
     assert fmt.servable and fmt.base_suffix == "-bf16"
     assert formats.load("saved_model").base_suffix == ""
     # Opt-in: the default export (and the flag's default) stays as it was.
-    assert BF16 not in config.DEFAULT_EXPORT_FORMATS
-    assert config.ExportOptions().formats == config.DEFAULT_EXPORT_FORMATS == tuple(
-        f for f in config.EXPORT_FORMATS if f != BF16)
-    assert config.ExportOptions(formats=[BF16]).formats == (BF16,)
+    assert BF16 not in formats.DEFAULT_EXPORT_FORMATS
+    assert ExportOptions().formats == formats.DEFAULT_EXPORT_FORMATS == tuple(
+        f for f in formats.EXPORT_FORMATS if f != BF16)
+    assert ExportOptions(formats=[BF16]).formats == (BF16,)
 
 
 def test_rebuild_restores_the_global_policy_and_keeps_the_classifier_float32(trained,
@@ -273,7 +274,7 @@ def test_an_existing_bf16_version_is_refused_before_anything_is_written(trained,
     src = classifier.from_model(model, labels)
     with pytest.raises(FileExistsError, match=rf"version 3 already exists in .*{NAME}-bf16"):
         exporter.run_export(src, str(tmp_path), NAME,
-                            config.ExportOptions(formats=(BF16,), version=3), log=lambda _: None)
+                            ExportOptions(formats=(BF16,), version=3), log=lambda _: None)
     assert sorted(os.listdir(tmp_path)) == [f"{NAME}-bf16"]
     # The next version counts the bf16 base even when the float32 one is not written.
     from inception.export import versions
@@ -291,7 +292,7 @@ def test_a_failed_bf16_write_publishes_no_version(trained, tmp_path, monkeypatch
     monkeypatch.setattr(saved_model, "write_saved_model", fail_when_written)
     with pytest.raises(RuntimeError, match="disk full"):
         exporter.run_export(classifier.from_model(model, labels), str(tmp_path), NAME,
-                            config.ExportOptions(formats=(BF16,), latency_repeats=1),
+                            ExportOptions(formats=(BF16,), latency_repeats=1),
                             log=lambda _: None)
     assert os.listdir(tmp_path / f"{NAME}-bf16") == []  # no version, no temporary
     assert not (tmp_path / f"{NAME}-artifacts").exists()

@@ -25,10 +25,9 @@ from export_fixtures import (
     run_python,
     tree_size,
 )
-from inception import config
-from inception.export import formats, litert, versions
+from inception.export import config, formats, litert, versions
 
-FORMATS = config.DEFAULT_EXPORT_FORMATS
+FORMATS = formats.DEFAULT_EXPORT_FORMATS
 FILES = tuple(f for f in FORMATS if f != "saved_model")  # the files of OUT/<name>-artifacts
 
 
@@ -80,14 +79,14 @@ def test_a_missing_package_is_named_before_any_work(monkeypatch, name, module, p
         formats.load(name)
 
 def test_every_registered_format_loads_under_its_name():
-    """The registry (config.EXPORT_FORMATS): each name finds its module's Format of that name."""
-    for name in config.EXPORT_FORMATS:
+    """The registry (formats.EXPORT_FORMATS): each name finds its module's Format of that name."""
+    for name in formats.EXPORT_FORMATS:
         fmt = formats.load(name)
         assert isinstance(fmt, formats.Format) and fmt.name == name
     assert [f.name for f in formats.load_all(["onnx", "saved_model", "onnx"])] == [
         "onnx", "saved_model"]
     assert [f.name for f in formats.load_all(FORMATS) if f.servable] == ["saved_model"]
-    assert [f.name for f in formats.load_all(config.EXPORT_FORMATS) if f.servable] == [
+    assert [f.name for f in formats.load_all(formats.EXPORT_FORMATS) if f.servable] == [
         "saved_model", "saved_model_bf16"]
     assert [f.name for f in formats.load_all(FORMATS) if f.needs_calibration] == ["tflite_int8"]
 
@@ -99,7 +98,7 @@ def test_every_format_names_its_extra_kind_and_noun(tmp_path):
     tomllib = pytest.importorskip("tomllib")
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
         extras = tomllib.load(f)["project"]["optional-dependencies"]
-    for name in config.EXPORT_FORMATS:
+    for name in formats.EXPORT_FORMATS:
         fmt = formats.load(name)
         assert fmt.extra in extras, (name, fmt.extra)
         assert fmt.kind and fmt.noun, name
@@ -143,7 +142,7 @@ def test_layout_labels_asset_and_file_metadata(exported):
     assert os.listdir(os.path.join(out, NAME)) == ["1"]
     assert sorted(os.listdir(os.path.join(out, f"{NAME}-artifacts", "1"))) == sorted(
         ["export_report.json", f"{NAME}.onnx"]
-        + [f"{NAME}-{v}.tflite" for v in config.TFLITE_VARIANTS])
+        + [f"{NAME}-{v}.tflite" for v in formats.TFLITE_VARIANTS])
     labels = open(os.path.join(out, NAME, "1", "assets", "labels.txt")).read().split()
     assert labels == [str(d) for d in range(10)]
     for fmt in FILES:

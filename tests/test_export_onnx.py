@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from export_fixtures import NAME, PROGRAMS, SIZE, Started
-from inception import config
+from inception import networks
 from inception.export import litert
 
 
@@ -45,7 +45,7 @@ def test_onnx_runs_in_onnx_runtime_in_a_fresh_process_and_matches_keras(
     assert got["output"] == ["probabilities", "tensor(float)"]
     meta = got["metadata"]  # the labels travel inside the file, in class-index order
     assert meta["labels"] == [str(d) for d in range(10)] and meta["image_size"] == SIZE
-    assert meta["preprocessing"]["central_fraction"] == config.EVAL_CENTRAL_FRACTION
+    assert meta["preprocessing"]["central_fraction"] == networks.EVAL_CENTRAL_FRACTION
     probabilities = np.array(got["probabilities"])
     diff = np.abs(probabilities - reference).max()
     assert diff <= 1e-4
@@ -99,7 +99,7 @@ def test_predict_runs_the_onnx_file_like_the_saved_model_and_the_fp32_tflite(
                        ("tflite", report_["variants"]["tflite_fp32"]["path"])):
         answers[fmt] = _predict_json(model, files, monkeypatch, capsys)
         assert answers[fmt]["format"] == fmt and answers[fmt]["image_size"] == SIZE
-    assert answers["onnx"]["central_fraction"] == config.EVAL_CENTRAL_FRACTION
+    assert answers["onnx"]["central_fraction"] == networks.EVAL_CENTRAL_FRACTION
     assert answers["onnx"]["num_labels"] == 10
     for i, path in enumerate(files):
         top = {fmt: answer["images"][i]["top_k"] for fmt, answer in answers.items()}

@@ -8,12 +8,11 @@ import pytest
 import tensorflow as tf
 
 from export_fixtures import CALIBRATION_IMAGES, SIZE, run_python
-from inception import config
 from inception import data as data_lib
 from inception.export import data as export_data
-from inception.export import litert, tflite
+from inception.export import formats, litert, tflite
 
-FILES = tuple(f for f in config.DEFAULT_EXPORT_FORMATS if f != "saved_model")
+FILES = tuple(f for f in formats.DEFAULT_EXPORT_FORMATS if f != "saved_model")
 
 
 def test_report_numbers_match_an_independent_litert_run(exported, validation, reference):

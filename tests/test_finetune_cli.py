@@ -66,7 +66,7 @@ FINETUNE_SEED = 0
 def finetuned(tmp_path_factory, data_dir):
     """Sources saved, then a --mode=train fine-tuning run of 2 epochs x 15 steps from one."""
     from inception import train
-    from inception.config import TrainConfig
+    from inception.train.config import TrainConfig
 
     import keras
 
@@ -84,27 +84,28 @@ def finetuned(tmp_path_factory, data_dir):
         init_weights=sources["7"], freeze_up_to=FREEZE, bn_inference=True,
         deterministic=True, seed=FINETUNE_SEED, **MODEL))
     strategy = train.setup(config)
-    plan = train.check_runtime(config, strategy)
+    plan = train.make_plan(config, strategy)
     trainer = train.Trainer(config, strategy, plan)
-    task = trainer.task
-    initial = {v.path: np.array(v) for v in task.model.weights}
-    ema_initial = [np.array(a) for a in task.ema.averages]
-    ema_sources = [np.array(v) for v in task.ema.model_variables]
+    built = trainer.state
+    initial = {v.path: np.array(v) for v in built.model.weights}
+    ema_initial = [np.array(a) for a in built.ema.averages]
+    ema_sources = [np.array(v) for v in built.ema.model_variables]
     step = trainer.train()
-    final = {v.path: np.array(v) for v in task.model.weights}
-    result = trainer.validation.evaluate()
-    return types.SimpleNamespace(config=config, strategy=strategy, trainer=trainer, task=task,
+    final = {v.path: np.array(v) for v in built.model.weights}
+    result = trainer.validator.validate()
+    return types.SimpleNamespace(config=config, strategy=strategy, trainer=trainer,
+                                 task=trainer.task, state=built,
                                  sources=sources,
                     values=values, initial=initial, final=final, step=step, result=result,
                     ema_initial=ema_initial, ema_sources=ema_sources, images=images)
 
 
-def _frozen_paths(task):
+def _frozen_paths(model):
     from inception import models
 
-    names = models.block_names(task.model)
+    names = models.block_names(model)
     frozen = names[:names.index(FREEZE) + 1]
-    return [v.path for v in task.model.weights if v.path.split("/")[0] in frozen]
+    return [v.path for v in model.weights if v.path.split("/")[0] in frozen]
 
 
 def test_starts_from_the_given_weights_with_a_new_head(finetuned):
@@ -121,15 +122,15 @@ def test_starts_from_the_given_weights_with_a_new_head(finetuned):
 
 
 def test_frozen_blocks_and_bn_statistics_do_not_move_and_it_learns(finetuned):
-    task, initial, final = finetuned.task, finetuned.initial, finetuned.final
-    frozen = _frozen_paths(task)
+    built, initial, final = finetuned.state, finetuned.initial, finetuned.final
+    frozen = _frozen_paths(built.model)
     assert any("stem" in p for p in frozen) and any(p.startswith(FREEZE + "/") for p in frozen)
     for path in frozen:
         np.testing.assert_array_equal(final[path], initial[path], err_msg=path)
-    trainable = {v.path for v in task.model.trainable_weights}
+    trainable = {v.path for v in built.model.trainable_weights}
     assert trainable and not trainable & set(frozen)
     # --bn_inference: every BatchNorm everywhere keeps its moving statistics and its beta.
-    statistics = [v.path for v in task.moving_statistics]
+    statistics = [v.path for v in built.moving_statistics]
     assert len(statistics) == 2 * sum(1 for p in initial if p.endswith("/moving_mean"))
     assert not {p for p in trainable if "/batch_normalization/" in p or p.endswith("beta")}
     for path in statistics:
@@ -158,18 +159,18 @@ def test_run_config_records_the_start_and_a_resume_restores_the_checkpoint(finet
     assert recorded["freeze_up_to"] == FREEZE and recorded["bn_inference"] is True
     # Rerunning the command: the checkpoint wins; the file is not read again (a missing file
     # would not matter), and the frozen layout matches the checkpoint's optimizer slots.
-    resumed = train.Trainer(config, strategy, train.check_runtime(config, strategy))
-    assert resumed.task.init_report is None
+    resumed = train.Trainer(config, strategy, train.make_plan(config, strategy))
+    assert resumed.state.init_report is None
     path, step = resumed.restore()
     assert path and step == finetuned.step
-    for v in resumed.task.model.weights:
+    for v in resumed.state.model.weights:
         np.testing.assert_array_equal(np.array(v), finetuned.final[v.path], err_msg=v.path)
-    assert not ({v.path for v in resumed.task.model.trainable_weights}
-                & set(_frozen_paths(resumed.task)))
+    assert not ({v.path for v in resumed.state.model.trainable_weights}
+                & set(_frozen_paths(resumed.state.model)))
     # Another start is another run.
     other = config.replace(init_weights=finetuned.sources["10"])
     with pytest.raises(train.TrainingError, match="init_weights"):
-        train.Trainer(other, strategy, train.check_runtime(other, strategy))
+        train.Trainer(other, strategy, train.make_plan(other, strategy))
 
 
 def test_eval_of_init_weights_needs_no_checkpoint(finetuned, tmp_path, data_dir):
@@ -207,10 +208,9 @@ def test_class_count_mismatch_in_eval_and_unknown_block_fail_clearly(finetuned, 
     with pytest.raises(ValueError, match="7 classes"):
         train.run(config, finetuned.strategy)
     assert not os.path.exists(tmp_path / "bad"), "a refused file must leave no run directory"
-    # A block name of the family that this variant does not have: refused before building.
-    config = base.replace(freeze_up_to="inception_resnet_a_7")
+    # A block name of the family that these repeats do not have: refused by the config.
     with pytest.raises(ValueError, match="not a block of inception_resnet_v1; its blocks: stem"):
-        train.check_runtime(config, finetuned.strategy)
+        base.replace(freeze_up_to="inception_resnet_a_7")
     assert not os.path.exists(tmp_path / "bad" / "run_config.json")
 
 
@@ -218,13 +218,13 @@ def test_block_names_without_building_match_the_model(finetuned):
     from inception import models
 
     assert models.layout_block_names("inception_resnet_v1", repeats=SHALLOW) == models.block_names(
-        finetuned.task.model)
+        finetuned.state.model)
     assert len(models.layout_block_names("inception_resnet_v1")) == 3 + 5 + 10 + 5
 
 
 @pytest.mark.parametrize("args,message", [
     (["--model=inception_v4", "--freeze_up_to=inception_resnet_a_1"],
-     "is not a block name of --model=inception_v4"),
+     "is not a block of inception_v4; its blocks: stem, inception_a_1"),
     (["--init_weights=/no/such/weights.keras"], "--init_weights='/no/such/weights.keras': no such file"),
 ])
 def test_bad_start_flags_fail_at_parse_time(args, message, tmp_path):

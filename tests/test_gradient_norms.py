@@ -6,10 +6,11 @@ import numpy as np
 import tensorflow as tf
 
 from inception import recipe
-from inception.config import TrainConfig
+from inception.train.config import TrainConfig
 from inception.experiments import gradients
 from inception.train import inputs
 from inception.train import plan as plan_lib
+from inception.train import state as state_lib
 from inception.train import task as task_lib
 
 
@@ -19,11 +20,12 @@ def _norms_at_init(name, digits_dir, tmp_path):
                  image_size=75, width_multiplier=0.125, seed=0, progress=False)
     config = TrainConfig.from_flat(flags)
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
-    plan = plan_lib.check_runtime(config, strategy)
-    task = task_lib.Task(config, strategy, plan, chief=True)
+    plan = plan_lib.make_plan(config, strategy)
+    task = task_lib.Task(config, plan)
+    train_state = state_lib.TrainState.build(task, strategy, chief=True)
     pipe = inputs.pipeline(config, plan, "train", 0, is_training=True)
     images, labels = next(iter(pipe.input_fn(None)))
-    return gradients.block_norms(task, images, labels)
+    return gradients.block_norms(task, train_state, images, labels)
 
 
 def test_plain_network_gradient_is_far_larger_at_initialisation(digits_dir, tmp_path):

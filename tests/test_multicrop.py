@@ -86,8 +86,8 @@ def test_one_crop_equals_the_training_evaluation_and_self_ensemble(run_dir, data
     model with itself is the model."""
     with open(os.path.join(run_dir, "summary.json")) as f:
         summary = json.load(f)
-    result = runner.Evaluation([run_dir, run_dir], [1], data.EMBEDDED_DATASET,
-                               strategy=strategy, data_dir=data_dir).run(
+    result = runner.MultiCropEvaluation([run_dir, run_dir], [1], data.EMBEDDED_DATASET,
+                                        strategy=strategy, data_dir=data_dir).run(
         progress=False, keep_probabilities=True)
     assert result["num_images"] == summary["num_eval"] == 359
     assert [m["name"] for m in result["members"]] == ["demo#1", "demo#2"]
@@ -196,7 +196,7 @@ def test_models_must_fit_the_dataset_classes():
 
     def member(outputs, labels=None):
         return members.Member(name="m", path="m.keras", model=None, image_size=75,
-                              num_outputs=outputs, architecture="x", config={}, labels=labels)
+                              num_outputs=outputs, architecture="x", run_record={}, labels=labels)
 
     m = member(11)
     members.check_against_dataset(m, info)

@@ -61,7 +61,7 @@ def precision(mixed):
 
 
 def _config(digits_dir, model_dir, name, jit=False, mixed=False):
-    from inception.config import TrainConfig
+    from inception.train.config import TrainConfig
 
     return TrainConfig.from_flat(dict(
         model=name, width_multiplier=0.1, image_size=75, repeats=SHALLOW, aux_logits=True,
@@ -71,28 +71,31 @@ def _config(digits_dir, model_dir, name, jit=False, mixed=False):
 
 
 def _task(config):
-    """A Task built as the trainer builds it, from seed 0 (the same initial weights each time)."""
+    """(strategy, plan, the Task, its TrainState built as the trainer builds it, from seed 0: the
+    same initial weights each time)."""
     from inception.train import plan as plan_lib
+    from inception.train import state as state_lib
     from inception.train import task as task_lib
 
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
-    plan = plan_lib.check_runtime(config, strategy)
+    plan = plan_lib.make_plan(config, strategy)
+    task = task_lib.Task(config, plan)
     keras.utils.set_random_seed(0)
-    return strategy, plan, task_lib.Task(config, strategy, plan, chief=True)
+    return strategy, plan, task, state_lib.TrainState.build(task, strategy, chief=True)
 
 
-def _groups(task):
-    """Every variable a training step writes, by kind, in build order."""
-    statistics = [w for w in task.model.non_trainable_weights if "moving_" in w.path]
-    return {"weights": list(task.model.trainable_variables), "statistics": statistics,
-            "slots": [v for v in task.optimizer.variables if v is not task.optimizer.iterations],
-            "ema": list(task.ema.averages)}
+def _groups(s):
+    """Every variable a training step of TrainState ``s`` writes, by kind, in build order."""
+    statistics = [w for w in s.model.non_trainable_weights if "moving_" in w.path]
+    return {"weights": list(s.model.trainable_variables), "statistics": statistics,
+            "slots": [v for v in s.optimizer.variables if v is not s.optimizer.iterations],
+            "ema": list(s.ema.averages)}
 
 
-def _state(task):
-    """Every variable a training step reads or writes, in build order."""
-    return (list(task.model.weights) + list(task.optimizer.variables) + list(task.ema.averages)
-            + task.rng_states())
+def _state(s):
+    """Every variable a training step of TrainState ``s`` reads or writes, in build order."""
+    return (list(s.model.weights) + list(s.optimizer.variables) + list(s.ema.averages)
+            + s.rng_states())
 
 
 def _batches(config, plan):
@@ -111,34 +114,37 @@ def _iterator(strategy, batches):
 
 
 def _compare_steps(digits_dir, tmp_path, name, others):
-    """Runs STEPS updates of the plain step of ``name``; before each, every task of ``others``
-    ({label: (jit, mixed)}) gets the plain task's state and runs the same update. Returns the
+    """Runs STEPS updates of the plain step of ``name``; before each, the TrainState of every
+    label of ``others`` ({label: (jit, mixed)}) gets the plain one's values and runs the same
+    update. Returns the
     plain losses and, per label, the largest relative differences from the plain run: of the
     loss, and of each group's update (``_update_difference``)."""
     mixed = others.pop("plain")
     with precision(mixed), no_grappler(), no_op_determinism():  # no Grappler: test speed
         config = _config(digits_dir, tmp_path / "plain", name, mixed=mixed)
-        strategy, plan, plain = _task(config)
+        built = {"plain": _task(config)}
+        strategy, plan, _, plain = built["plain"]
         batches = _batches(config, plan)
-        tasks = {}
+        states = {}
         for label, (jit, other_mixed) in others.items():
             with precision(other_mixed):
-                tasks[label] = _task(_config(digits_dir, tmp_path / label, name, jit, other_mixed))[2]
-        runs = {label: (task, task.train_step(), _iterator(strategy, batches))
-                for label, task in dict(tasks, plain=plain).items()}
+                built[label] = _task(_config(digits_dir, tmp_path / label, name, jit, other_mixed))
+                states[label] = built[label][3]
+        runs = {label: (s, task.train_step(own_strategy, s), _iterator(strategy, batches))
+                for label, (own_strategy, _, task, s) in built.items()}
         one, no_stop = tf.constant(1), tf.constant(0.0)
         losses, worst = [], {label: {} for label in others}
         for _ in range(STEPS):
-            for task in tasks.values():
-                for target, source in zip(_state(task), _state(plain)):
+            for other in states.values():
+                for target, source in zip(_state(other), _state(plain)):
                     target.assign(source.numpy())
             before = {k: [v.numpy() for v in vs] for k, vs in _groups(plain).items()}
             out = {label: step(data, no_stop, one) for label, (_, step, data) in runs.items()}
             loss = float(out["plain"]["loss_sum"] / out["plain"]["count"])
             losses.append(loss)
-            for label, task in tasks.items():
+            for label, other_state in states.items():
                 other = float(out[label]["loss_sum"] / out[label]["count"])
-                differences = dict(_update_difference(before, _groups(plain), _groups(task)),
+                differences = dict(_update_difference(before, _groups(plain), _groups(other_state)),
                                    loss=abs(other - loss) / abs(loss))
                 for key, value in differences.items():
                     worst[label][key] = max(worst[label].get(key, 0.0), value)
@@ -203,25 +209,25 @@ def test_bfloat16_training_keeps_float32_state(digits_dir, tmp_path):
     with precision(True):
         config = _config(digits_dir, tmp_path, "inception_resnet_v2", mixed=True)
         with no_grappler():
-            strategy, plan, task = _task(config)
+            strategy, plan, task, s = _task(config)
             images, labels = (t[:BATCH] for t in _batches(config, plan))
-            outputs = task.train_net(images, training=True)
-            loss, logits = task.loss(tf.constant(labels), outputs, float(BATCH), 1.0)
-            step = task.train_step()
+            outputs = s.train_net(images, training=True)
+            loss, logits = task.loss(s.model, tf.constant(labels), outputs, float(BATCH), 1.0)
+            step = task.train_step(strategy, s)
             out = step(_iterator(strategy, (images, labels)), tf.constant(0.0), tf.constant(1))
-    assert task.model.get_layer("stem").compute_dtype == "bfloat16"
+    assert s.model.get_layer("stem").compute_dtype == "bfloat16"
     assert outputs[-1].dtype == tf.bfloat16  # the feature map before pooling
     assert logits.dtype == tf.float32 and outputs[1].dtype == tf.float32  # main and aux logits
     assert loss.dtype == tf.float32 and out["loss_sum"].dtype == tf.float32
-    statistics = [w for w in task.model.weights if "moving_" in w.path]
+    statistics = [w for w in s.model.weights if "moving_" in w.path]
     assert statistics and all(w.dtype == "float32" for w in statistics)
-    assert all(w.dtype == "float32" for w in task.model.weights)
-    assert all(v.dtype == "float32" for v in task.ema.averages)
-    slots = [v for v in task.optimizer.variables if "velocity" in v.path or "momentum" in v.path]
-    assert len(slots) == 2 * len(task.model.trainable_variables)
+    assert all(w.dtype == "float32" for w in s.model.weights)
+    assert all(v.dtype == "float32" for v in s.ema.averages)
+    slots = [v for v in s.optimizer.variables if "velocity" in v.path or "momentum" in v.path]
+    assert len(slots) == 2 * len(s.model.trainable_variables)
     assert all(v.dtype == "float32" for v in slots)
-    assert int(task.optimizer.iterations.numpy()) == 1 and np.isfinite(float(out["loss_sum"]))
-    assert task.eval_model.get_layer("stem").compute_dtype == "float32"
+    assert int(s.optimizer.iterations.numpy()) == 1 and np.isfinite(float(out["loss_sum"]))
+    assert s.eval_model.get_layer("stem").compute_dtype == "float32"
 
 
 # Two --deterministic runs on one epoch of 13 steps: one step per call, and --steps_per_loop=10
@@ -230,7 +236,8 @@ def test_bfloat16_training_keeps_float32_state(digits_dir, tmp_path):
 SCRIPT = r"""
 import json, sys
 import tensorflow as tf
-from inception import config, train
+from inception import train
+from inception.train import config
 
 tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})  # test speed
 
@@ -274,7 +281,7 @@ def test_steps_per_loop_changes_no_number_and_precision_is_kept(digits_dir, tmp_
         assert checkpoint_steps(tmp_path / f"n{n}") == [12, 13]  # at their exact steps
         with open(tmp_path / f"n{n}" / "metrics.csv") as f:
             assert len(f.read().strip().splitlines()) == 2  # header and the epoch's row
-    # The progress bar moved with the calls: 10 of 13, then 12, then 13.
+    # The epoch's line (stdout is a pipe: one line per epoch) counts its 13 steps.
     assert "13/13" in proc.stdout
     assert "precision: 'float32' there, 'mixed_bfloat16' now" in out["refused"]
 
@@ -288,7 +295,7 @@ def test_steps_per_loop_changes_no_number_and_precision_is_kept(digits_dir, tmp_
      "--deterministic and --jit_compile cannot be combined"),
 ])
 def test_settings_the_step_cannot_serve_are_refused_by_the_config(flat, message):
-    from inception.config import TrainConfig
+    from inception.train.config import TrainConfig
 
     with pytest.raises(ValueError, match=message):
         TrainConfig.from_flat(flat)

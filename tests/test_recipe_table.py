@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from inception import config, recipe
+from inception import recipe
+from inception.train import config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(ROOT, "configs")

@@ -4,7 +4,7 @@ stop with one paragraph naming the file and what to do; a failed start changes n
 
 Every test copies the session's trained run (conftest ``trained_run``: checkpoints at steps 50
 and 60, three epochs of 20 steps) and damages the copy; the entry points run in this process as
-the commands run them (``inception_cli.train.run_config`` is main.py's path; export.py and
+the commands run them (``inception_cli.train.run_training`` is main.py's path; export.py and
 evaluate.py print the message of the ValueError or OSError their jobs raise, on one line).
 """
 
@@ -59,14 +59,15 @@ def _train_command(config, capsys):
     from inception_cli import train as train_cli
 
     capsys.readouterr()
-    status = train_cli.run_config(config)
+    status = train_cli.run_training(config)
     out = capsys.readouterr()
     return status, out.out, out.err
 
 
 def _export_and_evaluate_errors(directory, tmp_path, data_dir):
     """The messages export.py and evaluate.py print for ``directory`` (None: it loaded)."""
-    from inception.config import EvaluateConfig, ExportConfig
+    from inception.evaluation.config import EvaluateConfig
+    from inception.export.config import ExportConfig
     from inception.evaluation import job as evaluation_job
     from inception.export import job as export_job
 
@@ -141,7 +142,8 @@ def test_damaged_ema_model_is_refused_then_rebuilt_by_eval(run_copy, tmp_path, c
         assert "rerun the run's training command" in message
     assert _snapshot(directory) == before
     # The same file given as a .keras model: named with its flag.
-    from inception.config import EvaluateConfig, ExportConfig
+    from inception.evaluation.config import EvaluateConfig
+    from inception.export.config import ExportConfig
     from inception.evaluation import job as evaluation_job
     from inception.export import job as export_job
 

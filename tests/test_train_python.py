@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from inception import config as config_lib
+from inception.train import config as config_lib
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -20,7 +20,8 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 SCRIPT = r"""
 import json, sys
 import tensorflow as tf
-from inception import config, train
+from inception import train
+from inception.train import config
 
 # Test speed only: Grappler's graph rewrites off (both runs alike).
 tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
@@ -126,7 +127,10 @@ BAD = [
     (dict(ema_decay=1.0), "--ema_decay must be in [0.0, 1.0)"),
     (dict(deterministic=True, seed=-1), "--seed must be >= 0 (NumPy's seeds are non-negative)"),
     (dict(model="inception_v4", freeze_up_to="inception_resnet_a_1"),
-     "is not a block name of --model=inception_v4"),
+     "is not a block of inception_v4; its blocks: stem, inception_a_1"),
+    # The exact list of this network: one A block here, so no inception_resnet_a_2.
+    (dict(model="inception_resnet_v1", repeats="1,1,1", freeze_up_to="inception_resnet_a_2"),
+     "is not a block of inception_resnet_v1; its blocks: stem, inception_resnet_a_1, reduction_a"),
     (dict(init_weights="/no/such/weights.keras"),
      "--init_weights='/no/such/weights.keras': no such file"),
     (dict(num_cpu_devices=2, strategy="one_device"), "--num_cpu_devices > 1 only makes sense"),

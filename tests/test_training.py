@@ -58,14 +58,14 @@ def _main_py(config, capsys, loss_hook=None):
     from inception_cli import train as train_cli
 
     capsys.readouterr()
-    status = train_cli.run_config(config, loss_hook=loss_hook)
+    status = train_cli.run_training(config, loss_hook=loss_hook)
     return status, capsys.readouterr().err
 
 
 def test_runtime_checks_give_clear_messages(tmp_path, data_dir, capsys):
     """main.py's own checks before any model is built (a global batch that does not divide by
     the replicas needs two devices: tests/test_distributed.py)."""
-    from inception.config import TrainConfig
+    from inception.train.config import TrainConfig
 
     base = dict(dataset="sklearn_digits", data_dir=data_dir, progress=False)
     # ImageNet without its archives: says which files go where.
@@ -157,9 +157,9 @@ def test_run_directory_is_complete(trained):
 
     config, _, summary = trained
     d = config.run.model_dir
-    run_config = json.load(open(os.path.join(d, "run_config.json")))
-    assert run_config["model"] == "inception_resnet_v1" and run_config["image_size"] == 75
-    assert run_config["num_classes"] == 10 and run_config["build_options"]["aux_logits"] is False
+    run_record = json.load(open(os.path.join(d, "run_config.json")))
+    assert run_record["model"] == "inception_resnet_v1" and run_record["image_size"] == 75
+    assert run_record["num_classes"] == 10 and run_record["build_options"]["aux_logits"] is False
     assert open(os.path.join(d, "labels.txt")).read().split() == [str(i) for i in range(10)]
     with open(os.path.join(d, "metrics.csv")) as f:
         rows = list(csv.DictReader(f))
@@ -232,13 +232,13 @@ def test_noema_bn_statistics_evaluates_with_the_raw_statistics(trained, tmp_path
 
     config, strategy, _ = trained
     raw = config.replace(model_dir=str(tmp_path / "raw"), ema_bn_statistics=False)
-    task = train.Trainer(raw, strategy, train.check_runtime(raw, strategy)).task
-    statistics = {id(v) for v in task.moving_statistics}
-    assert len(statistics) == 2 * _batch_norms(task.model) > 50
-    assert len(task.ema.averages) == len(task.model.trainable_variables)
-    pairs = [(s, t) for s, t in zip(task.eval_sources, task.eval_targets)
+    built = train.Trainer(raw, strategy, train.make_plan(raw, strategy)).state
+    statistics = {id(v) for v in built.moving_statistics}
+    assert len(statistics) == 2 * _batch_norms(built.model) > 50
+    assert len(built.ema.averages) == len(built.model.trainable_variables)
+    pairs = [(s, t) for s, t in zip(built.eval_sources, built.eval_targets)
              if not t.trainable]  # the inference model's BN statistics (no aux head)
-    assert len(pairs) == 2 * _batch_norms(task.eval_model) > 50
+    assert len(pairs) == 2 * _batch_norms(built.eval_model) > 50
     assert all(id(s) in statistics for s, _ in pairs)
 
 

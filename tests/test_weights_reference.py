@@ -234,8 +234,8 @@ def test_inception_v4_from_timm_converted_exported_and_served(files, ref, images
     reference = timm_logits - timm_logits.mean(axis=1, keepdims=True)
     assert _relative_error(shifted, reference).max() < TOLERANCE
 
-    from inception.config import ExportOptions
     from inception.export import classifier, exporter
+    from inception.export.config import ExportOptions
     labels = str(tmp_path / "inception_v4.labels.txt")
     assert os.path.isfile(labels)
     # The model loaded above, not a second load.

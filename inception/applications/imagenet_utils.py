@@ -6,8 +6,11 @@ file (Keras' synset ids and short names, in Keras' order), so it works offline, 
 outputs and for the released checkpoints' 1001 (a "background" class 0 first, dropped).
 """
 
+from __future__ import annotations
+
 import functools
 import os
+from typing import Any, TypeAlias, overload
 
 import keras
 import numpy as np
@@ -16,9 +19,18 @@ CLASS_INDEX_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ima
 DATA_FORMATS = ("channels_first", "channels_last")
 NUM_CLASSES = 1000
 WITH_BACKGROUND = NUM_CLASSES + 1
+# A tensor of Keras' backend (TensorFlow, JAX, ...), or anything keras.ops converts to one.
+Tensor: TypeAlias = Any
 
 
-def preprocess_input(x, data_format=None):
+@overload
+def preprocess_input(x: np.ndarray, data_format: str | None = None) -> np.ndarray: ...
+@overload
+def preprocess_input(x: Tensor, data_format: str | None = None) -> Tensor: ...
+
+
+def preprocess_input(x: np.ndarray | Tensor, data_format: str | None = None,
+                     ) -> np.ndarray | Tensor:
     """Scales a batch of RGB images with values in [0, 255] to [-1, 1]: ``x / 127.5 - 1``.
 
     Args:
@@ -42,7 +54,8 @@ def preprocess_input(x, data_format=None):
     return x / 127.5 - 1.0
 
 
-def decode_predictions(preds, top=5):
+def decode_predictions(preds: np.ndarray | Tensor,
+                       top: int = 5) -> list[list[tuple[str, str, np.floating]]]:
     """The ``top`` classes of each prediction, best first, as keras.applications gives them.
 
     Args:
@@ -72,7 +85,7 @@ def decode_predictions(preds, top=5):
 
 
 @functools.lru_cache(maxsize=1)
-def class_index():
+def class_index() -> tuple[tuple[str, str], ...]:
     """((synset id, name), ...) of the 1000 classes in Keras' order, read from the shipped file."""
     entries = []
     with open(CLASS_INDEX_FILE, encoding="utf-8") as f:

@@ -191,7 +191,8 @@ def prepare(name, data_dir=None, manual_dir=None, download=False):
     else:
         raise _not_prepared_error(builder)
     supervised_keys(builder)  # never download what cannot be read
-    print(f"inception.data: preparing {builder.name!r} under {os.fspath(builder.data_dir_root)} "
-          "(first use only)", file=sys.stderr, flush=True)
+    origin = " from scikit-learn's copy" if builder.name == EMBEDDED_DATASET else ""
+    print(f"inception.data: preparing {builder.name!r}{origin} under "
+          f"{os.fspath(builder.data_dir_root)} (first use only)", file=sys.stderr, flush=True)
     builder.download_and_prepare(download_config=config)
     return builder

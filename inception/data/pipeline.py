@@ -14,8 +14,9 @@ import random
 
 import tensorflow as tf
 
-from inception.config import EVAL_CENTRAL_FRACTION, DataConfig
 from inception.data import catalogue, preprocessing, reader, skipping
+from inception.networks import EVAL_CENTRAL_FRACTION
+from inception.train.config import DataConfig
 
 # Label of the padding examples that fill the last evaluation batches (``pad_to_full_batches``).
 PAD_LABEL = -1
@@ -79,7 +80,7 @@ def _shard(input_context, global_batch_size):
 class InputPipeline:
     """One dataset split, preprocessed the Inception way, batched per replica.
 
-    ``data``: a ``config.DataConfig`` (the dataset, its directories and the training crops; crop
+    ``data``: a ``DataConfig`` (the dataset, its directories and the training crops; crop
     fields left unset take the dataset's defaults, ``catalogue.train_preprocessing_defaults``:
     the paper's, milder for the embedded digits), or a dataset name followed by DataConfig's
     fields as keywords. ``split``: 'train' or 'eval' (the validation split, else test).

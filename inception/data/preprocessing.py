@@ -17,7 +17,7 @@ and cropped exactly.
 
 import tensorflow as tf
 
-from inception.config import EVAL_CENTRAL_FRACTION
+from inception.networks import EVAL_CENTRAL_FRACTION
 
 # Paper / released-code defaults for the random crop.
 MIN_OBJECT_COVERED = 0.1

@@ -29,9 +29,9 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from inception.config import EVAL_CENTRAL_FRACTION
-from inception.config import EVAL_PROTOCOLS as PROTOCOLS
 from inception.data import preprocessing
+from inception.evaluation.config import PROTOCOLS
+from inception.networks import EVAL_CENTRAL_FRACTION
 
 REFERENCE_CROP = 224          # the crop side all the protocols' sources use
 TEN_CROP_SCALE = 256          # AlexNet / GoogLeNet: shorter side 256 for 224 crops

@@ -1,7 +1,7 @@
 """One evaluation from an ``EvaluateConfig``: the library side of ``evaluate.py`` /
 ``inception-evaluate``.
 
-    from inception.config import EvaluateConfig
+    from inception.evaluation.config import EvaluateConfig
     from inception.evaluation import job
     result = job.run(EvaluateConfig(models=("runs/demo",), protocols=(1, 10), data_dir="data"))
 """
@@ -17,7 +17,7 @@ def prepare(config):
     strategy = devices.make_strategy(
         devices.resolve_strategy_name(config.strategy, config.tpu), config.tpu)
     run_dataset, run_data_dir = runner.default_dataset(config.models)
-    evaluation = runner.Evaluation(
+    evaluation = runner.MultiCropEvaluation(
         config.models, config.protocols, config.dataset or run_dataset or "imagenet2012",
         strategy=strategy, data_dir=config.data_dir or run_data_dir or "data",
         manual_dir=config.manual_dir or None, batch_size=config.batch_size,

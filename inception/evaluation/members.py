@@ -22,7 +22,7 @@ class Member:
     image_size: int
     num_outputs: int
     architecture: str
-    config: dict
+    run_record: dict
     labels: list | None
     background: bool = False
 
@@ -42,10 +42,10 @@ def load(path):
         src = classifier.from_keras_file(path, flag="models")
         labels = None  # a bare .keras file has no class names
         name = os.path.splitext(os.path.basename(path))[0]
-    architecture = src.config.get("model") or src.model.name
+    architecture = src.run_record.get("model") or src.model.name
     outputs = int(src.model.outputs[0].shape[-1])
     return Member(name=name, path=path, model=src.model, image_size=src.image_size,
-                  num_outputs=outputs, architecture=architecture, config=src.config,
+                  num_outputs=outputs, architecture=architecture, run_record=src.run_record,
                   labels=labels)
 
 

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from inception import fileio
-from inception.config import TOP_K
+from inception.train.steps import TOP_K
 
 COLUMNS = ("Network", "Models", "Crops") + tuple(f"Top-{k} Error" for k in TOP_K)
 

@@ -17,12 +17,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from inception import fileio
+from inception import console, fileio
 from inception import runfiles
-from inception.config import EVAL_CENTRAL_FRACTION, RUN_CONFIG, TOP_K
 from inception.data import preprocessing, reader, skipping
 from inception.evaluation import crops as crops_lib
 from inception.evaluation import members as members_lib
+from inception.networks import EVAL_CENTRAL_FRACTION
+from inception.runfiles import RUN_RECORD
+from inception.train.steps import TOP_K
 
 # Default forward-pass batch per replica, in crops; the number of images per step follows from it.
 CROPS_PER_REPLICA = 256
@@ -38,7 +40,7 @@ def images_per_step(crop_set, num_replicas, batch_size=0):
     return num_replicas * max(1, CROPS_PER_REPLICA // crop_set.num_distinct)
 
 
-class Evaluation:
+class MultiCropEvaluation:
     """Builds the input pipeline and the distributed step for ``members`` on a dataset split.
 
     ``member_paths``: run directories or .keras files, loaded under ``strategy.scope()``.
@@ -111,8 +113,9 @@ class Evaluation:
         totals, kept = None, []
         first = next(iterator)
         out, start = self._first_step(step, first, log)
+        # A live bar on a terminal, one line at the end elsewhere (console.progress_style).
         bar = keras.utils.Progbar(self.num_images, stateful_metrics=["img/s", "crops/s"],
-                                  verbose=1 if progress else 0)
+                                  verbose=console.progbar_verbosity(progress))
         batch = first
         while True:
             if batch is not first:
@@ -130,6 +133,8 @@ class Evaluation:
                 batch = next(iterator)
             except StopIteration:
                 break
+        if done < self.num_images:  # images skipped: the bar (or the line) still completes
+            bar.update(done, finalize=True)
         wall = time.perf_counter() - start
         skipped = self._skipped.value()
         if skipped:
@@ -272,9 +277,9 @@ def _duration(seconds):
 def default_dataset(member_paths):
     """(dataset, data_dir) recorded by the first training run among ``member_paths``, if any."""
     for path in member_paths:
-        config_path = fileio.join(path, RUN_CONFIG)
-        if fileio.isdir(path) and fileio.exists(config_path):  # any TF file system (gs://)
-            config = runfiles.read_run_config(path)
-            if config.get("dataset"):
-                return config["dataset"], config.get("data_dir")
+        record_path = fileio.join(path, RUN_RECORD)
+        if fileio.isdir(path) and fileio.exists(record_path):  # any TF file system (gs://)
+            run_record = runfiles.read_run_record(path)
+            if run_record.get("dataset"):
+                return run_record["dataset"], run_record.get("data_dir")
     return None, None

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from inception.train import inputs
 from inception.train import plan as plan_lib
+from inception.train import state as state_lib
 from inception.train import task as task_lib
 
 HEAD = "head"  # the classifier and the aux head
@@ -49,14 +50,15 @@ def block_of_variables(model):
     return groups + [(HEAD, head)]
 
 
-def block_norms(task, images, labels):
-    """BlockNorms of the recipe's loss on one batch (training mode: batch statistics, dropout),
-    one replica holding the whole batch."""
-    groups = block_of_variables(task.model)
+def block_norms(task, train_state, images, labels):
+    """BlockNorms of ``task``'s loss on one batch (training mode: batch statistics, dropout) with
+    ``train_state``'s model, one replica holding the whole batch."""
+    model = train_state.model
+    groups = block_of_variables(model)
     variables = [v for _, vs in groups for v in vs]
     with tf.GradientTape() as tape:
-        outputs = task.train_net(images, training=True)
-        loss, _ = task.loss(labels, outputs, float(images.shape[0]), 1.0)
+        outputs = train_state.train_net(images, training=True)
+        loss, _ = task.loss(model, labels, outputs, float(images.shape[0]), 1.0)
     grads = tape.gradient(loss, variables)
     grad_norm, weight_norm, params, i = [], [], [], 0
     for _, vs in groups:
@@ -72,12 +74,13 @@ def measure(config, train_steps, log=print):
     """(BlockNorms at initialisation, BlockNorms after ``train_steps`` steps, the global gradient
     norm of every training step) for ``config`` (a TrainConfig) on one device."""
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
-    plan = plan_lib.check_runtime(config, strategy)
-    task = task_lib.Task(config, strategy, plan, chief=True)
+    plan = plan_lib.make_plan(config, strategy)
+    task = task_lib.Task(config, plan)
+    train_state = state_lib.TrainState.build(task, strategy, chief=True)
     pipe = inputs.pipeline(config, plan, "train", config.run.seed, is_training=True)
     images, labels = next(iter(pipe.input_fn(None)))  # the batch both measurements use
-    at_init = block_norms(task, images, labels)
-    train_step = task.train_step()
+    at_init = block_norms(task, train_state, images, labels)
+    train_step = task.train_step(strategy, train_state)
     no_stop = tf.constant(0.0)
     iterator = iter(strategy.distribute_datasets_from_function(pipe.input_fn))
     norms = []
@@ -85,4 +88,4 @@ def measure(config, train_steps, log=print):
         norms.append(float(train_step(iterator, no_stop)["grad_norm_sum"]))  # one step
         if (step + 1) % max(1, train_steps // 5) == 0:
             log(f"  step {step + 1}/{train_steps}: gradient norm {norms[-1]:.2f}")
-    return at_init, block_norms(task, images, labels), np.array(norms)
+    return at_init, block_norms(task, train_state, images, labels), np.array(norms)

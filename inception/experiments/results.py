@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from inception.config import METRICS_CSV, TENSORBOARD_DIR
+from inception.runfiles import METRICS_CSV, TENSORBOARD_DIR
 from inception.experiments import runner
 
 

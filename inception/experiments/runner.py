@@ -29,7 +29,7 @@ def train_one(spec, directory):
     import keras
 
     from inception import train
-    from inception.config import TrainConfig
+    from inception.train.config import TrainConfig
 
     config = TrainConfig.from_flat(dict(spec.flags, model_dir=directory))
     strategy = train.setup(config)

@@ -4,7 +4,8 @@
 - ``exporter``: ``run_export``: every requested format written, measured against Keras, reported.
 - ``formats``: the ``Format`` interface every format implements (its writer, its one runner,
   its extra, its console quieting), and the registry that finds one by name
-  (``inception.config.EXPORT_FORMATS``); the only place that knows the formats.
+  (``EXPORT_FORMATS``); the only place that knows the formats.
+- ``config``: ``ExportOptions`` and ``ExportConfig``, checked before TensorFlow loads.
 - ``versions``: version directories: the next number, stale temporaries, publishing one whole.
 - ``agreement``: the images every format is compared on (``AgreementImages``); size, agreement
   with Keras and latency of every format; the report file and table.

@@ -18,19 +18,19 @@ from inception import (
     models,  # noqa: F401
     runfiles,
 )
-from inception.config import EMA_MODEL, RUN_CONFIG
-from inception.config import LABELS_FILE as LABELS
+from inception.runfiles import EMA_MODEL, RUN_RECORD
+from inception.runfiles import LABELS_FILE as LABELS
 
 
 @dataclasses.dataclass
 class Classifier:
     """A Keras classifier (one input [N, S, S, 3], one output [N, C]), its class names in index
-    order, its input side S, where it was loaded from and its run's run_config.json (or {})."""
+    order, its input side S, where it was loaded from and its training run's record."""
     model: keras.Model
     labels: list
     image_size: int
     model_path: str
-    config: dict
+    run_record: dict  # the training run's run_config.json ({} for a .keras file)
 
     @property
     def num_classes(self):
@@ -92,19 +92,20 @@ def from_run_dir(model_dir):
     """Loads the EMA model of a training run directory (on any TensorFlow file system)."""
     if not fileio.isdir(model_dir):
         raise FileNotFoundError(f"--model_dir {model_dir} is not a directory")
-    missing = [n for n in (EMA_MODEL, LABELS, RUN_CONFIG)
+    missing = [n for n in (EMA_MODEL, LABELS, RUN_RECORD)
                if not fileio.exists(fileio.join(model_dir, n))]
     if missing:
         raise FileNotFoundError(
             f"{model_dir} is not a finished training run: missing {', '.join(missing)} "
-            f"(training writes {EMA_MODEL}, {LABELS} and {RUN_CONFIG})")
-    config = runfiles.read_run_config(model_dir)
+            f"(training writes {EMA_MODEL}, {LABELS} and {RUN_RECORD})")
+    run_record = runfiles.read_run_record(model_dir)
     labels = read_labels(fileio.join(model_dir, LABELS))
     runfiles.check_run_model(model_dir)
     path = fileio.join(model_dir, EMA_MODEL)
     model = load_keras_model(path)
-    side = check_classifier(model, labels, config.get("image_size"), where=path)
-    return Classifier(model=model, labels=labels, image_size=side, model_path=path, config=config)
+    side = check_classifier(model, labels, run_record.get("image_size"), where=path)
+    return Classifier(model=model, labels=labels, image_size=side, model_path=path,
+                      run_record=run_record)
 
 
 def from_keras_file(path, labels_path=None, flag="keras_model"):
@@ -118,12 +119,13 @@ def from_keras_file(path, labels_path=None, flag="keras_model"):
         out = model.outputs[0].shape
         labels = [str(i) for i in range(int(out[-1]))]
     side = check_classifier(model, labels, where=path)
-    return Classifier(model=model, labels=labels, image_size=side, model_path=path, config={})
+    return Classifier(model=model, labels=labels, image_size=side, model_path=path,
+                      run_record={})
 
 
-def from_model(model, labels, config=None):
+def from_model(model, labels, run_record=None):
     """Wraps an in-memory model (tests, benchmarks)."""
     labels = list(labels)
     side = check_classifier(model, labels)
     return Classifier(model=model, labels=labels, image_size=side, model_path="<in memory>",
-                        config=dict(config or {}))
+                      run_record=dict(run_record or {}))

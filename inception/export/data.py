@@ -5,8 +5,9 @@ preprocessing as the serving graph (``inception.data.preprocessing.preprocess_fo
 import numpy as np
 import tensorflow as tf
 
-from inception.config import EVAL_CENTRAL_FRACTION, DataConfig
 from inception.data import pipeline, preprocessing, reader
+from inception.networks import EVAL_CENTRAL_FRACTION
+from inception.train.config import DataConfig
 
 
 def calibration_images(dataset, image_size, count, data_dir=None):

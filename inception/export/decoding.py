@@ -29,8 +29,9 @@ without images is a client's mistake, better named.
 
 import tensorflow as tf
 
-from inception.config import EVAL_CENTRAL_FRACTION, MAX_PIXELS
 from inception.data import preprocessing
+from inception.export.config import MAX_PIXELS
+from inception.networks import EVAL_CENTRAL_FRACTION
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Bytes of the request shown (as hex) in a message: a PNG's signature, IHDR length, type, width

@@ -21,9 +21,9 @@ import os
 import tensorflow as tf
 
 from inception import fileio
-from inception.config import ExportOptions, check_export_name
 from inception.export import agreement, versions
 from inception.export import formats as formats_lib
+from inception.export.config import ExportOptions, check_export_name
 
 ARTIFACTS_SUFFIX = "-artifacts"
 REPORT_FILE = "export_report.json"

@@ -1,12 +1,12 @@
 """The export formats behind one interface, and the registry that finds them by name.
 
-``inception.config.EXPORT_FORMATS`` maps each format name to its module here; the module's
+``EXPORT_FORMATS`` (below) maps each format name to its module here; the module's
 ``FORMATS`` dict maps the name to its ``Format`` object. This registry is the only place that
 knows the formats: the exporter writes and measures them, ``inception-predict``
 (``inception.prediction``) finds and runs their files, ``load`` names their missing packages.
 
 A new format is one module here and one registry line (``"<name>": "<module>"`` in
-``inception.config.EXPORT_FORMATS``: among the default formats or the opt-in ones). The module:
+``EXPORT_FORMATS`` below: among the default formats or the opt-in ones). The module:
 
 - imports its optional packages inside ``with formats.packages_of(EXTRA):`` (``EXTRA``: the
   pyproject extra that installs them), so that a missing one is named with its extra;
@@ -39,12 +39,35 @@ import os
 
 import numpy as np
 
-from inception.config import (
-    EVAL_CENTRAL_FRACTION,
-    EXPORT_FORMATS,
-    ExportOptions,
-    check_export_formats,
-)
+from inception.networks import EVAL_CENTRAL_FRACTION
+
+# The export formats by name, each with the module of ``inception/export/`` that writes it (the
+# module's ``FORMATS`` maps the name to its ``Format``; ``load`` below loads it).
+# A new format is one module there (or one class in one) and one line here: in the default
+# formats, or in the opt-in ones that only ``--formats`` naming them writes.
+TFLITE_VARIANTS = ("fp32", "fp16", "dynamic", "int8")
+_DEFAULT_FORMATS = {
+    "saved_model": "saved_model",
+    **{f"tflite_{variant}": "tflite" for variant in TFLITE_VARIANTS},
+    "onnx": "onnx",
+}
+_OPT_IN_FORMATS = {
+    "saved_model_bf16": "saved_model",
+}
+EXPORT_FORMATS = {**_DEFAULT_FORMATS, **_OPT_IN_FORMATS}
+DEFAULT_EXPORT_FORMATS = tuple(_DEFAULT_FORMATS)
+INT8_IO = ("float", "int8")
+
+
+def check_export_formats(formats):
+    """The requested formats, each once, in the given order; ValueError for an unknown one."""
+    formats = tuple(dict.fromkeys(formats))
+    unknown = [f for f in formats if f not in EXPORT_FORMATS]
+    if unknown or not formats:
+        raise ValueError(f"unknown --formats {unknown or list(formats)}; choose from "
+                         f"{', '.join(EXPORT_FORMATS)}")
+    return formats
+
 
 # Every runtime is measured on every core, as TensorFlow runs by default (LiteRT's interpreter
 # would take one thread, ONNX Runtime one per physical core).
@@ -57,9 +80,9 @@ METADATA_NAME = "inception_export"
 @dataclasses.dataclass
 class Inputs:
     """What every format may read while it writes itself."""
-    classifier: object  # a classifier.Classifier: model, labels, image size, the run's config
+    classifier: object  # a classifier.Classifier: model, labels, image size, the run record
     name: str  # the model name: OUT/<name>
-    options: ExportOptions
+    options: object  # an ExportOptions (``inception.export.config``, which imports this module)
     scratch: str  # a local directory for intermediate files, removed after the export
     calibration_images: np.ndarray | None = None  # float32 [N, S, S, 3] training images
     # The images every format is compared on (an agreement.AgreementImages, or None); a format
@@ -235,7 +258,7 @@ def file_metadata(classifier, variant, input_description, int8_io=None,
         "preprocessing": {"central_fraction": central_fraction, "resize": "bilinear",
                           "range": [-1.0, 1.0]},
         "variant": variant,
-        "dataset": classifier.config.get("dataset"),
+        "dataset": classifier.run_record.get("dataset"),
         "int8_io": int8_io,
     }
 

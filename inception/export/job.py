@@ -1,14 +1,14 @@
 """One export from an ``ExportConfig``: the library side of ``export.py`` / ``inception-export``.
 
-    from inception.config import ExportConfig
+    from inception.export.config import ExportConfig
     from inception.export import job
     report = job.run(ExportConfig(export_dir="exports", model_dir="runs/demo"))
 """
 
 import os
 
-from inception.config import check_export_name
 from inception.export import agreement, classifier, data, exporter, formats
+from inception.export.config import check_export_name
 
 
 def load_classifier(config):
@@ -17,7 +17,7 @@ def load_classifier(config):
     formats.load_all(config.formats)
     if config.model_dir:
         src = classifier.from_run_dir(config.model_dir)
-        default_name = src.config.get("model") or "model"
+        default_name = src.run_record.get("model") or "model"
     else:
         src = classifier.from_keras_file(config.keras_model, config.labels)
         default_name = os.path.splitext(os.path.basename(config.keras_model))[0]
@@ -33,8 +33,8 @@ def _agreement_images(config, src, dataset, data_dir, log):
 
 def export(config, src, name, log=print):
     """Writes every format of ``config`` for ``src``; returns the report (also on disk)."""
-    dataset = config.dataset or src.config.get("dataset")
-    data_dir = config.data_dir or src.config.get("data_dir")
+    dataset = config.dataset or src.run_record.get("dataset")
+    data_dir = config.data_dir or src.run_record.get("data_dir")
     compared_on = calibration = None
     if dataset:
         compared_on = (_agreement_images(config, src, dataset, data_dir, log) if config.eval_images

@@ -39,8 +39,8 @@ import keras
 import tensorflow as tf
 
 from inception import fileio
-from inception.config import EXPORT_TOP_K, MAX_PIXELS
 from inception.export import agreement, bfloat16, decoding, formats, session
+from inception.export.config import EXPORT_TOP_K, MAX_PIXELS
 
 EXTRA = "serving"
 with formats.packages_of(EXTRA):

@@ -29,10 +29,10 @@ import numpy as np
 import tensorflow as tf
 
 from inception import console, fileio
-from inception.config import EVAL_CENTRAL_FRACTION, INT8_IO
-from inception.config import TFLITE_VARIANTS as VARIANTS
 from inception.export import formats
-from inception.export.formats import METADATA_NAME
+from inception.export.formats import INT8_IO, METADATA_NAME
+from inception.export.formats import TFLITE_VARIANTS as VARIANTS
+from inception.networks import EVAL_CENTRAL_FRACTION
 
 EXTRA = "tflite"
 with formats.packages_of(EXTRA):

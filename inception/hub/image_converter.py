@@ -12,8 +12,8 @@ import numpy as np
 from keras import ops
 from keras_hub.layers import ImageConverter
 
-from inception.config import EVAL_CENTRAL_FRACTION
 from inception.hub.backbone import InceptionResNetV1Backbone, InceptionResNetV2Backbone, InceptionV4Backbone
+from inception.networks import EVAL_CENTRAL_FRACTION
 
 IMAGE_SIZE = (299, 299)
 SCALE = 2.0 / 255.0  # [0, 255] -> [0, 2] ...

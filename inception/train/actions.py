@@ -1,7 +1,7 @@
 """The jobs of a training run, each one loop action (``loop.Action``), in the order the trainer
-gives them to the loop: the finite check, checkpoints, the died signal, evaluation, the target
-stop, the EMA model export, the preemption save. The metrics/CSV/TensorBoard writer is
-``observe.Metrics``."""
+gives them to the loop: the finite check, checkpoints, the died signal, validation at each epoch
+end, the target stop, the EMA model export, the preemption save. The metrics/CSV/TensorBoard
+writer is ``observe.Metrics``."""
 
 import math
 import time
@@ -98,24 +98,21 @@ class DiedCheck(Action):
             raise TrainingError(stop.message)
 
 
-class Evaluation(Action):
-    """Evaluates the EMA weights at each epoch end (``validate.Validation``) into the logs."""
+class EpochValidation(Action):
+    """Validates the EMA weights at each epoch end (``validate.Validator``) into the logs."""
 
-    def __init__(self, validation, chief):
-        self.validation, self.chief = validation, chief
+    def __init__(self, validator):
+        self.validator = validator
         self.last = None
 
     def on_epoch_end(self, loop, epoch, step, logs):
         started = time.time()
-        self.last = result = self.validation.evaluate()
+        self.last = result = self.validator.validate()
         logging.info("evaluation took %.1f s", time.time() - started)
         logs.update(result)
         logging.info("epoch %g: val top-1 %.4f top-3 %.4f top-5 %.4f loss %.4f (%d images, "
                      "EMA weights)", epoch, result["val_top1"], result["val_top3"],
                      result["val_top5"], result["val_loss"], result["num_eval"])
-        if self.chief:
-            print(f"Epoch {epoch}: val top-1 {result['val_top1']:.4f}, top-5 "
-                  f"{result['val_top5']:.4f} (EMA weights)", flush=True)
 
 
 class TargetStop(Action):
@@ -147,12 +144,12 @@ class TargetStop(Action):
 class EmaExport(Action):
     """``ema_model.keras`` (the inference model with the EMA weights) at each epoch end."""
 
-    def __init__(self, validation, chief):
-        self.validation, self.chief = validation, chief
+    def __init__(self, validator, chief):
+        self.validator, self.chief = validator, chief
 
     def on_epoch_end(self, loop, epoch, step, logs):
         started = time.time()
-        self.validation.export(self.chief)
+        self.validator.export(self.chief)
         logging.info("ema_model.keras written in %.1f s", time.time() - started)
 
 

@@ -77,7 +77,7 @@ def make_strategy(name, tpu=""):
 
 
 def is_chief(strategy):
-    """True on the task that writes checkpoints, logs and summaries."""
+    """True on the worker that writes checkpoints, logs and summaries."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return True
@@ -90,7 +90,10 @@ def is_chief(strategy):
     return task_type == "worker" and task_id == 0
 
 
-def task_name(strategy):
+def worker_name(strategy):
+    """This process's name in the cluster ("chief" alone; "worker_1" under multi-worker
+    training): tf.distribute's task type and id, called the worker here so that "task" keeps one
+    meaning (``task.Task``, the job)."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and resolver is not None:
         return f"{resolver.task_type}_{resolver.task_id}"

@@ -17,21 +17,25 @@ def pipeline(config, plan, split, seed, is_training):
         pad_to_full_batches=not is_training)
 
 
-def epoch_dataset(config, strategy, plan, epoch, offset):
-    """(the distributed training data of ``epoch`` starting ``offset`` steps into it, its
-    pipeline).
+def epoch_seed(seed, epoch, offset, deterministic):
+    """The pipeline seed of ``epoch`` resumed ``offset`` steps into it.
 
-    Each epoch draws its own pipeline seed from (--seed, epoch), so an epoch's order and
-    crops do not depend on when the process started. A run resumed mid-epoch with
-    --deterministic skips the ``offset`` batches already trained on (they are decoded and
-    dropped: exact, costs up to one epoch of input work); without --deterministic it draws
-    a fresh order for the rest of the epoch instead (no input work wasted).
+    Each epoch draws its own seed from (--seed, epoch), so an epoch's order and crops do not
+    depend on when the process started. Without --deterministic a run resumed mid-epoch draws a
+    fresh order for the rest of the epoch (no input work wasted); with it the seed is the
+    epoch's and ``epoch_dataset`` skips the batches already trained on."""
+    exact = deterministic or offset == 0
+    return (seed * 7919 + epoch * 104729 + (0 if exact else offset * 15485863)) % (2**31)
+
+
+def epoch_dataset(strategy, pipe, epoch, offset, deterministic):
+    """The distributed training data of ``epoch`` from ``pipe`` (its pipeline,
+    ``task.Task.build_inputs``), starting ``offset`` steps into it.
+
+    A run resumed mid-epoch with --deterministic skips the ``offset`` batches already trained
+    on (they are decoded and dropped: exact, costs up to one epoch of input work).
     """
-    run = config.run
-    exact = run.deterministic or offset == 0
-    seed = (run.seed * 7919 + epoch * 104729 + (0 if exact else offset * 15485863)) % (2**31)
-    pipe = pipeline(config, plan, "train", seed, is_training=True)
-    skip = offset if (run.deterministic and offset) else 0
+    skip = offset if (deterministic and offset) else 0
 
     def input_fn(context):
         dataset = pipe.input_fn(context)
@@ -43,4 +47,4 @@ def epoch_dataset(config, strategy, plan, epoch, offset):
     if skip:
         logging.info("skipping the %d batches of epoch %d consumed before the restart",
                      skip, epoch + 1)
-    return strategy.distribute_datasets_from_function(input_fn), pipe
+    return strategy.distribute_datasets_from_function(input_fn)

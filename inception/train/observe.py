@@ -17,9 +17,10 @@ import tensorflow as tf
 from absl import logging
 from tensorflow.core.framework import summary_pb2
 
-from inception import fileio
-from inception.config import METRICS_CSV, TENSORBOARD_DIR, TOP_K
+from inception import console, fileio
+from inception.runfiles import METRICS_CSV, TENSORBOARD_DIR
 from inception.train.loop import Action
+from inception.train.steps import TOP_K
 
 # TensorBoard's scalar plugin reads summaries tagged with this metadata. Writing them through
 # tf.summary.write keeps the tensorboard package out of the training dependencies (it is only
@@ -188,11 +189,14 @@ def _whole_row(row):
 
 
 class Metrics(Action):
-    """The progress bar, TensorBoard's train and validation scalars and metrics.csv.
+    """The console's progress, TensorBoard's train and validation scalars and metrics.csv.
 
     Every step: the epoch's running statistics, the progress bar, and every ``log_every_steps``
     the train scalars. Each epoch end: the row of the epoch's logs (what the other actions put
-    there: evaluation, died signal) in metrics.csv and TensorBoard."""
+    there: evaluation, died signal) in metrics.csv and TensorBoard, and its validation figures
+    on the console. Progress (``console.progress_style``): on a terminal, "Epoch 2/5" and a live
+    bar; elsewhere one line per epoch with the metrics.csv row's figures, validation included
+    (Keras' ``verbose=2``)."""
 
     def __init__(self, model_dir, chief, progress, log_every_steps, num_epochs, schedule):
         self.model_dir, self.chief = model_dir, chief
@@ -202,6 +206,8 @@ class Metrics(Action):
         self.epoch_stats, self.session_stats = StepStats(), StepStats()
         self.train_writer = self.val_writer = None
         self.first_step = self.bar = self.epoch_start = None
+        self.style = None  # console.progress_style(), chosen at on_start
+        self.shown_epoch = None  # (epoch number, its start time) while its line is due
         self.start = time.time()
 
     def on_start(self, loop, step):
@@ -212,6 +218,7 @@ class Metrics(Action):
         else:
             self.train_writer = self.val_writer = tf.summary.create_noop_writer()
         self.first_step, self.start = step, time.time()
+        self.style = console.progress_style() if self.progress else None
 
     def missed_epoch_end(self, epoch):
         return float(epoch) not in self.log.logged_epochs()
@@ -219,10 +226,12 @@ class Metrics(Action):
     def on_epoch_begin(self, loop, epoch, step):
         self.epoch_stats.reset()
         self.epoch_start = epoch * loop.steps_per_epoch
-        if self.progress:
+        if self.style == "bar":
             print(f"Epoch {epoch + 1}/{self.num_epochs}", flush=True)
             self.bar = keras.utils.Progbar(loop.steps_per_epoch,
                                            stateful_metrics=["loss", "top1", "lr", "img/s"])
+        elif self.style == "line":
+            self.shown_epoch = (epoch + 1, time.time())
 
     def next_moment(self, step):
         return (step // self.log_every + 1) * self.log_every
@@ -261,10 +270,42 @@ class Metrics(Action):
                 "top3_accuracy": logs["val_top3"], "top5_accuracy": logs["val_top5"]})
         self.flush()
         self.log.append(row)
+        self._show(loop, step, row)
         stats.reset()
 
     def on_stop(self, loop, step, stop):
+        self._show(loop, step, {})  # the figures of an epoch stopped part way
         self.flush()
+
+    def _show(self, loop, step, row):
+        """The console at an epoch's end (or a stop): its line when one is due, else the
+        validation figures alone (after the bar, or with --progress=false)."""
+        if not self.chief:
+            return
+        if self.shown_epoch is not None:
+            print(self._epoch_line(loop, step, row), flush=True)
+            self.shown_epoch = None
+        elif "val_top1" in row:
+            print(f"Epoch {epoch_label(row['epoch'])}: val top-1 {row['val_top1']:.4f}, top-5 "
+                  f"{row['val_top5']:.4f} (EMA weights)", flush=True)
+
+    def _epoch_line(self, loop, step, row):
+        """"Epoch 2/5 - 44/44 - 79s - loss: 3.0945 - top1: 0.3686 - lr: 0.0450 - img/s:
+        217.2030 - val_loss: ... - val_top1: ... - val_top5: ... (EMA weights)": the epoch's
+        metrics.csv figures in Keras' verbose=2 form."""
+        number, started = self.shown_epoch
+        stats = self.epoch_stats
+        parts = [f"Epoch {number}/{self.num_epochs}",
+                 f"{step - self.epoch_start}/{loop.steps_per_epoch}",
+                 f"{time.time() - started:.0f}s"]
+        figures = {"lr": float(self.schedule(max(step - 1, 0)))}
+        if stats.count:
+            figures = {"loss": stats.loss(), "top1": stats.accuracy()[0], **figures,
+                       "img/s": stats.images_per_sec()}
+        figures.update({k: row[k] for k in ("val_loss", "val_top1", "val_top5") if k in row})
+        parts += [f"{name}: {_keras_number(value)}" for name, value in figures.items()
+                  if math.isfinite(value)]
+        return " - ".join(parts) + (" (EMA weights)" if "val_top1" in row else "")
 
     def on_run_end(self, loop, step):
         self.flush()
@@ -279,6 +320,11 @@ class Metrics(Action):
         with writer.as_default(step=step):
             for name, value in values.items():
                 _scalar(name, value)
+
+
+def _keras_number(value):
+    """A figure as Keras' progress bar writes it."""
+    return f"{value:.4f}" if value > 1e-3 else f"{value:.4e}"
 
 
 def _fmt(value):

@@ -7,7 +7,6 @@ import dataclasses
 import math
 
 from inception import data as data_lib
-from inception import models
 from inception.train import rundir
 from inception.train import state
 
@@ -84,11 +83,6 @@ def _steps_per_epoch(config, info):
 
 def _check_start(config):
     m, run = config.model, config.run
-    if m.freeze_up_to:
-        blocks = models.layout_block_names(m.name, m.variant or None, m.repeats)
-        if m.freeze_up_to not in blocks:
-            raise ValueError(f"--freeze_up_to={m.freeze_up_to!r} is not a block of "
-                             f"{m.name}; its blocks: {', '.join(blocks)}")
     checkpoints = rundir.checkpoint_dir(run.model_dir)
     if run.mode == "eval" and not m.init_weights and not rundir.checkpoint_candidates(checkpoints):
         raise ValueError(f"--mode=eval needs a trained run in --model_dir={run.model_dir!r} "
@@ -96,9 +90,9 @@ def _check_start(config):
                          "to evaluate a weights file)")
 
 
-def check_runtime(config, strategy):
+def make_plan(config, strategy):
     """The Plan of ``config`` on ``strategy``, after the checks that need the dataset or the
-    strategy."""
+    strategy (raises ValueError)."""
     m, d, r = config.model, config.data, config.recipe
     info = data_lib.describe(d.dataset, data_dir=d.data_dir or None,
                              manual_dir=d.manual_dir or None, download=d.download)

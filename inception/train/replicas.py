@@ -4,6 +4,8 @@ of BatchNorm moving statistics (README "Distribution", BUILD_NOTES "Multi-replic
 import keras
 import tensorflow as tf
 
+from inception import keras_internals
+
 
 def per_replica_dropout(model):
     """Makes every replica (and every worker) of a distributed run draw its own dropout masks.
@@ -17,12 +19,10 @@ def per_replica_dropout(model):
     repeat bit for bit. Returns the number of random generators changed.
     """
     changed = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        generator = getattr(layer, "seed_generator", None)
-        if isinstance(generator, keras.random.SeedGenerator) and not hasattr(
-                generator, "_per_replica"):
-            generator.next = _folding_next(generator.next)
-            generator._per_replica = True
+    for layer in keras_internals.all_layers(model):
+        generator = keras_internals.seed_generator(layer)
+        if generator is not None and not keras_internals.draws_wrapped(generator):
+            keras_internals.wrap_draws(generator, _folding_next)
             changed += 1
     return changed
 
@@ -49,7 +49,7 @@ def moving_statistics(model):
     earlier runs (the EMA is saved as a list) restore unchanged.
     """
     statistics = set()
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in keras_internals.all_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             statistics.update((id(layer.moving_mean), id(layer.moving_variance)))
     return [w for w in model.non_trainable_weights if id(w) in statistics]

@@ -1,4 +1,4 @@
-"""The run directory: its identity (``run_config.json``), checkpoints and resume.
+"""The run directory: its identity (the run record, run_config.json), checkpoints, resume.
 
 A ``model_dir`` holds one run, on any TensorFlow file system (a local path, ``gs://``, ...).
 Rerunning resumes it from its newest complete checkpoint; a config that would make it another
@@ -18,7 +18,7 @@ from absl import logging
 from inception import fileio
 from inception import networks
 from inception import runfiles
-from inception.config import CHECKPOINTS_DIR, LABELS_FILE, RUN_CONFIG
+from inception.runfiles import CHECKPOINTS_DIR, LABELS_FILE, RUN_RECORD
 from inception.train.errors import TrainingError
 
 # Fields that must match for a model_dir to be resumed.
@@ -85,7 +85,7 @@ def read_state(directory):
 
 
 def describe(config, plan):
-    """The run_config.json of this run: its identity, build options and recipe."""
+    """The run record of this run (run_config.json): its identity, build options and recipe."""
     m, flat = config.model, config.to_flat()
     train_options, infer_options = plan.train_options, plan.inference_options
     json_options = dict(infer_options, input_shape=list(infer_options["input_shape"]))
@@ -112,14 +112,14 @@ def precision_name(mixed_precision):
     return "mixed_bfloat16" if mixed_precision else "float32"
 
 
-def check_identity(run_config, current, chief):
-    """Refuses a model_dir of another run; returns the run_config.json to write (or None).
+def check_identity(run, current, chief):
+    """Refuses a model_dir of another run; returns the run record to write (or None).
 
-    ``run_config`` is the config's RunConfig, ``current`` this run's ``describe``."""
-    path = fileio.join(run_config.model_dir, RUN_CONFIG)
-    eval_mode = run_config.mode == "eval"
+    ``run`` is the config's RunConfig, ``current`` this run's record (``describe``)."""
+    path = fileio.join(run.model_dir, RUN_RECORD)
+    eval_mode = run.mode == "eval"
     if fileio.exists(path):
-        previous = dict(_RUN_DEFAULTS, **runfiles.read_run_config(run_config.model_dir))
+        previous = dict(_RUN_DEFAULTS, **runfiles.read_run_record(run.model_dir))
         previous.setdefault("precision", precision_name(
             (previous.get("recipe") or {}).get("mixed_precision")))
         keys = _CHECKPOINT_LAYOUT if eval_mode else _RUN_IDENTITY
@@ -127,24 +127,24 @@ def check_identity(run_config, current, chief):
                           for k in keys if previous.get(k) != current[k])
         if diffs and eval_mode:
             raise TrainingError(
-                f"--model_dir={run_config.model_dir!r} was trained with flags that decide what "
+                f"--model_dir={run.model_dir!r} was trained with flags that decide what "
                 f"its checkpoints hold ({diffs}); evaluate it with those flags (e.g. "
                 "--noema_bn_statistics for a run that did not average the BatchNorm "
                 "statistics, the run's --freeze_up_to and --bn_inference).")
         if diffs:
             raise TrainingError(
-                f"--model_dir={run_config.model_dir!r} holds a different run ({diffs}). "
+                f"--model_dir={run.model_dir!r} holds a different run ({diffs}). "
                 "Resume it with its own flags, or pass a new --model_dir.")
         if eval_mode:
             return None
     return current if chief and not eval_mode else None
 
 
-def write_start(model_dir, run_config, label_names):
-    """The run directory with its ``run_config.json`` (when given) and ``labels.txt``."""
+def write_start(model_dir, run_record, label_names):
+    """The run directory with its run record (when given) and ``labels.txt``."""
     fileio.makedirs(model_dir)
-    if run_config:
-        fileio.write_json(fileio.join(model_dir, RUN_CONFIG), run_config)
+    if run_record:
+        fileio.write_json(fileio.join(model_dir, RUN_RECORD), run_record)
         fileio.write_text(fileio.join(model_dir, LABELS_FILE), "\n".join(label_names) + "\n")
 
 
@@ -164,14 +164,14 @@ class Checkpoints:
     workers write to a private local temporary directory that is deleted right after.
     """
 
-    def __init__(self, directory, chief, task, max_to_keep, **trackables):
+    def __init__(self, directory, chief, worker_name, max_to_keep, **trackables):
         self.directory = directory
         self.chief = chief
         self.checkpoint = tf.train.Checkpoint(**trackables)
         if chief:
             target = directory
         else:
-            target = os.path.join(tempfile.gettempdir(), f"inception_ckpt_{task}_{os.getpid()}")
+            target = os.path.join(tempfile.gettempdir(), f"inception_ckpt_{worker_name}_{os.getpid()}")
         self._target, self._keep = target, max_to_keep
         self.manager = self._manager()
         # Non-chief workers resume from what the chief wrote.

@@ -1,4 +1,6 @@
-"""Training state: learning-rate schedule, optimizer, moving average of the weights.
+"""Training state: what a run builds from its task and trains (``TrainState``, built in one fixed
+order), and its pieces: the learning-rate schedule, the optimizer, the moving average of the
+weights.
 
 Everything that a resumed run needs lives in one ``tf.train.Checkpoint`` (``rundir.Checkpoints``):
 the model (weights, BN statistics, dropout RNG state), the optimizer (slots and ``iterations``,
@@ -6,12 +8,15 @@ the global step that also positions the learning-rate schedule and the epoch), a
 variables.
 """
 
+import dataclasses
 import hashlib
 import math
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from inception.train import replicas
 
 
 def scaled_learning_rate(base_lr, global_batch, reference_batch, rule):
@@ -153,3 +158,78 @@ def fingerprint(variables):
     for v in variables:
         digest.update(np.ascontiguousarray(np.asarray(v)).tobytes())
     return digest.hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class TrainState:
+    """The models, optimizer and EMA of one run, built from its task (``TrainState.build``).
+
+    ``model`` trains (logits and aux logits); ``train_net`` is the same layers with the
+    pre-pooling feature map as an extra output (the died signal); ``eval_model`` is the inference
+    network that evaluation and export load the EMA weights into (``eval_sources[i]`` ->
+    ``eval_targets[i]``); ``init_report``: the --init_weights import report (or None)."""
+    model: keras.Model
+    eval_model: keras.Model
+    init_report: object
+    train_net: keras.Model
+    schedule: object
+    optimizer: keras.optimizers.Optimizer
+    moving_statistics: list
+    ema: WeightAverage
+    eval_sources: list
+    eval_targets: list
+
+    @classmethod
+    def build(cls, task, strategy, chief):
+        """``task``'s state under ``strategy``, in one fixed order: a ``--deterministic`` run
+        depends on it (models, starting weights, optimizer, EMA, then per-replica dropout)."""
+        with strategy.scope():
+            model = task.build_model()
+            eval_model = task.build_eval_model()
+        # Before the optimizer (it sees only the trainable variables) and the EMA (it starts
+        # from the loaded values); outside the scope so a .keras source model is not mirrored.
+        init_report = task.initialize(model, chief)
+        with strategy.scope():
+            # The same layers with the pre-pooling feature map as an extra output, so every
+            # training step also measures the "died" signal (paper section 3.3) for free.
+            # ``input``, not ``inputs``: a model of one input called on a tensor, not a list
+            # (Keras warns "The structure of `inputs` doesn't match" otherwise).
+            train_net = keras.Model(
+                model.input, list(model.outputs) + [model.get_layer("features").output])
+            schedule = task.build_schedule()
+            optimizer = task.build_optimizer(schedule, model.trainable_variables)
+            # The released trainer averages every model variable, moving statistics included.
+            statistics = replicas.moving_statistics(model)
+            ema = task.build_weight_average(model, statistics)
+        replicas.per_replica_dropout(model)
+        sources, targets = _pair_eval_variables(model, eval_model, ema)
+        return cls(model=model, eval_model=eval_model, init_report=init_report,
+                   train_net=train_net, schedule=schedule, optimizer=optimizer,
+                   moving_statistics=statistics, ema=ema, eval_sources=sources,
+                   eval_targets=targets)
+
+    def rng_states(self):
+        """Dropout's random-generator states: model variables that Keras does not list among the
+        weights and tf.train.Checkpoint does not reach through the layers. Checkpointing them
+        makes a resumed --deterministic run draw the same dropout masks as an uninterrupted one."""
+        weights = {id(v) for v in self.model.weights}
+        return [v for v in self.model.variables if id(v) not in weights]
+
+
+def _pair_eval_variables(model, eval_model, ema):
+    """eval_model variable <- its EMA average (the raw BN statistics with
+    --noema_bn_statistics)."""
+    averages = {id(v): a for v, a in zip(ema.model_variables, ema.values())}
+    sources, targets = [], []
+    for layer in eval_model.layers:
+        if not layer.weights:
+            continue
+        source = model.get_layer(layer.name)
+        if len(source.weights) != len(layer.weights):
+            raise AssertionError(f"layer {layer.name}: training and inference models differ")
+        for s, t in zip(source.weights, layer.weights):
+            if tuple(s.shape) != tuple(t.shape):
+                raise AssertionError(f"{s.path} vs {t.path}: shapes differ")
+            sources.append(averages.get(id(s), s))
+            targets.append(t)
+    return sources, targets

@@ -4,8 +4,8 @@ evaluation batch.
 Training, per replica: forward/backward -> gradients all-reduced (sum of each replica's share of
 the global mean) -> global-norm clipping -> RMSProp -> BatchNorm moving statistics made one set
 again (``replicas.share_moving_statistics``); then, across replicas, the EMA of the weights (and,
-by default, of the moving statistics). Evaluation counts only the real images of the padded last
-batches.
+by default, of the moving statistics). Evaluation runs the task's validation step on each
+replica's batch and sums its outputs over the replicas.
 
 ``--jit_compile`` (``TrainParts.jit_compile``): with one replica the whole update above (forward,
 backward, clipping, RMSProp, BatchNorm statistics, EMA, learning rate) is one XLA computation,
@@ -17,8 +17,9 @@ collectives on CPUs and GPUs are not XLA ops). Evaluation compiles each replica'
 outputs summed on the device and read once per call; the call ends early after a step whose loss
 or gradient norm is not finite, or that carried a stop request.
 
-The steps are built from what they use (``TrainParts``, ``EvalParts``), given by the task
-(``task.Task.train_step``, ``task.Task.eval_steps``); nothing here reads a task or a config.
+The steps are built from what they use (``TrainParts``, ``EvalParts``): the task's loss and
+validation step (``task.Task.train_step``, ``validate.Validator``) and the trainer's state;
+nothing here reads a task or a config.
 """
 
 import dataclasses
@@ -27,11 +28,12 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
-from inception import data as data_lib
-from inception.config import TOP_K
 from inception.train import replicas
 from inception.train import state
 
+# The top-k accuracies and errors every evaluation reports (the paper's tables: top-1 and top-5;
+# its text also quotes top-3): the steps' metrics here, and evaluate.py's.
+TOP_K = (1, 3, 5)
 # What a call of the train step returns, summed over its updates: the global batches' summed
 # loss, images, gradient norms, died counts and top-k hits, and ``steps``, the updates run; ``lr``
 # and ``stop_requests`` are the last update's.
@@ -58,9 +60,11 @@ class TrainParts:
 
 @dataclasses.dataclass
 class EvalParts:
-    """What evaluation uses: the inference model and the EMA values copied into it."""
+    """What validation uses: the inference model, the EMA values copied into it (``sources[i]``
+    -> ``targets[i]``) and ``validation_step(eval_model, images, labels)`` -> one replica's
+    summed loss, count and top-k hits."""
     eval_model: keras.Model
-    num_classes: int
+    validation_step: Callable
     sources: list
     targets: list
     jit_compile: bool = False
@@ -197,19 +201,10 @@ def _ends_call(sums):
 
 def make_eval_steps(strategy, parts):
     """The EvalSteps of ``parts`` (an EvalParts) under ``strategy``."""
-    eval_model, num_classes = parts.eval_model, parts.num_classes
+    validation_step, eval_model = parts.validation_step, parts.eval_model
 
     def replica_eval(images, labels):
-        # The pipeline pads the split to full batches with PAD_LABEL examples: count only
-        # the real ones.
-        real = tf.not_equal(labels, data_lib.PAD_LABEL)
-        probs = tf.cast(eval_model(images, training=False), tf.float32)
-        onehot = tf.one_hot(labels, num_classes)
-        nll = keras.losses.categorical_crossentropy(onehot, probs)
-        out = {"loss": tf.reduce_sum(tf.where(real, nll, 0.0)),
-               "count": tf.reduce_sum(tf.cast(real, tf.float32))}
-        out.update(topk_correct(probs, labels, real))
-        return out
+        return validation_step(eval_model, images, labels)
 
     if parts.jit_compile:
         replica_eval = tf.function(replica_eval, jit_compile=True)

@@ -1,82 +1,99 @@
-"""The task (TF Model Garden's meaning): the training and inference models, the starting weights,
-the loss, the optimizer, the moving average of the weights and the compiled train and eval steps
-of one run. Built in one fixed order (a ``--deterministic`` run depends on it: models, starting
-weights, optimizer, EMA); the build options are the plan's (``plan.build_options``)."""
+"""The task (TF Model Garden's meaning): the stateless description of one training job.
+
+It says how to build the models, the starting weights, the inputs, the learning-rate schedule,
+the optimizer and the moving average of the weights, what the loss is, and what one training and
+one validation step compute. It holds no model and no variable: the trainer builds the state
+from it (``state.TrainState.build``, in the one fixed order a ``--deterministic`` run depends on)
+and owns it. A new job (fine-tuning, another dataset, another loss) is a subclass that overrides
+the methods it changes; ``trainer.Trainer(..., task=...)`` and ``trainer.run(...,
+task_class=...)`` take it.
+"""
 
 import keras
 import tensorflow as tf
 from absl import logging
 
+from inception import data as data_lib
 from inception import models
-from inception.train import replicas
+from inception.train.steps import TOP_K
+from inception.train import inputs
 from inception.train import rundir
 from inception.train import state
 from inception.train import steps
 
 
 class Task:
-    """The models, loss, optimizer, EMA and steps of one run, built under ``strategy``.
+    """The paper's image classification recipe on ``config``'s dataset, sized by ``plan``."""
 
-    ``model`` trains (logits and aux logits), ``train_net`` is the same layers with the
-    pre-pooling feature map as an extra output (the died signal), ``eval_model`` is the
-    inference network that evaluation and export load the EMA weights into
-    (``eval_sources[i]`` -> ``eval_targets[i]``). ``train_step`` and ``eval_steps`` compile the
-    steps (``steps.py``)."""
-
-    def __init__(self, config, strategy, plan, chief):
-        self.config, self.strategy = config, strategy
+    def __init__(self, config, plan):
+        self.config, self.plan = config, plan
         self.num_classes = plan.info.num_classes
-        self.train_options = plan.train_options
-        self.infer_options = plan.inference_options
-        with strategy.scope():
-            self.model = models.build(config.model.name, **self.train_options)
-            policy = keras.mixed_precision.dtype_policy()
-            keras.mixed_precision.set_dtype_policy("float32")  # evaluate/export in float32
-            try:
-                self.eval_model = models.build(config.model.name, **self.infer_options)
-            finally:
-                keras.mixed_precision.set_dtype_policy(policy)
-        # Before the optimizer (it sees only the trainable variables) and the EMA (it starts
-        # from the loaded values); outside the scope so a .keras source model is not mirrored.
-        self.init_report = initial_weights(config, self.model, chief, self.num_classes)
-        with strategy.scope():
-            self._build_training(plan)
-        replicas.per_replica_dropout(self.model)
-        self.eval_sources, self.eval_targets = self._pair_eval_variables()
 
-    def _build_training(self, plan):
-        r, spe = self.config.recipe, plan.steps_per_epoch
-        # The same layers with the pre-pooling feature map as an extra output, so every
-        # training step also measures the "died" signal (paper section 3.3) for free.
-        outputs = self.model.outputs
-        # ``input``, not ``inputs``: a model of one input called on a tensor, not a list (Keras
-        # warns "The structure of `inputs` doesn't match" otherwise).
-        self.train_net = keras.Model(
-            self.model.input, list(outputs) + [self.model.get_layer("features").output])
-        self.schedule = state.WarmupStaircaseDecay(
-            plan.peak_lr, decay_steps=round(r.lr_decay_epochs * spe),
+    def build_model(self):
+        """The training network: logits and, with --aux_logits, the aux logits."""
+        return models.build(self.config.model.name, **self.plan.train_options)
+
+    def build_eval_model(self):
+        """The inference network (softmax, no aux head) in float32, whatever the training
+        precision: evaluation and ``ema_model.keras`` use it."""
+        policy = keras.mixed_precision.dtype_policy()
+        keras.mixed_precision.set_dtype_policy("float32")
+        try:
+            return models.build(self.config.model.name, **self.plan.inference_options)
+        finally:
+            keras.mixed_precision.set_dtype_policy(policy)
+
+    def initialize(self, model, chief):
+        """The starting weights of the fresh training ``model`` (--init_weights, --freeze_up_to,
+        --bn_inference); returns the import report (None when no file is read)."""
+        return initial_weights(self.config, model, chief, self.num_classes)
+
+    def build_inputs(self, training=True, epoch=0, offset=0):
+        """The input pipeline (``data.InputPipeline``: ``input_fn(input_context)`` -> this input
+        pipeline's batches, ``skipped_report()``) of the training split for ``epoch``, resumed
+        ``offset`` steps into it (``inputs.epoch_seed``), or, not ``training``, of the validation
+        split in full batches of ``plan.eval_batch_size``."""
+        run = self.config.run
+        if not training:
+            return inputs.pipeline(self.config, self.plan, "eval", run.seed, is_training=False)
+        seed = inputs.epoch_seed(run.seed, epoch, offset, run.deterministic)
+        return inputs.pipeline(self.config, self.plan, "train", seed, is_training=True)
+
+    def build_schedule(self):
+        """The learning rate per step: linear warm-up, then staircase exponential decay."""
+        r, spe = self.config.recipe, self.plan.steps_per_epoch
+        return state.WarmupStaircaseDecay(
+            self.plan.peak_lr, decay_steps=round(r.lr_decay_epochs * spe),
             decay_rate=r.lr_decay_rate, warmup_steps=round(r.warmup_epochs * spe))
-        self.optimizer = state.make_optimizer(self.schedule, r.rmsprop_decay, r.momentum,
-                                              r.rmsprop_epsilon)
-        self.optimizer.build(self.model.trainable_variables)
-        # The released trainer averages every model variable, moving statistics included.
-        self.moving_statistics = replicas.moving_statistics(self.model)
-        averaged = list(self.model.trainable_variables)
-        if r.ema_bn_statistics:
-            averaged += self.moving_statistics
-        self.ema = state.WeightAverage(averaged, r.ema_decay)
 
-    def loss(self, labels, outputs, global_batch, num_replicas):
-        """This replica's share of the global mean loss: smoothed cross-entropy of the logits,
-        plus the weighted aux loss, plus its share of the weight decay. Returns (loss, logits)."""
+    def build_optimizer(self, schedule, variables):
+        """RMSProp on ``schedule``, its slots built for ``variables`` (the trainable ones)."""
+        r = self.config.recipe
+        optimizer = state.make_optimizer(schedule, r.rmsprop_decay, r.momentum, r.rmsprop_epsilon)
+        optimizer.build(variables)
+        return optimizer
+
+    def build_weight_average(self, model, moving_statistics):
+        """The EMA of the trainable variables and (the released trainer's default,
+        --ema_bn_statistics) of the BatchNorm ``moving_statistics``."""
+        r = self.config.recipe
+        averaged = list(model.trainable_variables)
+        if r.ema_bn_statistics:
+            averaged += moving_statistics
+        return state.WeightAverage(averaged, r.ema_decay)
+
+    def loss(self, model, labels, outputs, global_batch, num_replicas):
+        """This replica's share of the global mean loss (Model Garden's ``build_losses``):
+        smoothed cross-entropy of the logits, plus the weighted aux loss, plus its share of
+        ``model``'s weight decay. Returns (loss, logits)."""
         r = self.config.recipe
         aux_logits = self.config.model.aux_logits
         logits, aux = outputs[0], (outputs[1] if aux_logits else None)
         loss = tf.reduce_sum(self._cross_entropy(labels, logits)) / global_batch
         if aux is not None:
             loss += r.aux_loss_weight * tf.reduce_sum(self._cross_entropy(labels, aux)) / global_batch
-        if self.model.losses:
-            penalties = [tf.cast(l, tf.float32) for l in self.model.losses]
+        if model.losses:
+            penalties = [tf.cast(l, tf.float32) for l in model.losses]
             loss += tf.add_n(penalties) / num_replicas
         return loss, logits
 
@@ -86,48 +103,45 @@ class Task:
             onehot, tf.cast(logits, tf.float32), from_logits=True,
             label_smoothing=self.config.recipe.label_smoothing)
 
-    def train_step(self, loss_hook=None):
-        """The compiled training update (``steps.make_train_step``)."""
-        r, run = self.config.recipe, self.config.run
-        statistics = self.moving_statistics
+    def train_step(self, strategy, train_state, loss_hook=None):
+        """The compiled training update of ``train_state`` (``steps.make_train_step``: forward,
+        ``loss``, backward, RMSProp, EMA, many per call)."""
+        r, run, s = self.config.recipe, self.config.run, train_state
+
+        def loss(labels, outputs, global_batch, num_replicas):
+            return self.loss(s.model, labels, outputs, global_batch, num_replicas)
+
         parts = steps.TrainParts(
-            train_net=self.train_net, variables=self.model.trainable_variables, loss=self.loss,
-            optimizer=self.optimizer, ema=self.ema, schedule=self.schedule,
-            moving_statistics=statistics, global_batch=r.batch_size, clip_norm=r.clip_norm,
-            jit_compile=bool(run.jit_compile))
-        return steps.make_train_step(self.strategy, parts, loss_hook)
+            train_net=s.train_net, variables=s.model.trainable_variables, loss=loss,
+            optimizer=s.optimizer, ema=s.ema, schedule=s.schedule,
+            moving_statistics=s.moving_statistics, global_batch=r.batch_size,
+            clip_norm=r.clip_norm, jit_compile=bool(run.jit_compile))
+        return steps.make_train_step(strategy, parts, loss_hook)
 
-    def eval_steps(self):
-        """The compiled evaluation step and EMA-weight loader (``steps.EvalSteps``)."""
-        parts = steps.EvalParts(eval_model=self.eval_model, num_classes=self.num_classes,
-                                sources=self.eval_sources, targets=self.eval_targets,
-                                jit_compile=bool(self.config.run.jit_compile))
-        return steps.make_eval_steps(self.strategy, parts)
+    def validation_step(self, model, images, labels):
+        """One replica's batch of the validation split through the inference ``model``: summed
+        loss (no smoothing), count and top-k hits of the real images (the pipeline pads the
+        split to full batches with ``PAD_LABEL`` examples, left out here)."""
+        real = tf.not_equal(labels, data_lib.PAD_LABEL)
+        probs = tf.cast(model(images, training=False), tf.float32)
+        onehot = tf.one_hot(labels, self.num_classes)
+        nll = keras.losses.categorical_crossentropy(onehot, probs)
+        out = {"loss": tf.reduce_sum(tf.where(real, nll, 0.0)),
+               "count": tf.reduce_sum(tf.cast(real, tf.float32))}
+        out.update(steps.topk_correct(probs, labels, real))
+        return out
 
-    def rng_states(self):
-        """Dropout's random-generator states: model variables that Keras does not list among the
-        weights and tf.train.Checkpoint does not reach through the layers. Checkpointing them
-        makes a resumed --deterministic run draw the same dropout masks as an uninterrupted one."""
-        weights = {id(v) for v in self.model.weights}
-        return [v for v in self.model.variables if id(v) not in weights]
+    def aggregate(self, totals, outputs):
+        """``totals`` (None at first) plus one validation batch's summed ``outputs`` (NumPy)."""
+        return outputs if totals is None else {k: totals[k] + outputs[k] for k in totals}
 
-    def _pair_eval_variables(self):
-        """eval_model variable <- its EMA average (the raw BN statistics with
-        --noema_bn_statistics)."""
-        averages = {id(v): a for v, a in zip(self.ema.model_variables, self.ema.values())}
-        sources, targets = [], []
-        for layer in self.eval_model.layers:
-            if not layer.weights:
-                continue
-            source = self.model.get_layer(layer.name)
-            if len(source.weights) != len(layer.weights):
-                raise AssertionError(f"layer {layer.name}: training and inference models differ")
-            for s, t in zip(source.weights, layer.weights):
-                if tuple(s.shape) != tuple(t.shape):
-                    raise AssertionError(f"{s.path} vs {t.path}: shapes differ")
-                sources.append(averages.get(id(s), s))
-                targets.append(t)
-        return sources, targets
+    def validation_result(self, totals):
+        """The validation metrics of the aggregated sums: val_loss, val_top1/3/5, num_eval."""
+        n = max(float(totals["count"]), 1.0)
+        result = {"val_loss": float(totals["loss"]) / n, "num_eval": int(totals["count"])}
+        for k in TOP_K:
+            result[f"val_top{k}"] = float(totals[f"top{k}"]) / n
+        return result
 
 
 def initial_weights(config, model, chief, num_classes):

@@ -1,5 +1,6 @@
-"""One run: the trainer assembles the task, the checkpoints and the loop's actions, then trains
-(``train``) or evaluates (``evaluate_checkpoint``); ``run`` is the library's entry point.
+"""One run: the trainer builds and owns the state its task describes (``state.TrainState``: the
+models, optimizer, EMA), the checkpoints and the loop's actions, then trains (``train``) or
+evaluates (``evaluate_checkpoint``); ``run`` is the library's entry point.
 
 Nothing here writes until ``train`` or ``evaluate_checkpoint`` starts: constructing a Trainer
 builds the models and reads the run directory (the identity check), no more. A rerun resumes from
@@ -13,7 +14,7 @@ from absl import logging
 from inception import fileio
 from inception import networks
 from inception import runfiles
-from inception.config import EMA_MODEL, EVAL_JSON, SUMMARY_JSON, TOP_K
+from inception.runfiles import EMA_MODEL, EVAL_JSON, SUMMARY_JSON
 from inception.train import actions as actions_lib
 from inception.train import devices
 from inception.train import inputs
@@ -26,42 +27,45 @@ from inception.train import task as task_lib
 from inception.train import validate
 from inception.train import workers
 from inception.train.loop import Loop
+from inception.train.steps import TOP_K
 
 
 class Trainer:
-    """One run in its model_dir: the task, its checkpoints, validation and the loop's actions."""
+    """One run in its model_dir: the task (``task.Task(config, plan)`` unless given), the state
+    built from it, its checkpoints, validation and the loop's actions."""
 
-    def __init__(self, config, strategy, plan, loss_hook=None):
+    def __init__(self, config, strategy, plan, task=None, loss_hook=None):
         self.config, self.strategy, self.plan = config, strategy, plan
         self.loss_hook = loss_hook
         self.chief = devices.is_chief(strategy)
-        self.task_name = devices.task_name(strategy)
-        self._run_config = rundir.check_identity(config.run, rundir.describe(config, plan),
+        self.worker_name = devices.worker_name(strategy)
+        self._run_record = rundir.check_identity(config.run, rundir.describe(config, plan),
                                                  self.chief)
-        self.task = task_lib.Task(config, strategy, plan, self.chief)
+        self.task = task if task is not None else task_lib.Task(config, plan)
+        self.state = state.TrainState.build(self.task, strategy, self.chief)
         self.checkpoints = rundir.Checkpoints(
-            rundir.checkpoint_dir(config.run.model_dir), self.chief, self.task_name,
-            config.run.keep_checkpoints, model=self.task.model, optimizer=self.task.optimizer,
-            ema=self.task.ema.averages, rng=self.task.rng_states())
-        self.validation = validate.Validation(config, strategy, plan, self.task)
+            rundir.checkpoint_dir(config.run.model_dir), self.chief, self.worker_name,
+            config.run.keep_checkpoints, model=self.state.model, optimizer=self.state.optimizer,
+            ema=self.state.ema.averages, rng=self.state.rng_states())
+        self.validator = validate.Validator(self.task, strategy, self.state)
         self.metrics_log = observe.MetricsLog(config.run.model_dir, self.chief)
         self.resumed_from = None
         self.actions = None
 
     @property
     def last_eval(self):
-        evaluation = (self.actions or {}).get("evaluation")
-        return evaluation.last if evaluation else None
+        validation = (self.actions or {}).get("validation")
+        return validation.last if validation else None
 
     def _write_start(self):
         # Only once the model is built and its weights loaded: a refused --init_weights leaves
         # nothing behind, in particular no identity blocking the fix.
-        rundir.write_start(self.config.run.model_dir, self._run_config, self.plan.info.label_names)
+        rundir.write_start(self.config.run.model_dir, self._run_record, self.plan.info.label_names)
 
     def restore(self):
         """Restores the newest checkpoint, if any; returns (its path or None, the step)."""
         path = self.checkpoints.restore()
-        step = int(self.task.optimizer.iterations.numpy())
+        step = int(self.state.optimizer.iterations.numpy())
         if path:
             spe = self.plan.steps_per_epoch
             logging.info("resuming from step %d (epoch %d, step %d of %d in it) of checkpoint %s",
@@ -71,34 +75,35 @@ class Trainer:
 
     def rebuild_ema_model(self, restored):
         """ema_model.keras <- the restored checkpoint's EMA weights when the file is damaged
-        (export.py and evaluate.py refuse a damaged one and send the user here). One task
+        (export.py and evaluate.py refuse a damaged one and send the user here). One worker
         only: the other workers of a multi-worker run would not take part."""
         path = fileio.join(self.config.run.model_dir, EMA_MODEL)
-        if not restored or self.task_name != "chief" or not fileio.exists(path):
+        if not restored or self.worker_name != "chief" or not fileio.exists(path):
             return
         problem = runfiles.keras_file_problem(path)
         if problem:
-            self.validation.export(self.chief)
+            self.validator.export(self.chief)
             print(f"Rebuilt {path} ({problem}) from checkpoint {restored}", flush=True)
 
     def make_actions(self):
         """The loop's actions, by name, in the order the loop calls them."""
-        run, task = self.config.run, self.task
+        run, schedule = self.config.run, self.state.schedule
         checkpointing = actions_lib.Checkpointing(self.checkpoints, run.checkpoint_every_steps,
-                                                  task.model.trainable_variables)
+                                                  self.state.model.trainable_variables)
         named = {
             "finite": actions_lib.FiniteCheck(self.checkpoints),
             "checkpointing": checkpointing,
             "died": actions_lib.DiedCheck(run.died_threshold, run.stop_if_died),
-            "evaluation": actions_lib.Evaluation(self.validation, self.chief),
-            "target": actions_lib.TargetStop(run.target_top1_error, self.metrics_log, self.chief),
-            "ema_export": actions_lib.EmaExport(self.validation, self.chief),
+            "validation": actions_lib.EpochValidation(self.validator),
+            # Before the target stop: the epoch's figures print before its "stopping" line.
             "metrics": observe.Metrics(run.model_dir, self.chief, run.progress,
-                                       run.log_every_steps, self.plan.num_epochs, task.schedule),
+                                       run.log_every_steps, self.plan.num_epochs, schedule),
+            "target": actions_lib.TargetStop(run.target_top1_error, self.metrics_log, self.chief),
+            "ema_export": actions_lib.EmaExport(self.validator, self.chief),
             "preemption": actions_lib.PreemptionSave(checkpointing),
         }
         if run.mode != "train_and_eval":
-            del named["evaluation"]
+            del named["validation"]
         if not run.target_top1_error:
             del named["target"]
         return named
@@ -111,10 +116,12 @@ class Trainer:
         self.rebuild_ema_model(self.resumed_from)
         self._warn_about_start(step)
         self.actions = self.make_actions()
-        train_step = self.task.train_step(self.loss_hook)
+        train_step = self.task.train_step(self.strategy, self.state, self.loss_hook)
 
         def data(epoch, offset):
-            return inputs.epoch_dataset(self.config, self.strategy, self.plan, epoch, offset)
+            pipe = self.task.build_inputs(training=True, epoch=epoch, offset=offset)
+            return inputs.epoch_dataset(self.strategy, pipe, epoch, offset,
+                                        self.config.run.deterministic), pipe
 
         with signals_lib.StopSignals() as stop_signals:
             loop = Loop(train_step, data, self.plan.steps_per_epoch, self.plan.total_steps,
@@ -136,7 +143,7 @@ class Trainer:
         c, plan, named = self.config, self.plan, self.actions
         result = self.last_eval
         if result is None and c.run.mode == "train_and_eval":
-            result = self.validation.evaluate()
+            result = self.validator.validate()
         target = named.get("target")
         summary = {
             "model": c.model.name,
@@ -150,7 +157,7 @@ class Trainer:
             "wall_time_s": wall_time,
             "resumed_from": self.resumed_from,
             "stopped_at_target": bool(target and target.reached),
-            "weights_fingerprint": state.fingerprint(self.task.model.trainable_variables),
+            "weights_fingerprint": state.fingerprint(self.state.model.trainable_variables),
         }
         if result is not None:
             summary.update(_errors(result))
@@ -171,7 +178,7 @@ class Trainer:
         self._write_start()
         path, step = self.restore()
         self.rebuild_ema_model(path)
-        result = self.validation.evaluate()
+        result = self.validator.validate()
         result.update(_errors(result))
         # Without a checkpoint the EMA holds exactly the --init_weights values.
         result.update(step=step, checkpoint=path, init_weights=None if path else init_weights)
@@ -190,12 +197,13 @@ def _errors(result):
     return {f"val_top{k}_error": 1.0 - result[f"val_top{k}"] for k in TOP_K}
 
 
-def run(config, strategy=None, *, loss_hook=None):
+def run(config, strategy=None, *, task_class=task_lib.Task, loss_hook=None):
     """Runs ``config`` (a ``config.TrainConfig``): trains (``train``, ``train_and_eval``) and
     returns the summary dict, or evaluates (``eval``) and returns the evaluation.
 
     ``strategy``: None sets up devices and the strategy from ``config.run`` (``devices.setup``;
-    then this must be the process's first TensorFlow work). ``loss_hook(loss, step)``: an
+    then this must be the process's first TensorFlow work). ``task_class``: the job,
+    ``task.Task`` or a subclass, made as ``task_class(config, plan)``. ``loss_hook(loss, step)``: an
     optional function that may replace each replica's loss inside the step (tests inject
     faults with it). Raises ``TrainingError`` (diverged, died, another run's model_dir),
     ``Interrupted`` (SIGTERM/SIGINT: saved, rerun to resume), ``WorkerLost``.
@@ -204,11 +212,12 @@ def run(config, strategy=None, *, loss_hook=None):
     if strategy is None:
         strategy = devices.setup(config)
     start = time.time()
-    plan = plan_lib.check_runtime(config, strategy)  # may prepare the dataset
+    plan = plan_lib.make_plan(config, strategy)  # may prepare the dataset
     devices.reseed(config.run.seed)
     # Every collective from here on may find a worker gone.
     with workers.lost_worker_guard(strategy, rundir.checkpoint_dir(config.run.model_dir)):
-        trainer = Trainer(config, strategy, plan, loss_hook=loss_hook)
+        trainer = Trainer(config, strategy, plan, task=task_class(config, plan),
+                          loss_hook=loss_hook)
         if config.run.mode == "eval":
             return trainer.evaluate_checkpoint()
         step = trainer.train()
@@ -221,8 +230,8 @@ def _report(trainer, config, step, summary, seconds):
     """The console's last lines of a finished run."""
     logging.info("training done after %.1f s", seconds)
     fingerprint = summary["weights_fingerprint"]
-    logging.info("final weights fingerprint (%s): %s", trainer.task_name, fingerprint)
-    print(f"[{trainer.task_name}] final weights fingerprint: {fingerprint}", flush=True)
+    logging.info("final weights fingerprint (%s): %s", trainer.worker_name, fingerprint)
+    print(f"[{trainer.worker_name}] final weights fingerprint: {fingerprint}", flush=True)
     if "val_top1_error" in summary:
         print(f"Done: {step} steps, val top-1 error {summary['val_top1_error']:.4f}, top-5 "
               f"{summary['val_top5_error']:.4f}; summary in "

@@ -6,6 +6,7 @@ the optimizer (trainable flags decide which variables the optimizer sees).
 
 import keras
 
+from inception import keras_internals
 from inception.weights import pretrained
 
 
@@ -55,7 +56,7 @@ def _blocks_up_to(model, up_to):
 def set_bn_inference(model):
     """Marks every BatchNormalization of the model non-trainable; returns their paths."""
     paths = []
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in keras_internals.all_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
             paths.append(layer.path)

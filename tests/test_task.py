@@ -1,0 +1,84 @@
+"""A new job is one ``train.Task`` subclass: the trainer builds, trains and validates whatever the
+task describes. Each test overrides one method and trains a few steps of the smallest network of
+the training tests (conftest's trained_run: Inception-ResNet-v1 x0.1, one block per stage)."""
+
+import numpy as np
+import tensorflow as tf
+
+from training_runs import SHALLOW
+
+STEPS = 3
+
+
+def _config(digits_dir, model_dir):
+    from inception.train.config import TrainConfig
+
+    return TrainConfig.from_flat(dict(
+        mode="train", model="inception_resnet_v1", width_multiplier=0.1, image_size=75,
+        repeats=SHALLOW, aux_logits=False, dataset="sklearn_digits", data_dir=digits_dir,
+        model_dir=model_dir, batch_size=8, steps_per_epoch=STEPS, epochs=1,
+        learning_rate=0.045, bn_momentum=0.9, ema_decay=0.9, checkpoint_every_steps=1000,
+        progress=False, seed=0))
+
+
+class InMemory:
+    """An input pipeline as ``Task.build_inputs`` returns one: ``input_fn(input_context)`` ->
+    this input pipeline's batches (images float32 [B, S, S, 3], labels int32 [B]), and
+    ``skipped_report()``. Records the contexts it was called with."""
+
+    def __init__(self, images, labels, global_batch):
+        self.images, self.labels, self.global_batch = images, labels, global_batch
+        self.contexts = []
+
+    def input_fn(self, context):
+        self.contexts.append(context)
+        per_replica = context.get_per_replica_batch_size(self.global_batch)
+        dataset = tf.data.Dataset.from_tensor_slices((self.images, self.labels))
+        return dataset.repeat().batch(per_replica, drop_remainder=True)
+
+    def skipped_report(self):
+        return "no undecodable images"
+
+
+def test_a_task_with_its_own_training_data_trains_through_the_trainer(digits_dir, tmp_path):
+    from inception import train
+
+    pipes = []
+
+    class NoiseImages(train.Task):
+        """Another dataset: sixteen images of uniform noise in [-1, 1], in memory."""
+
+        def build_inputs(self, training=True, epoch=0, offset=0):
+            if not training:
+                return super().build_inputs(training=False)
+            size, rng = self.config.model.image_size, np.random.default_rng(epoch)
+            images = rng.uniform(-1.0, 1.0, (16, size, size, 3)).astype("float32")
+            labels = rng.integers(0, self.num_classes, 16).astype("int32")
+            pipes.append(InMemory(images, labels, self.config.recipe.batch_size))
+            return pipes[-1]
+
+    config = _config(digits_dir, str(tmp_path / "noise"))
+    summary = train.run(config, train.setup(config), task_class=NoiseImages)
+    assert summary["steps"] == STEPS
+    assert len(pipes) == 1 and pipes[0].contexts, "the trainer did not read the task's inputs"
+    assert all(isinstance(c, tf.distribute.InputContext) for c in pipes[0].contexts)
+
+
+def test_a_task_with_its_own_loss_trains_through_the_trainer(digits_dir, tmp_path):
+    """A loss of zero: every gradient is zero, so RMSProp leaves every trainable weight as built
+    (the base task's loss moves them: trained_run)."""
+    from inception import train
+    from inception.train import state
+
+    class NoLoss(train.Task):
+        def loss(self, model, labels, outputs, global_batch, num_replicas):
+            loss, logits = super().loss(model, labels, outputs, global_batch, num_replicas)
+            return 0.0 * loss, logits
+
+    config = _config(digits_dir, str(tmp_path / "no_loss"))
+    strategy = train.setup(config)
+    plan = train.make_plan(config, strategy)
+    trainer = train.Trainer(config, strategy, plan, task=NoLoss(config, plan))
+    built = state.fingerprint(trainer.state.model.trainable_variables)
+    assert trainer.train() == STEPS
+    assert state.fingerprint(trainer.state.model.trainable_variables) == built
