@@ -15,9 +15,18 @@ from inception.train import task as task_lib
 
 
 def _norms_at_init(name, digits_dir, tmp_path):
-    flags = dict(recipe.values("miniature"), model=name, dataset="sklearn_digits",
-                 data_dir=digits_dir, model_dir=str(tmp_path / name), mode="train",
-                 image_size=75, width_multiplier=0.125, seed=0, progress=False)
+    flags = dict(
+        recipe.values("miniature"),
+        model=name,
+        dataset="sklearn_digits",
+        data_dir=digits_dir,
+        model_dir=str(tmp_path / name),
+        mode="train",
+        image_size=75,
+        width_multiplier=0.125,
+        seed=0,
+        progress=False,
+    )
     config = TrainConfig.from_flat(flags)
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     plan = plan_lib.make_plan(config, strategy)

@@ -55,12 +55,15 @@ class SklearnDigits(tfds.core.GeneratorBasedBuilder):
         return tfds.core.DatasetInfo(
             builder=self,
             description=__doc__,
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(
-                    shape=(IMAGE_SIDE, IMAGE_SIDE, 3), encoding_format="jpeg"),
-                "label": tfds.features.ClassLabel(names=[str(d) for d in range(10)]),
-                "sklearn_index": tfds.features.Scalar(dtype=np.int32),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(
+                        shape=(IMAGE_SIDE, IMAGE_SIDE, 3), encoding_format="jpeg"
+                    ),
+                    "label": tfds.features.ClassLabel(names=[str(d) for d in range(10)]),
+                    "sklearn_index": tfds.features.Scalar(dtype=np.int32),
+                }
+            ),
             supervised_keys=("image", "label"),
             homepage="https://scikit-learn.org/stable/datasets/toy_dataset.html",
         )
@@ -80,8 +83,10 @@ class SklearnDigits(tfds.core.GeneratorBasedBuilder):
         try:
             from sklearn.datasets import load_digits
         except ImportError:  # the [digits] extra; without it TFDS would fail far from the cause
-            raise ImportError("the embedded dataset 'sklearn_digits' needs scikit-learn: "
-                              "pip install 'inception[digits]'") from None
+            raise ImportError(
+                "the embedded dataset 'sklearn_digits' needs scikit-learn: "
+                "pip install 'inception[digits]'"
+            ) from None
 
         digits = load_digits()
         train, validation = split_indices(digits.target)
@@ -93,8 +98,11 @@ class SklearnDigits(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, images, labels, indices):
         for index in indices:
             index = int(index)
-            yield index, {
-                "image": scan_to_rgb(images[index]),
-                "label": int(labels[index]),
-                "sklearn_index": index,
-            }
+            yield (
+                index,
+                {
+                    "image": scan_to_rgb(images[index]),
+                    "label": int(labels[index]),
+                    "sklearn_index": index,
+                },
+            )
