@@ -21,8 +21,8 @@ common.setup_script()  # before TensorFlow loads
 import numpy as np  # noqa: E402
 
 from inception import recipe  # noqa: E402
-from inception.train.config import TrainConfig  # noqa: E402
 from inception.experiments import gradients  # noqa: E402
+from inception.train.config import TrainConfig  # noqa: E402
 
 NETWORKS = ("inception_v4", "inception_resnet_v2", "inception_resnet_v1")
 SIZES = {

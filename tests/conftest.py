@@ -4,7 +4,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import pytest  # noqa: E402
+import pytest
 
 # The export tests' session fixtures, each built once per run across pytest-xdist workers.
 from export_fixtures import (  # noqa: F401

@@ -435,7 +435,7 @@ def test_imagenet_loads_the_released_file_from_the_cache(tmp_path, monkeypatch):
     assert reference._relative_error(with_background, released).max() < reference.TOLERANCE
     classes_of = lambda preds: [
         [entry[:2] for entry in row]
-        for row in applications.decode_predictions(np.asarray(preds), top=3)  # noqa: E731
+        for row in applications.decode_predictions(np.asarray(preds), top=3)
     ]
     assert classes_of(with_background) == classes_of(logits)
 

@@ -463,14 +463,12 @@ def test_quiet_cpp_output_drops_the_noise_line_and_keeps_every_other(capfd, monk
 def test_import_time_stderr_is_hidden_unless_the_import_fails(capfd):
     from inception import console
 
-    with console._StderrToScratch():
-        with console._StderrToScratch():  # nested: one scratch file
-            os.write(2, b"a C++ start-up line\n")
+    with console._StderrToScratch(), console._StderrToScratch():  # nested: one scratch file
+        os.write(2, b"a C++ start-up line\n")
     assert capfd.readouterr().err == ""
-    with pytest.raises(ImportError):
-        with console._StderrToScratch():
-            os.write(2, b"why the library failed to load\n")
-            raise ImportError("broken build")
+    with pytest.raises(ImportError), console._StderrToScratch():
+        os.write(2, b"why the library failed to load\n")
+        raise ImportError("broken build")
     assert capfd.readouterr().err == "why the library failed to load\n"
 
 

@@ -121,7 +121,7 @@ def test_graph_windows_equal_python_windows(shape):
     for spec, row in zip(specs, graph):
         assert tuple(int(v) for v in row) == crops.crop_window(spec, *shape), spec
         oh, ow, h, w = row
-        assert 0 <= oh and 0 <= ow and oh + h <= shape[0] and ow + w <= shape[1] and h >= 1
+        assert oh >= 0 and ow >= 0 and oh + h <= shape[0] and ow + w <= shape[1] and h >= 1
 
 
 def _image(height, width, fmt):

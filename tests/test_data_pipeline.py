@@ -15,8 +15,8 @@ import tensorflow_datasets as tfds
 from sklearn.datasets import load_digits
 
 from inception import data
-from inception.train import config
 from inception.data import sklearn_digits
+from inception.train import config
 from offline import no_network
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -111,7 +111,7 @@ def test_crop_window_respects_area_and_aspect_ranges():
                 tf.constant([300, 400]), tf.constant([7, k], tf.int64), area_range=(0.5, 1.0)
             )
         )
-        assert 0 <= oh and oh + h <= 300 and 0 <= ow and ow + w <= 400
+        assert oh >= 0 and oh + h <= 300 and ow >= 0 and ow + w <= 400
         areas.append(h * w / (300 * 400))
         if (h, w) != (300, 400):  # the fallback is the whole image
             assert 0.75 * 0.95 <= w / h <= 1.33 * 1.05

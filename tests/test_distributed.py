@@ -268,8 +268,8 @@ def _sync_batch_norm_pair(data_dir, root, mirrored):
     deterministic steps each, no dropout, a checkpoint after every step. Returns
     {name: (model_dir, summary)}."""
     from inception import train
-    from inception.train.config import TrainConfig
     from inception.train import devices
+    from inception.train.config import TrainConfig
 
     runs = {}
     for name, strategy in (("two", "mirrored"), ("one", "one_device")):

@@ -12,17 +12,17 @@ import collections
 import os
 import re
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-import keras
-from inception import models
 from inception import data as data_lib
+from inception import models
 from inception.export import agreement, bfloat16, classifier, exporter, formats, saved_model, warmup
-from inception.export.config import ExportOptions
 from inception.export import data as export_data
+from inception.export.config import ExportOptions
 from training_runs import SHALLOW
 
 SIZE = 75

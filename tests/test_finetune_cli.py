@@ -51,6 +51,7 @@ def _digits(data_dir, n=64):
 def _source(num_classes, images, path):
     """A saved inference model whose BatchNorm statistics are those of a batch of digits."""
     import keras
+
     from inception import models
 
     model = models.build(
@@ -78,10 +79,10 @@ FINETUNE_SEED = 0
 @pytest.fixture(scope="module")
 def finetuned(tmp_path_factory, data_dir):
     """Sources saved, then a --mode=train fine-tuning run of 2 epochs x 15 steps from one."""
+    import keras
+
     from inception import train
     from inception.train.config import TrainConfig
-
-    import keras
 
     # Seeded and deterministic: the "it learns" figures below are one measured run, not a draw.
     keras.utils.set_random_seed(FINETUNE_SEED)
@@ -194,6 +195,7 @@ def test_frozen_blocks_and_bn_statistics_do_not_move_and_it_learns(finetuned):
 
 def test_run_config_records_the_start_and_a_resume_restores_the_checkpoint(finetuned):
     import json
+
     from inception import train
 
     config, strategy = finetuned.config, finetuned.strategy
@@ -221,6 +223,7 @@ def test_run_config_records_the_start_and_a_resume_restores_the_checkpoint(finet
 
 def test_eval_of_init_weights_needs_no_checkpoint(finetuned, tmp_path, data_dir):
     import keras
+
     from inception import data, train
 
     config = finetuned.config.replace(

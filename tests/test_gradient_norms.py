@@ -6,12 +6,12 @@ import numpy as np
 import tensorflow as tf
 
 from inception import recipe
-from inception.train.config import TrainConfig
 from inception.experiments import gradients
 from inception.train import inputs
 from inception.train import plan as plan_lib
 from inception.train import state as state_lib
 from inception.train import task as task_lib
+from inception.train.config import TrainConfig
 
 
 def _norms_at_init(name, digits_dir, tmp_path):

@@ -21,9 +21,9 @@ pytest.importorskip("grain", reason="keras-hub's test harness imports grain")
 import keras  # noqa: E402
 from keras_hub.src.tests import test_case  # noqa: E402  (the module: pytest would collect its TestCase)
 
+import reference_files  # noqa: E402
 from inception import hub, models  # noqa: E402
 from inception.hub import convert, presets  # noqa: E402
-import reference_files  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REF = os.path.join(os.path.dirname(ROOT), "shared", "reference")

@@ -232,5 +232,5 @@ def test_train_pipeline_one_epoch(dirs):
     )
     for images, labels in distorted.input_fn().take(5):  # repeats past the bad record
         assert images.shape == (4, 24, 24, 3)
-        assert -1.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
+        assert float(tf.reduce_min(images)) >= -1.0 and float(tf.reduce_max(images)) <= 1.0
     assert distorted.num_skipped() >= 1

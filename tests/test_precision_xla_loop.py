@@ -13,7 +13,6 @@ diverges as much as XLA against plain). Dropout is off there: XLA draws its own 
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 
@@ -22,7 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training_runs import REPO, SHALLOW, env, no_grappler
+from training_runs import SHALLOW, env, no_grappler
 
 STEPS = 20
 BATCH = 16

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from inception import blocks, layers, models
+from inception import blocks, models
 from inception.train import state as train_state
 
 NAMES = ("inception_v4", "inception_resnet_v1", "inception_resnet_v2")

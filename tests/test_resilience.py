@@ -233,11 +233,11 @@ def test_run_directory_on_ram_fs_with_fractional_epochs(tmp_path, data_dir, caps
     import tensorflow as tf
 
     from inception import fileio, train
+    from inception.evaluation import job as evaluation_job
     from inception.evaluation.config import EvaluateConfig
+    from inception.export import job as export_job
     from inception.export.config import ExportConfig
     from inception.train.config import TrainConfig
-    from inception.evaluation import job as evaluation_job
-    from inception.export import job as export_job
 
     monkeypatch.chdir(tmp_path)
     model_dir = "ram://resilience/run"

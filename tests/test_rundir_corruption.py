@@ -70,10 +70,10 @@ def _train_command(config, capsys):
 
 def _export_and_evaluate_errors(directory, tmp_path, data_dir):
     """The messages export.py and evaluate.py print for ``directory`` (None: it loaded)."""
-    from inception.evaluation.config import EvaluateConfig
-    from inception.export.config import ExportConfig
     from inception.evaluation import job as evaluation_job
+    from inception.evaluation.config import EvaluateConfig
     from inception.export import job as export_job
+    from inception.export.config import ExportConfig
 
     messages = []
     for attempt in (
@@ -157,10 +157,10 @@ def test_damaged_ema_model_is_refused_then_rebuilt_by_eval(run_copy, tmp_path, c
         assert "rerun the run's training command" in message
     assert _snapshot(directory) == before
     # The same file given as a .keras model: named with its flag.
-    from inception.evaluation.config import EvaluateConfig
-    from inception.export.config import ExportConfig
     from inception.evaluation import job as evaluation_job
+    from inception.evaluation.config import EvaluateConfig
     from inception.export import job as export_job
+    from inception.export.config import ExportConfig
 
     bare = str(tmp_path / "model.keras")
     shutil.copy(ema, bare)

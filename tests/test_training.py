@@ -16,8 +16,9 @@ import sys
 import numpy as np
 import pytest
 
-from training_runs import MAIN, REPO, checkpoint_steps as _checkpoint_steps, env as _env
-from training_runs import no_grappler
+from training_runs import MAIN, REPO, no_grappler
+from training_runs import checkpoint_steps as _checkpoint_steps
+from training_runs import env as _env
 
 
 @pytest.fixture(scope="module")

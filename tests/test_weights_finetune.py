@@ -4,11 +4,11 @@ A small Inception-v4 (width 0.1, 75x75) trained on nothing plays the published m
 ``.keras`` file is the source; a model for a 3-class dataset starts from it.
 """
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
 from inception import models
 from inception.weights import WeightsError, load_initial_weights
 

@@ -6,12 +6,12 @@ that refuses a file runs before any value is copied, so no full-size file is nee
 
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
-import keras
 import tensorflow_datasets
+
 from inception import models
 from inception.weights import WeightsError, classes, detect, fetch, pretrained
 

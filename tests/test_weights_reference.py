@@ -17,14 +17,14 @@ import sys
 import tarfile
 import threading
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
+import reference_files
 from inception import models
 from inception.weights import WeightsError, class_names, classes, fetch, names, pretrained
-import reference_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REF = os.path.join(os.path.dirname(ROOT), "shared", "reference")

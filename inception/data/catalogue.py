@@ -19,8 +19,10 @@ import sys
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from inception.data import preprocessing
-from inception.data import sklearn_digits  # noqa: F401  (registers the TFDS builder)
+from inception.data import (
+    preprocessing,
+    sklearn_digits,  # importing it also registers the TFDS builder
+)
 
 EMBEDDED_DATASET = "sklearn_digits"
 IMAGENET = "imagenet2012"

@@ -17,8 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from inception import console, fileio
-from inception import runfiles
+from inception import console, fileio, runfiles
 from inception.data import preprocessing, reader, skipping
 from inception.evaluation import crops as crops_lib
 from inception.evaluation import members as members_lib

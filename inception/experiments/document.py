@@ -6,8 +6,7 @@ import os
 import platform
 
 from inception import fileio, recipe
-from inception.experiments import runs
-from inception.experiments import report
+from inception.experiments import report, runs
 
 
 def _setting_section(scale):

@@ -7,8 +7,8 @@ import os
 
 import numpy as np
 
-from inception.runfiles import METRICS_CSV, TENSORBOARD_DIR
 from inception.experiments import runner
+from inception.runfiles import METRICS_CSV, TENSORBOARD_DIR
 
 
 def metrics(directory):

@@ -45,17 +45,17 @@ from inception.hub.presets import class_names
 presets.register()
 
 __all__ = [
-    "InceptionV4Backbone",
     "InceptionResNetV1Backbone",
-    "InceptionResNetV2Backbone",
-    "InceptionV4ImageClassifier",
     "InceptionResNetV1ImageClassifier",
-    "InceptionResNetV2ImageClassifier",
-    "InceptionV4ImageClassifierPreprocessor",
     "InceptionResNetV1ImageClassifierPreprocessor",
-    "InceptionResNetV2ImageClassifierPreprocessor",
-    "InceptionV4ImageConverter",
     "InceptionResNetV1ImageConverter",
+    "InceptionResNetV2Backbone",
+    "InceptionResNetV2ImageClassifier",
+    "InceptionResNetV2ImageClassifierPreprocessor",
     "InceptionResNetV2ImageConverter",
+    "InceptionV4Backbone",
+    "InceptionV4ImageClassifier",
+    "InceptionV4ImageClassifierPreprocessor",
+    "InceptionV4ImageConverter",
     "class_names",
 ]

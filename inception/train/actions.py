@@ -8,8 +8,7 @@ import time
 
 from absl import logging
 
-from inception.train import observe
-from inception.train import state
+from inception.train import observe, state
 from inception.train.errors import Interrupted, TrainingError
 from inception.train.loop import Action
 

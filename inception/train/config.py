@@ -10,9 +10,8 @@ Pure Python (``inception.checks``): the command checks its flags before TensorFl
 import dataclasses
 import os
 
-from inception import checks
+from inception import checks, paths
 from inception import networks as _networks  # the constants' one place
-from inception import paths
 from inception import recipe as _recipe
 
 # Field names are the command-line flag names of ``inception_cli.train_flags`` (``to_flat`` and

@@ -7,8 +7,7 @@ import dataclasses
 import math
 
 from inception import data as data_lib
-from inception.train import rundir
-from inception.train import state
+from inception.train import rundir, state
 
 
 @dataclasses.dataclass

@@ -15,9 +15,7 @@ import tempfile
 import tensorflow as tf
 from absl import logging
 
-from inception import fileio
-from inception import networks
-from inception import runfiles
+from inception import fileio, networks, runfiles
 from inception.runfiles import CHECKPOINTS_DIR, LABELS_FILE, RUN_RECORD
 from inception.train.errors import TrainingError
 

@@ -23,13 +23,12 @@ nothing here reads a task or a config.
 """
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf
 
-from inception.train import replicas
-from inception.train import state
+from inception.train import replicas, state
 
 # The top-k accuracies and errors every evaluation reports (the paper's tables: top-1 and top-5;
 # its text also quotes top-3): the steps' metrics here, and evaluate.py's.

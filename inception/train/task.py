@@ -15,11 +15,8 @@ from absl import logging
 
 from inception import data as data_lib
 from inception import models
+from inception.train import inputs, rundir, state, steps
 from inception.train.steps import TOP_K
-from inception.train import inputs
-from inception.train import rundir
-from inception.train import state
-from inception.train import steps
 
 
 class Task:

@@ -11,21 +11,13 @@ import time
 
 from absl import logging
 
-from inception import fileio
-from inception import networks
-from inception import runfiles
+from inception import fileio, networks, runfiles
 from inception.runfiles import EMA_MODEL, EVAL_JSON, SUMMARY_JSON
 from inception.train import actions as actions_lib
-from inception.train import devices
-from inception.train import inputs
-from inception.train import observe
+from inception.train import devices, inputs, observe, rundir, state, validate, workers
 from inception.train import plan as plan_lib
-from inception.train import rundir
 from inception.train import signals as signals_lib
-from inception.train import state
 from inception.train import task as task_lib
-from inception.train import validate
-from inception.train import workers
 from inception.train.loop import Loop
 from inception.train.steps import TOP_K
 
