@@ -9,6 +9,7 @@ accepted: a new field has to be put in one class or the other. Runs with ``tenso
 """
 
 import dataclasses
+import functools
 import math
 import os
 import subprocess
@@ -105,7 +106,8 @@ def test_every_training_field_refuses_bad_values_by_name(no_tensorflow):
     count = 0
     for name, field in _train_fields().items():
         for kind, value in _bad_values(name, field.type, TRAIN_EMPTY_OK):
-            _expect_refused(lambda: config.TrainConfig.from_flat({name: value}), name, kind, value)
+            make = functools.partial(config.TrainConfig.from_flat, {name: value})
+            _expect_refused(make, name, kind, value)
             count += 1
     assert count > 400, count
 
@@ -138,9 +140,8 @@ def test_every_export_and_evaluation_field_refuses_bad_values_by_name(tmp_path, 
                 if value is None and name in ("model_dir", "keras_model"):
                     continue  # one of the two is None by design
                 flag = getattr(kind_class, "FLAG_NAMES", {}).get(name, name)
-                _expect_refused(
-                    lambda: kind_class(**dict(base, **{name: value})), flag, kind, value
-                )
+                make = functools.partial(kind_class, **dict(base, **{name: value}))
+                _expect_refused(make, flag, kind, value)
                 count += 1
         for name in sorted(JOB_EMPTY_OK & {f.name for f in dataclasses.fields(kind_class)}):
             kind_class(**dict(base, **{name: ""}))  # empty: the default

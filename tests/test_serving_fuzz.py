@@ -15,6 +15,7 @@ own ``\\n\\t [[{{node ...}}]]`` suffix keeps its tab). Shapes are sent the way T
 session takes them, without the Python client's check against the signature (``_raw_run``).
 """
 
+import functools
 import json
 import re
 
@@ -315,7 +316,7 @@ def test_batches_mixing_good_and_bad_images(server, seeds, clean):
             np.testing.assert_allclose(out[2], alone["g.png"][0], atol=1e-5)
         else:
             assert outcome == "InvalidArgumentError", kind
-            message = expect_invalid(lambda: server(batch), r".")
+            message = expect_invalid(functools.partial(server, batch), r".")
             if "assertion failed: [image_bytes" in message:
                 assert "image_bytes[1]" in message, message[:300]
         np.testing.assert_array_equal(server([image]), answer)

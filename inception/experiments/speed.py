@@ -6,6 +6,7 @@ machine hits them alike; each figure is the network's best round.
 """
 
 import dataclasses
+import functools
 import time
 
 import keras
@@ -96,10 +97,10 @@ def measure(config, log=print):
         for r in range(config.rounds):
             for key, model in nets.items():
                 train = _images_per_sec(
-                    lambda: model.train_on_batch(x, y), config.batch, config.steps
+                    functools.partial(model.train_on_batch, x, y), config.batch, config.steps
                 )
                 infer = _images_per_sec(
-                    lambda: model.predict_on_batch(x), config.batch, config.steps
+                    functools.partial(model.predict_on_batch, x), config.batch, config.steps
                 )
                 best[key] = {
                     "train": max(best[key]["train"], train),
