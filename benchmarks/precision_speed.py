@@ -175,7 +175,7 @@ def _run_row(row, timeout):
         )
     except subprocess.TimeoutExpired:
         return dict(row, error=f"over {timeout} s")
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode or not lines:
         return dict(row, error=(proc.stderr.strip().splitlines() or ["failed"])[-1][:120])
     return json.loads(lines[-1])
@@ -242,11 +242,13 @@ def profile(args):
         env=env,
     )
     lines = proc.stdout.splitlines()
-    result = json.loads([l for l in lines if l.startswith("{")][-1])
+    result = json.loads([line for line in lines if line.startswith("{")][-1])
     # Each call logs every primitive it executes: the last call is the last 1/(2+repeats) of the
     # exec lines (two warm-up calls, then the timed one).
     # onednn_verbose,v1,primitive,exec,cpu,<kind>,<implementation>,...,<milliseconds>
-    execs = [l.split(",") for l in lines if l.startswith("onednn_verbose,v1,primitive,exec,")]
+    execs = [
+        line.split(",") for line in lines if line.startswith("onednn_verbose,v1,primitive,exec,")
+    ]
     last = execs[-(len(execs) // (2 + row["repeats"])) :]
     by_kind = {}
     for fields in last:

@@ -115,7 +115,7 @@ def test_report_numbers_are_the_run_directories_numbers(experiment):
     for run in os.listdir(runs / "died"):
         rows = _csv(runs / "died" / run / "metrics.csv")
         peak = max(float(r["died_fraction"]) for r in rows)
-        line = next(l for l in text.splitlines() if l.startswith(f"| died/{run} |"))
+        line = next(row for row in text.splitlines() if row.startswith(f"| died/{run} |"))
         assert f"| {peak:.4f} | {float(rows[-1]['died_fraction']):.4f} |" in line
     cost = json.loads((tmp / "runs" / "tiny" / "cost_vs_speed.json").read_text())
     reported = json.loads((tmp / "report" / "results.json").read_text())["cost"]

@@ -116,7 +116,8 @@ def _ref_weights_for(ours, ref):
 
     def ordered(base):
         return sorted(
-            (l for l in ref.layers if index(l, base) is not None), key=lambda l: index(l, base)
+            (layer for layer in ref.layers if index(layer, base) is not None),
+            key=lambda layer: index(layer, base),
         )
 
     pairs = iter(zip(ordered("conv2d"), ordered("batch_normalization")))
@@ -332,9 +333,9 @@ def test_model_passes_residual_scales_to_every_block():
         width_multiplier=0.1,
     )
     scales = {
-        l.name.rsplit("_", 1)[0]: l.scale
-        for l in model.layers
-        if l.name.startswith("inception_resnet_")
+        layer.name.rsplit("_", 1)[0]: layer.scale
+        for layer in model.layers
+        if layer.name.startswith("inception_resnet_")
     }
     assert scales == {
         "inception_resnet_a": 0.3,
@@ -346,9 +347,9 @@ def test_model_passes_residual_scales_to_every_block():
     assert (last.scale, last.activation) == (1.0, None)
     # One model's scales do not leak into the next model built with the defaults.
     defaults = {
-        l.name.rsplit("_", 1)[0]: l.scale
-        for l in release.layers
-        if l.name.startswith("inception_resnet_") and l.name != "inception_resnet_c_10"
+        layer.name.rsplit("_", 1)[0]: layer.scale
+        for layer in release.layers
+        if layer.name.startswith("inception_resnet_") and layer.name != "inception_resnet_c_10"
     }
     assert defaults == {
         "inception_resnet_a": 0.17,
@@ -366,7 +367,9 @@ def test_weight_decay_adds_slim_convention_l2_losses():
     kernels = [w for w in model.trainable_weights if w.path.endswith(("kernel", "bias"))]
     expected = sum(2e-5 * float(np.sum(np.square(w.numpy()))) for w in kernels)
     assert len(model.losses) == len(kernels)
-    assert float(sum(np.asarray(l) for l in model.losses)) == pytest.approx(expected, rel=1e-4)
+    assert float(sum(np.asarray(penalty) for penalty in model.losses)) == pytest.approx(
+        expected, rel=1e-4
+    )
 
 
 @pytest.mark.parametrize(

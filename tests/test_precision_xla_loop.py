@@ -402,5 +402,5 @@ def test_a_cpu_without_native_bfloat16_is_told_once(tmp_path, capsys, monkeypatc
     monkeypatch.setattr(devices, "bf16_native_cpu", lambda: False)
     with precision(True):
         assert keras.mixed_precision.dtype_policy().name == "mixed_bfloat16"
-    warned = [l for l in capsys.readouterr().out.splitlines() if "bfloat16" in l]
+    warned = [line for line in capsys.readouterr().out.splitlines() if "bfloat16" in line]
     assert len(warned) == 1 and "no native bfloat16" in warned[0]

@@ -102,9 +102,9 @@ def _xavier_limit(shape):
 def _conv_kernels(model):
     """Every Conv2D layer of the model, nested ones included."""
     return [
-        l
-        for l in model._flatten_layers(include_self=False, recursive=True)
-        if isinstance(l, keras.layers.Conv2D)
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, keras.layers.Conv2D)
     ]
 
 
@@ -174,7 +174,7 @@ def test_weight_decay_follows_the_released_arg_scope(mixed_models, name):
     decayed = kernels + (biases if name != "inception_v4" else [])
     expected = sum(WEIGHT_DECAY / 2 * float(np.sum(np.square(w.numpy()))) for w in decayed)
     assert len(model.losses) == len(decayed)
-    assert float(sum(np.asarray(l, "float64") for l in model.losses)) == pytest.approx(
+    assert float(sum(np.asarray(penalty, "float64") for penalty in model.losses)) == pytest.approx(
         expected, rel=1e-4
     )
 

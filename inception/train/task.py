@@ -95,7 +95,7 @@ class Task:
                 r.aux_loss_weight * tf.reduce_sum(self._cross_entropy(labels, aux)) / global_batch
             )
         if model.losses:
-            penalties = [tf.cast(l, tf.float32) for l in model.losses]
+            penalties = [tf.cast(penalty, tf.float32) for penalty in model.losses]
             loss += tf.add_n(penalties) / num_replicas
         return loss, logits
 
