@@ -143,7 +143,7 @@ def main():
         "| nominal crops/s | pipeline alone (crops/s) |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|")
-    for protocol, distinct, batch, images, passes, nominal, pipeline in rows:
+    for protocol, distinct, _batch, images, passes, nominal, pipeline in rows:
         ratio = f"{passes / single:.2f}" if single else "-"
         print(
             f"| {protocol} | {distinct} | {images:.2f} | {passes:.2f} | {ratio} | "

@@ -112,10 +112,7 @@ def child(row):
     x = rng.uniform(-1, 1, (batch, 299, 299, 3)).astype("float32")
     y = rng.integers(0, 1000, (batch,)).astype("int32")
     started = time.perf_counter()
-    if row["mode"] == "infer":
-        rate = _infer(row, model, x)
-    else:
-        rate = _train(row, model, x, y)
+    rate = _infer(row, model, x) if row["mode"] == "infer" else _train(row, model, x, y)
     macs = compute.count_macs(model)
     flops = 2 * macs * (3 if row["mode"] == "train" else 1)
     print(

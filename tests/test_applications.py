@@ -8,6 +8,7 @@ downloaded: the "imagenet" path is checked up to the fetch, and every bad argume
 fail before any layer is made or any file fetched.
 """
 
+import itertools
 import json
 import os
 import re
@@ -71,7 +72,7 @@ def test_decode_predictions_1000_and_1001_columns():
         ("n02123045", "tabby", np.float32(0.05)),
     ]
     assert decoded[1][0][:2] == ("n01440764", "tench")
-    assert all(a[2] >= b[2] for d in decoded for a, b in zip(d, d[1:]))
+    assert all(a[2] >= b[2] for d in decoded for a, b in itertools.pairwise(d))
     background = np.concatenate([np.full((2, 1), 0.99, np.float32), preds], axis=1)  # class 0 first
     assert applications.decode_predictions(background, top=3) == decoded
     assert len(applications.decode_predictions(keras.ops.convert_to_tensor(preds))[0]) == 5
@@ -110,8 +111,8 @@ def test_preprocess_input_is_inception_scaling_in_any_format():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(tensor), [-1.0, -0.6, 1.0], rtol=1e-6)
     with pytest.raises(
         ValueError,
-        match="Expected data_format to be one of `channels_first` or "
-        "`channels_last`. Received: data_format=NHWC",
+        match=r"Expected data_format to be one of `channels_first` or "
+        r"`channels_last`\. Received: data_format=NHWC",
     ):
         applications.preprocess_input(pixels, data_format="NHWC")
 
@@ -433,10 +434,11 @@ def test_imagenet_loads_the_released_file_from_the_cache(tmp_path, monkeypatch):
     assert reference._relative_error(logits, released[:, 1:]).max() < reference.TOLERANCE
     with_background = applications.InceptionV4(classes=1001, classifier_activation=None)(images)
     assert reference._relative_error(with_background, released).max() < reference.TOLERANCE
-    classes_of = lambda preds: [
-        [entry[:2] for entry in row]
-        for row in applications.decode_predictions(np.asarray(preds), top=3)
-    ]
+
+    def classes_of(preds):
+        decoded = applications.decode_predictions(np.asarray(preds), top=3)
+        return [[entry[:2] for entry in row] for row in decoded]
+
     assert classes_of(with_background) == classes_of(logits)
 
 

@@ -193,11 +193,10 @@ def test_path_flags_are_checked_for_kind_and_writability(tmp_path, monkeypatch, 
     for name in RUN_FILES:
         (run / name).write_text("{}")
     train = config.TrainConfig.from_flat
-    export = lambda **kw: ExportConfig(
-        **dict(dict(export_dir=str(tmp_path / "out"), model_dir=str(run)), **kw)
-    )
-    evaluate = lambda **kw: EvaluateConfig(
-        **dict(dict(models=(str(run),), output=str(tmp_path / "e.json")), **kw)
+    # Keywords given at the call replace these.
+    export = functools.partial(ExportConfig, export_dir=str(tmp_path / "out"), model_dir=str(run))
+    evaluate = functools.partial(
+        EvaluateConfig, models=(str(run),), output=str(tmp_path / "e.json")
     )
     cases = [
         (lambda: train({"model_dir": str(a_file)}).check_paths(), "--model_dir", "is a file"),

@@ -190,7 +190,7 @@ def test_pipeline_takes_the_data_config_and_its_crop_fields(data_dir):
     assert np.abs(first[0] - first[1]).max() > 0.1  # other crops and colours, same seed
     with pytest.raises(TypeError, match="in the DataConfig"):
         data.InputPipeline(wide, data_dir=data_dir, **common)
-    with pytest.raises(TypeError, match="unexpected keyword argument.*flip"):
+    with pytest.raises(TypeError, match=r"unexpected keyword argument.*flip"):
         data.InputPipeline("sklearn_digits", data_dir=data_dir, flip=True, **common)
 
 

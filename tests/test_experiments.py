@@ -64,7 +64,7 @@ def _csv(path):
 
 
 def test_every_run_figure_and_the_report_exist(experiment):
-    tmp, out = experiment
+    tmp, _out = experiment
     report = tmp / "report"
     for name in FIGURES:
         assert (report / name).stat().st_size > 10_000, name

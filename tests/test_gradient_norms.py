@@ -45,5 +45,5 @@ def test_plain_network_gradient_is_far_larger_at_initialisation(digits_dir, tmp_
     # Every variable is in exactly one group, the stem first and the head last.
     assert v4.blocks[0] == "stem" and v4.blocks[-1] == gradients.HEAD
     for norms, name in ((v4, "inception_v4"), (irv2, "inception_resnet_v2")):
-        assert np.all(np.isfinite(norms.grad_norm)) and np.all(norms.weight_norm > 0)
-        assert len(norms.blocks) == len(set(norms.blocks))
+        assert np.all(np.isfinite(norms.grad_norm)) and np.all(norms.weight_norm > 0), name
+        assert len(norms.blocks) == len(set(norms.blocks)), name

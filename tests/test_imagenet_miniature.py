@@ -152,7 +152,7 @@ def test_missing_archives_error_says_what_goes_where(tmp_path):
     message = str(err.value)
     assert os.path.join(str(manual_dir), "ILSVRC2012_img_train.tar") in message
     assert "ILSVRC2012_img_val.tar" not in message and "--manual_dir" in message
-    with pytest.raises(ValueError, match="ILSVRC2012_img_val.tar"):
+    with pytest.raises(ValueError, match=r"ILSVRC2012_img_val\.tar"):
         data.InputPipeline(
             data.IMAGENET,
             split="train",
@@ -230,7 +230,7 @@ def test_train_pipeline_one_epoch(dirs):
         color_distortion="full",
         data_dir=dirs["data_dir"],
     )
-    for images, labels in distorted.input_fn().take(5):  # repeats past the bad record
+    for images, _labels in distorted.input_fn().take(5):  # repeats past the bad record
         assert images.shape == (4, 24, 24, 3)
         assert float(tf.reduce_min(images)) >= -1.0 and float(tf.reduce_max(images)) <= 1.0
     assert distorted.num_skipped() >= 1

@@ -83,7 +83,7 @@ def test_conv_options_round_trip_through_their_config():
 def test_conv_options_refuse_what_they_do_not_know():
     with pytest.raises(TypeError, match="bn_decay"):
         layers.ConvOptions.of(bn_decay=0.9)
-    with pytest.raises(TypeError, match="Received: options=0.9"):
+    with pytest.raises(TypeError, match=r"Received: options=0\.9"):
         layers.ConvOptions.of(0.9)
 
 

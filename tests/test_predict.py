@@ -236,11 +236,13 @@ def test_json_output_and_bad_files_among_good_ones(tiny, images, tmp_path):
 def test_bad_model_paths_are_refused_with_what_is_accepted(tmp_path):
     from inception import prediction
 
-    with pytest.raises(ValueError, match="expected a .keras file, .* a SavedModel, a .tflite file"):
+    with pytest.raises(
+        ValueError, match=r"expected a \.keras file, .* a SavedModel, a \.tflite file"
+    ):
         prediction.detect(str(tmp_path))
     corrupt = tmp_path / "corrupt.keras"
     corrupt.write_bytes(b"PK\x03\x04 not really a zip archive")
-    with pytest.raises(ValueError, match="corrupt.keras: cannot load this keras model"):
+    with pytest.raises(ValueError, match=r"corrupt\.keras: cannot load this keras model"):
         prediction.load(str(corrupt))
 
 

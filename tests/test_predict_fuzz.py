@@ -126,7 +126,7 @@ def _check_directory(model, directory, good, monkeypatch, capfd):
     assert sorted(answered + [path for path, _ in refused]) == sorted(files)  # each file once
     assert lines[-1] == f"{len(refused)} of {len(files)} image(s) could not be used"
     assert status == 2 and len(refused) >= FUZZED_FILES // 2
-    for path, reason in refused:
+    for _path, reason in refused:
         assert reason and all(" " <= c <= "~" for c in reason), ascii(reason)
         assert not re.search(r"Graph execution|\{\{|\[\[|image_bytes\[|\[Op:", reason), reason
     assert dict(refused)[missing] == "no such file"

@@ -43,7 +43,7 @@ def test_a_damaged_file_is_named_with_its_record(digits_dir, tmp_path):
     data[start + 12 + length // 2] ^= 0x01
     with open(path, "wb") as f:
         f.write(bytes(data))
-    read, skipped, error, expected = fr.one_pass(case)
+    _read, _skipped, error, expected = fr.one_pass(case)
     assert error is not None and error != "hung"
     assert f"{path}: record 5: corrupted record" in error.message, error.message[:800]
     assert f"gave {expected - fr.count_after(bytes(data), 5)} of the {expected} records" in (
@@ -62,7 +62,7 @@ def test_a_file_cut_at_a_record_boundary_is_named(digits_dir, tmp_path):
     start, _ = fr.record_offsets(data)[-3]
     with open(path, "wb") as f:
         f.write(data[:start])
-    read, skipped, error, expected = fr.one_pass(case)
+    _read, skipped, error, expected = fr.one_pass(case)
     assert skipped == 0 and error is not None and error != "hung"
     assert f"gave {expected - 3} of the {expected} records" in error.message
     assert (

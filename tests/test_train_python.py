@@ -2,6 +2,7 @@
 with the command line: the same defaults, the same checks and messages, flat names <-> fields."""
 
 import ast
+import dataclasses
 import json
 import os
 import pathlib
@@ -203,5 +204,5 @@ def test_flat_names_round_trip_and_replace():
     assert other.model.image_size == 99 and cfg.recipe.batch_size == 64  # frozen copies
     with pytest.raises(ValueError, match="unknown config keys"):
         cfg.replace(batchsize=32)
-    with pytest.raises(Exception):
-        cfg.recipe.batch_size = 1  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.recipe.batch_size = 1

@@ -14,6 +14,8 @@ Label names are '0'..'9'. The feature 'sklearn_index' is the scan's index in
 Importing this module registers the builder with TFDS (name 'sklearn_digits').
 """
 
+from typing import ClassVar
+
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -49,7 +51,9 @@ class SklearnDigits(tfds.core.GeneratorBasedBuilder):
     """Handwritten digits (UCI optical recognition, as bundled with scikit-learn) as JPEGs."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "64x64 RGB JPEG, stratified 80/20 train/validation split."}
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {
+        "1.0.0": "64x64 RGB JPEG, stratified 80/20 train/validation split."
+    }
 
     def _info(self):
         return tfds.core.DatasetInfo(

@@ -9,6 +9,7 @@ before TensorFlow loads.
 
 import dataclasses
 import os
+from typing import ClassVar
 
 from inception import checks, fileio, paths
 from inception.networks import EVAL_CENTRAL_FRACTION
@@ -42,7 +43,8 @@ class EvaluateConfig:
     tpu: str = ""
     num_cpu_devices: int = 0
     progress: bool = True
-    FLAG_NAMES = {"protocols": "crops"}  # a field whose flag has another name (not a field)
+    # A field whose flag has another name (a ClassVar: not a field itself).
+    FLAG_NAMES: ClassVar[dict[str, str]] = {"protocols": "crops"}
 
     def __post_init__(self):
         checks.check_types(self, self.FLAG_NAMES, strings_ok=False)

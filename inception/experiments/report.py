@@ -96,7 +96,7 @@ def speed_figures(curves, out_dir, target):
 def died_figure(series, out_dir):
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for name, s in series.items():
+    for s in series.values():
         label = f"scales {s['labels']['residual_scales']}, lr {s['labels']['learning_rate']}"
         if s["state"] == "diverged":
             label += " (diverged)"

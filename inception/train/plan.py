@@ -100,7 +100,7 @@ def _check_start(config):
 def make_plan(config, strategy):
     """The Plan of ``config`` on ``strategy``, after the checks that need the dataset or the
     strategy (raises ValueError)."""
-    m, d, r = config.model, config.data, config.recipe
+    d, r = config.data, config.recipe
     info = data_lib.describe(
         d.dataset, data_dir=d.data_dir or None, manual_dir=d.manual_dir or None, download=d.download
     )

@@ -95,7 +95,7 @@ def _source(f, path):
 def _layers_of_inception_resnet_v2(f, path):
     """(the group holding the layers, their names); WeightsError unless it is keras-applications'
     Inception-ResNet-v2."""
-    root = f["model_weights"] if "model_weights" in f else f
+    root = f.get("model_weights", f)
     if "layer_names" not in root.attrs:
         raise WeightsError(
             f"{path}: an HDF5 file without Keras' 'layer_names' attribute; the supported HDF5 file is "

@@ -15,7 +15,7 @@ def from_keras_file(path):
 
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as err:  # Keras raises many types for a bad archive
+    except Exception as err:  # noqa: BLE001 -- Keras raises many types for a bad archive
         raise WeightsError(
             f"{path}: not a .keras model of this project that loads in safe mode ({err})"
         ) from None

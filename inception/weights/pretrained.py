@@ -45,9 +45,12 @@ def name_classes(model, report):
     if report.get("model_classes") is None:
         return model
     ids, readable = report.get("class_ids"), report.get("class_names")
-    if ids is None and report["format"] != "Keras model (.keras) of this project":
-        if report["model_classes"] in (1000, 1001):  # every published file is ImageNet
-            ids, readable = classes.class_lists(report["model_classes"])
+    if (
+        ids is None
+        and report["format"] != "Keras model (.keras) of this project"
+        and report["model_classes"] in (1000, 1001)  # every published file is ImageNet
+    ):
+        ids, readable = classes.class_lists(report["model_classes"])
     if ids is None:
         return model
     return labeled.with_class_names(model, ids, readable)

@@ -89,7 +89,7 @@ def open_archive(path):
     Only regular files are extracted, under their base names (no path from the archive is used).
     """
     try:
-        archive = tarfile.open(path, "r:*")
+        archive = tarfile.open(path, "r:*")  # noqa: SIM115 (closed by `with archive` below)
     except tarfile.TarError as err:
         raise WeightsError(f"{path}: not a readable tar archive ({err})") from None
     with fileio.local_scratch(suffix="-inception-weights") as scratch:
