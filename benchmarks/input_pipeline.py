@@ -95,7 +95,7 @@ def keras_cv_map_fn(size):
     """None (with the reason printed) when keras-cv cannot be imported."""
     try:
         import keras_cv
-    except Exception as err:  # noqa: BLE001 -- absent or incompatible with the installed Keras/TensorFlow
+    except Exception as err:  # noqa: BLE001 -- absent, or not for this Keras/TensorFlow
         print(f"  keras_cv  skipped: cannot import keras_cv ({type(err).__name__}: {err})")
         return None
     layer = keras_cv.layers.RandomCropAndResize(

@@ -8,6 +8,7 @@ from names + rule (each file once per module), import them and compare logits wi
 largest logit. keras.applications' Inception-ResNet-v2 is the third, independent reference.
 """
 
+import functools
 import http.server
 import json
 import os
@@ -345,7 +346,7 @@ def test_timm_file_lacks_the_aux_head_a_model_asks_for(irv2_release, files):
 def local_server(tmp_path):
     served = tmp_path / "served"
     served.mkdir()
-    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(served), **k)  # noqa: E731
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
     http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -136,7 +136,7 @@ def official_file(
                 cache_dir=staging,
                 cache_subdir="",
             )
-        except Exception as err:  # noqa: BLE001 -- get_file raises plain Exceptions for network errors
+        except Exception as err:  # noqa: BLE001 -- get_file: plain Exception on network errors
             raise WeightsError(f"downloading {url or entry.url} failed: {err}") from None
         verify_structure(downloaded, entry.network)
         fileio.copy_file(downloaded, target)
@@ -170,7 +170,7 @@ def verify_structure(path, network):
             for entry in source.entries.values():
                 if tuple(entry.load().shape) != tuple(entry.shape):
                     raise WeightsError(f"{path}: {entry.key} cannot be read in full")
-    except Exception as err:  # noqa: BLE001 -- truncated archives and files fail in the readers or their libraries
+    except Exception as err:  # noqa: BLE001 -- a truncated file fails anywhere in the readers
         raise WeightsError(
             f"the downloaded file is damaged or incomplete ({type(err).__name__}: {err})"
         ) from None
