@@ -10,9 +10,9 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum 
 # suite time").
 TEST_WORKERS ?= 2
 
-# ruff before pytest: `make test` runs `lint` first once TEST_LINT is set to lint here. It is
-# empty until the tree is formatted once (issue 28); `make lint` runs it alone meanwhile.
-TEST_LINT ?=
+# ruff before pytest: `make test` runs `lint` (ruff check, ruff format --check) first and stops
+# on a finding. `make test TEST_LINT=` skips it; `make lint` runs it alone.
+TEST_LINT ?= lint
 
 .PHONY: demo test test-slow lint venv clean
 

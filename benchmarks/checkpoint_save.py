@@ -39,18 +39,33 @@ def full_size_state(model_dir):
     config = config_lib.TrainConfig.from_flat(dict(model_dir=model_dir, dataset="imagenet2012"))
     info = types.SimpleNamespace(num_classes=1000, name="imagenet2012")
     options = plan_lib.build_options(config, info.num_classes)
-    plan = plan_lib.Plan(info=info, strategy_name="OneDeviceStrategy", num_replicas=1,
-                         steps_per_epoch=5004, total_steps=500400, num_epochs=100,
-                         eval_batch_size=256, peak_lr=0.36, train_options=options,
-                         inference_options=plan_lib.inference_options(options))
+    plan = plan_lib.Plan(
+        info=info,
+        strategy_name="OneDeviceStrategy",
+        num_replicas=1,
+        steps_per_epoch=5004,
+        total_steps=500400,
+        num_epochs=100,
+        eval_batch_size=256,
+        peak_lr=0.36,
+        train_options=options,
+        inference_options=plan_lib.inference_options(options),
+    )
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     return state_lib.TrainState.build(task_lib.Task(config, plan), strategy, chief=True)
 
 
 def trainer_checkpoints(train_state, directory):
-    return rundir.Checkpoints(directory, True, "chief", 2, model=train_state.model,
-                              optimizer=train_state.optimizer, ema=train_state.ema.averages,
-                              rng=train_state.rng_states())
+    return rundir.Checkpoints(
+        directory,
+        True,
+        "chief",
+        2,
+        model=train_state.model,
+        optimizer=train_state.optimizer,
+        ema=train_state.ema.averages,
+        rng=train_state.rng_states(),
+    )
 
 
 def time_saves(save, wait, rounds):
@@ -67,15 +82,21 @@ def time_saves(save, wait, rounds):
 
 def _report(name, directory, step, times):
     blocked, done = [t[0] for t in times], [t[1] for t in times]
-    print(f"{name}: {_size(directory, step) / 1e9:.2f} GB; the loop waits {min(blocked):.2f} s "
-          f"best, {statistics.median(blocked):.2f} s median; files complete after "
-          f"{min(done):.2f} s best, {statistics.median(done):.2f} s median", flush=True)
+    print(
+        f"{name}: {_size(directory, step) / 1e9:.2f} GB; the loop waits {min(blocked):.2f} s "
+        f"best, {statistics.median(blocked):.2f} s median; files complete after "
+        f"{min(done):.2f} s best, {statistics.median(done):.2f} s median",
+        flush=True,
+    )
 
 
 def _size(directory, step):
     prefix = os.path.join(directory, f"ckpt-{step}")
-    return sum(os.path.getsize(os.path.join(directory, n)) for n in os.listdir(directory)
-               if os.path.join(directory, n).startswith(prefix))
+    return sum(
+        os.path.getsize(os.path.join(directory, n))
+        for n in os.listdir(directory)
+        if os.path.join(directory, n).startswith(prefix)
+    )
 
 
 def main():
@@ -86,15 +107,22 @@ def main():
     args = parser.parse_args()
     root = args.dir or tempfile.mkdtemp(prefix="ckpt_bench_")
     train_state = full_size_state(os.path.join(root, "run"))
-    variables = (train_state.model.trainable_variables + train_state.optimizer.variables
-                 + train_state.ema.averages)
+    variables = (
+        train_state.model.trainable_variables
+        + train_state.optimizer.variables
+        + train_state.ema.averages
+    )
     print(f"{sum(int(tf.size(v)) for v in variables):,} values in {len(variables)} variables")
     async_options = tf.train.CheckpointOptions(experimental_enable_async_checkpoint=True)
     try:
         directory = os.path.join(root, "synchronous")
         ckpt = trainer_checkpoints(train_state, directory)
-        _report("synchronous (the trainer's)", directory, args.rounds,
-                time_saves(ckpt.save, lambda: None, args.rounds))
+        _report(
+            "synchronous (the trainer's)",
+            directory,
+            args.rounds,
+            time_saves(ckpt.save, lambda: None, args.rounds),
+        )
         own = trainer_checkpoints(train_state, os.path.join(root, "async_own")).checkpoint
         for attempt in (1, 2):  # the trainer saves many times
             try:
@@ -102,14 +130,24 @@ def main():
                 own.sync()
                 print(f"asynchronous save {attempt} of the state's own objects: works", flush=True)
             except ValueError as err:
-                print(f"asynchronous save {attempt} of the state's own objects fails: "
-                      f"{' '.join(str(err).split())[-160:]}", flush=True)
+                print(
+                    f"asynchronous save {attempt} of the state's own objects fails: "
+                    f"{' '.join(str(err).split())[-160:]}",
+                    flush=True,
+                )
         copies = tf.train.Checkpoint(values=[tf.Variable(v) for v in variables])
         directory = os.path.join(root, "asynchronous")
         manager = tf.train.CheckpointManager(copies, directory, max_to_keep=2)
-        _report("asynchronous (tf.Variable copies)", directory, args.rounds, time_saves(
-            lambda step: manager.save(checkpoint_number=step, options=async_options),
-            copies.sync, args.rounds))
+        _report(
+            "asynchronous (tf.Variable copies)",
+            directory,
+            args.rounds,
+            time_saves(
+                lambda step: manager.save(checkpoint_number=step, options=async_options),
+                copies.sync,
+                args.rounds,
+            ),
+        )
     finally:
         if not args.dir:
             shutil.rmtree(root, ignore_errors=True)

@@ -40,8 +40,11 @@ def log(message):
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="inception_resnet_v2",
-                   help="inception_v4, inception_resnet_v1 or inception_resnet_v2")
+    p.add_argument(
+        "--model",
+        default="inception_resnet_v2",
+        help="inception_v4, inception_resnet_v1 or inception_resnet_v2",
+    )
     p.add_argument("--image_size", type=int, default=299)
     p.add_argument("--runs", type=int, default=7, help="timed calls per batch size (median)")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls before them")
@@ -106,54 +109,76 @@ def main():
 
     keras.utils.set_random_seed(0)
     log(f"building {args.model} ({args.image_size}x{args.image_size}, 1000 classes)")
-    model = models.build(args.model, input_shape=(args.image_size, args.image_size, 3),
-                         num_classes=1000)
+    model = models.build(
+        args.model, input_shape=(args.image_size, args.image_size, 3), num_classes=1000
+    )
     images = structured_images(args.images, args.image_size)
     validation = agreement.AgreementImages(images, dataset="structured images")
     with tempfile.TemporaryDirectory() as tmp:
-        rep = exporter.run_export(classifier.from_model(model, [f"class_{i}" for i in range(1000)]),
-                                  tmp, "bench", ExportOptions(formats=FORMATS, latency_repeats=1),
-                                  agreement_images=validation, log=log)
+        rep = exporter.run_export(
+            classifier.from_model(model, [f"class_{i}" for i in range(1000)]),
+            tmp,
+            "bench",
+            ExportOptions(formats=FORMATS, latency_repeats=1),
+            agreement_images=validation,
+            log=log,
+        )
         with contextlib.ExitStack() as stack:
-            runners = {name: stack.enter_context(formats.load(name).open(
-                rep["variants"][name]["path"])) for name in FORMATS}
+            runners = {
+                name: stack.enter_context(formats.load(name).open(rep["variants"][name]["path"]))
+                for name in FORMATS
+            }
             log("comparing the two SavedModels")
             probabilities = {name: runner.predict(images) for name, runner in runners.items()}
             versus = agreement.agreement(*(probabilities[name] for name in FORMATS))
             results = {}
             for batch_size in (1, args.batch_size):
-                log(f"timing batch {batch_size}: {args.warmup} warm-up and {args.runs} timed "
-                    "calls each")
+                log(
+                    f"timing batch {batch_size}: {args.warmup} warm-up and {args.runs} timed "
+                    "calls each"
+                )
                 batch = np.resize(images, (batch_size,) + images.shape[1:])  # repeats if needed
                 results[batch_size] = timed(runners, batch, args.runs, args.warmup)
 
-    print(f"# {args.model}, {args.image_size}x{args.image_size}, {model.count_params():,} "
-          f"parameters, random weights; {os.cpu_count()} CPU cores, TensorFlow {tf.__version__}; "
-          f"median of {args.runs} runs after {args.warmup} warm-up runs, session loader")
-    print(f"| SavedModel | size (MB) | batch-1 ms | batch-1 img/s | batch-{args.batch_size} ms "
-          f"| batch-{args.batch_size} img/s | vs float32 (batch {args.batch_size}) |")
+    print(
+        f"# {args.model}, {args.image_size}x{args.image_size}, {model.count_params():,} "
+        f"parameters, random weights; {os.cpu_count()} CPU cores, TensorFlow {tf.__version__}; "
+        f"median of {args.runs} runs after {args.warmup} warm-up runs, session loader"
+    )
+    print(
+        f"| SavedModel | size (MB) | batch-1 ms | batch-1 img/s | batch-{args.batch_size} ms "
+        f"| batch-{args.batch_size} img/s | vs float32 (batch {args.batch_size}) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     big = args.batch_size
     for name in FORMATS:
         one, many = results[1][name], results[big][name]
-        print(f"| {name} | {rep['variants'][name]['size_bytes'] / 1e6:.1f} | {one * 1e3:.1f} "
-              f"| {1 / one:.2f} | {many * 1e3:.0f} | {big / many:.2f} "
-              f"| {results[big][FORMATS[0]] / many:.2f}x |")
-    print(f"\nbfloat16 vs float32 SavedModel on {versus['num_images']} structured images: top-1 "
-          f"agreement {versus['top1_agreement']:.4f}, max |dp| {versus['max_abs_prob_diff']:.2e}, "
-          f"mean |dp| {versus['mean_abs_prob_diff']:.2e}")
+        print(
+            f"| {name} | {rep['variants'][name]['size_bytes'] / 1e6:.1f} | {one * 1e3:.1f} "
+            f"| {1 / one:.2f} | {many * 1e3:.0f} | {big / many:.2f} "
+            f"| {results[big][FORMATS[0]] / many:.2f}x |"
+        )
+    print(
+        f"\nbfloat16 vs float32 SavedModel on {versus['num_images']} structured images: top-1 "
+        f"agreement {versus['top1_agreement']:.4f}, max |dp| {versus['max_abs_prob_diff']:.2e}, "
+        f"mean |dp| {versus['mean_abs_prob_diff']:.2e}"
+    )
     row = rep["variants"]["saved_model_bf16"]
-    print(f"export report row of saved_model_bf16 (vs Keras float32): top-1 agreement "
-          f"{row['top1_agreement']:.4f}, max |dp| {row['max_abs_prob_diff']:.2e}")
+    print(
+        f"export report row of saved_model_bf16 (vs Keras float32): top-1 agreement "
+        f"{row['top1_agreement']:.4f}, max |dp| {row['max_abs_prob_diff']:.2e}"
+    )
     # Top-1 agreement depends on the logits only (log p up to a constant), not on how confident
     # the softmax is: the gap between the two highest logits, against the logits' spread, is
     # what a bfloat16 error has to bridge to flip one.
     logits = np.log(np.maximum(probabilities[FORMATS[0]], 1e-30))
     top = np.sort(logits, axis=1)
     gaps = (top[:, -1] - top[:, -2]) / logits.std(axis=1)
-    print(f"float32 top-1 probability: median {np.median(np.exp(top[:, -1])):.4f}; gap between "
-          f"the two highest logits: median {np.median(gaps):.3f}, smallest {gaps.min():.4f} "
-          "standard deviations of the image's logits")
+    print(
+        f"float32 top-1 probability: median {np.median(np.exp(top[:, -1])):.4f}; gap between "
+        f"the two highest logits: median {np.median(gaps):.3f}, smallest {gaps.min():.4f} "
+        "standard deviations of the image's logits"
+    )
     return rep
 
 

@@ -41,7 +41,7 @@ def record_offsets(data):
     length checksum, payload, 4-byte payload checksum."""
     out, i = [], 0
     while i + 12 <= len(data):
-        length = struct.unpack("<Q", data[i:i + 8])[0]
+        length = struct.unpack("<Q", data[i : i + 8])[0]
         out.append((i, length))
         i += 16 + length
     return out
@@ -56,10 +56,14 @@ def count_after(data, index):
 def damage_framing(kind, rng, data):
     """``data`` (one TFRecord file) with one ``kind`` of damage (``FRAMING_KINDS``)."""
     if kind == "truncate":
-        return data[:int(rng.integers(1, len(data)))]
+        return data[: int(rng.integers(1, len(data)))]
     start, length = record_offsets(data)[int(rng.integers(len(record_offsets(data))))]
-    region = {"length": (start, 8), "length_crc": (start + 8, 4),
-              "payload": (start + 12, length), "payload_crc": (start + 12 + length, 4)}[kind]
+    region = {
+        "length": (start, 8),
+        "length_crc": (start + 8, 4),
+        "payload": (start + 12, length),
+        "payload_crc": (start + 12 + length, 4),
+    }[kind]
     out = bytearray(data)
     out[region[0] + int(rng.integers(region[1]))] ^= 1 << int(rng.integers(8))
     return bytes(out)
@@ -100,8 +104,7 @@ def decodes(image):
 
 
 def validation_files(data_dir):
-    return sorted(glob.glob(os.path.join(data_dir, "**", "*validation.tfrecord*"),
-                            recursive=True))
+    return sorted(glob.glob(os.path.join(data_dir, "**", "*validation.tfrecord*"), recursive=True))
 
 
 def one_pass(data_dir, timeout=TIMEOUT_S):
@@ -109,8 +112,14 @@ def one_pass(data_dir, timeout=TIMEOUT_S):
     error is 'hung' when no pass ends within ``timeout`` (the reading thread is left behind)."""
     from inception import data
 
-    pipe = data.InputPipeline(data.EMBEDDED_DATASET, split="eval", image_size=SIZE,
-                              global_batch_size=64, is_training=False, data_dir=data_dir)
+    pipe = data.InputPipeline(
+        data.EMBEDDED_DATASET,
+        split="eval",
+        image_size=SIZE,
+        global_batch_size=64,
+        is_training=False,
+        data_dir=data_dir,
+    )
     result = {}
 
     def drain():
@@ -135,8 +144,11 @@ def framing_outcome(path, read, skipped, error, expected):
     import tensorflow as tf
 
     if error is None:
-        return "skipped and counted" if skipped >= 1 and read + skipped == expected else (
-            f"finished: {read} read + {skipped} skipped of {expected}")
+        return (
+            "skipped and counted"
+            if skipped >= 1 and read + skipped == expected
+            else (f"finished: {read} read + {skipped} skipped of {expected}")
+        )
     if error == "hung":
         return "hung"
     if isinstance(error, tf.errors.InvalidArgumentError) and path in error.message:
@@ -177,8 +189,11 @@ def fuzz_jpeg(clean_dir, scratch, passes, seed, rate):
     for i in range(passes):
         case = os.path.join(scratch, f"jpeg-{i}")
         shutil.copytree(clean_dir, case)
-        replaced = [image for path in validation_files(case)
-                    for image in replace_images(path, rng, rate, seeds, huge)]
+        replaced = [
+            image
+            for path in validation_files(case)
+            for image in replace_images(path, rng, rate, seeds, huge)
+        ]
         bad = sum(not decodes(image) for image in replaced)
         read, skipped, error, expected = one_pass(case)
         results.append((len(replaced), bad, read, skipped, error, expected))
@@ -210,17 +225,22 @@ def main():
         start = time.perf_counter()
         framing = fuzz_framing(clean, scratch, args.damaged, args.seed)
         table = collections.Counter((kind, outcome) for kind, outcome, _ in framing)
-        print(f"{args.damaged} framing cases, seed {args.seed}: {time.perf_counter() - start:.0f} s")
+        print(
+            f"{args.damaged} framing cases, seed {args.seed}: {time.perf_counter() - start:.0f} s"
+        )
         for (kind, outcome), n in sorted(table.items()):
             print(f"  {kind:<12} {outcome:<40} {n}")
         shown = next((m for _, o, m in framing if o == "named error"), None)
         print(f"  e.g. {shown[:400] if shown else None}")
         jpeg = fuzz_jpeg(clean, scratch, args.jpeg_passes, args.seed, args.jpeg_rate)
         for replaced, bad, read, skipped, error, expected in jpeg:
-            print(f"  jpeg pass: {replaced} replaced, {bad} undecodable alone; read {read}, "
-                  f"skipped {skipped}, of {expected}; error {type(error).__name__ if error else None}")
+            print(
+                f"  jpeg pass: {replaced} replaced, {bad} undecodable alone; read {read}, "
+                f"skipped {skipped}, of {expected}; error {type(error).__name__ if error else None}"
+            )
     failures = sum(o not in GOOD_OUTCOMES for _, o, _ in framing) + sum(
-        e is not None or s != b or r + s != x for _, b, r, s, e, x in jpeg)
+        e is not None or s != b or r + s != x for _, b, r, s, e, x in jpeg
+    )
     return 1 if failures else 0
 
 

@@ -31,8 +31,18 @@ import zlib
 import numpy as np
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-KINDS = ("bit_flip", "truncate", "png_dims", "jpeg_dims", "random_bytes", "signature_random",
-         "corrupt_body", "text", "empty", "huge")
+KINDS = (
+    "bit_flip",
+    "truncate",
+    "png_dims",
+    "jpeg_dims",
+    "random_bytes",
+    "signature_random",
+    "corrupt_body",
+    "text",
+    "empty",
+    "huge",
+)
 # The outcomes that are not failures of the serving graph.
 GOOD_OUTCOMES = ("answered", "InvalidArgumentError")
 NUM_CLASSES = 3
@@ -42,6 +52,7 @@ FUZZ_MAX_PIXELS = 300 * 300
 
 # ---- inputs ------------------------------------------------------------------------------------
 
+
 def seed_images():
     """{name: encoded bytes}: JPEG and PNG encodings of three small, structured images (RGB and
     greyscale), deterministic."""
@@ -49,8 +60,11 @@ def seed_images():
 
     rng = np.random.default_rng(1234)
     images = {}
-    for name, (height, width, channels) in {"a": (32, 40, 3), "b": (57, 31, 3),
-                                              "g": (23, 23, 1)}.items():
+    for name, (height, width, channels) in {
+        "a": (32, 40, 3),
+        "b": (57, 31, 3),
+        "g": (23, 23, 1),
+    }.items():
         y, x = np.mgrid[:height, :width]
         base = (x * 255 // max(width - 1, 1) + y * 3) % 256
         pixels = np.stack([(base + 80 * c) % 256 for c in range(channels)], axis=-1)
@@ -85,7 +99,7 @@ def jpeg_sof(jpeg):
     while i + 4 <= len(jpeg):
         if jpeg[i] != 0xFF:
             return None
-        marker, length = jpeg[i + 1], struct.unpack(">H", jpeg[i + 2:i + 4])[0]
+        marker, length = jpeg[i + 1], struct.unpack(">H", jpeg[i + 2 : i + 4])[0]
         if marker in (0xC0, 0xC1, 0xC2):
             return i
         i += 2 + length
@@ -96,7 +110,7 @@ def jpeg_with_size(jpeg, height, width):
     """``jpeg`` whose SOF marker claims ``height`` x ``width`` (16-bit fields)."""
     data = bytearray(jpeg)
     i = jpeg_sof(jpeg)
-    data[i + 5:i + 9] = struct.pack(">HH", height, width)
+    data[i + 5 : i + 9] = struct.pack(">HH", height, width)
     return bytes(data)
 
 
@@ -106,10 +120,13 @@ def _dimension(rng, bits):
     if choice == 0:
         return int(rng.integers(0, 400))
     if choice == 1:
-        edges = [0, 1, 2, 0xFFFF, 0x8000] if bits == 16 else [
-            0, 1, 65535, 65536, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 3037000500]
+        edges = (
+            [0, 1, 2, 0xFFFF, 0x8000]
+            if bits == 16
+            else [0, 1, 65535, 65536, 2**31 - 1, 2**31, 2**32 - 1, 3037000500]
+        )
         return int(rng.choice(edges))
-    return int(rng.integers(0, 2 ** bits))
+    return int(rng.integers(0, 2**bits))
 
 
 def mutate(kind, rng, seeds, huge):
@@ -127,11 +144,12 @@ def mutate(kind, rng, seeds, huge):
             data[position] ^= 1 << int(rng.integers(8))
         return bytes(data)
     if kind == "truncate":
-        return pick[:rng.integers(0, len(pick))]
+        return pick[: rng.integers(0, len(pick))]
     if kind == "png_dims":
         png = pngs[rng.integers(len(pngs))]
-        return png_with_ihdr(png, _dimension(rng, 32), _dimension(rng, 32),
-                             fix_crc=bool(rng.integers(4)))
+        return png_with_ihdr(
+            png, _dimension(rng, 32), _dimension(rng, 32), fix_crc=bool(rng.integers(4))
+        )
     if kind == "jpeg_dims":
         jpeg = jpegs[rng.integers(len(jpegs))]
         return jpeg_with_size(jpeg, _dimension(rng, 16), _dimension(rng, 16))
@@ -144,11 +162,21 @@ def mutate(kind, rng, seeds, huge):
         data = bytearray(pick)
         start = int(rng.integers(2, len(data) - 1))
         length = int(rng.integers(1, min(64, len(data) - start) + 1))
-        data[start:start + length] = rng.integers(0, 256, length, dtype=np.uint8).tobytes()
+        data[start : start + length] = rng.integers(0, 256, length, dtype=np.uint8).tobytes()
         return bytes(data)
     if kind == "text":
-        words = ["hello", "héllo wörld", "画像", "{\"b64\": \"AAAA\"}", "GIF89a", "BM\x00\x00",
-                 "\x00\x01\x02", "ÿØÿ", "\u2028\u2029", "\ud7ff"]
+        words = [
+            "hello",
+            "héllo wörld",
+            "画像",
+            '{"b64": "AAAA"}',
+            "GIF89a",
+            "BM\x00\x00",
+            "\x00\x01\x02",
+            "ÿØÿ",
+            "\u2028\u2029",
+            "\ud7ff",
+        ]
         return words[rng.integers(len(words))].encode("utf-8")
     if kind == "empty":
         return b""
@@ -158,21 +186,27 @@ def mutate(kind, rng, seeds, huge):
             return huge[rng.integers(len(huge))]
         if choice == 1:
             png = pngs[rng.integers(len(pngs))]
-            side = int(rng.integers(20000, 2 ** 32))
-            return png_with_ihdr(png, side, int(rng.integers(20000, 2 ** 32)), fix_crc=True)
-        return jpeg_with_size(jpegs[rng.integers(len(jpegs))], int(rng.integers(1000, 65536)),
-                              int(rng.integers(1000, 65536)))
+            side = int(rng.integers(20000, 2**32))
+            return png_with_ihdr(png, side, int(rng.integers(20000, 2**32)), fix_crc=True)
+        return jpeg_with_size(
+            jpegs[rng.integers(len(jpegs))],
+            int(rng.integers(1000, 65536)),
+            int(rng.integers(1000, 65536)),
+        )
     raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
 
 
 def inputs(count, seed, seeds, huge, kinds=KINDS):
     """``count`` (kind, bytes) pairs, the kinds in turn, deterministic for a seed."""
     rng = np.random.default_rng(seed)
-    return [(kinds[i % len(kinds)], mutate(kinds[i % len(kinds)], rng, seeds, huge))
-            for i in range(count)]
+    return [
+        (kinds[i % len(kinds)], mutate(kinds[i % len(kinds)], rng, seeds, huge))
+        for i in range(count)
+    ]
 
 
 # ---- outcomes ----------------------------------------------------------------------------------
+
 
 def printable(message):
     """True when ``message`` is printable ASCII plus newlines. TensorFlow itself ends an op's
@@ -186,15 +220,21 @@ def classify(error):
     import tensorflow as tf
 
     if isinstance(error, tf.errors.InvalidArgumentError):
-        return ("InvalidArgumentError" if printable(error.message)
-                else "InvalidArgumentError (non-ASCII message)")
+        return (
+            "InvalidArgumentError"
+            if printable(error.message)
+            else "InvalidArgumentError (non-ASCII message)"
+        )
     return type(error).__name__
 
 
 def valid_answer(probabilities, batch, num_classes):
     p = np.asarray(probabilities)
-    return (p.shape == (batch, num_classes) and bool(np.isfinite(p).all())
-            and bool(np.allclose(p.sum(axis=1), 1.0, atol=1e-4)))
+    return (
+        p.shape == (batch, num_classes)
+        and bool(np.isfinite(p).all())
+        and bool(np.allclose(p.sum(axis=1), 1.0, atol=1e-4))
+    )
 
 
 class SessionServer:
@@ -202,6 +242,7 @@ class SessionServer:
 
     def __init__(self, path):
         from inception.export import session
+
         self.model = session.SessionModel(path)
 
     def __call__(self, batch):
@@ -216,13 +257,15 @@ class ObjectServer:
 
     def __init__(self, path):
         import tensorflow as tf
+
         self.tf = tf
         self.model = tf.saved_model.load(path)
 
     def __call__(self, batch):
         fn = self.model.signatures["serving_default"]
         return fn(image_bytes=self.tf.constant(list(batch), self.tf.string))[
-            "probabilities"].numpy()
+            "probabilities"
+        ].numpy()
 
 
 def run_one(serve, batch, num_classes=NUM_CLASSES):
@@ -232,8 +275,9 @@ def run_one(serve, batch, num_classes=NUM_CLASSES):
     except Exception as error:  # noqa: BLE001 -- every failure is counted by its class
         message = getattr(error, "message", None)
         return classify(error), message if isinstance(message, str) else repr(error)
-    return ("answered" if valid_answer(probabilities, len(batch), num_classes)
-            else "answered_invalid"), None
+    return (
+        "answered" if valid_answer(probabilities, len(batch), num_classes) else "answered_invalid"
+    ), None
 
 
 def fuzz(serve, cases, clean, num_classes=NUM_CLASSES):
@@ -273,12 +317,16 @@ def format_counts(table):
             total[o] = total.get(o, 0) + n
             cells.append(f"{n:>{max(len(o), 6)}}")
         lines.append(" ".join([f"{kind:<{width}}"] + cells))
-    lines.append(" ".join([f"{'total':<{width}}"] + [f"{total.get(o, 0):>{max(len(o), 6)}}"
-                                                      for o in outcomes]))
+    lines.append(
+        " ".join(
+            [f"{'total':<{width}}"] + [f"{total.get(o, 0):>{max(len(o), 6)}}" for o in outcomes]
+        )
+    )
     return "\n".join(lines)
 
 
 # ---- the model ---------------------------------------------------------------------------------
+
 
 def write_small_saved_model(directory, max_pixels=FUZZ_MAX_PIXELS, seed=0):
     """A small Inception-ResNet-v2 with random weights, exported with the serving signatures."""
@@ -288,12 +336,18 @@ def write_small_saved_model(directory, max_pixels=FUZZ_MAX_PIXELS, seed=0):
     from inception.export import classifier, saved_model
 
     keras.utils.set_random_seed(seed)
-    model = models.build("inception_resnet_v2", width_multiplier=0.1, repeats=(1, 1, 1),
-                         input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), num_classes=NUM_CLASSES,
-                         dropout_rate=0.0)
+    model = models.build(
+        "inception_resnet_v2",
+        width_multiplier=0.1,
+        repeats=(1, 1, 1),
+        input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
+        num_classes=NUM_CLASSES,
+        dropout_rate=0.0,
+    )
     labels = [f"class_{i}" for i in range(NUM_CLASSES)]
-    return saved_model.write_saved_model(directory, classifier.from_model(model, labels),
-                                         "fuzz", max_pixels=max_pixels)
+    return saved_model.write_saved_model(
+        directory, classifier.from_model(model, labels), "fuzz", max_pixels=max_pixels
+    )
 
 
 def main():
@@ -305,13 +359,23 @@ def main():
     parser.add_argument("--inputs", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--loader", choices=("session", "object"), default="session")
-    parser.add_argument("--saved_model", help="a SavedModel version directory (default: a "
-                        "small model exported here)")
-    parser.add_argument("--max_pixels", type=int, default=FUZZ_MAX_PIXELS,
-                        help="the pixel limit of the small model, and the size of the 'huge' "
-                        "images (with --saved_model: the limit it was exported with)")
-    parser.add_argument("--show", type=int, default=3,
-                        help="example messages printed per outcome other than 'answered'")
+    parser.add_argument(
+        "--saved_model",
+        help="a SavedModel version directory (default: a small model exported here)",
+    )
+    parser.add_argument(
+        "--max_pixels",
+        type=int,
+        default=FUZZ_MAX_PIXELS,
+        help="the pixel limit of the small model, and the size of the 'huge' "
+        "images (with --saved_model: the limit it was exported with)",
+    )
+    parser.add_argument(
+        "--show",
+        type=int,
+        default=3,
+        help="example messages printed per outcome other than 'answered'",
+    )
     args = parser.parse_args()
 
     start = time.perf_counter()
@@ -329,16 +393,17 @@ def main():
         ready = time.perf_counter()
         results = fuzz(server, cases, clean, num_classes)
         elapsed = time.perf_counter() - ready
-    print(f"{len(cases)} inputs, seed {args.seed}, {args.loader} loader; {elapsed:.1f} s "
-          f"({time.perf_counter() - start:.1f} s with the export)")
+    print(
+        f"{len(cases)} inputs, seed {args.seed}, {args.loader} loader; {elapsed:.1f} s "
+        f"({time.perf_counter() - start:.1f} s with the export)"
+    )
     print(format_counts(counts(results)))
     shown = {}
     for kind, outcome, message, _ in results:
         if outcome != "answered" and shown.get(outcome, 0) < args.show:
             shown[outcome] = shown.get(outcome, 0) + 1
             print(f"\n{outcome} ({kind}): {message[:300]!r}")
-    failures = sum(1 for _, outcome, _, same in results
-                   if outcome not in GOOD_OUTCOMES or not same)
+    failures = sum(1 for _, outcome, _, same in results if outcome not in GOOD_OUTCOMES or not same)
     return 1 if failures else 0
 
 

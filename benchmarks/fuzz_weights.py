@@ -67,9 +67,12 @@ def write_slim(model, directory, shape_of=None):
     values, prefix = _values(model), os.path.join(directory, "model.ckpt")
     tensors = {s.slim: values[s.path] for s in names.slots(_network(model)) if s.path in values}
     tensors = {k: (shape_of(k, v) if shape_of else v) for k, v in tensors.items()}
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=list(tensors),
-                      shape_and_slices=[""] * len(tensors),
-                      tensors=[tf.constant(v) for v in tensors.values()])
+    tf.raw_ops.SaveV2(
+        prefix=prefix,
+        tensor_names=list(tensors),
+        shape_and_slices=[""] * len(tensors),
+        tensors=[tf.constant(v) for v in tensors.values()],
+    )
     return prefix
 
 
@@ -84,13 +87,14 @@ def write_timm(model, directory, shape_of=None):
     for s in names.slots(_network(model)):
         if s.path in values and s.timm:
             v = values[s.path]
-            tensors[s.timm] = (v.transpose(3, 2, 0, 1) if v.ndim == 4 else v.T if v.ndim == 2
-                               else v)
+            tensors[s.timm] = v.transpose(3, 2, 0, 1) if v.ndim == 4 else v.T if v.ndim == 2 else v
     for cb in names.conv_bns(_network(model)):
         if cb.timm and f"{cb.path}/bn/beta" in values:
             tensors[f"{cb.timm}.bn.weight"] = np.ones_like(values[f"{cb.path}/bn/beta"])
-    tensors = {k: np.ascontiguousarray(shape_of(k, v) if shape_of else v, np.float32)
-               for k, v in tensors.items()}
+    tensors = {
+        k: np.ascontiguousarray(shape_of(k, v) if shape_of else v, np.float32)
+        for k, v in tensors.items()
+    }
     path = os.path.join(directory, "model.safetensors")
     save_file(tensors, path)
     return path
@@ -104,18 +108,33 @@ def _h5_layers(model):
     body = [cb for cb in names.conv_bns(_network(model)) if cb.part == names.BODY]
     for i, cb in enumerate(cb for cb in body if cb.path != "conv_7b"):
         layers.append((f"conv2d_{i + 1}", [("kernel", f"{cb.path}/conv/kernel")]))
-        layers.append((f"batch_normalization_{i + 1}", [
-            (leaf, f"{cb.path}/bn/{leaf}") for leaf in ("beta", "moving_mean", "moving_variance")]))
+        layers.append(
+            (
+                f"batch_normalization_{i + 1}",
+                [
+                    (leaf, f"{cb.path}/bn/{leaf}")
+                    for leaf in ("beta", "moving_mean", "moving_variance")
+                ],
+            )
+        )
     for path in values:
         match = _EXPAND.match(path.rsplit("/", 1)[0])
         if match and path.endswith("/kernel"):
             block = {"a": 35, "b": 17, "c": 8}[match.group(1)]
             layer = path.rsplit("/", 1)[0]
-            layers.append((f"block{block}_{match.group(2)}_conv",
-                           [("kernel", f"{layer}/kernel"), ("bias", f"{layer}/bias")]))
+            layers.append(
+                (
+                    f"block{block}_{match.group(2)}_conv",
+                    [("kernel", f"{layer}/kernel"), ("bias", f"{layer}/bias")],
+                )
+            )
     layers.append(("conv_7b", [("kernel", "conv_7b/conv/kernel")]))
-    layers.append(("conv_7b_bn", [(leaf, f"conv_7b/bn/{leaf}")
-                                  for leaf in ("beta", "moving_mean", "moving_variance")]))
+    layers.append(
+        (
+            "conv_7b_bn",
+            [(leaf, f"conv_7b/bn/{leaf}") for leaf in ("beta", "moving_mean", "moving_variance")],
+        )
+    )
     layers.append(("predictions", [("kernel", "predictions/kernel"), ("bias", "predictions/bias")]))
     return layers
 
@@ -159,7 +178,7 @@ def _other_shape(rng):
 def _damage_bytes(kind, rng, data):
     data = bytearray(data)
     if kind == "truncate":
-        return bytes(data[:int(rng.integers(0, len(data)))])
+        return bytes(data[: int(rng.integers(0, len(data)))])
     if kind == "bit_flip":
         for _ in range(int(rng.integers(1, 9))):
             limit = min(64, len(data)) if rng.integers(2) else len(data)
@@ -168,8 +187,9 @@ def _damage_bytes(kind, rng, data):
     if kind == "random_block":
         start = int(rng.integers(len(data)))
         size = int(rng.integers(1, 257))
-        data[start:start + size] = rng.integers(0, 256, len(data[start:start + size]),
-                                                dtype=np.uint8).tobytes()
+        data[start : start + size] = rng.integers(
+            0, 256, len(data[start : start + size]), dtype=np.uint8
+        ).tobytes()
         return bytes(data)
     return rng.integers(0, 256, int(rng.integers(1, 4096)), dtype=np.uint8).tobytes()
 
@@ -199,7 +219,7 @@ def load_one(model, path, before):
         after = _values(model)
         if any(not np.array_equal(before[k], after[k]) for k in before):
             return f"{outcome}, model changed", message
-        display = path[:-len(".index")] if path.endswith(".index") else path
+        display = path[: -len(".index")] if path.endswith(".index") else path
         if isinstance(err, WeightsError) and display not in message:
             return "WeightsError without the path", message
         return outcome, message
@@ -249,10 +269,13 @@ def main():
         with tempfile.TemporaryDirectory() as scratch:
             start = time.perf_counter()
             results = fuzz(fmt, args.inputs, args.seed, scratch)
-            print(f"{fmt}: {args.inputs} inputs, seed {args.seed}, "
-                  f"{time.perf_counter() - start:.0f} s")
-            for (kind, outcome), n in sorted(collections.Counter(
-                    (k, o) for k, o, _ in results).items()):
+            print(
+                f"{fmt}: {args.inputs} inputs, seed {args.seed}, "
+                f"{time.perf_counter() - start:.0f} s"
+            )
+            for (kind, outcome), n in sorted(
+                collections.Counter((k, o) for k, o, _ in results).items()
+            ):
                 print(f"  {kind:<13} {outcome:<32} {n}")
             shown = set()
             for kind, outcome, message in results:

@@ -95,17 +95,18 @@ def keras_cv_map_fn(size):
     """None (with the reason printed) when keras-cv cannot be imported."""
     try:
         import keras_cv
-    except Exception as err:  # absent or incompatible with the installed Keras/TensorFlow
+    except Exception as err:  # noqa: BLE001 -- absent, or not for this Keras/TensorFlow
         print(f"  keras_cv  skipped: cannot import keras_cv ({type(err).__name__}: {err})")
         return None
     layer = keras_cv.layers.RandomCropAndResize(
-        target_size=(size, size), crop_area_factor=preprocessing.AREA_RANGE,
-        aspect_ratio_factor=preprocessing.ASPECT_RATIO_RANGE)
+        target_size=(size, size),
+        crop_area_factor=preprocessing.AREA_RANGE,
+        aspect_ratio_factor=preprocessing.ASPECT_RATIO_RANGE,
+    )
     print(f"  (keras-cv {keras_cv.__version__})")
 
     def fn(image_bytes):
-        image = tf.image.convert_image_dtype(tf.io.decode_jpeg(image_bytes, channels=3),
-                                             tf.float32)
+        image = tf.image.convert_image_dtype(tf.io.decode_jpeg(image_bytes, channels=3), tf.float32)
         return layer(image, training=True) * 2.0 - 1.0
 
     return fn
@@ -116,29 +117,39 @@ def main():
     parser.add_argument("--num_images", type=int, default=300)
     parser.add_argument("--image_size", type=int, default=299)
     parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="timed passes over the files per variant; the best is reported")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="timed passes over the files per variant; the best is reported",
+    )
     common.add_verbose_argument(parser)
     args = parser.parse_args()
     size = args.image_size
 
     with tempfile.TemporaryDirectory() as directory:
-        print(f"making {args.num_images} ImageNet-like 500x375 JPEGs in {directory} ...",
-              flush=True)
+        print(
+            f"making {args.num_images} ImageNet-like 500x375 JPEGs in {directory} ...", flush=True
+        )
         paths = make_photo_like_jpegs(directory, args.num_images)
         encoded = [open(p, "rb").read() for p in paths]
     mean_kb = np.mean([len(e) for e in encoded]) / 1024
-    print(f"mean file size {mean_kb:.0f} KB; output {size}x{size}; batch {args.batch_size}; "
-          f"best of {args.rounds} passes; {os.cpu_count()} CPU cores visible; "
-          f"TensorFlow {tf.__version__}", flush=True)
+    print(
+        f"mean file size {mean_kb:.0f} KB; output {size}x{size}; batch {args.batch_size}; "
+        f"best of {args.rounds} passes; {os.cpu_count()} CPU cores visible; "
+        f"TensorFlow {tf.__version__}",
+        flush=True,
+    )
 
     def fused(image_bytes):  # the decode path alone: crop window, fused crop-decode, resize
-        return preprocessing.preprocess_for_train(image_bytes, size, color_distortion="none",
-                                                  flip=False, jpeg_only=True)
+        return preprocessing.preprocess_for_train(
+            image_bytes, size, color_distortion="none", flip=False, jpeg_only=True
+        )
 
     def fused_any(image_bytes):  # the same with the per-record format test
-        return preprocessing.preprocess_for_train(image_bytes, size, color_distortion="none",
-                                                  flip=False)
+        return preprocessing.preprocess_for_train(
+            image_bytes, size, color_distortion="none", flip=False
+        )
 
     def train(image_bytes):  # paper train preprocessing: + flip + 'fast' colour distortion
         return preprocessing.preprocess_for_train(image_bytes, size, jpeg_only=True)
@@ -149,8 +160,12 @@ def main():
             return (preprocessing.preprocess_for_train(image_bytes, size, seed=seed),)
 
         return skipping.map_skipping_errors(
-            dataset.map(lambda image_bytes: (image_bytes,)), process, (skipping.tiny_jpeg(),),
-            counter=skipping.SkipCounter(), name="benchmark").map(lambda image: image)
+            dataset.map(lambda image_bytes: (image_bytes,)),
+            process,
+            (skipping.tiny_jpeg(),),
+            counter=skipping.SkipCounter(),
+            name="benchmark",
+        ).map(lambda image: image)
 
     variants = {
         "plain": build(encoded, lambda b: plain_decode_resize(b, size), batch_size=args.batch_size),
@@ -166,12 +181,16 @@ def main():
 
     print(f"{'variant':<10} {'images/s':>9} {'x plain':>8} {'img/CPU-s':>10} {'x plain':>8}")
     for name in variants:
-        print(f"{name:<10} {wall[name]:9.1f} {wall[name] / wall['plain']:8.2f} "
-              f"{cpu[name]:10.1f} {cpu[name] / cpu['plain']:8.2f}")
+        print(
+            f"{name:<10} {wall[name]:9.1f} {wall[name] / wall['plain']:8.2f} "
+            f"{cpu[name]:10.1f} {cpu[name] / cpu['plain']:8.2f}"
+        )
     ratio = wall["fused"] / wall["plain"]
     verdict = "beats" if ratio >= 1.0 else "does NOT beat"
-    print(f"fused crop-decode {verdict} plain full decode + resize: ratio {ratio:.2f} "
-          f"(images/s), {cpu['fused'] / cpu['plain']:.2f} (images per CPU-second)")
+    print(
+        f"fused crop-decode {verdict} plain full decode + resize: ratio {ratio:.2f} "
+        f"(images/s), {cpu['fused'] / cpu['plain']:.2f} (images per CPU-second)"
+    )
 
 
 if __name__ == "__main__":

@@ -31,9 +31,20 @@ SMOOTHINGS = (0.0, 0.1)
 
 def config(network, smoothing, seed, epochs, data_dir, model_dir):
     flags = dict(recipe.values("miniature"))
-    flags.update(model=network, dataset="sklearn_digits", data_dir=data_dir, model_dir=model_dir,
-                 image_size=75, width_multiplier=0.125, epochs=epochs, aux_logits=True,
-                 label_smoothing=smoothing, seed=seed, mode="train_and_eval", progress=False)
+    flags.update(
+        model=network,
+        dataset="sklearn_digits",
+        data_dir=data_dir,
+        model_dir=model_dir,
+        image_size=75,
+        width_multiplier=0.125,
+        epochs=epochs,
+        aux_logits=True,
+        label_smoothing=smoothing,
+        seed=seed,
+        mode="train_and_eval",
+        progress=False,
+    )
     return TrainConfig.from_flat(flags)
 
 
@@ -46,19 +57,25 @@ def errors(model_dir):
 def report(curves, epochs, column="smoothing", label=lambda smoothing: f"{smoothing:.1f}"):
     """The per-epoch means and the per-seed finals of ``curves`` ({(network, setting): [errors
     per epoch, per seed]}); ``label(setting)`` is the setting in the ``column``."""
-    lines = [f"{'network':<22}{column:>10}  validation top-1 error after epoch 1..{epochs} "
-             "(mean over seeds)"]
+    lines = [
+        f"{'network':<22}{column:>10}  validation top-1 error after epoch 1..{epochs} "
+        "(mean over seeds)"
+    ]
     for (network, setting), runs in curves.items():
         mean = np.mean(np.array(runs), axis=0)
         lines.append(f"{network:<22}{label(setting):>10}  " + " ".join(f"{e:6.1%}" for e in mean))
     lines.append("")
-    lines.append(f"{'network':<22}{column:>10}  final error per seed; mean; best epoch's "
-                 "error per seed")
+    lines.append(
+        f"{'network':<22}{column:>10}  final error per seed; mean; best epoch's error per seed"
+    )
     for (network, setting), runs in curves.items():
         finals, bests = [r[-1] for r in runs], [min(r) for r in runs]
-        lines.append(f"{network:<22}{label(setting):>10}  "
-                     + " ".join(f"{e:6.1%}" for e in finals) + f"; {np.mean(finals):6.1%}; "
-                     + " ".join(f"{e:6.1%}" for e in bests))
+        lines.append(
+            f"{network:<22}{label(setting):>10}  "
+            + " ".join(f"{e:6.1%}" for e in finals)
+            + f"; {np.mean(finals):6.1%}; "
+            + " ".join(f"{e:6.1%}" for e in bests)
+        )
     return "\n".join(lines)
 
 
@@ -80,13 +97,22 @@ def main():
                     cfg = config(network, smoothing, seed, args.epochs, args.data_dir, model_dir)
                     train.run(cfg, train.setup(cfg))
                     curves.setdefault((network, smoothing), []).append(errors(model_dir))
-                    print(f"{network} smoothing {smoothing} seed {seed}: final error "
-                          f"{curves[(network, smoothing)][-1][-1]:.1%}", flush=True)
+                    print(
+                        f"{network} smoothing {smoothing} seed {seed}: final error "
+                        f"{curves[(network, smoothing)][-1][-1]:.1%}",
+                        flush=True,
+                    )
     print(report(curves, args.epochs))
     if args.output:
         with open(args.output, "w") as f:
-            json.dump([{"network": n, "label_smoothing": s, "val_top1_error": runs}
-                       for (n, s), runs in curves.items()], f, indent=1)
+            json.dump(
+                [
+                    {"network": n, "label_smoothing": s, "val_top1_error": runs}
+                    for (n, s), runs in curves.items()
+                ],
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

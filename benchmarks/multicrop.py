@@ -31,8 +31,12 @@ def parse_args():
     p.add_argument("--width_multiplier", type=float, default=1.0)
     p.add_argument("--num_classes", type=int, default=1000)
     p.add_argument("--protocols", default="1,10,144")
-    p.add_argument("--batch_size", type=int, default=126,
-                   help="forward batch in crops (126 = 144-crop's distinct crops per image)")
+    p.add_argument(
+        "--batch_size",
+        type=int,
+        default=126,
+        help="forward batch in crops (126 = 144-crop's distinct crops per image)",
+    )
     p.add_argument("--steps", type=int, default=3, help="timed steps per protocol")
     p.add_argument("--source_size", default="375x500", help="HxW of the JPEGs")
     common.add_verbose_argument(p)
@@ -58,11 +62,22 @@ def main():
     height, width = (int(v) for v in args.source_size.split("x"))
     rng = np.random.default_rng(0)
     with strategy.scope():
-        model = models.build(args.model, input_shape=(args.image_size, args.image_size, 3),
-                             width_multiplier=args.width_multiplier, num_classes=args.num_classes)
-    member = members.Member(name=args.model, path="<benchmark>", model=model,
-                            image_size=args.image_size, num_outputs=args.num_classes,
-                            architecture=args.model, run_record={}, labels=None)
+        model = models.build(
+            args.model,
+            input_shape=(args.image_size, args.image_size, 3),
+            width_multiplier=args.width_multiplier,
+            num_classes=args.num_classes,
+        )
+    member = members.Member(
+        name=args.model,
+        path="<benchmark>",
+        model=model,
+        image_size=args.image_size,
+        num_outputs=args.num_classes,
+        architecture=args.model,
+        run_record={},
+        labels=None,
+    )
     rows = []
     for protocol in (int(p) for p in args.protocols.split(",")):
         crop_set = crops.crop_set([protocol])
@@ -74,7 +89,8 @@ def main():
             pixels = tf.image.resize(small, [height, width]).numpy().astype(np.uint8)
             encoded.append(tf.io.encode_jpeg(pixels, quality=90).numpy())
         source = tf.data.Dataset.from_tensor_slices(
-            (tf.constant(encoded), tf.zeros([count], tf.int32))).repeat()
+            (tf.constant(encoded), tf.zeros([count], tf.int32))
+        ).repeat()
 
         def input_fn(context, source=source, crop_set=crop_set, per_step=per_step):
             del context
@@ -99,23 +115,40 @@ def main():
             step(next(iterator))["count"].numpy()
         seconds = time.perf_counter() - start
         images = per_step * args.steps / seconds
-        rows.append((protocol, crop_set.num_distinct, per_step * crop_set.num_distinct, images,
-                     images * crop_set.num_distinct, images * protocol, pipeline))
-        log(f"{protocol:>3} crops: {images:8.2f} images/s, {images * crop_set.num_distinct:8.2f} "
+        rows.append(
+            (
+                protocol,
+                crop_set.num_distinct,
+                per_step * crop_set.num_distinct,
+                images,
+                images * crop_set.num_distinct,
+                images * protocol,
+                pipeline,
+            )
+        )
+        log(
+            f"{protocol:>3} crops: {images:8.2f} images/s, {images * crop_set.num_distinct:8.2f} "
             f"forward passes/s (batch {per_step} images = {per_step * crop_set.num_distinct} crops); "
-            f"input pipeline alone {pipeline:8.1f} crops/s")
+            f"input pipeline alone {pipeline:8.1f} crops/s"
+        )
 
     single = next((r[3] for r in rows if r[0] == 1), None)
-    print(f"\n{args.model} width {args.width_multiplier} at {args.image_size}x{args.image_size}, "
-          f"{height}x{width} JPEG sources, forward batch ~{args.batch_size} crops, "
-          f"{args.steps} timed steps\n")
-    print("| protocol | distinct crops/image | images/s | forward passes/s | vs 1-crop images/s "
-          "| nominal crops/s | pipeline alone (crops/s) |")
+    print(
+        f"\n{args.model} width {args.width_multiplier} at {args.image_size}x{args.image_size}, "
+        f"{height}x{width} JPEG sources, forward batch ~{args.batch_size} crops, "
+        f"{args.steps} timed steps\n"
+    )
+    print(
+        "| protocol | distinct crops/image | images/s | forward passes/s | vs 1-crop images/s "
+        "| nominal crops/s | pipeline alone (crops/s) |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|")
-    for protocol, distinct, batch, images, passes, nominal, pipeline in rows:
+    for protocol, distinct, _batch, images, passes, nominal, pipeline in rows:
         ratio = f"{passes / single:.2f}" if single else "-"
-        print(f"| {protocol} | {distinct} | {images:.2f} | {passes:.2f} | {ratio} | "
-              f"{nominal:.2f} | {pipeline:.1f} |")
+        print(
+            f"| {protocol} | {distinct} | {images:.2f} | {passes:.2f} | {ratio} | "
+            f"{nominal:.2f} | {pipeline:.1f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -29,10 +29,20 @@ PRECISIONS = (False, True)  # --mixed_precision
 
 def config(network, mixed_precision, seed, epochs, data_dir, model_dir):
     flags = dict(recipe.values("miniature"))
-    flags.update(model=network, dataset="sklearn_digits", data_dir=data_dir, model_dir=model_dir,
-                 image_size=75, width_multiplier=0.125, epochs=epochs, aux_logits=True,
-                 mixed_precision=mixed_precision, seed=seed, mode="train_and_eval",
-                 progress=False)
+    flags.update(
+        model=network,
+        dataset="sklearn_digits",
+        data_dir=data_dir,
+        model_dir=model_dir,
+        image_size=75,
+        width_multiplier=0.125,
+        epochs=epochs,
+        aux_logits=True,
+        mixed_precision=mixed_precision,
+        seed=seed,
+        mode="train_and_eval",
+        progress=False,
+    )
     return TrainConfig.from_flat(flags)
 
 
@@ -58,14 +68,23 @@ def main():
                     cfg = config(network, mixed, seed, args.epochs, args.data_dir, model_dir)
                     summary = train.run(cfg, train.setup(cfg))
                     curves.setdefault((network, mixed), []).append(errors(model_dir))
-                    print(f"{network} {_name(mixed)} seed {seed}: final error "
-                          f"{curves[(network, mixed)][-1][-1]:.1%}, "
-                          f"{summary['train_images_per_sec']:.0f} images/s", flush=True)
+                    print(
+                        f"{network} {_name(mixed)} seed {seed}: final error "
+                        f"{curves[(network, mixed)][-1][-1]:.1%}, "
+                        f"{summary['train_images_per_sec']:.0f} images/s",
+                        flush=True,
+                    )
     print(report(curves, args.epochs, "precision", _name))
     if args.output:
         with open(args.output, "w") as f:
-            json.dump([{"network": n, "precision": _name(m), "val_top1_error": runs}
-                       for (n, m), runs in curves.items()], f, indent=1)
+            json.dump(
+                [
+                    {"network": n, "precision": _name(m), "val_top1_error": runs}
+                    for (n, m), runs in curves.items()
+                ],
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

@@ -45,8 +45,7 @@ def _build(key, logits):
 
     activation = None if logits else "softmax"
     if key == "keras_irv2":
-        return keras.applications.InceptionResNetV2(weights=None,
-                                                     classifier_activation=activation)
+        return keras.applications.InceptionResNetV2(weights=None, classifier_activation=activation)
     name = {"ours_irv2": "inception_resnet_v2", "ours_v4": "inception_v4"}[key]
     return models.build(name, classifier_activation=activation)
 
@@ -78,10 +77,12 @@ def _train(row, model, x, y):
         for _ in tf.range(num_steps):
             with tf.GradientTape() as tape:
                 logits = tf.cast(model(x, training=True), tf.float32)
-                loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(
-                    y, logits, from_logits=True))
-            optimizer.apply(tape.gradient(loss, model.trainable_variables),
-                            model.trainable_variables)
+                loss = tf.reduce_mean(
+                    tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+                )
+            optimizer.apply(
+                tape.gradient(loss, model.trainable_variables), model.trainable_variables
+            )
         return loss
 
     fn = tf.function(step, jit_compile=row["xla"])
@@ -111,14 +112,20 @@ def child(row):
     x = rng.uniform(-1, 1, (batch, 299, 299, 3)).astype("float32")
     y = rng.integers(0, 1000, (batch,)).astype("int32")
     started = time.perf_counter()
-    if row["mode"] == "infer":
-        rate = _infer(row, model, x)
-    else:
-        rate = _train(row, model, x, y)
+    rate = _infer(row, model, x) if row["mode"] == "infer" else _train(row, model, x, y)
     macs = compute.count_macs(model)
     flops = 2 * macs * (3 if row["mode"] == "train" else 1)
-    print(json.dumps(dict(row, images_per_sec=rate, gflops=rate * flops / 1e9,
-                          seconds=time.perf_counter() - started)), flush=True)
+    print(
+        json.dumps(
+            dict(
+                row,
+                images_per_sec=rate,
+                gflops=rate * flops / 1e9,
+                seconds=time.perf_counter() - started,
+            )
+        ),
+        flush=True,
+    )
 
 
 def _rows(args):
@@ -134,67 +141,112 @@ def _rows(args):
                 for xla in {"both": (False, True), "off": (False,), "on": (True,)}[args.xla]:
                     if mode == "train" and xla and model == "ours_v4":
                         continue
-                    loops = (1, 10) if mode == "train" and not xla and model == "ours_irv2" else (1,)
+                    loops = (
+                        (1, 10) if mode == "train" and not xla and model == "ours_irv2" else (1,)
+                    )
                     for spl in loops:
-                        rows.append(dict(model=model, mode=mode, precision=precision, xla=xla,
-                                         steps_per_loop=spl, repeats=args.repeats,
-                                         batch=args.infer_batch if mode == "infer" else
-                                         args.train_batch, train_steps=args.train_steps))
+                        rows.append(
+                            dict(
+                                model=model,
+                                mode=mode,
+                                precision=precision,
+                                xla=xla,
+                                steps_per_loop=spl,
+                                repeats=args.repeats,
+                                batch=args.infer_batch if mode == "infer" else args.train_batch,
+                                train_steps=args.train_steps,
+                            )
+                        )
     return rows
 
 
 def _run_row(row, timeout):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     try:
-        proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(row)],
-                              capture_output=True, text=True, env=env, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", json.dumps(row)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         return dict(row, error=f"over {timeout} s")
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode or not lines:
         return dict(row, error=(proc.stderr.strip().splitlines() or ["failed"])[-1][:120])
     return json.loads(lines[-1])
 
 
 def format_table(results):
-    base = {(r["model"], r["mode"]): r for r in results
-            if r["precision"] == "float32" and not r["xla"] and r["steps_per_loop"] == 1
-            and "error" not in r}
-    keras_rows = {(r["mode"], r["precision"], r["xla"], r["steps_per_loop"]): r for r in results
-                  if r["model"] == "keras_irv2" and "error" not in r}
-    lines = ["| mode | model | precision | XLA | steps/call | images/s | GFLOP/s | vs our "
-             "float32 | ours / keras |", "|---|---|---|---|---|---|---|---|---|"]
+    base = {
+        (r["model"], r["mode"]): r
+        for r in results
+        if r["precision"] == "float32"
+        and not r["xla"]
+        and r["steps_per_loop"] == 1
+        and "error" not in r
+    }
+    keras_rows = {
+        (r["mode"], r["precision"], r["xla"], r["steps_per_loop"]): r
+        for r in results
+        if r["model"] == "keras_irv2" and "error" not in r
+    }
+    lines = [
+        "| mode | model | precision | XLA | steps/call | images/s | GFLOP/s | vs our "
+        "float32 | ours / keras |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
-        setting = f"| {r['mode']} | {r['model']} | {r['precision']} | {'on' if r['xla'] else 'off'} " \
-                  f"| {r['steps_per_loop']} |"
+        setting = (
+            f"| {r['mode']} | {r['model']} | {r['precision']} | {'on' if r['xla'] else 'off'} "
+            f"| {r['steps_per_loop']} |"
+        )
         if "error" in r:
             lines.append(f"{setting} {r['error']} | | | |")
             continue
         ref = base.get((r["model"], r["mode"]))
         speedup = f"{r['images_per_sec'] / ref['images_per_sec']:.2f}x" if ref else "-"
         other = keras_rows.get((r["mode"], r["precision"], r["xla"], r["steps_per_loop"]))
-        versus = (f"{r['images_per_sec'] / other['images_per_sec']:.3f}"
-                  if other and r["model"] == "ours_irv2" else "")
-        lines.append(f"{setting} {r['images_per_sec']:.2f} | {r['gflops']:.0f} | {speedup} | "
-                     f"{versus} |")
+        versus = (
+            f"{r['images_per_sec'] / other['images_per_sec']:.3f}"
+            if other and r["model"] == "ours_irv2"
+            else ""
+        )
+        lines.append(
+            f"{setting} {r['images_per_sec']:.2f} | {r['gflops']:.0f} | {speedup} | {versus} |"
+        )
     return "\n".join(lines)
 
 
 def profile(args):
     """One inference batch of ``args.profile`` under ONEDNN_VERBOSE: time by primitive kind."""
-    row = dict(model=args.profile, mode="infer", precision=args.precision, xla=False,
-               steps_per_loop=1, repeats=1, batch=args.infer_batch, train_steps=0)
+    row = dict(
+        model=args.profile,
+        mode="infer",
+        precision=args.precision,
+        xla=False,
+        steps_per_loop=1,
+        repeats=1,
+        batch=args.infer_batch,
+        train_steps=0,
+    )
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", ONEDNN_VERBOSE="1")
-    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(row)],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(row)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     lines = proc.stdout.splitlines()
-    result = json.loads([l for l in lines if l.startswith("{")][-1])
+    result = json.loads([line for line in lines if line.startswith("{")][-1])
     # Each call logs every primitive it executes: the last call is the last 1/(2+repeats) of the
     # exec lines (two warm-up calls, then the timed one).
     # onednn_verbose,v1,primitive,exec,cpu,<kind>,<implementation>,...,<milliseconds>
-    execs = [l.split(",") for l in lines
-             if l.startswith("onednn_verbose,v1,primitive,exec,")]
-    last = execs[-(len(execs) // (2 + row["repeats"])):]
+    execs = [
+        line.split(",") for line in lines if line.startswith("onednn_verbose,v1,primitive,exec,")
+    ]
+    last = execs[-(len(execs) // (2 + row["repeats"])) :]
     by_kind = {}
     for fields in last:
         kind = f"{fields[5]} ({fields[6].split(':')[-1]})"
@@ -204,8 +256,10 @@ def profile(args):
     for kind, seconds in sorted(by_kind.items(), key=lambda kv: -kv[1]):
         print(f"  oneDNN {kind:<36} {seconds:7.2f} s  {100 * seconds / batch_s:5.1f}%")
     rest = batch_s - sum(by_kind.values())
-    print(f"  {'other kernels':<43} {rest:7.2f} s  {100 * rest / batch_s:5.1f}% (casts, concatenations,"
-          " BatchNorm arithmetic, adds, TensorFlow's own overhead)")
+    print(
+        f"  {'other kernels':<43} {rest:7.2f} s  {100 * rest / batch_s:5.1f}% (casts, concatenations,"
+        " BatchNorm arithmetic, adds, TensorFlow's own overhead)"
+    )
 
 
 def main():
@@ -215,14 +269,19 @@ def main():
     parser.add_argument("--models", default=",".join(MODELS), help=", ".join(MODELS))
     parser.add_argument("--infer_batch", type=int, default=32)
     parser.add_argument("--train_batch", type=int, default=8)
-    parser.add_argument("--train_steps", type=int, default=10,
-                        help="timed training steps per row (a multiple of 10)")
+    parser.add_argument(
+        "--train_steps",
+        type=int,
+        default=10,
+        help="timed training steps per row (a multiple of 10)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed inference calls per row")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per row")
     parser.add_argument("--xla", default="both", choices=("both", "off", "on"))
     parser.add_argument("--json", help="also write the rows to this file")
-    parser.add_argument("--table", help="print the table of these --json files (comma-separated) "
-                                        "and exit")
+    parser.add_argument(
+        "--table", help="print the table of these --json files (comma-separated) and exit"
+    )
     parser.add_argument("--profile", choices=list(MODELS))
     parser.add_argument("--precision", default="mixed_bfloat16", choices=PRECISIONS)
     args = parser.parse_args()

@@ -27,10 +27,21 @@ from inception.train.config import TrainConfig  # noqa: E402
 def demo_config(model_dir, data_dir, epochs, steps_per_loop):
     """configs/demo.cfg's network, data and recipe (recipe.MINIATURE), trained only."""
     flat = dict(recipe.values("miniature"))
-    flat.update(model="inception_resnet_v2", variant="release", dataset="sklearn_digits",
-                data_dir=data_dir, model_dir=model_dir, image_size=75, width_multiplier=0.125,
-                aux_logits=True, epochs=epochs, mode="train", steps_per_loop=steps_per_loop,
-                progress=True, seed=0)
+    flat.update(
+        model="inception_resnet_v2",
+        variant="release",
+        dataset="sklearn_digits",
+        data_dir=data_dir,
+        model_dir=model_dir,
+        image_size=75,
+        width_multiplier=0.125,
+        aux_logits=True,
+        epochs=epochs,
+        mode="train",
+        steps_per_loop=steps_per_loop,
+        progress=True,
+        seed=0,
+    )
     return TrainConfig.from_flat(flat)
 
 
@@ -50,13 +61,16 @@ def main():
                 cfg = demo_config(os.path.join(root, f"n{n}-r{r}"), args.data_dir, args.epochs, n)
                 summary = train.run(cfg, train.setup(cfg))
                 rates[n].append(summary["train_images_per_sec"])
-                print(f"round {r + 1}, --steps_per_loop={n}: "
-                      f"{rates[n][-1]:.1f} images/s", flush=True)
+                print(
+                    f"round {r + 1}, --steps_per_loop={n}: {rates[n][-1]:.1f} images/s", flush=True
+                )
     base = max(rates[loops[0]])
     print(f"\n{'steps per call':>15}{'best images/s':>15}{'vs ' + str(loops[0]):>8}  rounds")
     for n in loops:
-        print(f"{n:>15}{max(rates[n]):>15.1f}{max(rates[n]) / base:>8.3f}  "
-              + ", ".join(f"{x:.1f}" for x in rates[n]))
+        print(
+            f"{n:>15}{max(rates[n]):>15.1f}{max(rates[n]) / base:>8.3f}  "
+            + ", ".join(f"{x:.1f}" for x in rates[n])
+        )
 
 
 if __name__ == "__main__":

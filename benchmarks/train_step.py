@@ -63,8 +63,10 @@ def main():
             best[name] = max(best[name], rate)
             print(f"round {r + 1} {name}: {rate:.2f} images/s", flush=True)
 
-    print(f"\nbatch {args.batch}, {args.image_size}x{args.image_size}, best of {args.rounds} rounds "
-          f"of {args.steps} steps, {os.cpu_count()} CPUs")
+    print(
+        f"\nbatch {args.batch}, {args.image_size}x{args.image_size}, best of {args.rounds} rounds "
+        f"of {args.steps} steps, {os.cpu_count()} CPUs"
+    )
     for name, rate in best.items():
         print(f"  {name:12s} {rate:8.2f} images/s")
     print(f"  ratio ours/keras (IRv2): {best['ours_irv2'] / best['keras_irv2']:.3f}")

@@ -110,11 +110,13 @@ class _Block(keras.layers.Layer):
             layer = self.options.conv(filters, kernel, strides=strides, padding=padding, name=name)
         elif kind == "avgpool":
             # Keras' same-padded average excludes the padding from the count, as the paper's does.
-            layer = keras.layers.AveragePooling2D(3, strides=1, padding="same",
-                                                  data_format=self.options.data_format, name=name)
+            layer = keras.layers.AveragePooling2D(
+                3, strides=1, padding="same", data_format=self.options.data_format, name=name
+            )
         elif kind == "maxpool":
-            layer = keras.layers.MaxPooling2D(3, strides=2, padding="valid",
-                                              data_format=self.options.data_format, name=name)
+            layer = keras.layers.MaxPooling2D(
+                3, strides=2, padding="valid", data_format=self.options.data_format, name=name
+            )
         else:
             raise ValueError(f"unknown op {op!r}")
         setattr(self, name, layer)
@@ -141,7 +143,9 @@ class _Block(keras.layers.Layer):
     def _run_branch(self, names, x, training):
         for name in names:
             if isinstance(name, list):
-                x = ops.concatenate([self._run_branch([n], x, training) for n in name], axis=self._axis)
+                x = ops.concatenate(
+                    [self._run_branch([n], x, training) for n in name], axis=self._axis
+                )
             elif isinstance(getattr(self, name), ConvBN):
                 x = getattr(self, name)(x, training=training)
             else:
@@ -215,10 +219,17 @@ class StemResNetV1(_Block):
     @staticmethod
     def table():
         return [
-            [[
-                conv(32, 3, 2, "V"), conv(32, 3, 1, "V"), conv(64, 3), MAX,
-                conv(80, 1), conv(192, 3, 1, "V"), conv(256, 3, 2, "V"),
-            ]],
+            [
+                [
+                    conv(32, 3, 2, "V"),
+                    conv(32, 3, 1, "V"),
+                    conv(64, 3),
+                    MAX,
+                    conv(80, 1),
+                    conv(192, 3, 1, "V"),
+                    conv(256, 3, 2, "V"),
+                ]
+            ],
         ]
 
 
@@ -233,10 +244,17 @@ class StemResNetV2Release(_Block):
     @staticmethod
     def table():
         return [
-            [[
-                conv(32, 3, 2, "V"), conv(32, 3, 1, "V"), conv(64, 3), MAX,
-                conv(80, 1, 1, "V"), conv(192, 3, 1, "V"), MAX,
-            ]],
+            [
+                [
+                    conv(32, 3, 2, "V"),
+                    conv(32, 3, 1, "V"),
+                    conv(64, 3),
+                    MAX,
+                    conv(80, 1, 1, "V"),
+                    conv(192, 3, 1, "V"),
+                    MAX,
+                ]
+            ],
             [
                 [conv(96, 1)],
                 [conv(48, 1), conv(64, 5)],
@@ -256,12 +274,14 @@ class InceptionA(_Block):
 
     @staticmethod
     def table():
-        return [[
-            [conv(96, 1)],
-            [conv(64, 1), conv(96, 3)],
-            [conv(64, 1), conv(96, 3), conv(96, 3)],
-            [AVG, conv(96, 1)],
-        ]]
+        return [
+            [
+                [conv(96, 1)],
+                [conv(64, 1), conv(96, 3)],
+                [conv(64, 1), conv(96, 3), conv(96, 3)],
+                [AVG, conv(96, 1)],
+            ]
+        ]
 
 
 @keras.saving.register_keras_serializable(package="inception")
@@ -274,12 +294,20 @@ class InceptionB(_Block):
 
     @staticmethod
     def table():
-        return [[
-            [conv(384, 1)],
-            [conv(192, 1), conv(224, (1, 7)), conv(256, (7, 1))],
-            [conv(192, 1), conv(192, (7, 1)), conv(224, (1, 7)), conv(224, (7, 1)), conv(256, (1, 7))],
-            [AVG, conv(128, 1)],
-        ]]
+        return [
+            [
+                [conv(384, 1)],
+                [conv(192, 1), conv(224, (1, 7)), conv(256, (7, 1))],
+                [
+                    conv(192, 1),
+                    conv(192, (7, 1)),
+                    conv(224, (1, 7)),
+                    conv(224, (7, 1)),
+                    conv(256, (1, 7)),
+                ],
+                [AVG, conv(128, 1)],
+            ]
+        ]
 
 
 @keras.saving.register_keras_serializable(package="inception")
@@ -288,12 +316,19 @@ class InceptionC(_Block):
 
     @staticmethod
     def table():
-        return [[
-            [conv(256, 1)],
-            [conv(384, 1), fork(conv(256, (1, 3)), conv(256, (3, 1)))],
-            [conv(384, 1), conv(448, (3, 1)), conv(512, (1, 3)), fork(conv(256, (1, 3)), conv(256, (3, 1)))],
-            [AVG, conv(256, 1)],
-        ]]
+        return [
+            [
+                [conv(256, 1)],
+                [conv(384, 1), fork(conv(256, (1, 3)), conv(256, (3, 1)))],
+                [
+                    conv(384, 1),
+                    conv(448, (3, 1)),
+                    conv(512, (1, 3)),
+                    fork(conv(256, (1, 3)), conv(256, (3, 1))),
+                ],
+                [AVG, conv(256, 1)],
+            ]
+        ]
 
 
 @keras.saving.register_keras_serializable(package="inception")
@@ -309,11 +344,13 @@ class ReductionA(_Block):
 
     @staticmethod
     def table(k, l, m, n):  # noqa: E741
-        return [[
-            [conv(n, 3, 2, "V")],
-            [conv(k, 1), conv(l, 3), conv(m, 3, 2, "V")],
-            [MAX],
-        ]]
+        return [
+            [
+                [conv(n, 3, 2, "V")],
+                [conv(k, 1), conv(l, 3), conv(m, 3, 2, "V")],
+                [MAX],
+            ]
+        ]
 
     def get_config(self):
         return {**super().get_config(), "k": self.k, "l": self.l, "m": self.m, "n": self.n}
@@ -325,11 +362,13 @@ class ReductionB(_Block):
 
     @staticmethod
     def table():
-        return [[
-            [conv(192, 1), conv(192, 3, 2, "V")],
-            [conv(256, 1), conv(256, (1, 7)), conv(320, (7, 1)), conv(320, 3, 2, "V")],
-            [MAX],
-        ]]
+        return [
+            [
+                [conv(192, 1), conv(192, 3, 2, "V")],
+                [conv(256, 1), conv(256, (1, 7)), conv(320, (7, 1)), conv(320, 3, 2, "V")],
+                [MAX],
+            ]
+        ]
 
 
 @keras.saving.register_keras_serializable(package="inception")
@@ -352,7 +391,9 @@ class InceptionResNetReductionB(_Block):
         branches = []
         for tower in branch_filters:
             *first, last = tower
-            branches.append([conv(first[0], 1)] + [conv(f, 3) for f in first[1:]] + [conv(last, 3, 2, "V")])
+            branches.append(
+                [conv(first[0], 1)] + [conv(f, 3) for f in first[1:]] + [conv(last, 3, 2, "V")]
+            )
         return [branches + [[MAX]]]
 
     def get_config(self):
@@ -426,11 +467,13 @@ class InceptionResNetA(_Residual):
     @staticmethod
     def table(branch_filters):
         (a,), (b1, b2), (c1, c2, c3) = branch_filters
-        return [[
-            [conv(a, 1)],
-            [conv(b1, 1), conv(b2, 3)],
-            [conv(c1, 1), conv(c2, 3), conv(c3, 3)],
-        ]]
+        return [
+            [
+                [conv(a, 1)],
+                [conv(b1, 1), conv(b2, 3)],
+                [conv(c1, 1), conv(c2, 3), conv(c3, 3)],
+            ]
+        ]
 
 
 @keras.saving.register_keras_serializable(package="inception")
@@ -490,13 +533,16 @@ class AuxHead(keras.layers.Layer):
         self.flatten = keras.layers.Flatten(data_format=self.options.data_format, name="flatten")
 
     def _sides(self, shape):
-        return tuple(shape[2:4]) if self.options.data_format == "channels_first" else tuple(shape[1:3])
+        return (
+            tuple(shape[2:4]) if self.options.data_format == "channels_first" else tuple(shape[1:3])
+        )
 
     def build(self, input_shape):
         h, w = self._sides(input_shape)
         pool = (min(5, h), min(5, w))
-        self.pool = keras.layers.AveragePooling2D(pool, strides=3, padding="valid",
-                                                  data_format=self.options.data_format, name="pool")
+        self.pool = keras.layers.AveragePooling2D(
+            pool, strides=3, padding="valid", data_format=self.options.data_format, name="pool"
+        )
         shape = self.pool.compute_output_shape(input_shape)
         self.proj.build(shape)
         shape = self.proj.compute_output_shape(shape)
@@ -527,6 +573,9 @@ class AuxHead(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_classes=self.num_classes, classifier_activation=self.classifier_activation,
-                      options=self.options.get_config())
+        config.update(
+            num_classes=self.num_classes,
+            classifier_activation=self.classifier_activation,
+            options=self.options.get_config(),
+        )
         return config

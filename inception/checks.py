@@ -26,9 +26,13 @@ def _kind(annotation):
     allows_none = isinstance(annotation, types.UnionType) and type(None) in annotation.__args__
     if allows_none:
         annotation = next(a for a in annotation.__args__ if a is not type(None))
-    kinds = {bool: ((bool,), "true or false"), int: ((int,), "an integer"),
-             float: ((int, float), "a number"), str: ((str,), "a string"),
-             tuple: (_TUPLE_FORMS, "a list")}
+    kinds = {
+        bool: ((bool,), "true or false"),
+        int: ((int,), "an integer"),
+        float: ((int, float), "a number"),
+        str: ((str,), "a string"),
+        tuple: (_TUPLE_FORMS, "a list"),
+    }
     accepted, words = kinds[annotation]
     return accepted, words, allows_none
 
@@ -45,7 +49,8 @@ def type_problem(annotation, value, strings_ok=True):
     if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
         return f"must be {words}; got {value!r:.60} ({type(value).__name__})"
     if isinstance(value, (tuple, list)) and not all(
-            isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+        isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value
+    ):
         return f"must be a list of names or numbers; got {value!r:.60}"
     if isinstance(value, float) and not math.isfinite(value):
         return f"must be a finite number; got {value}"

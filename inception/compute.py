@@ -56,7 +56,9 @@ def count_macs(model):
     """
     shape = (1,) + tuple(model.input.shape[1:])
     if any(d is None for d in shape):
-        raise ValueError(f"count_macs needs a fixed input shape, the model takes {model.input.shape}")
+        raise ValueError(
+            f"count_macs needs a fixed input shape, the model takes {model.input.shape}"
+        )
     records = []
     with _recording(records):
         model(np.zeros(shape, "float32"), training=False)

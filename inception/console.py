@@ -35,12 +35,15 @@ import sys
 import tempfile
 import warnings
 
-VERBOSE_HELP = ("Also show TensorFlow's C++ logs, absl INFO lines and deprecation notices "
-                "(hidden by default).")
+VERBOSE_HELP = (
+    "Also show TensorFlow's C++ logs, absl INFO lines and deprecation notices (hidden by default)."
+)
 # Top-level modules whose import prints C++ noise (they load TensorFlow's or XLA's libraries).
 NOISY_IMPORTS = ("tensorflow", "tensorflow_datasets", "keras", "ai_edge_litert", "jax")
-_OURS = tuple(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), package)
-              + os.sep for package in ("inception", "inception_cli"))
+_OURS = tuple(
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), package) + os.sep
+    for package in ("inception", "inception_cli")
+)
 _NOT_OURS = r"(?!inception(_cli)?(\.|$))"  # a module-name pattern for warnings.filterwarnings
 _state = {"quiet": False}
 _held_info = set()  # library loggers held at WARNING when quiet (``hold_info``)
@@ -84,8 +87,10 @@ def progress_style():
     forced = os.environ.get(PROGRESS_ENV, "").strip().lower()
     if forced:
         if forced not in PROGRESS_STYLES:
-            raise ValueError(f"{PROGRESS_ENV}={forced!r}: expected one of {PROGRESS_STYLES} "
-                             "(unset: a bar on a terminal, else one line per epoch)")
+            raise ValueError(
+                f"{PROGRESS_ENV}={forced!r}: expected one of {PROGRESS_STYLES} "
+                "(unset: a bar on a terminal, else one line per epoch)"
+            )
         return forced
     isatty = getattr(sys.stdout, "isatty", None)
     return "bar" if isatty is not None and isatty() else "line"
@@ -110,8 +115,11 @@ def quiet_cpp_output(*noise):
         return
 
     def without_noise(written, failed):
-        return b"".join(line for line in written.splitlines(keepends=True)
-                        if not any(pattern.match(line) for pattern in noise))
+        return b"".join(
+            line
+            for line in written.splitlines(keepends=True)
+            if not any(pattern.match(line) for pattern in noise)
+        )
 
     with _fd_to_scratch(1, sys.stdout, without_noise), _fd_to_scratch(2, sys.stderr, without_noise):
         yield
@@ -217,6 +225,7 @@ def _after_import(module):
 
 class _StderrToScratch:
     """Points file descriptor 2 at a scratch file (nestable); replays it if an exception leaves."""
+
     depth = 0
 
     def __enter__(self):
@@ -225,12 +234,19 @@ class _StderrToScratch:
         if cls.depth == 1:
             cls.stack = contextlib.ExitStack()
             console = cls.stack.enter_context(
-                _fd_to_scratch(2, sys.stderr, lambda written, failed: written if failed else b""))
+                _fd_to_scratch(2, sys.stderr, lambda written, failed: written if failed else b"")
+            )
             # Python's own writes (a real warning during the import) still reach the console.
             if _writes_to_fd2(sys.stderr):
                 python_stderr = sys.stderr
-                sys.stderr = open(console, "w", buffering=1, closefd=False,
-                                  encoding=python_stderr.encoding, errors="backslashreplace")
+                sys.stderr = open(
+                    console,
+                    "w",
+                    buffering=1,
+                    closefd=False,
+                    encoding=python_stderr.encoding,
+                    errors="backslashreplace",
+                )
                 cls.stack.callback(_restore_stderr, python_stderr)
         return self
 

@@ -32,7 +32,7 @@ def is_local(path):
 
 def _local(path):
     path = os.fspath(path)
-    return path[len("file://"):] if path.startswith("file://") else path
+    return path[len("file://") :] if path.startswith("file://") else path
 
 
 def _gfile():

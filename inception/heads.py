@@ -17,8 +17,8 @@ import keras
 
 from inception.layers import XAVIER, ConvOptions
 
-CLASSIFIER = "predictions"   # the classifier's layer name (keras.applications' too)
-POOLED = "dropout"           # the layer whose output the classifier reads
+CLASSIFIER = "predictions"  # the classifier's layer name (keras.applications' too)
+POOLED = "dropout"  # the layer whose output the classifier reads
 # A classifier's activation: a Keras activation's name, a callable, or None for logits.
 Activation: TypeAlias = str | Callable[..., Any] | None
 
@@ -31,8 +31,13 @@ class LabeledDense(keras.layers.Dense):
     computation. ``class_names(model)`` reads them back.
     """
 
-    def __init__(self, units: int, class_ids: Sequence[Any] | None = None,
-                 class_names: Sequence[Any] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        units: int,
+        class_ids: Sequence[Any] | None = None,
+        class_names: Sequence[Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(units, **kwargs)
         for what, values in (("class_ids", class_ids), ("class_names", class_names)):
             if values is not None and len(values) != units:
@@ -41,12 +46,20 @@ class LabeledDense(keras.layers.Dense):
         self.class_names = None if class_names is None else [str(c) for c in class_names]
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "class_ids": self.class_ids, "class_names": self.class_names}
+        return {
+            **super().get_config(),
+            "class_ids": self.class_ids,
+            "class_names": self.class_names,
+        }
 
 
-def classifier(num_classes: int, activation: Activation = "softmax",
-               options: ConvOptions | None = None, class_ids: Sequence[Any] | None = None,
-               class_names: Sequence[Any] | None = None) -> keras.layers.Dense:
+def classifier(
+    num_classes: int,
+    activation: Activation = "softmax",
+    options: ConvOptions | None = None,
+    class_ids: Sequence[Any] | None = None,
+    class_names: Sequence[Any] | None = None,
+) -> keras.layers.Dense:
     """The fully connected classifier layer, named ``predictions``.
 
     float32 even under mixed precision: logits and softmax in bfloat16 lose the small
@@ -66,20 +79,28 @@ def classifier(num_classes: int, activation: Activation = "softmax",
     return LabeledDense(num_classes, class_ids=class_ids, class_names=class_names, **settings)
 
 
-def head(features: keras.KerasTensor, num_classes: int, activation: Activation = "softmax",
-         dropout_rate: float = 0.2, options: ConvOptions | None = None,
-         data_format: str | None = None) -> keras.KerasTensor:
+def head(
+    features: keras.KerasTensor,
+    num_classes: int,
+    activation: Activation = "softmax",
+    dropout_rate: float = 0.2,
+    options: ConvOptions | None = None,
+    data_format: str | None = None,
+) -> keras.KerasTensor:
     """Figures 9 and 15's top on the feature map: average pooling, dropout, the classifier."""
     x = keras.layers.GlobalAveragePooling2D(data_format=data_format, name="avg_pool")(features)
     x = keras.layers.Dropout(dropout_rate, name=POOLED)(x)
     return classifier(num_classes, activation, options)(x)
 
 
-def pooled(features: keras.KerasTensor, pooling: str | None,
-           data_format: str | None = None) -> keras.KerasTensor:
+def pooled(
+    features: keras.KerasTensor, pooling: str | None, data_format: str | None = None
+) -> keras.KerasTensor:
     """Without the top: the feature map itself (None), or its global average or maximum."""
     if pooling == "avg":
-        return keras.layers.GlobalAveragePooling2D(data_format=data_format, name="avg_pool")(features)
+        return keras.layers.GlobalAveragePooling2D(data_format=data_format, name="avg_pool")(
+            features
+        )
     if pooling == "max":
         return keras.layers.GlobalMaxPooling2D(data_format=data_format, name="max_pool")(features)
     if pooling is None:
@@ -101,12 +122,15 @@ def replace_classifier(model: keras.Model, new: keras.layers.Layer) -> keras.Mod
     return keras.Model(_one_or_list(model.inputs), _one_or_list(outputs), name=model.name)
 
 
-def with_class_names(model: keras.Model, class_ids: Sequence[Any] | None,
-                     class_names_: Sequence[Any] | None) -> keras.Model:
+def with_class_names(
+    model: keras.Model, class_ids: Sequence[Any] | None, class_names_: Sequence[Any] | None
+) -> keras.Model:
     """The same network with its classifier replaced by a LabeledDense holding the names; the
     classifier's weights are copied."""
     old = _classifier_layer(model)
-    config = {k: v for k, v in old.get_config().items() if k not in ("name", "class_ids", "class_names")}
+    config = {
+        k: v for k, v in old.get_config().items() if k not in ("name", "class_ids", "class_names")
+    }
     new = LabeledDense(class_ids=class_ids, class_names=class_names_, name=CLASSIFIER, **config)
     model = replace_classifier(model, new)
     new.set_weights(old.get_weights())
@@ -131,4 +155,6 @@ def _classifier_layer(model):
     try:
         return model.get_layer(CLASSIFIER)
     except ValueError:
-        raise ValueError(f"{model.name} has no classifier ({CLASSIFIER!r}): built with include_top=False?") from None
+        raise ValueError(
+            f"{model.name} has no classifier ({CLASSIFIER!r}): built with include_top=False?"
+        ) from None

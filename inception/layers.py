@@ -30,8 +30,12 @@ def scaled(filters, width_multiplier):
 TRUNCATED_NORMAL_STDDEV = 0.87962566103423978
 SLIM_VARIANCE_SCALING = {
     "class_name": "VarianceScaling",
-    "config": {"scale": 2.0 * 1.3 * TRUNCATED_NORMAL_STDDEV**2, "mode": "fan_in",
-               "distribution": "truncated_normal", "seed": None},
+    "config": {
+        "scale": 2.0 * 1.3 * TRUNCATED_NORMAL_STDDEV**2,
+        "mode": "fan_in",
+        "distribution": "truncated_normal",
+        "seed": None,
+    },
 }
 XAVIER = "glorot_uniform"
 # The initializers a NetworkSpec names (networks.SLIM_HE, networks.XAVIER).
@@ -165,11 +169,18 @@ class ConvBN(keras.layers.Layer):
         bn, conv = self.bn, self.conv
         scale = keras.ops.rsqrt(keras.ops.convert_to_tensor(bn.moving_variance) + bn.epsilon)
         kernel = keras.ops.convert_to_tensor(conv.kernel) * scale
-        shift = keras.ops.convert_to_tensor(bn.beta) - keras.ops.convert_to_tensor(
-            bn.moving_mean) * scale
-        x = keras.ops.conv(inputs, keras.ops.cast(kernel, self.compute_dtype),
-                           strides=conv.strides, padding=conv.padding,
-                           data_format=conv.data_format, dilation_rate=conv.dilation_rate)
+        shift = (
+            keras.ops.convert_to_tensor(bn.beta)
+            - keras.ops.convert_to_tensor(bn.moving_mean) * scale
+        )
+        x = keras.ops.conv(
+            inputs,
+            keras.ops.cast(kernel, self.compute_dtype),
+            strides=conv.strides,
+            padding=conv.padding,
+            data_format=conv.data_format,
+            dilation_rate=conv.dilation_rate,
+        )
         if conv.data_format == "channels_first":
             shift = keras.ops.reshape(shift, (-1, 1, 1))
         return x + keras.ops.cast(shift, self.compute_dtype)
@@ -237,11 +248,16 @@ class ConvOptions:
         elif isinstance(options, dict):
             options = cls.from_config(options)
         elif not isinstance(options, cls):
-            raise TypeError(f"options must be a ConvOptions or its config. Received: options={options!r}")
+            raise TypeError(
+                f"options must be a ConvOptions or its config. Received: options={options!r}"
+            )
         options = dataclasses.replace(options, **shorthand)
-        return dataclasses.replace(options, conv_initializer=initializer_config(options.conv_initializer),
-                                   decay_biases=bool(options.decay_biases),
-                                   data_format=options.data_format or keras.config.image_data_format())
+        return dataclasses.replace(
+            options,
+            conv_initializer=initializer_config(options.conv_initializer),
+            decay_biases=bool(options.decay_biases),
+            data_format=options.data_format or keras.config.image_data_format(),
+        )
 
     def get_config(self):
         config = dataclasses.asdict(self)

@@ -32,7 +32,9 @@ Weights: TypeAlias = str | os.PathLike[str] | None
 Initializer: TypeAlias = str | dict[str, Any] | keras.initializers.Initializer
 # One entry of ``layout``: (layer name, block class (None: a ConvBN), its widths, its other
 # arguments).
-LayoutEntry: TypeAlias = tuple[str, type[keras.layers.Layer] | None, tuple[Any, ...], dict[str, Any]]
+LayoutEntry: TypeAlias = tuple[
+    str, type[keras.layers.Layer] | None, tuple[Any, ...], dict[str, Any]
+]
 
 # The stem each NetworkSpec names: Figure 3, Figure 14, or the released Inception-ResNet-v2's.
 STEMS = {
@@ -107,34 +109,70 @@ def build(
             Inception-ResNets only).
     """
     paper = networks.spec(name, variant)
-    _check_arguments(input_shape, width_multiplier, pooling, include_top, num_classes, aux_logits, dropout_rate,
-                     residual_scales)
+    _check_arguments(
+        input_shape,
+        width_multiplier,
+        pooling,
+        include_top,
+        num_classes,
+        aux_logits,
+        dropout_rate,
+        residual_scales,
+    )
     spec = with_repeats(paper, repeats)
     if weights is not None and spec.repeats != paper.repeats:
-        raise ValueError(f"weights={weights!r} need the paper's block counts {paper.repeats}; "
-                         "leave repeats out")
+        raise ValueError(
+            f"weights={weights!r} need the paper's block counts {paper.repeats}; leave repeats out"
+        )
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     body = backbone(
-        name, inputs, variant=variant, residual_scales=residual_scales, width_multiplier=width_multiplier,
-        repeats=repeats, bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, weight_decay=weight_decay,
-        bn_synchronized=bn_synchronized, conv_initializer=conv_initializer, decay_biases=decay_biases)
+        name,
+        inputs,
+        variant=variant,
+        residual_scales=residual_scales,
+        width_multiplier=width_multiplier,
+        repeats=repeats,
+        bn_momentum=bn_momentum,
+        bn_epsilon=bn_epsilon,
+        weight_decay=weight_decay,
+        bn_synchronized=bn_synchronized,
+        conv_initializer=conv_initializer,
+        decay_biases=decay_biases,
+    )
     if include_top:
-        outputs = heads.head(body.features, num_classes, classifier_activation, dropout_rate, body.options,
-                             data_format=body.options.data_format)
+        outputs = heads.head(
+            body.features,
+            num_classes,
+            classifier_activation,
+            dropout_rate,
+            body.options,
+            data_format=body.options.data_format,
+        )
         if aux_logits:
-            aux = blocks.AuxHead(num_classes, classifier_activation, options=body.options, name="aux_logits")
+            aux = blocks.AuxHead(
+                num_classes, classifier_activation, options=body.options, name="aux_logits"
+            )
             outputs = [outputs, aux(body.ends[spec.aux_block])]
     else:
         outputs = heads.pooled(body.features, pooling, data_format=body.options.data_format)
     return _with_weights(keras.Model(inputs, outputs, name=spec.model_name), weights)
 
 
-def backbone(name: str, inputs: keras.KerasTensor, *, variant: str | None = None,
-             residual_scales: Sequence[float] | None = None, width_multiplier: float = 1.0,
-             repeats: Sequence[int] | None = None, bn_momentum: float = BN_MOMENTUM,
-             bn_epsilon: float = BN_EPSILON, weight_decay: float = 0.0,
-             bn_synchronized: bool = False, conv_initializer: Initializer | None = None,
-             decay_biases: bool | None = None) -> Backbone:
+def backbone(
+    name: str,
+    inputs: keras.KerasTensor,
+    *,
+    variant: str | None = None,
+    residual_scales: Sequence[float] | None = None,
+    width_multiplier: float = 1.0,
+    repeats: Sequence[int] | None = None,
+    bn_momentum: float = BN_MOMENTUM,
+    bn_epsilon: float = BN_EPSILON,
+    weight_decay: float = 0.0,
+    bn_synchronized: bool = False,
+    conv_initializer: Initializer | None = None,
+    decay_biases: bool | None = None,
+) -> Backbone:
     """The network ``name`` from ``inputs`` (any Keras tensor) to its last feature map.
 
     Returns a ``Backbone``. The arguments mean what they mean in ``build``; the model around it
@@ -147,7 +185,9 @@ def backbone(name: str, inputs: keras.KerasTensor, *, variant: str | None = None
         bn_epsilon=bn_epsilon,
         weight_decay=weight_decay,
         bn_synchronized=bn_synchronized,
-        conv_initializer=RELEASED_INITIALIZERS[spec.conv_initializer] if conv_initializer is None else conv_initializer,
+        conv_initializer=RELEASED_INITIALIZERS[spec.conv_initializer]
+        if conv_initializer is None
+        else conv_initializer,
         decay_biases=spec.decay_biases if decay_biases is None else bool(decay_biases),
         data_format=keras.config.image_data_format(),
     )
@@ -170,21 +210,29 @@ class Backbone:
     """The settings every convolution shares (a head takes its weight decay from them)."""
 
 
-def with_repeats(spec: networks.NetworkSpec,
-                 repeats: Sequence[int] | None) -> networks.NetworkSpec:
+def with_repeats(spec: networks.NetworkSpec, repeats: Sequence[int] | None) -> networks.NetworkSpec:
     """``spec`` with ``repeats`` A, B and C blocks (None: unchanged); ValueError unless three
     positive integers."""
     if repeats is None:
         return spec
     repeats = tuple(repeats)
     if len(repeats) != 3 or not all(isinstance(n, int) and n >= 1 for n in repeats):
-        raise ValueError(f"repeats must be three positive integers (A, B, C blocks), got "
-                         f"{repeats!r}")
+        raise ValueError(
+            f"repeats must be three positive integers (A, B, C blocks), got {repeats!r}"
+        )
     return dataclasses.replace(spec, repeats=repeats)
 
 
-def _check_arguments(input_shape, width_multiplier, pooling, include_top, num_classes, aux_logits, dropout_rate,
-                     residual_scales):
+def _check_arguments(
+    input_shape,
+    width_multiplier,
+    pooling,
+    include_top,
+    num_classes,
+    aux_logits,
+    dropout_rate,
+    residual_scales,
+):
     """The same clear ValueError for every argument ``build`` cannot honour."""
     if not width_multiplier > 0:
         raise ValueError(f"width_multiplier must be a positive number, got {width_multiplier!r}")
@@ -192,7 +240,7 @@ def _check_arguments(input_shape, width_multiplier, pooling, include_top, num_cl
     if len(input_shape) != 3:
         order = "(channels, height, width)" if first else "(height, width, channels)"
         raise ValueError(f"input_shape must be {order}, got {input_shape!r}")
-    for side in (input_shape[1:] if first else input_shape[:2]):
+    for side in input_shape[1:] if first else input_shape[:2]:
         if side is not None and side < networks.MIN_IMAGE_SIZE:
             raise ValueError(
                 f"input_shape {tuple(input_shape)} is too small: height and width must be at least "
@@ -207,13 +255,17 @@ def _check_arguments(input_shape, width_multiplier, pooling, include_top, num_cl
     if not 0.0 <= dropout_rate < 1.0:
         raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")
     if residual_scales is not None and len(tuple(residual_scales)) != 3:
-        raise ValueError(f"residual_scales must be three numbers (A, B, C), got {residual_scales!r}")
+        raise ValueError(
+            f"residual_scales must be three numbers (A, B, C), got {residual_scales!r}"
+        )
 
 
 def _with_weights(model, weights):
     if weights is None:
         return model
-    from inception.weights import pretrained  # imported here: reading slim checkpoints needs TensorFlow
+    from inception.weights import (
+        pretrained,
+    )  # imported here: reading slim checkpoints needs TensorFlow
 
     return pretrained.from_build(model, weights)
 
@@ -240,8 +292,9 @@ def _blocks(spec, residual_scales, options):
             yield block(*widths, **settings, options=options, name=name)
 
 
-def layout(spec: networks.NetworkSpec,
-           residual_scales: Sequence[float] | None = None) -> Iterator[LayoutEntry]:
+def layout(
+    spec: networks.NetworkSpec, residual_scales: Sequence[float] | None = None
+) -> Iterator[LayoutEntry]:
     """Every block of the network ``spec`` in order: (layer name, block class, its widths (the
     arguments its ``table()`` reads), its other arguments). The released Inception-ResNet-v2's
     final 1x1 convolution is (``conv_7b``, None, (filters,), {}), a ConvBN of its own.
@@ -250,7 +303,9 @@ def layout(spec: networks.NetworkSpec,
     if spec.family == networks.INCEPTION:
         yield from _inception_v4(spec)
     else:
-        yield from _inception_resnet(spec, spec.residual_scales if residual_scales is None else tuple(residual_scales))
+        yield from _inception_resnet(
+            spec, spec.residual_scales if residual_scales is None else tuple(residual_scales)
+        )
 
 
 def _inception_v4(spec):
@@ -277,17 +332,23 @@ def _inception_resnet(spec, scales):
         yield name, blocks.InceptionResNetB, (spec.block_b,), {"scale": scales[1]}
     yield "reduction_b", blocks.InceptionResNetReductionB, (spec.reduction_b,), {}
     c_names = spec.stage_names("c")
-    for name in c_names[:spec.repeats[2]]:
+    for name in c_names[: spec.repeats[2]]:
         yield name, blocks.InceptionResNetC, (spec.block_c,), {"scale": scales[2]}
     if spec.final_linear_block:
         # Released code (slim's "Block8"): unscaled and without ReLU.
-        yield c_names[-1], blocks.InceptionResNetC, (spec.block_c,), {"scale": 1.0, "activation": None}
+        yield (
+            c_names[-1],
+            blocks.InceptionResNetC,
+            (spec.block_c,),
+            {"scale": 1.0, "activation": None},
+        )
     if spec.final_conv:
         yield "conv_7b", None, (spec.final_conv,), {}
 
 
-def layout_block_names(name: str, variant: str | None = None,
-                       repeats: Sequence[int] | None = None) -> list[str]:
+def layout_block_names(
+    name: str, variant: str | None = None, repeats: Sequence[int] | None = None
+) -> list[str]:
     """``block_names`` of the network ``name`` / ``variant`` read from its spec, without building
     it (to check a block name, e.g. a freezing point, before any heavy work)."""
     return list(with_repeats(networks.spec(name, variant), repeats).block_names)

@@ -86,8 +86,15 @@ class NetworkSpec:
     @property
     def block_names(self):
         """Every block's layer name in order, stem to the last layer before pooling."""
-        return (["stem"] + self.stage_names("a") + ["reduction_a"] + self.stage_names("b")
-                + ["reduction_b"] + self.stage_names("c") + (["conv_7b"] if self.final_conv else []))
+        return (
+            ["stem"]
+            + self.stage_names("a")
+            + ["reduction_a"]
+            + self.stage_names("b")
+            + ["reduction_b"]
+            + self.stage_names("c")
+            + (["conv_7b"] if self.final_conv else [])
+        )
 
     @property
     def aux_block(self):
@@ -96,22 +103,41 @@ class NetworkSpec:
 
 
 INCEPTION_V4 = NetworkSpec(
-    "inception_v4", "paper", "Inception-v4", "Figure 9", INCEPTION, STEM_FIGURE_3,
-    repeats=(4, 7, 3), reduction_a=(192, 224, 256, 384), conv_initializer=SLIM_HE,
+    "inception_v4",
+    "paper",
+    "Inception-v4",
+    "Figure 9",
+    INCEPTION,
+    STEM_FIGURE_3,
+    repeats=(4, 7, 3),
+    reduction_a=(192, 224, 256, 384),
+    conv_initializer=SLIM_HE,
 )
 INCEPTION_RESNET_V1 = NetworkSpec(
-    "inception_resnet_v1", "paper", "Inception-ResNet-v1", "Figure 15, stem Figure 14", INCEPTION_RESNET,
-    STEM_FIGURE_14, repeats=(5, 10, 5), reduction_a=(192, 192, 256, 384),
+    "inception_resnet_v1",
+    "paper",
+    "Inception-ResNet-v1",
+    "Figure 15, stem Figure 14",
+    INCEPTION_RESNET,
+    STEM_FIGURE_14,
+    repeats=(5, 10, 5),
+    reduction_a=(192, 192, 256, 384),
     block_a=((32,), (32, 32), (32, 32, 32)),
     block_b=((128,), (128, 128, 128)),
     block_c=((192,), (192, 192, 192)),
     reduction_b=((256, 384), (256, 256), (256, 256, 256)),
     # No released code: it takes its family's (Inception-ResNet-v2's) arg scope.
-    residual_scales=RESIDUAL_SCALES, conv_initializer=XAVIER, decay_biases=True,
+    residual_scales=RESIDUAL_SCALES,
+    conv_initializer=XAVIER,
+    decay_biases=True,
 )
 INCEPTION_RESNET_V2_PAPER = dataclasses.replace(
-    INCEPTION_RESNET_V1, name="inception_resnet_v2", title="Inception-ResNet-v2", source="Figure 15 as drawn",
-    stem=STEM_FIGURE_3, reduction_a=(256, 256, 384, 384),
+    INCEPTION_RESNET_V1,
+    name="inception_resnet_v2",
+    title="Inception-ResNet-v2",
+    source="Figure 15 as drawn",
+    stem=STEM_FIGURE_3,
+    reduction_a=(256, 256, 384, 384),
     block_a=((32,), (32, 32), (32, 48, 64)),
     block_b=((192,), (128, 160, 192)),
     block_c=((192,), (192, 224, 256)),
@@ -120,13 +146,25 @@ INCEPTION_RESNET_V2_PAPER = dataclasses.replace(
 # The released network (also keras.applications' and timm's): its own stem, twice the blocks,
 # then a C block with scale 1.0 and no ReLU, and a 1x1 1536 convolution.
 INCEPTION_RESNET_V2_RELEASE = dataclasses.replace(
-    INCEPTION_RESNET_V2_PAPER, variant="release", source="released code", stem=STEM_RELEASED,
-    repeats=(10, 20, 9), final_linear_block=True, final_conv=1536,
+    INCEPTION_RESNET_V2_PAPER,
+    variant="release",
+    source="released code",
+    stem=STEM_RELEASED,
+    repeats=(10, 20, 9),
+    final_linear_block=True,
+    final_conv=1536,
 )
 
 # The first variant listed for a network is its default.
-SPECS = {(s.name, s.variant): s for s in (
-    INCEPTION_V4, INCEPTION_RESNET_V1, INCEPTION_RESNET_V2_RELEASE, INCEPTION_RESNET_V2_PAPER)}
+SPECS = {
+    (s.name, s.variant): s
+    for s in (
+        INCEPTION_V4,
+        INCEPTION_RESNET_V1,
+        INCEPTION_RESNET_V2_RELEASE,
+        INCEPTION_RESNET_V2_PAPER,
+    )
+}
 
 NAMES = tuple(dict.fromkeys(name for name, _ in SPECS))
 VARIANTS = {name: tuple(v for n, v in SPECS if n == name) for name in NAMES}
@@ -136,9 +174,13 @@ DEFAULT_VARIANT = {name: variants[0] for name, variants in VARIANTS.items()}
 def spec(name, variant=None):
     """The NetworkSpec of ``name`` / ``variant`` (None: the network's default variant)."""
     if name not in VARIANTS:
-        raise ValueError(f"unknown model; choose one of {', '.join(NAMES)}. Received: name={name!r}")
+        raise ValueError(
+            f"unknown model; choose one of {', '.join(NAMES)}. Received: name={name!r}"
+        )
     variant = DEFAULT_VARIANT[name] if variant is None else variant
     if variant not in VARIANTS[name]:
-        raise ValueError(f"unknown variant of {name}; allowed: {', '.join(VARIANTS[name])}. "
-                         f"Received: variant={variant!r}")
+        raise ValueError(
+            f"unknown variant of {name}; allowed: {', '.join(VARIANTS[name])}. "
+            f"Received: variant={variant!r}"
+        )
     return SPECS[(name, variant)]

@@ -28,8 +28,10 @@ def _too_long(flag, path):
     # An over-long name fails deep inside a writer as "File name too long"; say it now.
     longest = max((len(part.encode()) for part in path.split(os.sep)), default=0)
     if len(path.encode()) >= 4096 or longest > 255:
-        raise PathError(f"--{flag}: the path is too long ({len(path)} characters, a name of "
-                        f"{longest} bytes; at most 255 per name): {path[:80]}...")
+        raise PathError(
+            f"--{flag}: the path is too long ({len(path)} characters, a name of "
+            f"{longest} bytes; at most 255 per name): {path[:80]}..."
+        )
 
 
 def _existing_ancestor(path):
@@ -47,11 +49,15 @@ def _check_creatable(flag, path, what):
     directory (not a file, not read-only)."""
     ancestor = _existing_ancestor(os.path.dirname(path))
     if not os.path.isdir(ancestor):
-        raise PathError(f"--{flag}={path}: cannot create this {what}: {ancestor} is a file, not "
-                        "a directory; choose a path outside it")
+        raise PathError(
+            f"--{flag}={path}: cannot create this {what}: {ancestor} is a file, not "
+            "a directory; choose a path outside it"
+        )
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise PathError(f"--{flag}={path}: cannot create this {what}: the directory {ancestor} "
-                        "is not writable; choose a writable location")
+        raise PathError(
+            f"--{flag}={path}: cannot create this {what}: the directory {ancestor} "
+            "is not writable; choose a writable location"
+        )
 
 
 def output_dir(flag, path, what="directory"):
@@ -63,11 +69,14 @@ def output_dir(flag, path, what="directory"):
     if not os.path.exists(path):
         return _check_creatable(flag, path, what)
     if not os.path.isdir(path):
-        raise PathError(f"--{flag}={path} is a file, not a directory: give the path of the "
-                        f"{what} (it is created if missing)")
+        raise PathError(
+            f"--{flag}={path} is a file, not a directory: give the path of the "
+            f"{what} (it is created if missing)"
+        )
     if not os.access(path, os.W_OK | os.X_OK):
-        raise PathError(f"--{flag}={path}: the {what} is not writable; make it writable or "
-                        "choose another")
+        raise PathError(
+            f"--{flag}={path}: the {what} is not writable; make it writable or choose another"
+        )
 
 
 def output_file(flag, path, what="file"):
@@ -78,13 +87,17 @@ def output_file(flag, path, what="file"):
         return
     _too_long(flag, path)
     if os.path.isdir(path):
-        raise PathError(f"--{flag}={path} is a directory, not a file: name the {what} to "
-                        "write (inside it, if you like)")
+        raise PathError(
+            f"--{flag}={path} is a directory, not a file: name the {what} to "
+            "write (inside it, if you like)"
+        )
     directory = os.path.dirname(path)
     if os.path.isdir(directory):
         if not os.access(directory, os.W_OK | os.X_OK):
-            raise PathError(f"--{flag}={path}: its directory {directory} is not writable; "
-                            "choose a writable location")
+            raise PathError(
+                f"--{flag}={path}: its directory {directory} is not writable; "
+                "choose a writable location"
+            )
         return
     _check_creatable(flag, path, what)
 

@@ -43,6 +43,7 @@ class ImageError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Ranked:
     """One of an image's top-k classes."""
+
     rank: int
     index: int
     label: str
@@ -52,16 +53,23 @@ class Ranked:
 def top_k(probabilities, labels, k):
     """The ``k`` most probable classes (ties in class order) as ``Ranked`` entries."""
     probabilities = np.asarray(probabilities, np.float32)
-    order = np.argsort(-probabilities, kind="stable")[:int(k)]
-    return [Ranked(rank, int(i), labels[i] if labels else str(int(i)), float(probabilities[i]))
-            for rank, i in enumerate(order, 1)]
+    order = np.argsort(-probabilities, kind="stable")[: int(k)]
+    return [
+        Ranked(rank, int(i), labels[i] if labels else str(int(i)), float(probabilities[i]))
+        for rank, i in enumerate(order, 1)
+    ]
 
 
 # What TensorFlow wraps an op's message in: "{{function_node ...}}", "[Op:...] name: ...",
 # "\t [[{{node ...}}]]", and a graph function's "Graph execution error:" preamble.
 _TF_WRAPPING = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:[^\]]*\](\s*name:.*)?$")
-_TF_PREAMBLE = ("Graph execution error:", "Detected at node", "<stack traces unavailable>", "[[",
-                "File ")
+_TF_PREAMBLE = (
+    "Graph execution error:",
+    "Detected at node",
+    "<stack traces unavailable>",
+    "[[",
+    "File ",
+)
 _BATCH_INDEX = re.compile(r"^image_bytes\[\d+\]: ")
 MAX_REASON = 300
 
@@ -78,12 +86,15 @@ def error_reason(err):
             text = text[1:-1]
         text = _BATCH_INDEX.sub("", text)
     else:
-        kept = [line.strip() for line in message.splitlines()
-                if line.strip() and not line.strip().startswith(_TF_PREAMBLE)]
+        kept = [
+            line.strip()
+            for line in message.splitlines()
+            if line.strip() and not line.strip().startswith(_TF_PREAMBLE)
+        ]
         text = _TF_WRAPPING.sub("", kept[-1]).strip() if kept else ""
         text = f"cannot decode it: {text}" if text else type(err).__name__
     text = "".join(c if " " <= c <= "~" else "?" for c in text)
-    return text if len(text) <= MAX_REASON else text[:MAX_REASON - 3] + "..."
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
 
 
 class KerasRunner(formats.Runner):
@@ -105,15 +116,21 @@ class Predictor:
         self.runner, self.path, self.format = runner, path, format
         self.labels = list(runner.labels) if runner.labels is not None else None
         self.image_size = int(runner.image_size)
-        self.central_fraction = (runner.central_fraction if central_fraction is None
-                                 else central_fraction)
+        self.central_fraction = (
+            runner.central_fraction if central_fraction is None else central_fraction
+        )
         self.dataset = runner.dataset  # the dataset the model was trained on, where it says
 
     def describe(self):
-        return {"model": self.path, "format": self.format, "image_size": self.image_size,
-                "central_fraction": "in the SavedModel's graph" if self.runner.decodes
-                else self.central_fraction,
-                "num_labels": None if self.labels is None else len(self.labels)}
+        return {
+            "model": self.path,
+            "format": self.format,
+            "image_size": self.image_size,
+            "central_fraction": "in the SavedModel's graph"
+            if self.runner.decodes
+            else self.central_fraction,
+            "num_labels": None if self.labels is None else len(self.labels),
+        }
 
     def preprocess(self, encoded):
         """Encoded bytes -> float32 [S, S, 3] in [-1, 1]; ImageError for an unusable image."""
@@ -122,8 +139,9 @@ class Predictor:
         from inception.export import decoding
 
         try:
-            image = decoding.decode_for_eval(tf.constant(encoded), self.image_size,
-                                             central_fraction=self.central_fraction)
+            image = decoding.decode_for_eval(
+                tf.constant(encoded), self.image_size, central_fraction=self.central_fraction
+            )
             return image.numpy()
         except tf.errors.InvalidArgumentError as err:
             raise ImageError(error_reason(err)) from None
@@ -144,7 +162,7 @@ class Predictor:
             except ImageError as err:
                 results[i] = err
         for start in range(0, len(ready), BATCH_SIZE):
-            chunk = ready[start:start + BATCH_SIZE]
+            chunk = ready[start : start + BATCH_SIZE]
             probabilities = self.classify(np.stack([image for _, image in chunk]))
             for (i, _), row in zip(chunk, probabilities):
                 results[i] = np.asarray(row, np.float32)
@@ -178,7 +196,8 @@ def _from_keras(path, labels_path, central_fraction):
     if labels_path:
         labels = classifier.read_labels(labels_path)
     side = classifier.check_classifier(
-        model, labels or range(int(model.outputs[0].shape[-1])), where=path)
+        model, labels or range(int(model.outputs[0].shape[-1])), where=path
+    )
     return Predictor(KerasRunner(model, labels, side, dataset), path, fmt, central_fraction)
 
 
@@ -201,8 +220,10 @@ def detect(path):
     raise ValueError(
         f"{path}: not a model: expected a .keras file, a training run directory (with "
         f"{EMA_MODEL}) or an export: {', '.join(nouns)} (a SavedModel by its version "
-        "directory or its base directory)" + "".join(f"; {m}" for m in missing)
-        + ("" if os.path.exists(path) else " (no such file)"))
+        "directory or its base directory)"
+        + "".join(f"; {m}" for m in missing)
+        + ("" if os.path.exists(path) else " (no such file)")
+    )
 
 
 def load(path, labels_path=None, central_fraction=None, num_threads=None):
@@ -217,15 +238,18 @@ def load(path, labels_path=None, central_fraction=None, num_threads=None):
             return _from_keras(target, labels_path, central_fraction)
         return Predictor(fmt.open(target, num_threads=num_threads), target, kind, central_fraction)
     except Exception as err:  # a corrupt or foreign file: each loader raises its own kind
-        raise ValueError(f"{target}: cannot load this {kind} model ({type(err).__name__}: "
-                         f"{err})") from err
+        raise ValueError(
+            f"{target}: cannot load this {kind} model ({type(err).__name__}: {err})"
+        ) from err
 
 
 def _check_overrides(fmt, target, labels_path, central_fraction):
     """An export carries its labels (and a SavedModel its preprocessing): refuses the flags."""
     if fmt.decodes and (central_fraction is not None or labels_path):
-        raise ValueError(f"{target}: {fmt.noun} carries its labels and preprocessing; "
-                         "--labels and --central_fraction do not apply")
+        raise ValueError(
+            f"{target}: {fmt.noun} carries its labels and preprocessing; "
+            "--labels and --central_fraction do not apply"
+        )
     if labels_path:
         raise ValueError(f"{target}: {fmt.noun} carries its labels; --labels does not apply")
 
@@ -233,6 +257,7 @@ def _check_overrides(fmt, target, labels_path, central_fraction):
 @dataclasses.dataclass(frozen=True)
 class Answer:
     """One image file's top-k classes, or why it could not be used."""
+
     path: str
     top_k: list = None
     error: str = None
@@ -249,9 +274,12 @@ def classify_files(predictor, paths, k=EXPORT_TOP_K):
             outcomes[i] = err
     for (i, _), result in zip(readable, predictor.predict([blob for _, blob in readable])):
         outcomes[i] = result
-    return [Answer(path, error=str(o)) if isinstance(o, Exception)
-            else Answer(path, top_k=top_k(o, predictor.labels, k))
-            for path, o in zip(paths, outcomes)]
+    return [
+        Answer(path, error=str(o))
+        if isinstance(o, Exception)
+        else Answer(path, top_k=top_k(o, predictor.labels, k))
+        for path, o in zip(paths, outcomes)
+    ]
 
 
 def read_image(path):

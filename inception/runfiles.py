@@ -47,7 +47,8 @@ def read_run_record(model_dir):
         "identity (network, dataset, batch, ...), which resume, --mode=eval, export and "
         "evaluation read. Put back a good copy; or, if you know the flags the run was trained "
         "with, move the file aside and rerun training with those flags: it is written again "
-        "from them and the run resumes from its checkpoints.")
+        "from them and the run resumes from its checkpoints."
+    )
 
 
 def keras_file_problem(path):
@@ -76,12 +77,15 @@ def check_run_model(model_dir):
         raise RunDirError(
             f"{path} is not a complete Keras model ({problem}): it was cut short or overwritten. "
             f"Training rebuilds it from the run's newest checkpoint: rerun the run's training "
-            f"command (or --mode=eval with its flags) with --model_dir={model_dir}, then retry.")
+            f"command (or --mode=eval with its flags) with --model_dir={model_dir}, then retry."
+        )
 
 
 def check_keras_file(flag, path):
     """RunDirError when a .keras file given on the command line is damaged."""
     problem = keras_file_problem(path)
     if problem:
-        raise RunDirError(f"--{flag}={path} is not a complete Keras model ({problem}); it was "
-                          "cut short or is not a .keras file: copy or convert it again.")
+        raise RunDirError(
+            f"--{flag}={path} is not a complete Keras model ({problem}); it was "
+            "cut short or is not a .keras file: copy or convert it again."
+        )

@@ -16,6 +16,7 @@ def start(main):
 
     Entry-point modules must not import TensorFlow at module level: the quieting has to happen
     before TensorFlow loads."""
+
     def quiet_main(argv):
         setup_process(VERBOSE.value)
         return main(argv)
@@ -45,8 +46,11 @@ def config_from_flags(argv, config_class, **values):
     returning them), checked with no TensorFlow loaded; a ValueError becomes app.UsageError
     (absl prints the message and exits 1)."""
     check_no_arguments(argv)
-    fields = {f.name: flags.FLAGS[f.name].value
-              for f in dataclasses.fields(config_class) if f.name in flags.FLAGS}
+    fields = {
+        f.name: flags.FLAGS[f.name].value
+        for f in dataclasses.fields(config_class)
+        if f.name in flags.FLAGS
+    }
     try:
         fields.update({k: v() if callable(v) else v for k, v in values.items()})
         return config_class(**fields)

@@ -37,26 +37,51 @@ STATUS_BAD_IMAGE = 2
 
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help=(
-        "a training run directory, a .keras model, a SavedModel version directory (or its "
-        "base directory: the newest version), a .tflite file or an .onnx file"))
-    parser.add_argument("--top_k", type=int, default=EXPORT_TOP_K,
-                        help="classes to print per image")
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON document (model, preprocessing, one entry per image)")
-    parser.add_argument("--labels", default=None,
-                        help="class names, one per line (default: the model's own)")
-    parser.add_argument("--central_fraction", type=float, default=None,
-                        help="eval crop (default: the model's; 0.875 for .keras models)")
-    parser.add_argument("--num_threads", type=int, default=None,
-                        help="threads of the TFLite interpreter or of ONNX Runtime")
-    parser.add_argument("--validation_images", type=int, default=0,
-                        help="also classify the first N validation images of the model's dataset "
-                             "(written to --image_out_dir, shown with their true labels)")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help=(
+            "a training run directory, a .keras model, a SavedModel version directory (or its "
+            "base directory: the newest version), a .tflite file or an .onnx file"
+        ),
+    )
+    parser.add_argument(
+        "--top_k", type=int, default=EXPORT_TOP_K, help="classes to print per image"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document (model, preprocessing, one entry per image)",
+    )
+    parser.add_argument(
+        "--labels", default=None, help="class names, one per line (default: the model's own)"
+    )
+    parser.add_argument(
+        "--central_fraction",
+        type=float,
+        default=None,
+        help="eval crop (default: the model's; 0.875 for .keras models)",
+    )
+    parser.add_argument(
+        "--num_threads",
+        type=int,
+        default=None,
+        help="threads of the TFLite interpreter or of ONNX Runtime",
+    )
+    parser.add_argument(
+        "--validation_images",
+        type=int,
+        default=0,
+        help="also classify the first N validation images of the model's dataset "
+        "(written to --image_out_dir, shown with their true labels)",
+    )
     parser.add_argument("--dataset", default=None, help="dataset (default: the model's)")
     parser.add_argument("--data_dir", default=None, help="TFDS data directory")
-    parser.add_argument("--image_out_dir", default=None,
-                        help="where --validation_images are written (default: a temporary dir)")
+    parser.add_argument(
+        "--image_out_dir",
+        default=None,
+        help="where --validation_images are written (default: a temporary dir)",
+    )
     parser.add_argument("images", nargs="*", help="JPEG or PNG files, or directories of them")
     common.add_verbose_argument(parser)
     return parser
@@ -81,8 +106,11 @@ def image_paths(arguments):
     paths = []
     for argument in arguments:
         if os.path.isdir(argument):
-            paths += sorted(os.path.join(argument, name) for name in os.listdir(argument)
-                            if not os.path.isdir(os.path.join(argument, name)))
+            paths += sorted(
+                os.path.join(argument, name)
+                for name in os.listdir(argument)
+                if not os.path.isdir(os.path.join(argument, name))
+            )
         else:
             paths.append(argument)
     return paths
@@ -105,8 +133,9 @@ def validation_files(predictor, args):
 
     dataset = args.dataset or predictor.dataset
     if not dataset:
-        raise ValueError("--validation_images needs --dataset (the model does not name its "
-                         "dataset)")
+        raise ValueError(
+            "--validation_images needs --dataset (the model does not name its dataset)"
+        )
     encoded, classes = data.encoded_eval_images(dataset, args.validation_images, args.data_dir)
     out_dir = args.image_out_dir or tempfile.mkdtemp(prefix="validation-")
     fileio.makedirs(out_dir)
@@ -136,8 +165,10 @@ def print_json(predictor, answers, truth):
         if answer.path in truth:
             entry["true_label"] = truth[answer.path]
         if answer.error is None:
-            entry["top_k"] = [{"rank": r.rank, "class": r.index, "label": r.label,
-                               "score": r.score} for r in answer.top_k]
+            entry["top_k"] = [
+                {"rank": r.rank, "class": r.index, "label": r.label, "score": r.score}
+                for r in answer.top_k
+            ]
         else:
             entry["error"] = answer.error
         images.append(entry)
@@ -150,8 +181,9 @@ def main(argv=None):
     from inception import prediction
 
     try:
-        predictor = prediction.load(args.model, args.labels, args.central_fraction,
-                                    args.num_threads)
+        predictor = prediction.load(
+            args.model, args.labels, args.central_fraction, args.num_threads
+        )
         paths, truth = image_paths(args.images), {}
         if args.validation_images:
             extra, truth = validation_files(predictor, args)

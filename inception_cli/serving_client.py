@@ -31,14 +31,17 @@ def grpc_request(model_name, encoded_images, signature="serving_default", versio
     if version is not None:
         request.model_spec.version.value = int(version)
     request.inputs["image_bytes"].CopyFrom(
-        tf.make_tensor_proto(list(encoded_images), dtype=tf.string, shape=[len(encoded_images)]))
+        tf.make_tensor_proto(list(encoded_images), dtype=tf.string, shape=[len(encoded_images)])
+    )
     return request
 
 
 def rest_body(encoded_images, signature="serving_default"):
     """The REST row-format body: binary strings travel base64-encoded under "b64"."""
-    return {"signature_name": signature,
-            "instances": [{"b64": base64.b64encode(b).decode("ascii")} for b in encoded_images]}
+    return {
+        "signature_name": signature,
+        "instances": [{"b64": base64.b64encode(b).decode("ascii")} for b in encoded_images],
+    }
 
 
 def predict_grpc(server, model_name, encoded_images, timeout=30.0, version=None):
@@ -53,10 +56,15 @@ def predict_grpc(server, model_name, encoded_images, timeout=30.0, version=None)
 
 
 def predict_rest(url, model_name, encoded_images, timeout=30.0, version=None):
-    path = f"/v1/models/{model_name}" + (f"/versions/{int(version)}" if version else "") + ":predict"
+    path = (
+        f"/v1/models/{model_name}" + (f"/versions/{int(version)}" if version else "") + ":predict"
+    )
     request = urllib.request.Request(
-        url.rstrip("/") + path, data=json.dumps(rest_body(encoded_images)).encode("utf-8"),
-        headers={"Content-Type": "application/json"}, method="POST")
+        url.rstrip("/") + path,
+        data=json.dumps(rest_body(encoded_images)).encode("utf-8"),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         rows = json.load(response)["predictions"]
     return {key: [row[key] for row in rows] for key in rows[0]} if rows else {}

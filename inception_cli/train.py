@@ -17,8 +17,10 @@ import sys
 
 from absl import app, logging
 
-from inception_cli import common
-from inception_cli import train_flags  # noqa: F401  (defines and validates the flags)
+from inception_cli import (
+    common,
+    train_flags,  # importing it defines and validates the flags
+)
 
 
 def run(argv, loss_hook=None):

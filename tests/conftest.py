@@ -4,7 +4,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import pytest  # noqa: E402
+import pytest
 
 # The export tests' session fixtures, each built once per run across pytest-xdist workers.
 from export_fixtures import (  # noqa: F401
@@ -39,12 +39,31 @@ def trained_run(tmp_path_factory, digits_dir):
     from training_runs import SHALLOW
 
     model_dir = str(tmp_path_factory.mktemp("trained") / "demo")
-    config = TrainConfig.from_flat(dict(
-        mode="train_and_eval", model="inception_resnet_v1", width_multiplier=0.1, image_size=75,
-        repeats=SHALLOW, dataset="sklearn_digits", data_dir=digits_dir, model_dir=model_dir, batch_size=32,
-        steps_per_epoch=20, epochs=3, learning_rate=0.045, bn_momentum=0.9, ema_decay=0.9,
-        aux_logits=True, checkpoint_every_steps=25, keep_checkpoints=2, log_every_steps=5,
-        progress=False, warmup_epochs=0.5, seed=3))
+    config = TrainConfig.from_flat(
+        dict(
+            mode="train_and_eval",
+            model="inception_resnet_v1",
+            width_multiplier=0.1,
+            image_size=75,
+            repeats=SHALLOW,
+            dataset="sklearn_digits",
+            data_dir=digits_dir,
+            model_dir=model_dir,
+            batch_size=32,
+            steps_per_epoch=20,
+            epochs=3,
+            learning_rate=0.045,
+            bn_momentum=0.9,
+            ema_decay=0.9,
+            aux_logits=True,
+            checkpoint_every_steps=25,
+            keep_checkpoints=2,
+            log_every_steps=5,
+            progress=False,
+            warmup_epochs=0.5,
+            seed=3,
+        )
+    )
     strategy = train.setup(config)
     summary = train.run(config, strategy)
     return config, strategy, summary

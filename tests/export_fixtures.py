@@ -40,8 +40,15 @@ def default_formats():
 
 def run_python(args, timeout=600, **kwargs):
     """``python ARGS`` from the repository root, its output captured as text."""
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=ENV, capture_output=True,
-                          text=True, timeout=timeout, **kwargs)
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
 
 
 def tree_size(path):
@@ -58,13 +65,15 @@ class Started:
         self.command, self.files = command, dict(files or {})
         self._out, self._err = directory / f"{name}.out", directory / f"{name}.err"
         with open(self._out, "w") as out, open(self._err, "w") as err:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=out, stderr=err,
-                                            text=True)
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=ENV, stdout=out, stderr=err, text=True
+            )
 
     def result(self, timeout=300):
         self.process.wait(timeout=timeout)
-        return subprocess.CompletedProcess(self.command, self.process.returncode,
-                                           self._out.read_text(), self._err.read_text())
+        return subprocess.CompletedProcess(
+            self.command, self.process.returncode, self._out.read_text(), self._err.read_text()
+        )
 
     def stop(self):
         if self.process.poll() is None:
@@ -116,21 +125,44 @@ def _train(directory, data_dir):
     from inception import models
 
     keras.utils.set_random_seed(0)
-    pipe = data_lib.InputPipeline(data_lib.EMBEDDED_DATASET, split="train", image_size=SIZE,
-                                  global_batch_size=4096, is_training=False, data_dir=data_dir)
+    pipe = data_lib.InputPipeline(
+        data_lib.EMBEDDED_DATASET,
+        split="train",
+        image_size=SIZE,
+        global_batch_size=4096,
+        is_training=False,
+        data_dir=data_dir,
+    )
     images, labels = next(iter(pipe.input_fn(None)))
-    options = dict(variant="paper", width_multiplier=0.125, repeats=SHALLOW,
-                   input_shape=(SIZE, SIZE, 3), num_classes=10, bn_momentum=0.9, dropout_rate=0.0)
+    options = dict(
+        variant="paper",
+        width_multiplier=0.125,
+        repeats=SHALLOW,
+        input_shape=(SIZE, SIZE, 3),
+        num_classes=10,
+        bn_momentum=0.9,
+        dropout_rate=0.0,
+    )
     model = models.build("inception_resnet_v2", **options)
-    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy",
-                  jit_compile=False)
+    model.compile(
+        optimizer=keras.optimizers.Adam(2e-3),
+        loss="sparse_categorical_crossentropy",
+        jit_compile=False,
+    )
     model.fit(images.numpy(), labels.numpy(), batch_size=32, epochs=3, verbose=0)
     model.save(directory / "ema_model.keras")
     (directory / "labels.txt").write_text("\n".join(pipe.info.label_names) + "\n")
-    run_record = dict(model="inception_resnet_v2", variant="paper", width_multiplier=0.125,
-                      repeats=list(SHALLOW),
-                      image_size=SIZE, num_classes=10, dataset=data_lib.EMBEDDED_DATASET,
-                      data_dir=data_dir, build_options=dict(options, input_shape=[SIZE, SIZE, 3]))
+    run_record = dict(
+        model="inception_resnet_v2",
+        variant="paper",
+        width_multiplier=0.125,
+        repeats=list(SHALLOW),
+        image_size=SIZE,
+        num_classes=10,
+        dataset=data_lib.EMBEDDED_DATASET,
+        data_dir=data_dir,
+        build_options=dict(options, input_shape=[SIZE, SIZE, 3]),
+    )
     (directory / "run_config.json").write_text(json.dumps(run_record))
 
 
@@ -184,9 +216,14 @@ def _export(run_dir, out, directory):
     from inception.export import agreement, job
     from inception.export.config import ExportConfig
 
-    cfg = ExportConfig(model_dir=run_dir, export_dir=str(out), name=NAME,
-                       formats=default_formats(), calibration_images=CALIBRATION_IMAGES,
-                       latency_repeats=3)
+    cfg = ExportConfig(
+        model_dir=run_dir,
+        export_dir=str(out),
+        name=NAME,
+        formats=default_formats(),
+        calibration_images=CALIBRATION_IMAGES,
+        latency_repeats=3,
+    )
     lines, records = [], _Records()
     loggers = [logging.getLogger(n) for n in ("absl", "tensorflow", "tf2onnx")]
     for logger in loggers:
@@ -210,4 +247,3 @@ def loaded(exported):
     import tensorflow as tf
 
     return tf.saved_model.load(os.path.join(exported[0], NAME, "1"))
-

@@ -11,15 +11,20 @@ from inception_cli import common
 from inception_cli import train as train_cli
 
 NAN_AT_STEP = flags.DEFINE_integer(
-    "inject_nan_at_step", -1, "Make the loss NaN at this global step (0-based; -1: never).")
+    "inject_nan_at_step", -1, "Make the loss NaN at this global step (0-based; -1: never)."
+)
 NO_GRAPPLER = flags.DEFINE_bool(
-    "test_no_grappler", False, "Test speed only: switch off Grappler's graph rewrites (about 15 s "
+    "test_no_grappler",
+    False,
+    "Test speed only: switch off Grappler's graph rewrites (about 15 s "
     "of the first training step of a test-sized run here). Runs compared with each other must "
-    "all set it or none.")
+    "all set it or none.",
+)
 
 
 def nan_at(step):
     """A loss hook that turns the loss into NaN at global step ``step``."""
+
     def hook(loss, iterations):
         import tensorflow as tf
 

@@ -8,6 +8,7 @@ import socket
 @contextlib.contextmanager
 def no_network():
     """Any attempt to open a connection fails loudly."""
+
     def refuse(*args, **kwargs):
         raise AssertionError(f"network access attempted: {args!r}")
 

@@ -13,20 +13,36 @@ from inception.train import observe
 STEPS_PER_EPOCH = 5
 EPOCHS = 2
 # One step's sums: a batch of 4 images, loss 2 each, 2 of them right at top-1.
-STEP = {"seconds": 0.01, "steps": 1, "loss_sum": 8.0, "count": 4.0, "top1": 2.0, "top3": 3.0,
-        "top5": 4.0, "lr": 0.01, "grad_norm": 1.0}
+STEP = {
+    "seconds": 0.01,
+    "steps": 1,
+    "loss_sum": 8.0,
+    "count": 4.0,
+    "top1": 2.0,
+    "top3": 3.0,
+    "top5": 4.0,
+    "lr": 0.01,
+    "grad_norm": 1.0,
+}
 VALIDATION = {"val_loss": 1.5, "val_top1": 0.5, "val_top3": 0.75, "val_top5": 0.9}
 
 
 class Loop:
     """What the actions read of the loop."""
+
     steps_per_epoch = STEPS_PER_EPOCH
     epoch_end = 0
 
 
 def drive(model_dir, progress=True):
-    metrics = observe.Metrics(model_dir, chief=True, progress=progress, log_every_steps=100,
-                              num_epochs=EPOCHS, schedule=lambda step: 0.01)
+    metrics = observe.Metrics(
+        model_dir,
+        chief=True,
+        progress=progress,
+        log_every_steps=100,
+        num_epochs=EPOCHS,
+        schedule=lambda step: 0.01,
+    )
     loop, step = Loop(), 0
     metrics.on_start(loop, step)
     for epoch in range(EPOCHS):

@@ -22,8 +22,12 @@ def write_v2_checkpoint(prefix, keys, rw):
     """What tf.compat.v1.train.Saver writes by default: .index + .data-00000-of-00001."""
     import tensorflow as tf
 
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=[k for k, _ in keys], shape_and_slices=[""] * len(keys),
-                      tensors=[tf.constant(rw.slim_value(k, s)) for k, s in keys])
+    tf.raw_ops.SaveV2(
+        prefix=prefix,
+        tensor_names=[k for k, _ in keys],
+        shape_and_slices=[""] * len(keys),
+        tensors=[tf.constant(rw.slim_value(k, s)) for k, s in keys],
+    )
 
 
 def timm_state(timm_ref, slim_ref, rw):

@@ -8,6 +8,7 @@ downloaded: the "imagenet" path is checked up to the fetch, and every bad argume
 fail before any layer is made or any file fetched.
 """
 
+import itertools
 import json
 import os
 import re
@@ -31,8 +32,12 @@ APPS = [
 ]
 IDS = [app.__name__ for app, *_ in APPS]
 # Indices every keras.applications user knows (Keras' imagenet_class_index.json).
-KNOWN = {0: ("n01440764", "tench"), 281: ("n02123045", "tabby"), 386: ("n02504458", "African_elephant"),
-         999: ("n15075141", "toilet_tissue")}
+KNOWN = {
+    0: ("n01440764", "tench"),
+    281: ("n02123045", "tabby"),
+    386: ("n02504458", "African_elephant"),
+    999: ("n15075141", "toilet_tissue"),
+}
 
 
 @pytest.fixture
@@ -45,10 +50,11 @@ def data_format():
 
 # ------------------------------------------------------------------------- class index --
 
+
 def test_class_index_is_keras_order_and_names():
     index = imagenet_utils.class_index()
     wnids = [w for w, _ in index]
-    assert wnids == list(weight_classes.imagenet_classes()[0])   # TFDS order = our 1000 classes
+    assert wnids == list(weight_classes.imagenet_classes()[0])  # TFDS order = our 1000 classes
     assert wnids == sorted(wnids)
     for i, entry in KNOWN.items():
         assert index[i] == entry
@@ -61,10 +67,12 @@ def test_decode_predictions_1000_and_1001_columns():
     preds[0, 386], preds[0, 281], preds[1, 0] = 0.9, 0.05, 0.7
     decoded = applications.decode_predictions(preds, top=3)
     assert len(decoded) == 2 and all(len(d) == 3 for d in decoded)
-    assert decoded[0][:2] == [("n02504458", "African_elephant", np.float32(0.9)),
-                              ("n02123045", "tabby", np.float32(0.05))]
+    assert decoded[0][:2] == [
+        ("n02504458", "African_elephant", np.float32(0.9)),
+        ("n02123045", "tabby", np.float32(0.05)),
+    ]
     assert decoded[1][0][:2] == ("n01440764", "tench")
-    assert all(a[2] >= b[2] for d in decoded for a, b in zip(d, d[1:]))
+    assert all(a[2] >= b[2] for d in decoded for a, b in itertools.pairwise(d))
     background = np.concatenate([np.full((2, 1), 0.99, np.float32), preds], axis=1)  # class 0 first
     assert applications.decode_predictions(background, top=3) == decoded
     assert len(applications.decode_predictions(keras.ops.convert_to_tensor(preds))[0]) == 5
@@ -72,8 +80,10 @@ def test_decode_predictions_1000_and_1001_columns():
 
 @pytest.mark.parametrize("shape", [(1000,), (2, 10), (2, 1002), (2, 999), (1, 1000, 1)])
 def test_decode_predictions_refuses_other_shapes(shape):
-    with pytest.raises(ValueError, match=r"`decode_predictions` expects a batch of predictions.*"
-                                         + re.escape(str(shape))):
+    with pytest.raises(
+        ValueError,
+        match=r"`decode_predictions` expects a batch of predictions.*" + re.escape(str(shape)),
+    ):
         applications.decode_predictions(np.zeros(shape))
 
 
@@ -84,22 +94,31 @@ def test_decode_predictions_refuses_bad_top():
 
 # ---------------------------------------------------------------------- preprocess_input --
 
+
 def test_preprocess_input_is_inception_scaling_in_any_format():
-    pixels = np.array([[[[0, 127.5, 255]]]], np.float32)           # (1, 1, 1, 3)
+    pixels = np.array([[[[0, 127.5, 255]]]], np.float32)  # (1, 1, 1, 3)
     before = pixels.copy()
     for fmt in (None, "channels_last", "channels_first"):
-        np.testing.assert_allclose(applications.preprocess_input(pixels, data_format=fmt), [[[[-1, 0, 1]]]])
-    np.testing.assert_array_equal(pixels, before)                  # not changed in place
+        np.testing.assert_allclose(
+            applications.preprocess_input(pixels, data_format=fmt), [[[[-1, 0, 1]]]]
+        )
+    np.testing.assert_array_equal(pixels, before)  # not changed in place
     ints = applications.preprocess_input(np.array([0, 255], np.uint8))
     assert ints.dtype == np.float32 and list(ints) == [-1.0, 1.0]
-    tensor = applications.preprocess_input(keras.ops.convert_to_tensor(np.array([0, 51, 255], np.int32)))
+    tensor = applications.preprocess_input(
+        keras.ops.convert_to_tensor(np.array([0, 51, 255], np.int32))
+    )
     np.testing.assert_allclose(keras.ops.convert_to_numpy(tensor), [-1.0, -0.6, 1.0], rtol=1e-6)
-    with pytest.raises(ValueError, match="Expected data_format to be one of `channels_first` or "
-                                         "`channels_last`. Received: data_format=NHWC"):
+    with pytest.raises(
+        ValueError,
+        match=r"Expected data_format to be one of `channels_first` or "
+        r"`channels_last`\. Received: data_format=NHWC",
+    ):
         applications.preprocess_input(pixels, data_format="NHWC")
 
 
 # ------------------------------------------------------------------ the three networks --
+
 
 @pytest.mark.parametrize("app, module, _, last_dim", APPS, ids=IDS)
 def test_each_network_module_has_its_function_and_utilities(app, module, _, last_dim):
@@ -116,10 +135,22 @@ def test_the_public_api_is_annotated_and_its_annotations_resolve():
     import typing
 
     public = [app for app, *_ in APPS] + [
-        imagenet_utils.preprocess_input, imagenet_utils.decode_predictions, models.build,
-        models.backbone, models.with_repeats, models.layout, models.layout_block_names,
-        models.block_names, models.endpoints, heads.classifier, heads.head, heads.pooled,
-        heads.replace_classifier, heads.with_class_names, heads.class_names]
+        imagenet_utils.preprocess_input,
+        imagenet_utils.decode_predictions,
+        models.build,
+        models.backbone,
+        models.with_repeats,
+        models.layout,
+        models.layout_block_names,
+        models.block_names,
+        models.endpoints,
+        heads.classifier,
+        heads.head,
+        heads.pooled,
+        heads.replace_classifier,
+        heads.with_class_names,
+        heads.class_names,
+    ]
     for function in public:
         hints = typing.get_type_hints(function)
         parameters = inspect.signature(function).parameters
@@ -156,7 +187,7 @@ def test_notop_custom_input_tensor_and_shape(app, module, _, last_dim):
     source = keras.Input(shape=(200, 200, 4), name="custom_input")
     tensor = keras.layers.Conv2D(3, 2, strides=2)(source)
     model = app(weights=None, include_top=False, input_tensor=tensor, **SMALL)
-    assert model.inputs[0] is source                               # the tensor's source input
+    assert model.inputs[0] is source  # the tensor's source input
     assert model.outputs[0].shape[-1] == last_dim
     model = app(weights=None, include_top=False, input_shape=(123, 123, 3), pooling="max", **SMALL)
     assert list(model.outputs[0].shape) == [None, last_dim]
@@ -177,10 +208,18 @@ def test_channels_first_builds_with_the_right_shapes(app, module, _, last_dim, d
 
 @pytest.mark.parametrize("app, module, _, last_dim", APPS, ids=IDS)
 def test_serializes_and_classifier_is_last_layer(app, module, _, last_dim):
-    model = app(weights=None, input_shape=(75, 75, 3), classes=7, classifier_activation=None,
-                name="my_net", **SMALL)
+    model = app(
+        weights=None,
+        input_shape=(75, 75, 3),
+        classes=7,
+        classifier_activation=None,
+        name="my_net",
+        **SMALL,
+    )
     assert model.name == "my_net" and model.output_shape == (None, 7)
-    assert model.layers[-1].name == "predictions" and model.layers[-1].activation.__name__ == "linear"
+    assert (
+        model.layers[-1].name == "predictions" and model.layers[-1].activation.__name__ == "linear"
+    )
     config = keras.saving.serialize_keras_object(model)
     rebuilt = keras.saving.deserialize_keras_object(config)
     assert len(rebuilt.weights) == len(model.weights)
@@ -193,15 +232,20 @@ def test_weights_from_files(tmp_path):
     """A Keras .weights.h5 and a .keras of this project load; a file of another class count is
     refused with the counts named."""
     x = np.random.default_rng(1).uniform(-1, 1, (1, 75, 75, 3)).astype("float32")
-    model = applications.InceptionResNetV1(weights=None, input_shape=(75, 75, 3), classes=7, **SMALL)
+    model = applications.InceptionResNetV1(
+        weights=None, input_shape=(75, 75, 3), classes=7, **SMALL
+    )
     model.save_weights(tmp_path / "net.weights.h5")
     model.save(tmp_path / "net.keras")
     for path in (tmp_path / "net.weights.h5", str(tmp_path / "net.keras")):
-        again = applications.InceptionResNetV1(weights=path, input_shape=(75, 75, 3), classes=7, **SMALL)
+        again = applications.InceptionResNetV1(
+            weights=path, input_shape=(75, 75, 3), classes=7, **SMALL
+        )
         np.testing.assert_array_equal(again(x), model(x))
     with pytest.raises(ValueError, match="the file's classifier has 7 classes, the model 10"):
-        applications.InceptionResNetV1(weights=str(tmp_path / "net.keras"), input_shape=(75, 75, 3),
-                                       classes=10, **SMALL)
+        applications.InceptionResNetV1(
+            weights=str(tmp_path / "net.keras"), input_shape=(75, 75, 3), classes=10, **SMALL
+        )
 
 
 # --------------------------------------------------------------------------- bad input --
@@ -209,7 +253,10 @@ def test_weights_from_files(tmp_path):
 BAD = [
     (dict(weights="imagenet21k"), "The `weights` argument should be either `None`"),
     (dict(weights="/no/such/file.h5"), "The `weights` argument should be either `None`"),
-    (dict(classes=10), 'If using `weights="imagenet"` with `include_top=True`, `classes` should be 1000'),
+    (
+        dict(classes=10),
+        'If using `weights="imagenet"` with `include_top=True`, `classes` should be 1000',
+    ),
     (dict(include_top=False, input_shape=(74, 200, 3)), "Input size must be at least 75x75"),
     (dict(include_top=False, input_shape=(200, 200, 4)), "The input must have 3 channels"),
     (dict(input_shape=(300, 300, 3)), None),  # Keras: the top with ImageNet weights is 299x299x3
@@ -218,7 +265,10 @@ BAD = [
     (dict(classifier_activation="relu"), "Only `None` and `softmax` activations are allowed"),
     (dict(include_top=False, pooling="mean"), "`pooling` should be None, 'avg' or 'max'"),
     (dict(weights=None, classes=0), "`classes` should be a positive integer"),
-    (dict(weights=None, input_tensor=np.zeros((1, 299, 299, 3))), "`input_tensor` must be a Keras tensor"),
+    (
+        dict(weights=None, input_tensor=np.zeros((1, 299, 299, 3))),
+        "`input_tensor` must be a Keras tensor",
+    ),
     (dict(width_multiplier=0.5), "needs the paper's network; leave out width_multiplier=0.5"),
     (dict(repeats=[4, 7, 2]), r"needs the paper's network; leave out repeats=\[4, 7, 2\]"),
 ]
@@ -227,6 +277,7 @@ BAD = [
 @pytest.fixture
 def nothing_heavy(monkeypatch):
     """Fails the test if a layer is made or a weights file is fetched."""
+
     def forbidden(*args, **kwargs):
         raise AssertionError("reached the model or the fetch before refusing the arguments")
 
@@ -269,14 +320,17 @@ def test_imagenet_resolves_the_released_file_of_the_full_network(monkeypatch):
 
 # ------------------------------------------------------------------ one model, one head --
 
+
 def test_replace_classifier_builds_a_new_head_on_the_same_network():
     model = models.build("inception_v4", input_shape=(75, 75, 3), aux_logits=True, **SMALL)
     new = heads.replace_classifier(model, heads.classifier(10, activation=None))
     assert [tuple(o.shape) for o in new.outputs] == [(None, 10), (None, 1000)]
     assert new.get_layer("stem") is model.get_layer("stem")
-    assert model.get_layer("predictions").units == 1000            # the original is untouched
+    assert model.get_layer("predictions").units == 1000  # the original is untouched
     x = np.random.default_rng(2).uniform(-1, 1, (1, 75, 75, 3)).astype("float32")
-    pooled = keras.ops.convert_to_numpy(keras.Model(model.input, model.get_layer(heads.POOLED).output)(x))
+    pooled = keras.ops.convert_to_numpy(
+        keras.Model(model.input, model.get_layer(heads.POOLED).output)(x)
+    )
     kernel, bias = new.get_layer("predictions").get_weights()
     np.testing.assert_allclose(new(x)[0], pooled @ kernel + bias, atol=1e-5)
     with pytest.raises(ValueError, match="must be named 'predictions'"):
@@ -295,16 +349,25 @@ def test_labeled_dense_of_files_saved_before_the_move_still_loads():
 
 
 def test_models_and_applications_import_neither_weights_nor_tensorflow():
-    code = ("import sys, inception.models, inception.heads, inception.applications; "
-            "print(sorted(m for m in ('inception.weights', 'tensorflow') if m in sys.modules))")
+    code = (
+        "import sys, inception.models, inception.heads, inception.applications; "
+        "print(sorted(m for m in ('inception.weights', 'tensorflow') if m in sys.modules))"
+    )
     env = {**os.environ, "KERAS_BACKEND": "numpy"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
-                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
 
 # --------------------------------------------------------------------------------- slow --
+
 
 @pytest.mark.slow
 def test_channels_first_computes_channels_last_function():
@@ -329,8 +392,14 @@ print("ok")
 """
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": root}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=1200,
-                         cwd=root)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        cwd=root,
+    )
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
 
 
@@ -353,7 +422,9 @@ def test_imagenet_loads_the_released_file_from_the_cache(tmp_path, monkeypatch):
     reference._write_v1_checkpoint(ckpt, slim["checkpoint_keys"], rw)
     cache = tmp_path / "cache"
     cache.mkdir()
-    with tarfile.open(cache / fetch.official("inception_v4").filename, "w:gz", compresslevel=0) as archive:
+    with tarfile.open(
+        cache / fetch.official("inception_v4").filename, "w:gz", compresslevel=0
+    ) as archive:
         archive.add(ckpt, arcname="inception_v4.ckpt")
     monkeypatch.setenv(fetch.ENV_CACHE, str(cache))
     monkeypatch.setattr(keras.utils, "get_file", lambda *a, **k: pytest.fail("tried to download"))
@@ -363,8 +434,11 @@ def test_imagenet_loads_the_released_file_from_the_cache(tmp_path, monkeypatch):
     assert reference._relative_error(logits, released[:, 1:]).max() < reference.TOLERANCE
     with_background = applications.InceptionV4(classes=1001, classifier_activation=None)(images)
     assert reference._relative_error(with_background, released).max() < reference.TOLERANCE
-    classes_of = lambda preds: [[entry[:2] for entry in row] for row in  # noqa: E731
-                                applications.decode_predictions(np.asarray(preds), top=3)]
+
+    def classes_of(preds):
+        decoded = applications.decode_predictions(np.asarray(preds), top=3)
+        return [[entry[:2] for entry in row] for row in decoded]
+
     assert classes_of(with_background) == classes_of(logits)
 
 

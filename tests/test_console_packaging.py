@@ -20,8 +20,11 @@ from inception import console
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # TensorFlow's C++ log lines ("I0000 00:00:1795465350.779071    3394 port.cc:153] ..."), its note
 # about them, the CUDA probe of machines without a GPU.
-NOISE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+:\d+\]|absl::InitializeLog|cuInit"
-                   r"|cuda drivers", re.M)
+NOISE = re.compile(
+    r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+:\d+\]|absl::InitializeLog|cuInit"
+    r"|cuda drivers",
+    re.M,
+)
 
 
 def _pyproject():
@@ -32,16 +35,24 @@ def _pyproject():
 
 def test_pyproject_commands_resolve_to_callables():
     scripts = _pyproject()["project"]["scripts"]
-    assert {"inception-train", "inception-export", "inception-evaluate",
-            "inception-convert-weights", "inception-predict",
-            "inception-experiments"} <= set(scripts)
+    assert {
+        "inception-train",
+        "inception-export",
+        "inception-evaluate",
+        "inception-convert-weights",
+        "inception-predict",
+        "inception-experiments",
+    } <= set(scripts)
     # One process per command: the absl entry points define flags of the same names.
     for name, target in scripts.items():
         module, attr = target.split(":")
-        check = ("import importlib, inspect; "  # the generated script calls it with no arguments
-                 f"inspect.signature(getattr(importlib.import_module({module!r}), {attr!r})).bind()")
-        result = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True,
-                                text=True, timeout=120)
+        check = (
+            "import importlib, inspect; "  # the generated script calls it with no arguments
+            f"inspect.signature(getattr(importlib.import_module({module!r}), {attr!r})).bind()"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 0, f"{name} = {target}: {result.stderr[-2000:]}"
         assert "tensorflow" not in result.stderr.lower()
 
@@ -64,8 +75,10 @@ def _pins():
 
 
 # Pinned in the lock without being declared: installed through a declared package.
-TRANSITIVE_PINS = {"jaxlib": "jax's compiled half, pinned with jax (the [test] extra)",
-                   "execnet": "pytest-xdist's transport, pinned with it (the [test] extra)"}
+TRANSITIVE_PINS = {
+    "jaxlib": "jax's compiled half, pinned with jax (the [test] extra)",
+    "execnet": "pytest-xdist's transport, pinned with it (the [test] extra)",
+}
 # The library's hard requirements; every other package is optional (an extra).
 HARD = {"tensorflow", "keras", "tensorflow-datasets", "importlib-resources", "absl-py", "numpy"}
 EXTRAS = {"digits", "serving", "tflite", "onnx", "weights", "report", "hub", "test", "all"}
@@ -93,7 +106,8 @@ def test_declared_ranges_contain_the_tested_lock():
         name = _normalise(requirement.name)
         assert name in pins, f"{requirement} ([{extra}]) has no pin in requirements.txt"
         assert requirement.specifier.contains(pins[name]), (
-            f"requirements.txt pins {name}=={pins[name]} outside pyproject's {requirement}")
+            f"requirements.txt pins {name}=={pins[name]} outside pyproject's {requirement}"
+        )
         operators = {spec.operator for spec in requirement.specifier}
         assert {">=", "<"} <= operators, f"{requirement}: give a lower bound and the next major"
     names = {_normalise(r.name) for _, r in declared}
@@ -109,8 +123,16 @@ def wheel(tmp_path_factory):
 
     source = tmp_path_factory.mktemp("source")
     out = tmp_path_factory.mktemp("wheel")
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                           cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, files):
         origin, target = os.path.join(ROOT, name), source / name
         if not os.path.lexists(origin):
@@ -121,8 +143,22 @@ def wheel(tmp_path_factory):
         elif os.path.isfile(origin):
             shutil.copyfile(origin, target)
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-         "--wheel-dir", str(out), str(source)], capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--wheel-dir",
+            str(out),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     [built] = [p for p in os.listdir(out) if p.endswith(".whl")]
     with zipfile.ZipFile(out / built) as archive:
@@ -136,7 +172,9 @@ def _metadata(members):
 
     [name] = [n for n in members if n.endswith(".dist-info/METADATA")]
     message = email.parser.BytesParser().parsebytes(members[name])
-    return set(message.get_all("Provides-Extra")), [Requirement(r) for r in message.get_all("Requires-Dist")]
+    return set(message.get_all("Provides-Extra")), [
+        Requirement(r) for r in message.get_all("Requires-Dist")
+    ]
 
 
 def test_wheel_requires_the_library_only_and_offers_extras(wheel):
@@ -148,14 +186,28 @@ def test_wheel_requires_the_library_only_and_offers_extras(wheel):
         if requirement.marker is None:
             assert requirement.specifier and "==" not in str(requirement.specifier), requirement
     assert extras == EXTRAS
-    by_extra = {extra: {_normalise(r.name) for r in requirements
-                        if r.marker and r.marker.evaluate({"extra": extra})} for extra in extras}
+    by_extra = {
+        extra: {
+            _normalise(r.name)
+            for r in requirements
+            if r.marker and r.marker.evaluate({"extra": extra})
+        }
+        for extra in extras
+    }
     assert {"pytest", "tensorboard"} <= by_extra["test"]
     assert {"matplotlib"} == by_extra["report"] and {"scikit-learn"} == by_extra["digits"]
-    assert {"tensorflow-serving-api"} == by_extra["serving"] and {"ai-edge-litert"} == by_extra["tflite"]
-    assert {"tf2onnx", "onnxruntime", "onnx"} == by_extra["onnx"] and {"safetensors"} == by_extra["weights"]
+    assert {"tensorflow-serving-api"} == by_extra["serving"] and {"ai-edge-litert"} == by_extra[
+        "tflite"
+    ]
+    assert {"tf2onnx", "onnxruntime", "onnx"} == by_extra["onnx"] and {"safetensors"} == by_extra[
+        "weights"
+    ]
     # keras-hub 0.32 needs Python 3.11+: the extra is marked so, and is empty on 3.10.
-    hub = [r for r in requirements if r.marker and r.marker.evaluate({"extra": "hub", "python_version": "3.11"})]
+    hub = [
+        r
+        for r in requirements
+        if r.marker and r.marker.evaluate({"extra": "hub", "python_version": "3.11"})
+    ]
     assert {_normalise(r.name) for r in hub} == {"keras-hub"}
     assert not [r for r in hub if r.marker.evaluate({"extra": "hub", "python_version": "3.10"})]
 
@@ -174,7 +226,10 @@ def test_wheel_holds_the_code_configs_and_data_files(wheel):
     for name in configs:  # the clone's configs/ and the package's are one set of files
         with open(os.path.join(ROOT, "configs", name), "rb") as f:
             assert members[f"inception/configs/{name}"] == f.read()
-    for data in ("inception/weights/imagenet_classes.tsv", "inception/applications/imagenet_class_index.tsv"):
+    for data in (
+        "inception/weights/imagenet_classes.tsv",
+        "inception/applications/imagenet_class_index.tsv",
+    ):
         with open(os.path.join(ROOT, *data.split("/")), "rb") as f:
             assert members[data] == f.read()
     [entry_points] = [n for n in members if n.endswith(".dist-info/entry_points.txt")]
@@ -183,28 +238,39 @@ def test_wheel_holds_the_code_configs_and_data_files(wheel):
     assert all(f"{name} = {target}" in text for name, target in scripts.items())
 
 
-_PARSE = ("import sys; from absl import flags; from inception_cli import train_flags; "
-          "argv = train_flags.expand_config(sys.argv); flags.FLAGS(argv); "
-          "print(sorted(train_flags.to_config().to_flat().items())); "
-          "assert 'tensorflow' not in sys.modules")
+_PARSE = (
+    "import sys; from absl import flags; from inception_cli import train_flags; "
+    "argv = train_flags.expand_config(sys.argv); flags.FLAGS(argv); "
+    "print(sorted(train_flags.to_config().to_flat().items())); "
+    "assert 'tensorflow' not in sys.modules"
+)
 
 
 def _parse_flags(args, cwd):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = ROOT  # the checkout's packages, from any working directory
-    return subprocess.run([sys.executable, "-c", _PARSE, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", _PARSE, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_config_by_name_from_any_directory_equals_the_clones_flagfile(tmp_path):
     from inception_cli import train_flags
 
-    assert set(train_flags.CONFIG_NAMES) == {n[:-4] for n in os.listdir(os.path.join(ROOT, "configs"))
-                                             if n.endswith(".cfg")}
+    assert set(train_flags.CONFIG_NAMES) == {
+        n[:-4] for n in os.listdir(os.path.join(ROOT, "configs")) if n.endswith(".cfg")
+    }
     for name in train_flags.CONFIG_NAMES:
         override = ["--init_weights="] if name == "finetune_demo" else []  # needs the demo's run
         by_name = _parse_flags([f"--config={name}", "--epochs=3", *override], cwd=tmp_path)
-        by_file = _parse_flags([f"--flagfile=configs/{name}.cfg", "--epochs=3", *override], cwd=ROOT)
+        by_file = _parse_flags(
+            [f"--flagfile=configs/{name}.cfg", "--epochs=3", *override], cwd=ROOT
+        )
         assert by_name.returncode == 0, by_name.stderr[-2000:]
         assert by_name.stdout == by_file.stdout and "('epochs', 3.0)" in by_name.stdout
     # The spelling with a space works too, and a flag before --config is overridden by it.
@@ -215,7 +281,10 @@ def test_config_by_name_from_any_directory_equals_the_clones_flagfile(tmp_path):
 def test_unknown_config_name_fails_at_once_with_the_names(tmp_path):
     result = _parse_flags(["--config=irv3"], cwd=tmp_path)
     assert result.returncode != 0
-    assert "--config=irv3" in result.stderr and "demo|finetune_demo|irv1|irv2|irv2_paper|v4" in result.stderr
+    assert (
+        "--config=irv3" in result.stderr
+        and "demo|finetune_demo|irv1|irv2|irv2_paper|v4" in result.stderr
+    )
     nested = tmp_path / "nested.cfg"
     nested.write_text("--config=demo\n")
     result = _parse_flags([f"--flagfile={nested}"], cwd=tmp_path)
@@ -223,9 +292,22 @@ def test_unknown_config_name_fails_at_once_with_the_names(tmp_path):
 
 
 # What the extras add, by top-level module (the [test] extra's tools included).
-OPTIONAL_MODULES = ("sklearn", "tensorflow_serving", "ai_edge_litert", "tf2onnx", "onnxruntime",
-                    "onnx", "safetensors", "matplotlib", "PIL", "jax", "tensorboard", "pytest",
-                    "keras_hub", "grain")
+OPTIONAL_MODULES = (
+    "sklearn",
+    "tensorflow_serving",
+    "ai_edge_litert",
+    "tf2onnx",
+    "onnxruntime",
+    "onnx",
+    "safetensors",
+    "matplotlib",
+    "PIL",
+    "jax",
+    "tensorboard",
+    "pytest",
+    "keras_hub",
+    "grain",
+)
 
 
 def test_the_core_imports_without_any_extra():
@@ -244,8 +326,9 @@ def test_the_core_imports_without_any_extra():
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in {OPTIONAL_MODULES!r})
         assert not loaded, loaded
     """)
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -254,15 +337,19 @@ def test_downloads_use_tls():
     Serving's REST port on the local host."""
     plain = "http" + "://"  # spelled apart, so that this file passes its own check
     loopback = re.compile(re.escape(plain) + r"(localhost|127\.0\.0\.1|host)[:/]")
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert "inception/weights/fetch.py" in tracked
     offenders = []
     for path in tracked:
         if path.endswith((".py", ".md", ".cfg", ".toml", ".txt", "Makefile")):
             with open(os.path.join(ROOT, path), encoding="utf-8", errors="replace") as f:
-                offenders += [f"{path}:{i}: {line.strip()}" for i, line in enumerate(f, 1)
-                              if plain in loopback.sub("", line)]
+                offenders += [
+                    f"{path}:{i}: {line.strip()}"
+                    for i, line in enumerate(f, 1)
+                    if plain in loopback.sub("", line)
+                ]
     assert not offenders
 
 
@@ -285,19 +372,35 @@ def test_deprecation_notices_of_other_packages_only_are_silenced():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         console.silence_deprecations()
-        for module in ("tensorflow.python.util", "keras.src.x", "inception.models", "inception_cli.export"):
+        for module in (
+            "tensorflow.python.util",
+            "keras.src.x",
+            "inception.models",
+            "inception_cli.export",
+        ):
             warnings.warn_explicit("old API", DeprecationWarning, "x.py", 1, module=module)
         warnings.warn_explicit("a real warning", UserWarning, "x.py", 1, module="tensorflow.x")
     assert sorted(str(w.message) + " " + w.filename for w in caught) == [
-        "a real warning x.py", "old API x.py", "old API x.py"]
+        "a real warning x.py",
+        "old API x.py",
+        "old API x.py",
+    ]
 
 
 def test_verbose_changes_nothing():
-    before = (list(warnings.filters), list(sys.meta_path), os.environ.get("TF_CPP_MIN_LOG_LEVEL"),
-              list(logging.getLogger("absl").filters))
+    before = (
+        list(warnings.filters),
+        list(sys.meta_path),
+        os.environ.get("TF_CPP_MIN_LOG_LEVEL"),
+        list(logging.getLogger("absl").filters),
+    )
     console.quiet(verbose=True)
-    after = (list(warnings.filters), list(sys.meta_path), os.environ.get("TF_CPP_MIN_LOG_LEVEL"),
-             list(logging.getLogger("absl").filters))
+    after = (
+        list(warnings.filters),
+        list(sys.meta_path),
+        os.environ.get("TF_CPP_MIN_LOG_LEVEL"),
+        list(logging.getLogger("absl").filters),
+    )
     assert after == before
 
 
@@ -305,8 +408,19 @@ def _export(tmp_path, *flags):
     """export.py on an empty directory: flags pass, TensorFlow loads, then the run is refused."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     return subprocess.run(
-        [sys.executable, "export.py", f"--model_dir={tmp_path}", f"--export_dir={tmp_path}", *flags],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "export.py",
+            f"--model_dir={tmp_path}",
+            f"--export_dir={tmp_path}",
+            *flags,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_entry_point_is_quiet_unless_verbose(tmp_path):
@@ -326,13 +440,16 @@ def test_quiet_cpp_output_drops_the_noise_line_and_keeps_every_other(capfd, monk
     from inception import console
     from inception.export import litert, tflite
 
-    noise = (b"fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, "
-             b"output_inference_type: FLOAT32\n")
+    noise = (
+        b"fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, "
+        b"output_inference_type: FLOAT32\n"
+    )
     monkeypatch.setitem(console._state, "quiet", True)
     with console.quiet_cpp_output(tflite.QUANTIZER_SETTINGS, litert.DELEGATE_NOTICE):
         os.write(1, b"before\n" + noise + b"fully_quantize is a word\n")
-        os.write(2, noise + b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
-                 b"a real warning\n")
+        os.write(
+            2, noise + b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\na real warning\n"
+        )
         print("from Python", flush=True)
     printed = capfd.readouterr()  # (pytest captures Python's print apart from the descriptors)
     assert "from Python\n" in printed.out and printed.err == "a real warning\n"
@@ -346,14 +463,12 @@ def test_quiet_cpp_output_drops_the_noise_line_and_keeps_every_other(capfd, monk
 def test_import_time_stderr_is_hidden_unless_the_import_fails(capfd):
     from inception import console
 
-    with console._StderrToScratch():
-        with console._StderrToScratch():  # nested: one scratch file
-            os.write(2, b"a C++ start-up line\n")
+    with console._StderrToScratch(), console._StderrToScratch():  # nested: one scratch file
+        os.write(2, b"a C++ start-up line\n")
     assert capfd.readouterr().err == ""
-    with pytest.raises(ImportError):
-        with console._StderrToScratch():
-            os.write(2, b"why the library failed to load\n")
-            raise ImportError("broken build")
+    with pytest.raises(ImportError), console._StderrToScratch():
+        os.write(2, b"why the library failed to load\n")
+        raise ImportError("broken build")
     assert capfd.readouterr().err == "why the library failed to load\n"
 
 
@@ -386,12 +501,15 @@ def test_tfds_warning_of_an_unprepared_dataset_is_hidden_and_its_other_warnings_
             logger.removeHandler(handler)
     invalid = f"Variant folder {tmp_path / 'not_a_version'} has invalid version not_a_version"
     assert everything.messages == [
-        f"Variant folder {tmp_path / '1.0.0'} has no dataset_info.json", invalid]
+        f"Variant folder {tmp_path / '1.0.0'} has no dataset_info.json",
+        invalid,
+    ]
     assert shown.messages == [invalid]
 
 
 def test_the_embedded_dataset_is_prepared_with_our_line_and_a_download_keeps_tfds_lines(
-        tmp_path, capfd):
+    tmp_path, capfd
+):
     """TFDS printed "Downloading and preparing dataset Unknown size (download: Unknown size, ...)"
     and "Dataset sklearn_digits downloaded and prepared" on the embedded dataset's first use,
     though nothing is downloaded; other datasets keep them (a download says its size there)."""
@@ -402,8 +520,10 @@ def test_the_embedded_dataset_is_prepared_with_our_line_and_a_download_keeps_tfd
     printed = capfd.readouterr()
     assert "Downloading and preparing" not in printed.out + printed.err
     assert "downloaded and prepared" not in printed.out + printed.err
-    assert (f"inception.data: preparing 'sklearn_digits' from scikit-learn's copy under "
-            f"{tmp_path / 'digits'} (first use only)\n") in printed.err
+    assert (
+        f"inception.data: preparing 'sklearn_digits' from scikit-learn's copy under "
+        f"{tmp_path / 'digits'} (first use only)\n"
+    ) in printed.err
     # TFDS's own builders print them through the same two hooks (the ones our builder replaces).
     imagenet = catalogue.get_builder("imagenet2012", str(tmp_path / "imagenet"))
     imagenet._log_download_bytes()

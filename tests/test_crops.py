@@ -17,8 +17,8 @@ import tensorflow as tf
 from inception.data import preprocessing
 from inception.evaluation import crops
 
-M = 7920            # shorter side: m * 224 / s and the offsets are integers for all four scales
-LONG = 11880        # 1.5 * M
+M = 7920  # shorter side: m * 224 / s and the offsets are integers for all four scales
+LONG = 11880  # 1.5 * M
 
 
 def _source_boxes(height, width, scales, squares, whole_square):
@@ -26,12 +26,17 @@ def _source_boxes(height, width, scales, squares, whole_square):
     m, portrait = min(height, width), height > width
     boxes = collections.Counter()
     for s in scales:
-        f = Fraction(m, s)                     # original pixels per resized pixel
+        f = Fraction(m, s)  # original pixels per resized pixel
         long_resized = Fraction(max(height, width), m) * s
-        for where in squares:                  # 'first', 'centre', 'last' square of side s
+        for where in squares:  # 'first', 'centre', 'last' square of side s
             start = {"first": 0, "centre": (long_resized - s) / 2, "last": long_resized - s}[where]
-            cuts = [(0, 0, 224), (0, s - 224, 224), (s - 224, 0, 224), (s - 224, s - 224, 224),
-                    (Fraction(s - 224, 2), Fraction(s - 224, 2), 224)]
+            cuts = [
+                (0, 0, 224),
+                (0, s - 224, 224),
+                (s - 224, 0, 224),
+                (s - 224, s - 224, 224),
+                (Fraction(s - 224, 2), Fraction(s - 224, 2), 224),
+            ]
             if whole_square:
                 cuts.append((0, 0, s))
             for y, x, side in cuts:
@@ -47,8 +52,9 @@ def _source_boxes(height, width, scales, squares, whole_square):
 
 
 def _our_boxes(protocol, height, width):
-    return collections.Counter(crops.crop_window(s, height, width) + (s.mirror,)
-                               for s in crops.protocol_specs(protocol))
+    return collections.Counter(
+        crops.crop_window(s, height, width) + (s.mirror,) for s in crops.protocol_specs(protocol)
+    )
 
 
 @pytest.mark.parametrize("height,width", [(M, LONG), (LONG, M), (M, M)])
@@ -56,7 +62,8 @@ def test_protocol_boxes_are_the_sources(height, width):
     assert _our_boxes(10, height, width) == _source_boxes(height, width, [256], ["centre"], False)
     assert _our_boxes(12, height, width) == _source_boxes(height, width, [256], ["centre"], True)
     assert _our_boxes(144, height, width) == _source_boxes(
-        height, width, [256, 288, 320, 352], ["first", "centre", "last"], True)
+        height, width, [256, 288, 320, 352], ["first", "centre", "last"], True
+    )
 
 
 def test_counts_mirrors_and_distinct_crops():
@@ -89,22 +96,32 @@ def test_counts_mirrors_and_distinct_crops():
 
 def test_one_crop_window_is_the_eval_preprocessing():
     spec = crops.CropSpec("central")
-    for h, w in [(64, 64), (75, 91), (333, 500), (500, 375), (1, 1), (2, 7), (299, 299),
-                 (257, 1023)]:
+    for h, w in [
+        (64, 64),
+        (75, 91),
+        (333, 500),
+        (500, 375),
+        (1, 1),
+        (2, 7),
+        (299, 299),
+        (257, 1023),
+    ]:
         for fraction in (0.875, 0.5, 1.0):
             expected = [int(v) for v in preprocessing.central_crop_window([h, w], fraction)]
             assert list(crops.crop_window(spec, h, w, fraction)) == expected, (h, w, fraction)
 
 
-@pytest.mark.parametrize("shape", [(64, 64), (75, 91), (333, 500), (500, 375), (1, 1), (2, 7),
-                                   (480, 640), (M, LONG), (LONG, M)])
+@pytest.mark.parametrize(
+    "shape",
+    [(64, 64), (75, 91), (333, 500), (500, 375), (1, 1), (2, 7), (480, 640), (M, LONG), (LONG, M)],
+)
 def test_graph_windows_equal_python_windows(shape):
     specs = [s for s in crops.crop_set([10, 12, 144]).views]
     graph = crops.crop_windows(specs, tf.constant(shape)).numpy()
     for spec, row in zip(specs, graph):
         assert tuple(int(v) for v in row) == crops.crop_window(spec, *shape), spec
         oh, ow, h, w = row
-        assert 0 <= oh and 0 <= ow and oh + h <= shape[0] and ow + w <= shape[1] and h >= 1
+        assert oh >= 0 and ow >= 0 and oh + h <= shape[0] and ow + w <= shape[1] and h >= 1
 
 
 def _image(height, width, fmt):
@@ -116,8 +133,9 @@ def _image(height, width, fmt):
     return tf.io.encode_png(pixels).numpy()
 
 
-@pytest.mark.parametrize("height,width,fmt", [(90, 120, "jpeg"), (131, 97, "png"),
-                                              (64, 64, "jpeg")])
+@pytest.mark.parametrize(
+    "height,width,fmt", [(90, 120, "jpeg"), (131, 97, "png"), (64, 64, "jpeg")]
+)
 def test_crops_are_cut_from_one_decode_and_resized(height, width, fmt):
     """Every crop = its window sliced from the decoded image, bilinear-resized to S, scaled to
     [-1, 1], mirrored if asked; the 1-crop view is exactly preprocess_for_eval's output."""
@@ -135,7 +153,7 @@ def test_crops_are_cut_from_one_decode_and_resized(height, width, fmt):
                 np.testing.assert_array_equal(image, expected)
                 continue
             oh, ow, h, w = crops.crop_window(spec, height, width)
-            window = tf.image.convert_image_dtype(decoded[oh:oh + h, ow:ow + w], tf.float32)
+            window = tf.image.convert_image_dtype(decoded[oh : oh + h, ow : ow + w], tf.float32)
             expected = tf.image.resize(window, [size, size]).numpy() * 2.0 - 1.0
             if spec.mirror:
                 expected = expected[:, ::-1]

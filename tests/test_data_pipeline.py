@@ -15,8 +15,8 @@ import tensorflow_datasets as tfds
 from sklearn.datasets import load_digits
 
 from inception import data
-from inception.train import config
 from inception.data import sklearn_digits
+from inception.train import config
 from offline import no_network
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,8 +37,9 @@ def digits():
 
 
 def _pipe(data_dir, **kwargs):
-    options = dict(split="train", image_size=40, global_batch_size=32, is_training=True,
-                   data_dir=data_dir)
+    options = dict(
+        split="train", image_size=40, global_batch_size=32, is_training=True, data_dir=data_dir
+    )
     options.update(kwargs)
     return data.InputPipeline(data.EMBEDDED_DATASET, **options)
 
@@ -89,16 +90,23 @@ def test_stored_images_and_labels_are_sklearns(data_dir, digits, split):
         scan = image.astype(np.float64).mean(axis=2).reshape(8, 8, 8, 8).mean(axis=(1, 3))
         np.testing.assert_allclose(scan * 16.0 / 255.0, digits.images[index], atol=0.5)
     assert sorted(seen) == sorted(expected_indices.tolist())
-    encoded = next(iter(builder.as_dataset(
-        split=split, decoders={"image": tfds.decode.SkipDecoding()}).take(1)))["image"]
+    encoded = next(
+        iter(
+            builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()}).take(1)
+        )
+    )["image"]
     assert bool(tf.io.is_jpeg(encoded))
 
 
 def _tfds_records(data_dir, split):
     """(encoded image, label) of a split as TFDS itself reads it, in its default order."""
     builder = tfds.builder(data.EMBEDDED_DATASET, data_dir=data_dir)
-    return [(e["image"], int(e["label"])) for e in tfds.as_numpy(builder.as_dataset(
-        split=split, decoders={"image": tfds.decode.SkipDecoding()}))]
+    return [
+        (e["image"], int(e["label"]))
+        for e in tfds.as_numpy(
+            builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
+        )
+    ]
 
 
 def test_reader_yields_the_splits_encoded_images_and_labels_in_order(data_dir):
@@ -113,11 +121,14 @@ def test_reader_yields_the_splits_encoded_images_and_labels_in_order(data_dir):
     assert [(x.numpy(), int(y)) for x, y in first.read()] == expected[:5]
     whole = data.open_split(data.EMBEDDED_DATASET, "eval", data_dir=data_dir, limit=10_000)
     assert whole.name == "validation"
-    for kwargs, message in ((dict(split="test"), "split must be one of"),
-                            (dict(limit=0), "limit must be a positive")):
+    for kwargs, message in (
+        (dict(split="test"), "split must be one of"),
+        (dict(limit=0), "limit must be a positive"),
+    ):
         with pytest.raises(ValueError, match=message):
-            data.open_split(data.EMBEDDED_DATASET, **dict(dict(split="eval"), **kwargs),
-                            data_dir=data_dir)
+            data.open_split(
+                data.EMBEDDED_DATASET, **dict(dict(split="eval"), **kwargs), data_dir=data_dir
+            )
 
 
 @pytest.mark.parametrize("by_files", [True, False])
@@ -143,24 +154,43 @@ def test_reader_shards_partition_the_split(data_dir, by_files):
 def test_pipeline_takes_the_data_config_and_its_crop_fields(data_dir):
     """The DataConfig's crop fields override the dataset's defaults; unset ones keep them."""
     defaults = data.train_preprocessing_defaults(data.EMBEDDED_DATASET)
-    common = dict(split="train", image_size=40, global_batch_size=16, is_training=True, seed=4,
-                  deterministic=True)
-    plain = data.InputPipeline(config.DataConfig(dataset="sklearn_digits", data_dir=data_dir),
-                               **common)
+    common = dict(
+        split="train",
+        image_size=40,
+        global_batch_size=16,
+        is_training=True,
+        seed=4,
+        deterministic=True,
+    )
+    plain = data.InputPipeline(
+        config.DataConfig(dataset="sklearn_digits", data_dir=data_dir), **common
+    )
     assert plain.train_options == defaults
-    wide = config.DataConfig(dataset="sklearn_digits", data_dir=data_dir, area_range="0.2,0.5",
-                             min_object_covered=0.05, color_distortion="none")
+    wide = config.DataConfig(
+        dataset="sklearn_digits",
+        data_dir=data_dir,
+        area_range="0.2,0.5",
+        min_object_covered=0.05,
+        color_distortion="none",
+    )
     cropped = data.InputPipeline(wide, **common)
-    assert cropped.train_options == dict(defaults, area_range=(0.2, 0.5),
-                                         min_object_covered=0.05, color_distortion="none")
-    by_name = data.InputPipeline("sklearn_digits", data_dir=data_dir, area_range=(0.2, 0.5),
-                                 min_object_covered=0.05, color_distortion="none", **common)
+    assert cropped.train_options == dict(
+        defaults, area_range=(0.2, 0.5), min_object_covered=0.05, color_distortion="none"
+    )
+    by_name = data.InputPipeline(
+        "sklearn_digits",
+        data_dir=data_dir,
+        area_range=(0.2, 0.5),
+        min_object_covered=0.05,
+        color_distortion="none",
+        **common,
+    )
     assert by_name.train_options == cropped.train_options
     first = [next(iter(p.input_fn()))[0].numpy() for p in (plain, cropped)]
     assert np.abs(first[0] - first[1]).max() > 0.1  # other crops and colours, same seed
     with pytest.raises(TypeError, match="in the DataConfig"):
         data.InputPipeline(wide, data_dir=data_dir, **common)
-    with pytest.raises(TypeError, match="unexpected keyword argument.*flip"):
+    with pytest.raises(TypeError, match=r"unexpected keyword argument.*flip"):
         data.InputPipeline("sklearn_digits", data_dir=data_dir, flip=True, **common)
 
 
@@ -200,24 +230,28 @@ def test_eval_is_deterministic(data_dir):
 
 def test_train_crops_differ_between_epochs_and_seeded_runs_repeat(data_dir):
     # No shuffling, so epoch 2 shows the same examples in the same order as epoch 1.
-    pipe = _pipe(data_dir, split="eval", seed=11, deterministic=True, shuffle=False,
-                 global_batch_size=64)
+    pipe = _pipe(
+        data_dir, split="eval", seed=11, deterministic=True, shuffle=False, global_batch_size=64
+    )
     n = pipe.num_examples  # the stream repeats before batching: epoch 2 starts at element n
     images, labels = _collect(pipe.input_fn(), limit=-(-2 * n // 64))
-    np.testing.assert_array_equal(labels[:n], labels[n:2 * n])
-    differing = [np.abs(a - b).max() > 0.05 for a, b in zip(images[:n], images[n:2 * n])]
+    np.testing.assert_array_equal(labels[:n], labels[n : 2 * n])
+    differing = [np.abs(a - b).max() > 0.05 for a, b in zip(images[:n], images[n : 2 * n])]
     assert np.mean(differing) > 0.9
 
     again, _ = _collect(pipe.input_fn(), limit=2)
     np.testing.assert_array_equal(again, images[:128])
-    other_seed, _ = _collect(_pipe(data_dir, split="eval", seed=12, deterministic=True,
-                                   shuffle=False, global_batch_size=64).input_fn(), limit=1)
+    other_seed, _ = _collect(
+        _pipe(
+            data_dir, split="eval", seed=12, deterministic=True, shuffle=False, global_batch_size=64
+        ).input_fn(),
+        limit=1,
+    )
     assert np.abs(other_seed - images[:64]).max() > 0.05
 
 
 def _fingerprints(images):
-    return collections.Counter(
-        hashlib.sha1(np.round(x, 3).tobytes()).hexdigest() for x in images)
+    return collections.Counter(hashlib.sha1(np.round(x, 3).tobytes()).hexdigest() for x in images)
 
 
 @pytest.mark.parametrize("num_pipelines", [2, 5])  # 5 > the 4 files: example-level sharding
@@ -226,9 +260,11 @@ def test_input_pipelines_read_disjoint_shards(data_dir, num_pipelines):
     everything = _fingerprints(_collect(pipe.input_fn())[0])
     union = collections.Counter()
     for pipeline_id in range(num_pipelines):
-        context = tf.distribute.InputContext(num_input_pipelines=num_pipelines,
-                                             input_pipeline_id=pipeline_id,
-                                             num_replicas_in_sync=num_pipelines)
+        context = tf.distribute.InputContext(
+            num_input_pipelines=num_pipelines,
+            input_pipeline_id=pipeline_id,
+            num_replicas_in_sync=num_pipelines,
+        )
         batches = list(pipe.input_fn(context))
         assert batches[0][0].shape[0] == 20 // num_pipelines  # per-replica batch
         shard = _fingerprints(np.concatenate([x.numpy() for x, _ in batches]))
@@ -242,17 +278,29 @@ def test_other_tfds_datasets_are_never_downloaded_implicitly(tmp_path):
         with pytest.raises(ValueError, match=r"not prepared.*download=True"):
             data.describe("mnist", data_dir=str(tmp_path))
         with pytest.raises(ValueError, match="not prepared"):
-            data.InputPipeline("imagenette", split="train", image_size=32, global_batch_size=8,
-                               is_training=True, data_dir=str(tmp_path))
+            data.InputPipeline(
+                "imagenette",
+                split="train",
+                image_size=32,
+                global_batch_size=8,
+                is_training=True,
+                data_dir=str(tmp_path),
+            )
         with pytest.raises(ValueError, match="unknown dataset"):
             data.describe("no_such_dataset_xyz", data_dir=str(tmp_path))
     assert not os.listdir(tmp_path)
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    (dict(split="test"), "split"), (dict(global_batch_size=0), "global_batch_size"),
-    (dict(deterministic=True), "seed"), (dict(area_range=(0.9, 0.1)), "area_range"),
-    (dict(color_distortion="loud"), "color_distortion")])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(split="test"), "split"),
+        (dict(global_batch_size=0), "global_batch_size"),
+        (dict(deterministic=True), "seed"),
+        (dict(area_range=(0.9, 0.1)), "area_range"),
+        (dict(color_distortion="loud"), "color_distortion"),
+    ],
+)
 def test_bad_pipeline_arguments(data_dir, kwargs, message):
     with pytest.raises(ValueError, match=message):
         _pipe(data_dir, **kwargs)
@@ -299,6 +347,7 @@ def test_under_distribute_datasets_from_function(data_dir):
         print("OK")
     """)
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            env=env, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
     assert result.returncode == 0 and result.stdout.strip().endswith("OK"), result.stderr[-3000:]

@@ -78,33 +78,40 @@ def test_fused_crop_decode_equals_decode_then_crop(encoded):
     difference = np.abs(crop.astype(int) - full[13:63, 21:81].astype(int))
     assert difference.mean() < 1.0  # chroma upsampling at the window edge may differ slightly
     png_crop = pp.decode_and_crop(tf.constant(encoded["png"]), 13, 21, 50, 60).numpy()
-    np.testing.assert_array_equal(png_crop, np.asarray(
-        Image.open(io.BytesIO(encoded["png"])).convert("RGB"))[13:63, 21:81])
+    np.testing.assert_array_equal(
+        png_crop, np.asarray(Image.open(io.BytesIO(encoded["png"])).convert("RGB"))[13:63, 21:81]
+    )
 
 
 def test_cmyk_jpeg_decodes_to_the_right_rgb():
     solid = np.zeros((40, 56, 3), np.uint8)
     solid[...] = (200, 40, 90)
     out = pp.preprocess_for_eval(_encode(solid, "JPEG", mode="CMYK", quality=95), 16).numpy()
-    np.testing.assert_allclose(out.reshape(-1, 3).mean(0), np.array([200, 40, 90]) / 127.5 - 1,
-                               atol=0.03)
+    np.testing.assert_allclose(
+        out.reshape(-1, 3).mean(0), np.array([200, 40, 90]) / 127.5 - 1, atol=0.03
+    )
 
 
 def test_train_is_reproducible_per_seed_and_varies_across_seeds(encoded):
     a = pp.preprocess_for_train(encoded["jpeg"], 32, seed=[1, 2]).numpy()
     b = pp.preprocess_for_train(encoded["jpeg"], 32, seed=[1, 2]).numpy()
     np.testing.assert_array_equal(a, b)
-    others = [pp.preprocess_for_train(encoded["jpeg"], 32, seed=[1, k]).numpy()
-              for k in range(3, 7)]
+    others = [
+        pp.preprocess_for_train(encoded["jpeg"], 32, seed=[1, k]).numpy() for k in range(3, 7)
+    ]
     assert all(np.abs(a - o).max() > 0.05 for o in others)
 
 
 def test_crop_window_respects_area_and_aspect_ranges():
     areas = []
     for k in range(60):
-        oh, ow, h, w = (int(v) for v in pp.sample_crop_window(
-            tf.constant([300, 400]), tf.constant([7, k], tf.int64), area_range=(0.5, 1.0)))
-        assert 0 <= oh and oh + h <= 300 and 0 <= ow and ow + w <= 400
+        oh, ow, h, w = (
+            int(v)
+            for v in pp.sample_crop_window(
+                tf.constant([300, 400]), tf.constant([7, k], tf.int64), area_range=(0.5, 1.0)
+            )
+        )
+        assert oh >= 0 and oh + h <= 300 and ow >= 0 and ow + w <= 400
         areas.append(h * w / (300 * 400))
         if (h, w) != (300, 400):  # the fallback is the whole image
             assert 0.75 * 0.95 <= w / h <= 1.33 * 1.05
@@ -117,19 +124,34 @@ def test_flip_is_configurable():
     image[:, :32] = 255
     data = _encode(image, "PNG")
     kwargs = dict(area_range=(1.0, 1.0), aspect_ratio_range=(1.0, 1.0), color_distortion="none")
-    lefts = {float(pp.preprocess_for_train(data, 16, flip=False, seed=[0, k], **kwargs)
-                   .numpy()[:, :4].mean()) for k in range(12)}
+    lefts = {
+        float(
+            pp.preprocess_for_train(data, 16, flip=False, seed=[0, k], **kwargs)
+            .numpy()[:, :4]
+            .mean()
+        )
+        for k in range(12)
+    }
     assert lefts == {1.0}
-    flipped = {float(pp.preprocess_for_train(data, 16, flip=True, seed=[0, k], **kwargs)
-                     .numpy()[:, :4].mean()) for k in range(12)}
+    flipped = {
+        float(
+            pp.preprocess_for_train(data, 16, flip=True, seed=[0, k], **kwargs)
+            .numpy()[:, :4]
+            .mean()
+        )
+        for k in range(12)
+    }
     assert flipped == {1.0, -1.0}
 
 
 def test_usable_in_a_tf_function_graph(encoded):
-    fn = tf.function(lambda s: pp.preprocess_for_eval(s, 32),
-                     input_signature=[tf.TensorSpec([], tf.string)])
-    np.testing.assert_allclose(fn(tf.constant(encoded["jpeg"])).numpy(),
-                               pp.preprocess_for_eval(encoded["jpeg"], 32).numpy())
+    fn = tf.function(
+        lambda s: pp.preprocess_for_eval(s, 32), input_signature=[tf.TensorSpec([], tf.string)]
+    )
+    np.testing.assert_allclose(
+        fn(tf.constant(encoded["jpeg"])).numpy(),
+        pp.preprocess_for_eval(encoded["jpeg"], 32).numpy(),
+    )
 
 
 def test_undecodable_bytes_raise():
@@ -137,9 +159,17 @@ def test_undecodable_bytes_raise():
         pp.preprocess_for_eval(b"not an image", 32)
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(area_range=(0.0, 1.0)), dict(area_range=(0.8, 0.5)), dict(color_distortion="strong"),
-    dict(aspect_ratio_range=(2.0, 1.0)), dict(max_attempts=0), dict(min_object_covered=1.5)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(area_range=(0.0, 1.0)),
+        dict(area_range=(0.8, 0.5)),
+        dict(color_distortion="strong"),
+        dict(aspect_ratio_range=(2.0, 1.0)),
+        dict(max_attempts=0),
+        dict(min_object_covered=1.5),
+    ],
+)
 def test_bad_arguments_are_rejected(encoded, kwargs):
     with pytest.raises(ValueError):
         pp.preprocess_for_train(encoded["jpeg"], 32, **kwargs)
@@ -154,9 +184,12 @@ def test_jpeg_only_fast_path_matches_the_general_one(encoded):
     for kind in ["jpeg", "cmyk_jpeg"]:
         np.testing.assert_array_equal(
             pp.preprocess_for_train(encoded[kind], 32, seed=[5, 6], jpeg_only=True).numpy(),
-            pp.preprocess_for_train(encoded[kind], 32, seed=[5, 6]).numpy())
-        np.testing.assert_array_equal(pp.preprocess_for_eval(encoded[kind], 32, jpeg_only=True),
-                                      pp.preprocess_for_eval(encoded[kind], 32))
+            pp.preprocess_for_train(encoded[kind], 32, seed=[5, 6]).numpy(),
+        )
+        np.testing.assert_array_equal(
+            pp.preprocess_for_eval(encoded[kind], 32, jpeg_only=True),
+            pp.preprocess_for_eval(encoded[kind], 32),
+        )
     with pytest.raises(tf.errors.InvalidArgumentError):
         pp.preprocess_for_eval(encoded["png"], 32, jpeg_only=True)
 

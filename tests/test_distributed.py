@@ -30,17 +30,38 @@ EVAL_BATCHES = (32, 718, 64)
 
 # Inception-ResNet-v1 at a tenth of the width, one block per stage, dropout on, 3 steps of 2 x 8
 # images.
-TINY = dict(model="inception_resnet_v1", width_multiplier=0.1, repeats="1,1,1", image_size=75,
-            aux_logits=False,
-            dataset="sklearn_digits", batch_size=16, steps_per_epoch=3, epochs=1,
-            learning_rate=0.045, bn_momentum=0.9, ema_decay=0.9, dropout_rate=0.2,
-            checkpoint_every_steps=1, keep_checkpoints=5, progress=False, seed=4,
-            deterministic=True, strategy="mirrored", num_cpu_devices=2)
+TINY = dict(
+    model="inception_resnet_v1",
+    width_multiplier=0.1,
+    repeats="1,1,1",
+    image_size=75,
+    aux_logits=False,
+    dataset="sklearn_digits",
+    batch_size=16,
+    steps_per_epoch=3,
+    epochs=1,
+    learning_rate=0.045,
+    bn_momentum=0.9,
+    ema_decay=0.9,
+    dropout_rate=0.2,
+    checkpoint_every_steps=1,
+    keep_checkpoints=5,
+    progress=False,
+    seed=4,
+    deterministic=True,
+    strategy="mirrored",
+    num_cpu_devices=2,
+)
 
 
 def _env():
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow",
-               PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES="")
+    env = dict(
+        os.environ,
+        TF_CPP_MIN_LOG_LEVEL="2",
+        KERAS_BACKEND="tensorflow",
+        PYTHONPATH=REPO,
+        CUDA_VISIBLE_DEVICES="",
+    )
     env.pop("TF_CONFIG", None)
     return env
 
@@ -52,8 +73,14 @@ def _one_device_eval(model, data_dir):
 
     from inception import data
 
-    pipe = data.InputPipeline("sklearn_digits", split="eval", image_size=75,
-                              global_batch_size=NUM_EVAL, is_training=False, data_dir=data_dir)
+    pipe = data.InputPipeline(
+        "sklearn_digits",
+        split="eval",
+        image_size=75,
+        global_batch_size=NUM_EVAL,
+        is_training=False,
+        data_dir=data_dir,
+    )
     totals = {"count": 0, "loss": 0.0, "top1": 0, "top3": 0, "top5": 0}
     for images, labels in pipe.input_fn(None):
         probs = model(images, training=False)
@@ -71,8 +98,9 @@ def _assert_matches_one_device(result, reference):
     """A distributed evaluation equals the one-device one up to round-off (one near-tie image)."""
     assert result["num_eval"] == reference["count"] == NUM_EVAL, (result, reference)
     for k in (1, 3, 5):
-        assert result[f"val_top{k}"] == pytest.approx(reference[f"top{k}"] / NUM_EVAL,
-                                                      abs=1.5 / NUM_EVAL), (k, result, reference)
+        assert result[f"val_top{k}"] == pytest.approx(
+            reference[f"top{k}"] / NUM_EVAL, abs=1.5 / NUM_EVAL
+        ), (k, result, reference)
     assert result["val_loss"] == pytest.approx(reference["loss"] / NUM_EVAL, rel=1e-4)
 
 
@@ -94,10 +122,20 @@ def _child(data_dir, model_dir, out_path):
         trainers.append(self)
 
     trainer_lib.Trainer.__init__ = keep
-    train_flags.FLAGS(["main.py", "--verbose", "--mode=train_and_eval", f"--data_dir={data_dir}",
-                     f"--model_dir={model_dir}", f"--eval_batch_size={EVAL_BATCHES[0]}"]
-                    + [f"--{k}={v}" if not isinstance(v, bool) else f"--{'' if v else 'no'}{k}"
-                       for k, v in TINY.items()])
+    train_flags.FLAGS(
+        [
+            "main.py",
+            "--verbose",
+            "--mode=train_and_eval",
+            f"--data_dir={data_dir}",
+            f"--model_dir={model_dir}",
+            f"--eval_batch_size={EVAL_BATCHES[0]}",
+        ]
+        + [
+            f"--{k}={v}" if not isinstance(v, bool) else f"--{'' if v else 'no'}{k}"
+            for k, v in TINY.items()
+        ]
+    )
     # Test speed only: Grappler's graph rewrites take ~15 s on the first training step here and
     # change no property checked below.
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
@@ -135,8 +173,9 @@ def _child(data_dir, model_dir, out_path):
     # 2. After training (each replica saw different images) and the evaluation at the epoch's end.
     stats = built.moving_statistics
     per_replica = [[x.numpy() for x in local(v.value)] for v in stats]
-    out["statistics_moved"] = bool(any(np.any(r[0] != (0.0 if "mean" in v.path else 1.0))
-                                       for v, r in zip(stats, per_replica)))
+    out["statistics_moved"] = bool(
+        any(np.any(r[0] != (0.0 if "mean" in v.path else 1.0)) for v, r in zip(stats, per_replica))
+    )
     out["replicas_equal"] = all(np.array_equal(r[0], r[1]) for r in per_replica)
     n_trainable = len(built.model.trainable_variables)
     averages = built.ema.averages[n_trainable:]
@@ -146,40 +185,48 @@ def _child(data_dir, model_dir, out_path):
     eval_stats = [train_to_eval[id(a)] for a in averages]
     out["eval_model_equal_per_replica"] = all(
         all(np.array_equal(x.numpy(), a.numpy()) for x in local(t.value))
-        for t, a in zip(eval_stats, averages))
-    out["averaged_differs_from_raw"] = bool(any(np.any(a.numpy() != v.numpy())
-                                                for a, v in zip(averages, stats)))
+        for t, a in zip(eval_stats, averages)
+    )
+    out["averaged_differs_from_raw"] = bool(
+        any(np.any(a.numpy() != v.numpy()) for a, v in zip(averages, stats))
+    )
     exported = keras.saving.load_model(os.path.join(model_dir, "ema_model.keras"))
     exported_by_path = {v.path: v.numpy() for v in exported.weights}
     assert set(exported_by_path) == set(eval_by_path)
-    out["exported_equal"] = all(np.array_equal(exported_by_path[t.path], a.numpy())
-                                for t, a in zip(eval_stats, averages))
+    out["exported_equal"] = all(
+        np.array_equal(exported_by_path[t.path], a.numpy()) for t, a in zip(eval_stats, averages)
+    )
 
     # 3. The checkpoint: one set of statistics, and EMA averages that match TF's own
     # ExponentialMovingAverage(decay, num_updates=step) fed the statistics after each step.
     final = [x.copy() for x in (r[0] for r in per_replica)]
     final_averages = [a.numpy() for a in averages]
-    reference_vars = [tf.Variable(np.zeros_like(x) if "mean" in v.path else np.ones_like(x))
-                      for v, x in zip(stats, final)]
+    reference_vars = [
+        tf.Variable(np.zeros_like(x) if "mean" in v.path else np.ones_like(x))
+        for v, x in zip(stats, final)
+    ]
     num_updates = tf.Variable(0, dtype=tf.int64)
-    reference = tf.train.ExponentialMovingAverage(config.recipe.ema_decay,
-                                                  num_updates=num_updates)
+    reference = tf.train.ExponentialMovingAverage(config.recipe.ema_decay, num_updates=num_updates)
     reference.apply(reference_vars)  # shadows start at the initial statistics
     checkpoint_dir = os.path.join(model_dir, "checkpoints")
     for step in range(1, config.recipe.steps_per_epoch + 1):
         trainer.checkpoints.checkpoint.restore(
-            os.path.join(checkpoint_dir, f"ckpt-{step}")).assert_existing_objects_matched()
+            os.path.join(checkpoint_dir, f"ckpt-{step}")
+        ).assert_existing_objects_matched()
         for variable, target in zip(stats, reference_vars):
             target.assign(variable.numpy())
         num_updates.assign(step)
         reference.apply(reference_vars)
-    out["checkpoint_equal"] = all(np.array_equal(v.numpy(), x) for v, x in zip(stats, final)) and \
-        all(np.array_equal(x.numpy(), x0) for v, x0 in zip(stats, final) for x in local(v.value))
-    out["checkpoint_averages_equal"] = all(np.array_equal(a.numpy(), x)
-                                           for a, x in zip(averages, final_averages))
+    out["checkpoint_equal"] = all(
+        np.array_equal(v.numpy(), x) for v, x in zip(stats, final)
+    ) and all(np.array_equal(x.numpy(), x0) for v, x0 in zip(stats, final) for x in local(v.value))
+    out["checkpoint_averages_equal"] = all(
+        np.array_equal(a.numpy(), x) for a, x in zip(averages, final_averages)
+    )
     out["ema_reference_max_error"] = max(
         float(np.max(np.abs(reference.average(r).numpy() - a)) / max(1.0, np.max(np.abs(a))))
-        for r, a in zip(reference_vars, final_averages))
+        for r, a in zip(reference_vars, final_averages)
+    )
 
     # 4. Evaluation at the other batch sizes, and one device on the exported model.
     out["eval"] = {str(EVAL_BATCHES[0]): trainer.last_eval}
@@ -207,8 +254,9 @@ def _odd_batch(data_dir, model_dir):
     from inception.train.config import TrainConfig
     from inception_cli import train as train_cli
 
-    config = TrainConfig.from_flat(dict(
-        TINY, mode="train", data_dir=data_dir, model_dir=model_dir, batch_size=7))
+    config = TrainConfig.from_flat(
+        dict(TINY, mode="train", data_dir=data_dir, model_dir=model_dir, batch_size=7)
+    )
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         status = train_cli.run_training(config)
@@ -220,18 +268,29 @@ def _sync_batch_norm_pair(data_dir, root, mirrored):
     deterministic steps each, no dropout, a checkpoint after every step. Returns
     {name: (model_dir, summary)}."""
     from inception import train
-    from inception.train.config import TrainConfig
     from inception.train import devices
+    from inception.train.config import TrainConfig
 
     runs = {}
     for name, strategy in (("two", "mirrored"), ("one", "one_device")):
-        config = TrainConfig.from_flat(dict(
-            TINY, mode="train", data_dir=data_dir, model_dir=os.path.join(root, name),
-            steps_per_epoch=2, dropout_rate=0.0, seed=11, sync_batch_norm=True,
-            strategy=strategy, num_cpu_devices=2 if strategy == "mirrored" else 0,
-            learning_rate=0.02))
-        summary = train.run(config, mirrored if strategy == "mirrored"
-                            else devices.make_strategy(strategy))
+        config = TrainConfig.from_flat(
+            dict(
+                TINY,
+                mode="train",
+                data_dir=data_dir,
+                model_dir=os.path.join(root, name),
+                steps_per_epoch=2,
+                dropout_rate=0.0,
+                seed=11,
+                sync_batch_norm=True,
+                strategy=strategy,
+                num_cpu_devices=2 if strategy == "mirrored" else 0,
+                learning_rate=0.02,
+            )
+        )
+        summary = train.run(
+            config, mirrored if strategy == "mirrored" else devices.make_strategy(strategy)
+        )
         runs[name] = (config.run.model_dir, summary)
     return runs
 
@@ -250,9 +309,15 @@ def test_padded_evaluation_gives_every_replica_the_same_full_batches(data_dir):
     from inception import data
 
     def pipe(**kwargs):
-        return data.InputPipeline("sklearn_digits", split="eval", image_size=75,
-                                  global_batch_size=48, is_training=False, data_dir=data_dir,
-                                  **kwargs)
+        return data.InputPipeline(
+            "sklearn_digits",
+            split="eval",
+            image_size=75,
+            global_batch_size=48,
+            is_training=False,
+            data_dir=data_dir,
+            **kwargs,
+        )
 
     def fingerprints(images, labels):
         return sorted(zip(labels.tolist(), np.round(images.sum(axis=(1, 2, 3)), 2).tolist()))
@@ -260,8 +325,9 @@ def test_padded_evaluation_gives_every_replica_the_same_full_batches(data_dir):
     padded = pipe(pad_to_full_batches=True)
     real_images, real_labels, counts = [], [], []
     for i in range(3):
-        context = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=i,
-                                             num_replicas_in_sync=6)
+        context = tf.distribute.InputContext(
+            num_input_pipelines=3, input_pipeline_id=i, num_replicas_in_sync=6
+        )
         batches = list(padded.input_fn(context))
         counts.append(len(batches))
         assert all(tuple(b[0].shape) == (8, 75, 75, 3) for b in batches)
@@ -275,8 +341,9 @@ def test_padded_evaluation_gives_every_replica_the_same_full_batches(data_dir):
     assert counts[0] == counts[1] == counts[2] and counts[0] % 2 == 0, counts
     assert counts[0] == 2 * padded.padded_steps(3, 6) == 16  # ceil(120 / 16) steps
     plain = list(pipe().input_fn(None))
-    expected = fingerprints(np.concatenate([b[0].numpy() for b in plain]),
-                            np.concatenate([b[1].numpy() for b in plain]))
+    expected = fingerprints(
+        np.concatenate([b[0].numpy() for b in plain]), np.concatenate([b[1].numpy() for b in plain])
+    )
     assert len(expected) == NUM_EVAL
     assert fingerprints(np.concatenate(real_images), np.concatenate(real_labels)) == expected
     with pytest.raises(ValueError, match="cannot be combined with repeat"):
@@ -290,8 +357,13 @@ def run(tmp_path_factory, data_dir):
     out_path = root / "child.json"
     proc = subprocess.run(
         [sys.executable, os.path.abspath(__file__), data_dir, str(root / "run"), str(out_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(), cwd=REPO,
-        timeout=600)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(),
+        cwd=REPO,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:]
     return json.loads(out_path.read_text()), proc.stdout
 

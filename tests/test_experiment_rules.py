@@ -9,13 +9,21 @@ from inception.experiments import report
 def _curve(errors, seed=0):
     errors = np.asarray(errors, dtype=float)
     steps = np.arange(1, errors.size + 1)
-    return {"seed": seed, "epoch": steps, "step": 10 * steps,
-            "wall": steps * 5.0, "top1_err": errors, "top5_err": errors / 2}
+    return {
+        "seed": seed,
+        "epoch": steps,
+        "step": 10 * steps,
+        "wall": steps * 5.0,
+        "top1_err": errors,
+        "top5_err": errors / 2,
+    }
 
 
 def _pair(v4, irv2):
-    return {"inception_v4": [_curve(e, s) for s, e in enumerate(v4)],
-            "inception_resnet_v2": [_curve(e, s) for s, e in enumerate(irv2)]}
+    return {
+        "inception_v4": [_curve(e, s) for s, e in enumerate(v4)],
+        "inception_resnet_v2": [_curve(e, s) for s, e in enumerate(irv2)],
+    }
 
 
 TARGET = 0.2
@@ -63,9 +71,14 @@ def test_a_missing_network_is_inconclusive():
 
 def _died(scales, lr, zeros, state="finished"):
     zeros = np.asarray(zeros, dtype=float)
-    return {"labels": {"residual_scales": scales, "learning_rate": lr}, "state": state,
-            "step": np.arange(zeros.size), "died": zeros, "loss_step": np.arange(3),
-            "loss": np.ones(3)}
+    return {
+        "labels": {"residual_scales": scales, "learning_rate": lr},
+        "state": state,
+        "step": np.arange(zeros.size),
+        "died": zeros,
+        "loss_step": np.arange(3),
+        "loss": np.ones(3),
+    }
 
 
 def test_died_needs_the_scaled_twin_to_stay_clearly_alive():

@@ -12,17 +12,17 @@ import collections
 import os
 import re
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-import keras
-from inception import models
 from inception import data as data_lib
+from inception import models
 from inception.export import agreement, bfloat16, classifier, exporter, formats, saved_model, warmup
-from inception.export.config import ExportOptions
 from inception.export import data as export_data
+from inception.export.config import ExportOptions
 from training_runs import SHALLOW
 
 SIZE = 75
@@ -42,14 +42,30 @@ MIN_AGREEMENT = 0.99
 def trained(digits_dir):
     """(model, labels) trained two epochs (14 s here)."""
     keras.utils.set_random_seed(0)
-    pipe = data_lib.InputPipeline(data_lib.EMBEDDED_DATASET, split="train", image_size=SIZE,
-                                  global_batch_size=4096, is_training=False, data_dir=digits_dir)
+    pipe = data_lib.InputPipeline(
+        data_lib.EMBEDDED_DATASET,
+        split="train",
+        image_size=SIZE,
+        global_batch_size=4096,
+        is_training=False,
+        data_dir=digits_dir,
+    )
     images, labels = next(iter(pipe.input_fn(None)))
-    model = models.build("inception_resnet_v2", variant="paper", width_multiplier=0.1,
-                         repeats=SHALLOW, input_shape=(SIZE, SIZE, 3), num_classes=10,
-                         bn_momentum=0.9, dropout_rate=0.0)
-    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy",
-                  jit_compile=False)
+    model = models.build(
+        "inception_resnet_v2",
+        variant="paper",
+        width_multiplier=0.1,
+        repeats=SHALLOW,
+        input_shape=(SIZE, SIZE, 3),
+        num_classes=10,
+        bn_momentum=0.9,
+        dropout_rate=0.0,
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(2e-3),
+        loss="sparse_categorical_crossentropy",
+        jit_compile=False,
+    )
     model.fit(images.numpy(), labels.numpy(), batch_size=64, epochs=2, verbose=0)
     return model, list(pipe.info.label_names)
 
@@ -57,8 +73,9 @@ def trained(digits_dir):
 @pytest.fixture(scope="module")
 def validation(digits_dir):
     encoded, labels = export_data.encoded_eval_images(data_lib.EMBEDDED_DATASET, None, digits_dir)
-    return agreement.AgreementImages(export_data.preprocess(encoded, SIZE), labels, encoded,
-                             data_lib.EMBEDDED_DATASET)
+    return agreement.AgreementImages(
+        export_data.preprocess(encoded, SIZE), labels, encoded, data_lib.EMBEDDED_DATASET
+    )
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +89,14 @@ def exported(trained, validation, tmp_path_factory):
     model, labels = trained
     out = str(tmp_path_factory.mktemp("exports"))
     options = ExportOptions(formats=("saved_model", BF16), latency_repeats=2)
-    rep = exporter.run_export(classifier.from_model(model, labels), out, NAME, options,
-                              agreement_images=validation, log=lambda _: None)
+    rep = exporter.run_export(
+        classifier.from_model(model, labels),
+        out,
+        NAME,
+        options,
+        agreement_images=validation,
+        log=lambda _: None,
+    )
     return out, rep, agreement.format_table(rep)
 
 
@@ -98,6 +121,7 @@ def _op_dtypes(path, ops=("Conv2D", "Softmax", "MatMul")):
 
 # ---- registry and options --------------------------------------------------------------------
 
+
 def test_bf16_is_a_registered_opt_in_servable_format():
     assert formats.EXPORT_FORMATS[BF16] == "saved_model"  # one registry line, one class
     fmt = formats.load(BF16)
@@ -106,13 +130,15 @@ def test_bf16_is_a_registered_opt_in_servable_format():
     assert formats.load("saved_model").base_suffix == ""
     # Opt-in: the default export (and the flag's default) stays as it was.
     assert BF16 not in formats.DEFAULT_EXPORT_FORMATS
-    assert ExportOptions().formats == formats.DEFAULT_EXPORT_FORMATS == tuple(
-        f for f in formats.EXPORT_FORMATS if f != BF16)
+    assert (
+        ExportOptions().formats
+        == formats.DEFAULT_EXPORT_FORMATS
+        == tuple(f for f in formats.EXPORT_FORMATS if f != BF16)
+    )
     assert ExportOptions(formats=[BF16]).formats == (BF16,)
 
 
-def test_rebuild_restores_the_global_policy_and_keeps_the_classifier_float32(trained,
-                                                                            monkeypatch):
+def test_rebuild_restores_the_global_policy_and_keeps_the_classifier_float32(trained, monkeypatch):
     model, _ = trained
     before = keras.config.dtype_policy().name
     rebuilt = bfloat16.to_bfloat16(model)
@@ -143,18 +169,27 @@ def test_rebuild_restores_the_global_policy_and_keeps_the_classifier_float32(tra
 
 
 def test_rebuild_of_a_sequential_classifier_keeps_its_last_layer_float32():
-    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, name="conv"),
-                              keras.layers.GlobalAveragePooling2D(name="pool"),
-                              keras.layers.Dense(3, activation="softmax", name="classifier")])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(4, 3, name="conv"),
+            keras.layers.GlobalAveragePooling2D(name="pool"),
+            keras.layers.Dense(3, activation="softmax", name="classifier"),
+        ]
+    )
     rebuilt = bfloat16.to_bfloat16(model)
     assert [layer.dtype_policy.name for layer in rebuilt.layers] == [
-        "mixed_bfloat16", "mixed_bfloat16", "float32"]
+        "mixed_bfloat16",
+        "mixed_bfloat16",
+        "float32",
+    ]
     images = np.random.default_rng(0).uniform(-1, 1, (2, 8, 8, 3)).astype(np.float32)
     assert rebuilt(images).dtype == "float32"
     np.testing.assert_allclose(rebuilt(images), model(images), atol=1e-2)
 
 
 # ---- layout and report -----------------------------------------------------------------------
+
 
 def test_published_as_its_own_servable_with_a_warmup_file(exported):
     out, rep, _ = exported
@@ -193,21 +228,29 @@ def test_report_row_has_every_format_field_and_agrees_with_keras(exported, valid
 
 # ---- the graph -------------------------------------------------------------------------------
 
+
 def test_signatures_are_those_of_the_float32_saved_model(exported):
     out, _, _ = exported
 
     def signatures(path):
-        return {name: {"inputs": {k: (v.dtype, str(v.tensor_shape)) for k, v in s.inputs.items()},
-                       "outputs": {k: (v.dtype, str(v.tensor_shape)) for k, v in s.outputs.items()}}
-                for name, s in _meta_graph(path).signature_def.items()}
+        return {
+            name: {
+                "inputs": {k: (v.dtype, str(v.tensor_shape)) for k, v in s.inputs.items()},
+                "outputs": {k: (v.dtype, str(v.tensor_shape)) for k, v in s.outputs.items()},
+            }
+            for name, s in _meta_graph(path).signature_def.items()
+        }
 
     bf16 = signatures(os.path.join(out, f"{NAME}-bf16", "1"))
     assert bf16 == signatures(os.path.join(out, NAME, "1"))
     images = bf16[saved_model.SIGNATURE_IMAGES]
     assert images["inputs"]["images"][0] == tf.float32.as_datatype_enum
     assert {k: tf.dtypes.as_dtype(v[0]).name for k, v in images["outputs"].items()} == {
-        "probabilities": "float32", "top_k_ids": "int32", "top_k_scores": "float32",
-        "top_k_labels": "string"}
+        "probabilities": "float32",
+        "top_k_ids": "int32",
+        "top_k_scores": "float32",
+        "top_k_labels": "string",
+    }
 
 
 def test_convolutions_compute_in_bfloat16_and_the_softmax_in_float32(exported):
@@ -221,6 +264,7 @@ def test_convolutions_compute_in_bfloat16_and_the_softmax_in_float32(exported):
 
 # ---- TensorFlow's two loaders ----------------------------------------------------------------
 
+
 def test_session_loader_serves_it_like_tf_serving(exported, validation, reference, trained):
     """What TF Serving's C++ loader and saved_model_cli do: import the MetaGraph, restore the
     variables, run the init op, run the signatures by tensor name."""
@@ -229,14 +273,19 @@ def test_session_loader_serves_it_like_tf_serving(exported, validation, referenc
     with tf.Graph().as_default() as graph, tf.compat.v1.Session() as sess:
         meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)
         handles = [op for op in graph.get_operations() if op.type == "VarHandleOp"]
-        assert all(sess.run([tf.raw_ops.VarIsInitializedOp(resource=op.outputs[0])
-                             for op in handles]))
+        assert all(
+            sess.run([tf.raw_ops.VarIsInitializedOp(resource=op.outputs[0]) for op in handles])
+        )
 
         def run(signature, key, value):
             sig = meta.signature_def[signature]
             keys = sorted(sig.outputs)
-            return dict(zip(keys, sess.run([sig.outputs[k].name for k in keys],
-                                           {sig.inputs[key].name: value})))
+            return dict(
+                zip(
+                    keys,
+                    sess.run([sig.outputs[k].name for k in keys], {sig.inputs[key].name: value}),
+                )
+            )
 
         by_images = run("predict_images", "images", validation.images[:64])
         by_bytes = run("serving_default", "image_bytes", list(validation.encoded[:64]))
@@ -250,7 +299,8 @@ def test_session_loader_serves_it_like_tf_serving(exported, validation, referenc
         assert agreement >= MIN_AGREEMENT
         labels = trained[1]
         assert result["top_k_labels"][:, 0].astype(str).tolist() == [
-            labels[i] for i in result["top_k_ids"][:, 0]]
+            labels[i] for i in result["top_k_ids"][:, 0]
+        ]
 
 
 def test_object_loader_runs_both_signatures(exported, validation, reference):
@@ -259,7 +309,8 @@ def test_object_loader_runs_both_signatures(exported, validation, reference):
     assert sorted(loaded.signatures) == sorted(saved_model.SIGNATURES)
     by_images = loaded.signatures["predict_images"](images=tf.constant(validation.images[:16]))
     by_bytes = loaded.signatures["serving_default"](
-        image_bytes=tf.constant(list(validation.encoded[:16])))
+        image_bytes=tf.constant(list(validation.encoded[:16]))
+    )
     for result in (by_images, by_bytes):
         assert result["probabilities"].dtype == tf.float32
         assert result["top_k_ids"].dtype == tf.int32 and result["top_k_labels"].dtype == tf.string
@@ -268,16 +319,19 @@ def test_object_loader_runs_both_signatures(exported, validation, reference):
 
 # ---- versions --------------------------------------------------------------------------------
 
+
 def test_an_existing_bf16_version_is_refused_before_anything_is_written(trained, tmp_path):
     model, labels = trained
     (tmp_path / f"{NAME}-bf16" / "3").mkdir(parents=True)
     src = classifier.from_model(model, labels)
     with pytest.raises(FileExistsError, match=rf"version 3 already exists in .*{NAME}-bf16"):
-        exporter.run_export(src, str(tmp_path), NAME,
-                            ExportOptions(formats=(BF16,), version=3), log=lambda _: None)
+        exporter.run_export(
+            src, str(tmp_path), NAME, ExportOptions(formats=(BF16,), version=3), log=lambda _: None
+        )
     assert sorted(os.listdir(tmp_path)) == [f"{NAME}-bf16"]
     # The next version counts the bf16 base even when the float32 one is not written.
     from inception.export import versions
+
     assert versions.next_version(str(tmp_path / NAME), str(tmp_path / f"{NAME}-bf16")) == 4
 
 
@@ -291,8 +345,12 @@ def test_a_failed_bf16_write_publishes_no_version(trained, tmp_path, monkeypatch
 
     monkeypatch.setattr(saved_model, "write_saved_model", fail_when_written)
     with pytest.raises(RuntimeError, match="disk full"):
-        exporter.run_export(classifier.from_model(model, labels), str(tmp_path), NAME,
-                            ExportOptions(formats=(BF16,), latency_repeats=1),
-                            log=lambda _: None)
+        exporter.run_export(
+            classifier.from_model(model, labels),
+            str(tmp_path),
+            NAME,
+            ExportOptions(formats=(BF16,), latency_repeats=1),
+            log=lambda _: None,
+        )
     assert os.listdir(tmp_path / f"{NAME}-bf16") == []  # no version, no temporary
     assert not (tmp_path / f"{NAME}-artifacts").exists()

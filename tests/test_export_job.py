@@ -33,6 +33,7 @@ FILES = tuple(f for f in FORMATS if f != "saved_model")  # the files of OUT/<nam
 
 # ---- the export and its report ---------------------------------------------------------------
 
+
 def test_report_covers_every_variant_with_real_measurements(exported, validation, reference):
     _, report_, printed = exported
     _, labels, _ = validation
@@ -40,7 +41,8 @@ def test_report_covers_every_variant_with_real_measurements(exported, validation
     assert report_["eval"]["num_images"] == len(labels) == 359
     assert report_["labels"] == [str(d) for d in range(10)]
     assert report_["keras"]["top1_accuracy"] == pytest.approx(
-        np.mean(reference.argmax(1) == labels))
+        np.mean(reference.argmax(1) == labels)
+    )
     # A trained model (chance is 0.1), or agreement means little.
     assert report_["keras"]["top1_accuracy"] > 0.8
     for name, entry in report_["variants"].items():
@@ -68,15 +70,20 @@ def test_report_covers_every_variant_with_real_measurements(exported, validation
 
 # ---- formats, options and their checks -----------------------------------------------------
 
-@pytest.mark.parametrize("name, module, package", [
-    ("tflite_fp16", "tflite", "ai_edge_litert"),
-    ("onnx", "onnx", "tf2onnx"),
-])
+
+@pytest.mark.parametrize(
+    "name, module, package",
+    [
+        ("tflite_fp16", "tflite", "ai_edge_litert"),
+        ("onnx", "onnx", "tf2onnx"),
+    ],
+)
 def test_a_missing_package_is_named_before_any_work(monkeypatch, name, module, package):
     monkeypatch.delitem(sys.modules, f"inception.export.{module}", raising=False)
     monkeypatch.setitem(sys.modules, package, None)  # importing the package now fails
     with pytest.raises(ValueError, match=rf"--formats={name} needs the Python package '{package}'"):
         formats.load(name)
+
 
 def test_every_registered_format_loads_under_its_name():
     """The registry (formats.EXPORT_FORMATS): each name finds its module's Format of that name."""
@@ -84,10 +91,14 @@ def test_every_registered_format_loads_under_its_name():
         fmt = formats.load(name)
         assert isinstance(fmt, formats.Format) and fmt.name == name
     assert [f.name for f in formats.load_all(["onnx", "saved_model", "onnx"])] == [
-        "onnx", "saved_model"]
+        "onnx",
+        "saved_model",
+    ]
     assert [f.name for f in formats.load_all(FORMATS) if f.servable] == ["saved_model"]
     assert [f.name for f in formats.load_all(formats.EXPORT_FORMATS) if f.servable] == [
-        "saved_model", "saved_model_bf16"]
+        "saved_model",
+        "saved_model_bf16",
+    ]
     assert [f.name for f in formats.load_all(FORMATS) if f.needs_calibration] == ["tflite_int8"]
 
 
@@ -106,19 +117,25 @@ def test_every_format_names_its_extra_kind_and_noun(tmp_path):
     assert [kind for kind, _ in formats.kinds()] == ["saved_model", "tflite", "onnx"]
 
 
-@pytest.mark.parametrize("options, message", [
-    (dict(formats=("saved_model", "tflite_int4")),
-     r"unknown --formats \['tflite_int4'\]; choose from saved_model, tflite_fp32"),
-    (dict(formats=()), r"unknown --formats \[\]"),
-    (dict(version=0), r"--version must be a positive integer; got 0"),
-    (dict(int8_io="uint8"), r"--int8_io must be one of float, int8"),
-    (dict(latency_repeats=0), r"--latency_repeats must be positive"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            dict(formats=("saved_model", "tflite_int4")),
+            r"unknown --formats \['tflite_int4'\]; choose from saved_model, tflite_fp32",
+        ),
+        (dict(formats=()), r"unknown --formats \[\]"),
+        (dict(version=0), r"--version must be a positive integer; got 0"),
+        (dict(int8_io="uint8"), r"--int8_io must be one of float, int8"),
+        (dict(latency_repeats=0), r"--latency_repeats must be positive"),
+    ],
+)
 def test_export_options_are_checked_once_with_the_flags_messages(options, message):
     with pytest.raises(ValueError, match=message):
         config.ExportOptions(**options)
     with pytest.raises(ValueError, match=message):  # the command's config is an ExportOptions
         config.ExportConfig(export_dir="out", model_dir="run", **options)
+
 
 def test_export_names_and_sources_are_checked():
     for bad in ("", "7", ".hidden", "a/b", "a b"):
@@ -134,6 +151,7 @@ def test_export_names_and_sources_are_checked():
 
 # ---- layout, atomic publishing -----------------------------------------------------------------
 
+
 def test_layout_labels_asset_and_file_metadata(exported):
     from inception.export import onnx as onnx_export
 
@@ -142,7 +160,8 @@ def test_layout_labels_asset_and_file_metadata(exported):
     assert os.listdir(os.path.join(out, NAME)) == ["1"]
     assert sorted(os.listdir(os.path.join(out, f"{NAME}-artifacts", "1"))) == sorted(
         ["export_report.json", f"{NAME}.onnx"]
-        + [f"{NAME}-{v}.tflite" for v in formats.TFLITE_VARIANTS])
+        + [f"{NAME}-{v}.tflite" for v in formats.TFLITE_VARIANTS]
+    )
     labels = open(os.path.join(out, NAME, "1", "assets", "labels.txt")).read().split()
     assert labels == [str(d) for d in range(10)]
     for fmt in FILES:
@@ -150,11 +169,13 @@ def test_layout_labels_asset_and_file_metadata(exported):
         meta = (onnx_export.read_metadata if fmt == "onnx" else litert.read_metadata)(path)
         assert meta["labels"] == labels and meta["image_size"] == SIZE, fmt
 
+
 def test_export_prints_no_spurious_tensorflow_warning(exported):
     """Freezing the ONNX graph after the SavedModel in one process used to print TensorFlow's
     "Issue encountered when serializing table_initializer" (saved_model.ClassNames says why)."""
     _, _, output = exported
     assert "onnx" in output and "Issue encountered when serializing" not in output
+
 
 def test_versions_increment_and_existing_versions_are_refused(tmp_path):
     base = tmp_path / "m"
@@ -170,6 +191,7 @@ def test_versions_increment_and_existing_versions_are_refused(tmp_path):
         versions.claim([str(base), str(tmp_path / "m-artifacts")], 7)
     assert versions.claim([str(base), str(tmp_path / "m-artifacts")]) == 8
 
+
 def test_failed_write_publishes_nothing(tmp_path):
     def write(directory):
         open(os.path.join(directory, "saved_model.pb"), "wb").write(b"partial")
@@ -179,15 +201,27 @@ def test_failed_write_publishes_nothing(tmp_path):
         versions.publish(str(tmp_path), 1, write)
     assert os.listdir(tmp_path) == []
 
+
 def test_killed_export_leaves_no_version_directory(run_dir, tmp_path):
     out = tmp_path / "out"
     marker = tmp_path / "writing"
     process = subprocess.Popen(
-        [sys.executable, os.path.join(PROGRAMS, "killed_export.py"), str(marker),
-         f"--model_dir={run_dir}",
-         f"--export_dir={out}", f"--name={NAME}", "--formats=saved_model", "--eval_images=0",
-         "--latency_repeats=1"],
-        cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            os.path.join(PROGRAMS, "killed_export.py"),
+            str(marker),
+            f"--model_dir={run_dir}",
+            f"--export_dir={out}",
+            f"--name={NAME}",
+            "--formats=saved_model",
+            "--eval_images=0",
+            "--latency_repeats=1",
+        ],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.time() + 300
         while not marker.exists():
@@ -215,12 +249,20 @@ def test_killed_export_leaves_no_version_directory(run_dir, tmp_path):
 
 # ---- the command -------------------------------------------------------------------------------
 
+
 def test_export_command_rejects_bad_flags(tmp_path):
     """Refused before TensorFlow loads. (A run directory without a model is refused by the
     command too: tests/test_console_packaging.py, test_entry_point_is_quiet_unless_verbose.)"""
     result = run_python(["export.py", f"--export_dir={tmp_path}"], timeout=120)
     assert result.returncode != 0
     assert "exactly one of --model_dir" in result.stderr
-    result = run_python(["export.py", f"--model_dir={tmp_path}", f"--export_dir={tmp_path}",
-                   "--formats=saved_model,tflite_int4"], timeout=120)
+    result = run_python(
+        [
+            "export.py",
+            f"--model_dir={tmp_path}",
+            f"--export_dir={tmp_path}",
+            "--formats=saved_model,tflite_int4",
+        ],
+        timeout=120,
+    )
     assert result.returncode != 0 and "unknown --formats ['tflite_int4']" in result.stderr

@@ -27,13 +27,23 @@ def onnx_fresh(exported, validation, tmp_path_factory):
 
 def _start_onnx(path, images, tmp):
     np.save(tmp / "onnx_images.npy", images)
-    return Started([sys.executable, os.path.join(PROGRAMS, "onnx_runtime_only.py"), path,
-                    str(tmp / "onnx_images.npy"), str(tmp / "onnx_result.json")], tmp, "onnx",
-                   {"result": tmp / "onnx_result.json"})
+    return Started(
+        [
+            sys.executable,
+            os.path.join(PROGRAMS, "onnx_runtime_only.py"),
+            path,
+            str(tmp / "onnx_images.npy"),
+            str(tmp / "onnx_result.json"),
+        ],
+        tmp,
+        "onnx",
+        {"result": tmp / "onnx_result.json"},
+    )
 
 
 def test_onnx_runs_in_onnx_runtime_in_a_fresh_process_and_matches_keras(
-        exported, onnx_fresh, validation, reference):
+    exported, onnx_fresh, validation, reference
+):
     _, report_, _ = exported
     entry = report_["variants"]["onnx"]
     _, labels, _ = validation
@@ -55,6 +65,7 @@ def test_onnx_runs_in_onnx_runtime_in_a_fresh_process_and_matches_keras(
     assert agree == pytest.approx(entry["top1_agreement"])
     assert diff == pytest.approx(entry["max_abs_prob_diff"], abs=1e-6)
     assert np.mean(probabilities.argmax(1) == labels) == pytest.approx(entry["top1_accuracy"])
+
 
 def test_onnx_metadata_reads_back_in_process(exported):
     from inception.export import onnx as onnx_export
@@ -82,7 +93,8 @@ def _predict_json(model, files, monkeypatch, capsys):
 
 
 def test_predict_runs_the_onnx_file_like_the_saved_model_and_the_fp32_tflite(
-        exported, validation, tmp_path, monkeypatch, capsys):
+    exported, validation, tmp_path, monkeypatch, capsys
+):
     """``inception-predict`` runs every format the export writes, ONNX included: on the same
     images, the .onnx file's top-5 is the SavedModel's and the fp32 .tflite file's (the labels,
     the input size and the preprocessing read from the .onnx file's metadata_props)."""
@@ -94,9 +106,11 @@ def test_predict_runs_the_onnx_file_like_the_saved_model_and_the_fp32_tflite(
         with open(files[-1], "wb") as f:
             f.write(data)
     answers = {}
-    for fmt, model in (("onnx", report_["variants"]["onnx"]["path"]),
-                       ("saved_model", os.path.join(out, NAME)),  # the base path: the newest
-                       ("tflite", report_["variants"]["tflite_fp32"]["path"])):
+    for fmt, model in (
+        ("onnx", report_["variants"]["onnx"]["path"]),
+        ("saved_model", os.path.join(out, NAME)),  # the base path: the newest
+        ("tflite", report_["variants"]["tflite_fp32"]["path"]),
+    ):
         answers[fmt] = _predict_json(model, files, monkeypatch, capsys)
         assert answers[fmt]["format"] == fmt and answers[fmt]["image_size"] == SIZE
     assert answers["onnx"]["central_fraction"] == networks.EVAL_CENTRAL_FRACTION
@@ -107,5 +121,6 @@ def test_predict_runs_the_onnx_file_like_the_saved_model_and_the_fp32_tflite(
         assert len(top["onnx"]) == 5
         for other in ("saved_model", "tflite"):
             assert [t["label"] for t in top["onnx"]] == [t["label"] for t in top[other]], other
-            np.testing.assert_allclose([t["score"] for t in top["onnx"]],
-                                       [t["score"] for t in top[other]], atol=1e-4)
+            np.testing.assert_allclose(
+                [t["score"] for t in top["onnx"]], [t["score"] for t in top[other]], atol=1e-4
+            )

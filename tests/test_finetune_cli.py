@@ -35,8 +35,15 @@ def data_dir(tmp_path_factory):
 def _digits(data_dir, n=64):
     from inception import data
 
-    pipe = data.InputPipeline("sklearn_digits", split="train", image_size=75, global_batch_size=n,
-                              is_training=False, data_dir=data_dir, seed=0)
+    pipe = data.InputPipeline(
+        "sklearn_digits",
+        split="train",
+        image_size=75,
+        global_batch_size=n,
+        is_training=False,
+        data_dir=data_dir,
+        seed=0,
+    )
     images, _ = next(iter(pipe.input_fn()))
     return images
 
@@ -44,12 +51,19 @@ def _digits(data_dir, n=64):
 def _source(num_classes, images, path):
     """A saved inference model whose BatchNorm statistics are those of a batch of digits."""
     import keras
+
     from inception import models
 
-    model = models.build(MODEL["model"], num_classes=num_classes, input_shape=(75, 75, 3),
-                         width_multiplier=MODEL["width_multiplier"], repeats=SHALLOW,
-                         aux_logits=False,
-                         bn_momentum=0.0, classifier_activation="softmax")
+    model = models.build(
+        MODEL["model"],
+        num_classes=num_classes,
+        input_shape=(75, 75, 3),
+        width_multiplier=MODEL["width_multiplier"],
+        repeats=SHALLOW,
+        aux_logits=False,
+        bn_momentum=0.0,
+        classifier_activation="softmax",
+    )
     model(images, training=True)  # momentum 0: the moving statistics become this batch's
     # Back to the trainer's momentum, so the file looks like any saved model.
     for layer in model._flatten_layers(include_self=False, recursive=True):
@@ -65,24 +79,43 @@ FINETUNE_SEED = 0
 @pytest.fixture(scope="module")
 def finetuned(tmp_path_factory, data_dir):
     """Sources saved, then a --mode=train fine-tuning run of 2 epochs x 15 steps from one."""
+    import keras
+
     from inception import train
     from inception.train.config import TrainConfig
-
-    import keras
 
     # Seeded and deterministic: the "it learns" figures below are one measured run, not a draw.
     keras.utils.set_random_seed(FINETUNE_SEED)
     root = tmp_path_factory.mktemp("finetune")
     images = _digits(data_dir)
     sources = {"7": str(root / "source7.keras"), "10": str(root / "source10.keras")}
-    values = {"7": _source(SOURCE_CLASSES, images, sources["7"]),
-              "10": _source(10, images, sources["10"])}
-    config = TrainConfig.from_flat(dict(
-        mode="train", dataset="sklearn_digits", data_dir=data_dir, model_dir=str(root / "run"),
-        aux_logits=False, batch_size=32, steps_per_epoch=15, epochs=2, learning_rate=0.02,
-        bn_momentum=0.9, ema_decay=0.9, progress=False, checkpoint_every_steps=1000,
-        init_weights=sources["7"], freeze_up_to=FREEZE, bn_inference=True,
-        deterministic=True, seed=FINETUNE_SEED, **MODEL))
+    values = {
+        "7": _source(SOURCE_CLASSES, images, sources["7"]),
+        "10": _source(10, images, sources["10"]),
+    }
+    config = TrainConfig.from_flat(
+        dict(
+            mode="train",
+            dataset="sklearn_digits",
+            data_dir=data_dir,
+            model_dir=str(root / "run"),
+            aux_logits=False,
+            batch_size=32,
+            steps_per_epoch=15,
+            epochs=2,
+            learning_rate=0.02,
+            bn_momentum=0.9,
+            ema_decay=0.9,
+            progress=False,
+            checkpoint_every_steps=1000,
+            init_weights=sources["7"],
+            freeze_up_to=FREEZE,
+            bn_inference=True,
+            deterministic=True,
+            seed=FINETUNE_SEED,
+            **MODEL,
+        )
+    )
     strategy = train.setup(config)
     plan = train.make_plan(config, strategy)
     trainer = train.Trainer(config, strategy, plan)
@@ -93,18 +126,29 @@ def finetuned(tmp_path_factory, data_dir):
     step = trainer.train()
     final = {v.path: np.array(v) for v in built.model.weights}
     result = trainer.validator.validate()
-    return types.SimpleNamespace(config=config, strategy=strategy, trainer=trainer,
-                                 task=trainer.task, state=built,
-                                 sources=sources,
-                    values=values, initial=initial, final=final, step=step, result=result,
-                    ema_initial=ema_initial, ema_sources=ema_sources, images=images)
+    return types.SimpleNamespace(
+        config=config,
+        strategy=strategy,
+        trainer=trainer,
+        task=trainer.task,
+        state=built,
+        sources=sources,
+        values=values,
+        initial=initial,
+        final=final,
+        step=step,
+        result=result,
+        ema_initial=ema_initial,
+        ema_sources=ema_sources,
+        images=images,
+    )
 
 
 def _frozen_paths(model):
     from inception import models
 
     names = models.block_names(model)
-    frozen = names[:names.index(FREEZE) + 1]
+    frozen = names[: names.index(FREEZE) + 1]
     return [v.path for v in model.weights if v.path.split("/")[0] in frozen]
 
 
@@ -142,6 +186,7 @@ def test_frozen_blocks_and_bn_statistics_do_not_move_and_it_learns(finetuned):
     # above chance (0.1) on the held-out digits after 30 steps from random features: measured
     # 0.39 at seed 0 (losses 3.65 -> 2.78), 0.26-0.44 at seeds 1-3, so 0.2 is not a coin toss.
     import csv
+
     with open(os.path.join(finetuned.config.run.model_dir, "metrics.csv")) as f:
         losses = [float(r["loss"]) for r in csv.DictReader(f)]
     assert len(losses) == 2 and losses[1] < losses[0], losses
@@ -150,6 +195,7 @@ def test_frozen_blocks_and_bn_statistics_do_not_move_and_it_learns(finetuned):
 
 def test_run_config_records_the_start_and_a_resume_restores_the_checkpoint(finetuned):
     import json
+
     from inception import train
 
     config, strategy = finetuned.config, finetuned.strategy
@@ -165,8 +211,10 @@ def test_run_config_records_the_start_and_a_resume_restores_the_checkpoint(finet
     assert path and step == finetuned.step
     for v in resumed.state.model.weights:
         np.testing.assert_array_equal(np.array(v), finetuned.final[v.path], err_msg=v.path)
-    assert not ({v.path for v in resumed.state.model.trainable_weights}
-                & set(_frozen_paths(resumed.state.model)))
+    assert not (
+        {v.path for v in resumed.state.model.trainable_weights}
+        & set(_frozen_paths(resumed.state.model))
+    )
     # Another start is another run.
     other = config.replace(init_weights=finetuned.sources["10"])
     with pytest.raises(train.TrainingError, match="init_weights"):
@@ -175,19 +223,32 @@ def test_run_config_records_the_start_and_a_resume_restores_the_checkpoint(finet
 
 def test_eval_of_init_weights_needs_no_checkpoint(finetuned, tmp_path, data_dir):
     import keras
+
     from inception import data, train
 
     config = finetuned.config.replace(
-        mode="eval", model_dir=str(tmp_path / "eval"), init_weights=finetuned.sources["10"],
-        freeze_up_to="", bn_inference=False, eval_batch_size=100)
+        mode="eval",
+        model_dir=str(tmp_path / "eval"),
+        init_weights=finetuned.sources["10"],
+        freeze_up_to="",
+        bn_inference=False,
+        eval_batch_size=100,
+    )
     result = train.run(config, finetuned.strategy)
     assert result["checkpoint"] is None and result["init_weights"] == finetuned.sources["10"]
     assert os.path.exists(tmp_path / "eval" / "eval.json")
     # The source model itself on the same images (Keras' loader, no trainer code).
     model = keras.saving.load_model(finetuned.sources["10"])
-    pipe = data.InputPipeline("sklearn_digits", split="eval", image_size=75, global_batch_size=100,
-                              is_training=False, data_dir=data_dir, seed=0,
-                              pad_to_full_batches=True)
+    pipe = data.InputPipeline(
+        "sklearn_digits",
+        split="eval",
+        image_size=75,
+        global_batch_size=100,
+        is_training=False,
+        data_dir=data_dir,
+        seed=0,
+        pad_to_full_batches=True,
+    )
     correct = count = 0
     for images, labels in pipe.input_fn():
         real = labels.numpy() != data.PAD_LABEL
@@ -203,8 +264,9 @@ def test_class_count_mismatch_in_eval_and_unknown_block_fail_clearly(finetuned, 
 
     base = finetuned.config.replace(model_dir=str(tmp_path / "bad"))
     # Evaluating a file of 7 classes on 10: refused (a fresh head would score chance).
-    config = base.replace(mode="eval", init_weights=finetuned.sources["7"], freeze_up_to="",
-                          bn_inference=False)
+    config = base.replace(
+        mode="eval", init_weights=finetuned.sources["7"], freeze_up_to="", bn_inference=False
+    )
     with pytest.raises(ValueError, match="7 classes"):
         train.run(config, finetuned.strategy)
     assert not os.path.exists(tmp_path / "bad"), "a refused file must leave no run directory"
@@ -218,19 +280,33 @@ def test_block_names_without_building_match_the_model(finetuned):
     from inception import models
 
     assert models.layout_block_names("inception_resnet_v1", repeats=SHALLOW) == models.block_names(
-        finetuned.state.model)
+        finetuned.state.model
+    )
     assert len(models.layout_block_names("inception_resnet_v1")) == 3 + 5 + 10 + 5
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--model=inception_v4", "--freeze_up_to=inception_resnet_a_1"],
-     "is not a block of inception_v4; its blocks: stem, inception_a_1"),
-    (["--init_weights=/no/such/weights.keras"], "--init_weights='/no/such/weights.keras': no such file"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["--model=inception_v4", "--freeze_up_to=inception_resnet_a_1"],
+            "is not a block of inception_v4; its blocks: stem, inception_a_1",
+        ),
+        (
+            ["--init_weights=/no/such/weights.keras"],
+            "--init_weights='/no/such/weights.keras': no such file",
+        ),
+    ],
+)
 def test_bad_start_flags_fail_at_parse_time(args, message, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow", PYTHONPATH=REPO)
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "main.py"),
-                           f"--model_dir={tmp_path}/run"] + args,
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "main.py"), f"--model_dir={tmp_path}/run"] + args,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+    )
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-2000:]
     assert not os.path.exists(tmp_path / "run")

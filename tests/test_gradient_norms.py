@@ -6,18 +6,27 @@ import numpy as np
 import tensorflow as tf
 
 from inception import recipe
-from inception.train.config import TrainConfig
 from inception.experiments import gradients
 from inception.train import inputs
 from inception.train import plan as plan_lib
 from inception.train import state as state_lib
 from inception.train import task as task_lib
+from inception.train.config import TrainConfig
 
 
 def _norms_at_init(name, digits_dir, tmp_path):
-    flags = dict(recipe.values("miniature"), model=name, dataset="sklearn_digits",
-                 data_dir=digits_dir, model_dir=str(tmp_path / name), mode="train",
-                 image_size=75, width_multiplier=0.125, seed=0, progress=False)
+    flags = dict(
+        recipe.values("miniature"),
+        model=name,
+        dataset="sklearn_digits",
+        data_dir=digits_dir,
+        model_dir=str(tmp_path / name),
+        mode="train",
+        image_size=75,
+        width_multiplier=0.125,
+        seed=0,
+        progress=False,
+    )
     config = TrainConfig.from_flat(flags)
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     plan = plan_lib.make_plan(config, strategy)
@@ -36,5 +45,5 @@ def test_plain_network_gradient_is_far_larger_at_initialisation(digits_dir, tmp_
     # Every variable is in exactly one group, the stem first and the head last.
     assert v4.blocks[0] == "stem" and v4.blocks[-1] == gradients.HEAD
     for norms, name in ((v4, "inception_v4"), (irv2, "inception_resnet_v2")):
-        assert np.all(np.isfinite(norms.grad_norm)) and np.all(norms.weight_norm > 0)
-        assert len(norms.blocks) == len(set(norms.blocks))
+        assert np.all(np.isfinite(norms.grad_norm)) and np.all(norms.weight_norm > 0), name
+        assert len(norms.blocks) == len(set(norms.blocks)), name

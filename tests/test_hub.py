@@ -13,19 +13,23 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-keras_hub = pytest.importorskip("keras_hub", reason="the [hub] extra (keras-hub needs Python 3.11+)")
+keras_hub = pytest.importorskip(
+    "keras_hub", reason="the [hub] extra (keras-hub needs Python 3.11+)"
+)
 pytest.importorskip("grain", reason="keras-hub's test harness imports grain")
 
 import keras  # noqa: E402
 from keras_hub.src.tests import test_case  # noqa: E402  (the module: pytest would collect its TestCase)
 
+import reference_files  # noqa: E402
 from inception import hub, models  # noqa: E402
 from inception.hub import convert, presets  # noqa: E402
-import reference_files  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REF = os.path.join(os.path.dirname(ROOT), "shared", "reference")
-TOLERANCE = 1e-4  # of the largest logit, as test_weights_reference.py (porting mistakes: 8.4e-4 and up)
+TOLERANCE = (
+    1e-4  # of the largest logit, as test_weights_reference.py (porting mistakes: 8.4e-4 and up)
+)
 SMALL = {"width_multiplier": 0.1, "repeats": (1, 1, 1)}
 SIZE = 75  # the smallest input the networks take
 
@@ -43,7 +47,9 @@ class KerasHubHarnessTest(test_case.TestCase):
         self.run_vision_backbone_test(
             cls=hub.InceptionResNetV2Backbone,
             init_kwargs=dict(SMALL, image_shape=(SIZE, SIZE, 3)),
-            input_data=keras.ops.ones((2, SIZE, SIZE, 3)),  # a tensor, as keras-hub's own tests pass
+            input_data=keras.ops.ones(
+                (2, SIZE, SIZE, 3)
+            ),  # a tensor, as keras-hub's own tests pass
             expected_output_shape=(2, 1, 1, 154),
             expected_pyramid_output_keys=["P3", "P4", "P5"],
             expected_pyramid_image_sizes=[(7, 7), (3, 3), (1, 1)],
@@ -55,8 +61,11 @@ class KerasHubHarnessTest(test_case.TestCase):
         converter = hub.InceptionV4ImageConverter(image_size=(SIZE, SIZE))
         self.run_task_test(
             cls=hub.InceptionV4ImageClassifier,
-            init_kwargs={"backbone": backbone, "num_classes": 3,
-                         "preprocessor": hub.InceptionV4ImageClassifierPreprocessor(converter)},
+            init_kwargs={
+                "backbone": backbone,
+                "num_classes": 3,
+                "preprocessor": hub.InceptionV4ImageClassifierPreprocessor(converter),
+            },
             train_data=(_images((2, 90, 80, 3)).astype("float32"), np.array([0, 2])),
             expected_output_shape=(2, 3),
         )
@@ -66,23 +75,36 @@ class KerasHubHarnessTest(test_case.TestCase):
         x = keras.ops.ones((2, SIZE, SIZE, 3))
         directory = os.path.join(self.get_temp_dir(), "irv1_small")
         backbone.save_to_preset(directory)
-        self.run_preset_test(cls=keras_hub.models.Backbone, preset=directory, input_data=x,
-                             expected_output=backbone(x))
+        self.run_preset_test(
+            cls=keras_hub.models.Backbone,
+            preset=directory,
+            input_data=x,
+            expected_output=backbone(x),
+        )
 
     def test_preprocessor_serialization(self):
-        self.run_serialization_test(hub.InceptionResNetV2ImageClassifierPreprocessor(
-            hub.InceptionResNetV2ImageConverter(central_fraction=0.5)))
+        self.run_serialization_test(
+            hub.InceptionResNetV2ImageClassifierPreprocessor(
+                hub.InceptionResNetV2ImageConverter(central_fraction=0.5)
+            )
+        )
 
 
 def test_pyramid_outputs_are_the_papers_grids():
     """At 299x299 and full width: P3 the 35x35 grid after the A blocks, P4 the 17x17 grid after the
     B blocks, P5 the 8x8 features (Figures 9 and 15; the released Inception-ResNet-v2's widths)."""
-    for cls, channels in ((hub.InceptionV4Backbone, (384, 1024, 1536)),
-                          (hub.InceptionResNetV1Backbone, (256, 896, 1792)),
-                          (hub.InceptionResNetV2Backbone, (320, 1088, 1536))):
+    for cls, channels in (
+        (hub.InceptionV4Backbone, (384, 1024, 1536)),
+        (hub.InceptionResNetV1Backbone, (256, 896, 1792)),
+        (hub.InceptionResNetV2Backbone, (320, 1088, 1536)),
+    ):
         backbone = cls(repeats=(1, 1, 1), image_shape=(299, 299, 3))
         shapes = {k: tuple(v.shape[1:]) for k, v in backbone.pyramid_outputs.items()}
-        assert shapes == {"P3": (35, 35, channels[0]), "P4": (17, 17, channels[1]), "P5": (8, 8, channels[2])}, cls
+        assert shapes == {
+            "P3": (35, 35, channels[0]),
+            "P4": (17, 17, channels[1]),
+            "P5": (8, 8, channels[2]),
+        }, cls
         assert tuple(backbone.output.shape[1:]) == shapes["P5"]
         assert models.block_names(backbone)[0] == "stem"  # our block layers, by their names
 
@@ -116,10 +138,15 @@ def small_preset(tmp_path_factory):
     """A small Inception-ResNet-v2 classifier with moved BatchNorm statistics, saved as a preset."""
     backbone = hub.InceptionResNetV2Backbone(**SMALL)
     for variable in backbone.non_trainable_weights:  # moving means and variances away from 0 and 1
-        variable.assign(np.random.default_rng(3).uniform(0.5, 1.5, variable.shape).astype("float32"))
+        variable.assign(
+            np.random.default_rng(3).uniform(0.5, 1.5, variable.shape).astype("float32")
+        )
     converter = hub.InceptionResNetV2ImageConverter(image_size=(SIZE, SIZE))
     classifier = hub.InceptionResNetV2ImageClassifier(
-        backbone, num_classes=5, preprocessor=hub.InceptionResNetV2ImageClassifierPreprocessor(converter))
+        backbone,
+        num_classes=5,
+        preprocessor=hub.InceptionResNetV2ImageClassifierPreprocessor(converter),
+    )
     directory = str(tmp_path_factory.mktemp("preset") / "irv2_small")
     classifier.save_to_preset(directory)
     return classifier, directory
@@ -131,7 +158,9 @@ def test_preset_round_trip_is_exact(small_preset):
     loaded = keras_hub.models.ImageClassifier.from_preset(directory)
     assert type(loaded) is hub.InceptionResNetV2ImageClassifier
     assert type(loaded.preprocessor.image_converter) is hub.InceptionResNetV2ImageConverter
-    np.testing.assert_array_equal(loaded.predict(images, verbose=0), classifier.predict(images, verbose=0))
+    np.testing.assert_array_equal(
+        loaded.predict(images, verbose=0), classifier.predict(images, verbose=0)
+    )
     backbone = keras_hub.models.Backbone.from_preset(directory)
     assert type(backbone) is hub.InceptionResNetV2Backbone
     x = np.random.default_rng(5).uniform(-1, 1, (2, SIZE, SIZE, 3)).astype("float32")
@@ -151,11 +180,15 @@ def test_registered_name_without_its_directory_says_how_to_create_it(tmp_path, m
         keras_hub.models.ImageClassifier.from_preset("inception_resnet_v2_imagenet")
     message = str(error.value)
     assert str(tmp_path / "inception_resnet_v2_imagenet") in message
-    assert "inception-convert-weights --network=inception_resnet_v2 --weights=imagenet " \
-           "--preset=inception_resnet_v2_imagenet" in message
+    assert (
+        "inception-convert-weights --network=inception_resnet_v2 --weights=imagenet "
+        "--preset=inception_resnet_v2_imagenet" in message
+    )
     assert "never downloaded" in message and presets.ENV_PRESETS in message
     for name in presets.RELEASED:
-        entry = hub.InceptionV4Backbone.presets.get(name) or hub.InceptionResNetV2Backbone.presets[name]
+        entry = (
+            hub.InceptionV4Backbone.presets.get(name) or hub.InceptionResNetV2Backbone.presets[name]
+        )
         assert entry["metadata"]["license"] == "Apache-2.0"
         assert "download.tensorflow.org" in entry["metadata"]["source"]
 
@@ -163,7 +196,9 @@ def test_registered_name_without_its_directory_says_how_to_create_it(tmp_path, m
 # ---------------------------------------------------------------------------------------------
 # A preset written from a TF-slim checkpoint: the released Inception-v4 (full size)
 
-needs_reference = pytest.mark.skipif(not os.path.isdir(REF), reason=f"reference fixtures not found at {REF}")
+needs_reference = pytest.mark.skipif(
+    not os.path.isdir(REF), reason=f"reference fixtures not found at {REF}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +213,9 @@ def v4_reference():
 
 
 @needs_reference
-def test_preset_from_a_slim_checkpoint_computes_the_released_network(rw, v4_reference, tmp_path, monkeypatch):
+def test_preset_from_a_slim_checkpoint_computes_the_released_network(
+    rw, v4_reference, tmp_path, monkeypatch
+):
     prefix = str(tmp_path / "checkpoint" / "model.ckpt")
     keys = v4_reference["checkpoint_keys"]
     reference_files.write_v2_checkpoint(prefix, keys, rw)
@@ -187,7 +224,9 @@ def test_preset_from_a_slim_checkpoint_computes_the_released_network(rw, v4_refe
     assert report["output"] == str(tmp_path / "presets" / "inception_v4_imagenet")
     with pytest.raises(FileExistsError, match="already exists"):
         convert.convert(None, prefix, "inception_v4_imagenet")
-    classifier = keras_hub.models.ImageClassifier.from_preset("inception_v4_imagenet", activation=None)
+    classifier = keras_hub.models.ImageClassifier.from_preset(
+        "inception_v4_imagenet", activation=None
+    )
     assert type(classifier) is hub.InceptionV4ImageClassifier
     converter = classifier.preprocessor.image_converter  # predict() on raw images goes through it
     assert type(converter) is hub.InceptionV4ImageConverter and converter.image_size == (299, 299)
@@ -200,16 +239,35 @@ def test_preset_from_a_slim_checkpoint_computes_the_released_network(rw, v4_refe
     assert len(hub.class_names("inception_v4_imagenet")) == 1000
     with open(os.path.join(report["output"], "source.json"), encoding="utf-8") as f:
         source = json.load(f)
-    assert source["license"] == "Apache-2.0" and source["classes"] == 1000 and source["background"] == "dropped"
+    assert (
+        source["license"] == "Apache-2.0"
+        and source["classes"] == 1000
+        and source["background"] == "dropped"
+    )
     with open(os.path.join(report["output"], "task.json"), encoding="utf-8") as f:
-        assert json.load(f)["config"]["activation"] == "softmax"  # probabilities, as our converted models
+        assert (
+            json.load(f)["config"]["activation"] == "softmax"
+        )  # probabilities, as our converted models
 
 
 def test_converter_command_refuses_output_and_preset_together(tmp_path):
-    for flags, message in (([f"--output={tmp_path}/a.keras", f"--preset={tmp_path}/p"], "not both"),
-                           ([f"--preset={tmp_path}/p", "--aux_logits"], "no --aux_logits")):
-        run = subprocess.run([sys.executable, "-m", "inception_cli.convert_weights", "--weights=x.safetensors",
-                              *flags], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    for flags, message in (
+        ([f"--output={tmp_path}/a.keras", f"--preset={tmp_path}/p"], "not both"),
+        ([f"--preset={tmp_path}/p", "--aux_logits"], "no --aux_logits"),
+    ):
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "inception_cli.convert_weights",
+                "--weights=x.safetensors",
+                *flags,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert run.returncode != 0 and message in run.stderr, run.stderr[-2000:]
     with pytest.raises(ValueError, match="holds inception_v4, not inception_resnet_v2"):
         convert.convert("inception_resnet_v2", "x.safetensors", "inception_v4_imagenet")
@@ -226,8 +284,9 @@ def irv2_references():
 
 @needs_reference
 @pytest.mark.slow
-def test_converter_command_writes_a_registered_preset_from_a_timm_file(rw, irv2_references, tmp_path,
-                                                                      monkeypatch):
+def test_converter_command_writes_a_registered_preset_from_a_timm_file(
+    rw, irv2_references, tmp_path, monkeypatch
+):
     """inception-convert-weights --preset=inception_resnet_v2_imagenet with timm's safetensors: the
     preset, loaded by name, computes timm's logits (full-size Inception-ResNet-v2, about a minute)."""
     from safetensors.numpy import save_file
@@ -235,17 +294,38 @@ def test_converter_command_writes_a_registered_preset_from_a_timm_file(rw, irv2_
     slim_ref, timm_ref = irv2_references
     weights = str(tmp_path / "model.safetensors")
     save_file(reference_files.timm_state(timm_ref, slim_ref, rw), weights)
-    env = dict(os.environ, INCEPTION_PRESETS_DIR=str(tmp_path / "presets"), TF_CPP_MIN_LOG_LEVEL="2")
-    run = subprocess.run([sys.executable, "-m", "inception_cli.convert_weights", f"--weights={weights}",
-                          "--preset=inception_resnet_v2_imagenet"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    env = dict(
+        os.environ, INCEPTION_PRESETS_DIR=str(tmp_path / "presets"), TF_CPP_MIN_LOG_LEVEL="2"
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "inception_cli.convert_weights",
+            f"--weights={weights}",
+            "--preset=inception_resnet_v2_imagenet",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "wrote the keras-hub preset" in run.stdout and "classes: file 1000, model 1000" in run.stdout
+    assert (
+        "wrote the keras-hub preset" in run.stdout
+        and "classes: file 1000, model 1000" in run.stdout
+    )
     monkeypatch.setenv(presets.ENV_PRESETS, env["INCEPTION_PRESETS_DIR"])
-    classifier = keras_hub.models.ImageClassifier.from_preset("inception_resnet_v2_imagenet", activation=None)
+    classifier = keras_hub.models.ImageClassifier.from_preset(
+        "inception_resnet_v2_imagenet", activation=None
+    )
     assert type(classifier.preprocessor.image_converter) is hub.InceptionResNetV2ImageConverter
     logits = np.asarray(classifier(rw.reference_images(2, 299)), np.float64)
     reference = np.asarray(timm_ref["logits"], np.float64)
     error = np.max(np.abs(logits - reference), axis=1) / np.max(np.abs(reference), axis=1)
     assert error.max() < TOLERANCE, error
-    assert classifier.backbone.count_params() == presets.metadata("inception_resnet_v2_imagenet")["params"]
+    assert (
+        classifier.backbone.count_params()
+        == presets.metadata("inception_resnet_v2_imagenet")["params"]
+    )

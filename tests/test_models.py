@@ -94,7 +94,12 @@ def test_default_variants_have_the_reference_parameter_counts(full_models, key):
     keras.applications' network, parameter for parameter."""
     model = full_models[key]
     assert (_count(model.weights), _count(model.trainable_weights)) == REFERENCE_PARAMETERS[key]
-    assert model.name == {"inception_v4": "inception_v4", "inception_resnet_v2": "inception_resnet_v2_release"}[key[0]]
+    assert (
+        model.name
+        == {"inception_v4": "inception_v4", "inception_resnet_v2": "inception_resnet_v2_release"}[
+            key[0]
+        ]
+    )
 
 
 def _ref_weights_for(ours, ref):
@@ -110,7 +115,10 @@ def _ref_weights_for(ours, ref):
         return None if m is None else int(m.group(1) or 0)
 
     def ordered(base):
-        return sorted((l for l in ref.layers if index(l, base) is not None), key=lambda l: index(l, base))
+        return sorted(
+            (layer for layer in ref.layers if index(layer, base) is not None),
+            key=lambda layer: index(layer, base),
+        )
 
     pairs = iter(zip(ordered("conv2d"), ordered("batch_normalization")))
     kind = {"a": "block35", "b": "block17", "c": "block8"}
@@ -144,8 +152,10 @@ def test_irv2_release_is_keras_applications_inception_resnet_v2(full_models):
     before_classifier = keras.Model(ours.input, classifier.input)
 
     def logits(x):
-        return (np.asarray(before_classifier(x, training=False)) @ classifier.kernel.numpy()
-                + classifier.bias.numpy())
+        return (
+            np.asarray(before_classifier(x, training=False)) @ classifier.kernel.numpy()
+            + classifier.bias.numpy()
+        )
 
     mapping = _ref_weights_for(ours, ref)
     assert len(mapping) == len(ours.weights) == len(ref.weights)
@@ -204,8 +214,10 @@ def test_count_macs_counts_a_known_layer():
         (dict(name="inception_v4", residual_scales=(0.1, 0.2)), "three numbers"),
         (dict(name="inception_v4", repeats=(1, 2)), "three positive integers"),
         (dict(name="inception_v4", repeats=(1, 0, 1)), "three positive integers"),
-        (dict(name="inception_v4", repeats=(1, 1, 1), weights="imagenet"),
-         "need the paper's block counts (4, 7, 3)"),
+        (
+            dict(name="inception_v4", repeats=(1, 1, 1), weights="imagenet"),
+            "need the paper's block counts (4, 7, 3)",
+        ),
     ],
 )
 def test_bad_options_raise_a_value_error_that_says_what_is_allowed(kwargs, message):
@@ -221,10 +233,19 @@ def test_repeats_change_only_how_many_blocks_each_stage_has():
     full = models.build("inception_resnet_v2", **options)
     shallow = models.build("inception_resnet_v2", repeats=(1, 2, 1), **options)
     assert models.block_names(shallow) == [
-        "stem", "inception_resnet_a_1", "reduction_a", "inception_resnet_b_1",
-        "inception_resnet_b_2", "reduction_b", "inception_resnet_c_1", "inception_resnet_c_2",
-        "conv_7b"]  # the released network's linear C block and 1x1 convolution stay
-    assert models.layout_block_names("inception_resnet_v2", repeats=(1, 2, 1)) == models.block_names(shallow)
+        "stem",
+        "inception_resnet_a_1",
+        "reduction_a",
+        "inception_resnet_b_1",
+        "inception_resnet_b_2",
+        "reduction_b",
+        "inception_resnet_c_1",
+        "inception_resnet_c_2",
+        "conv_7b",
+    ]  # the released network's linear C block and 1x1 convolution stay
+    assert models.layout_block_names(
+        "inception_resnet_v2", repeats=(1, 2, 1)
+    ) == models.block_names(shallow)
     # The linear C block is the last C block: the full network's tenth.
     counterpart = {"inception_resnet_c_2": "inception_resnet_c_10"}
     for name in models.block_names(shallow) + ["aux_logits", "predictions"]:
@@ -249,7 +270,9 @@ def test_aux_head_output_shapes(full_models, name):
     # Released code: 5x5/3 pooling of the 17x17 grid leaves 5x5, which a 5x5 valid conv reduces to 1x1.
     assert head.input.shape[1:3] == (17, 17)
     assert head.conv.conv.kernel.shape == (5, 5, 128, 768)
-    small = models.build(name, aux_logits=True, input_shape=(75, 75, 3), width_multiplier=0.25, num_classes=5)
+    small = models.build(
+        name, aux_logits=True, input_shape=(75, 75, 3), width_multiplier=0.25, num_classes=5
+    )
     outs = small(np.zeros((1, 75, 75, 3), "float32"), training=False)
     assert [tuple(o.shape) for o in outs] == [(1, 5), (1, 5)]
 
@@ -257,7 +280,9 @@ def test_aux_head_output_shapes(full_models, name):
 def test_width_multiplier_quarter_shrinks_parameters_about_16x(full_models):
     release = full_models[("inception_resnet_v2", None)]
     full = _count(release.weights) - _count(release.get_layer("predictions").weights)
-    quarter = _count(models.build("inception_resnet_v2", include_top=False, width_multiplier=0.25).weights)
+    quarter = _count(
+        models.build("inception_resnet_v2", include_top=False, width_multiplier=0.25).weights
+    )
     assert 14 < full / quarter < 18
 
 
@@ -266,15 +291,18 @@ def test_include_top_false_and_pooling():
     map at 299x299 is checked on every network above)."""
     small = dict(input_shape=(107, 107, 3), width_multiplier=0.25)
     features = models.build("inception_v4", include_top=False, **small)
-    assert features.output is features.get_layer("features").output and tuple(features.output.shape) == (
-        None, 2, 2, 384)
+    assert features.output is features.get_layer("features").output and tuple(
+        features.output.shape
+    ) == (None, 2, 2, 384)
     x = np.random.default_rng(5).uniform(-1, 1, (2, 107, 107, 3)).astype("float32")
     grid = np.asarray(features(x, training=False))
     for pooling, reduce in (("avg", np.mean), ("max", np.max)):
         model = models.build("inception_v4", include_top=False, pooling=pooling, **small)
         assert tuple(model.output.shape) == (None, 384)
         model.set_weights(features.get_weights())
-        np.testing.assert_allclose(np.asarray(model(x, training=False)), reduce(grid, axis=(1, 2)), atol=1e-5)
+        np.testing.assert_allclose(
+            np.asarray(model(x, training=False)), reduce(grid, axis=(1, 2)), atol=1e-5
+        )
 
 
 def test_residual_scale_zero_is_identity_then_relu():
@@ -285,7 +313,9 @@ def test_residual_scale_zero_is_identity_then_relu():
 
 def test_residual_scale_multiplies_the_residual():
     x = np.random.default_rng(2).normal(size=(2, 9, 9, 24)).astype("float32")
-    linear = [blocks.InceptionResNetB(scale=s, activation=None, width_multiplier=0.1) for s in (1.0, 0.3)]
+    linear = [
+        blocks.InceptionResNetB(scale=s, activation=None, width_multiplier=0.1) for s in (1.0, 0.3)
+    ]
     linear[0](x)
     linear[1](x)
     linear[1].set_weights(linear[0].get_weights())
@@ -296,37 +326,74 @@ def test_residual_scale_multiplies_the_residual():
 
 
 def test_model_passes_residual_scales_to_every_block():
-    model = models.build("inception_resnet_v1", residual_scales=(0.3, 0.2, 0.1), input_shape=(75, 75, 3),
-                         width_multiplier=0.1)
-    scales = {l.name.rsplit("_", 1)[0]: l.scale for l in model.layers if l.name.startswith("inception_resnet_")}
-    assert scales == {"inception_resnet_a": 0.3, "inception_resnet_b": 0.2, "inception_resnet_c": 0.1}
+    model = models.build(
+        "inception_resnet_v1",
+        residual_scales=(0.3, 0.2, 0.1),
+        input_shape=(75, 75, 3),
+        width_multiplier=0.1,
+    )
+    scales = {
+        layer.name.rsplit("_", 1)[0]: layer.scale
+        for layer in model.layers
+        if layer.name.startswith("inception_resnet_")
+    }
+    assert scales == {
+        "inception_resnet_a": 0.3,
+        "inception_resnet_b": 0.2,
+        "inception_resnet_c": 0.1,
+    }
     release = models.build("inception_resnet_v2", input_shape=(75, 75, 3), width_multiplier=0.1)
     last = release.get_layer("inception_resnet_c_10")
     assert (last.scale, last.activation) == (1.0, None)
     # One model's scales do not leak into the next model built with the defaults.
-    defaults = {l.name.rsplit("_", 1)[0]: l.scale for l in release.layers if l.name.startswith("inception_resnet_")
-                and l.name != "inception_resnet_c_10"}
-    assert defaults == {"inception_resnet_a": 0.17, "inception_resnet_b": 0.10, "inception_resnet_c": 0.20}
+    defaults = {
+        layer.name.rsplit("_", 1)[0]: layer.scale
+        for layer in release.layers
+        if layer.name.startswith("inception_resnet_") and layer.name != "inception_resnet_c_10"
+    }
+    assert defaults == {
+        "inception_resnet_a": 0.17,
+        "inception_resnet_b": 0.10,
+        "inception_resnet_c": 0.20,
+    }
 
 
 def test_weight_decay_adds_slim_convention_l2_losses():
-    model = models.build("inception_resnet_v2", input_shape=(75, 75, 3), width_multiplier=0.1, weight_decay=4e-5)
+    model = models.build(
+        "inception_resnet_v2", input_shape=(75, 75, 3), width_multiplier=0.1, weight_decay=4e-5
+    )
     model(np.zeros((1, 75, 75, 3), "float32"))
     # IRv2's released arg scope decays biases too (tests/test_recipe.py covers each network).
     kernels = [w for w in model.trainable_weights if w.path.endswith(("kernel", "bias"))]
     expected = sum(2e-5 * float(np.sum(np.square(w.numpy()))) for w in kernels)
     assert len(model.losses) == len(kernels)
-    assert float(sum(np.asarray(l) for l in model.losses)) == pytest.approx(expected, rel=1e-4)
+    assert float(sum(np.asarray(penalty) for penalty in model.losses)) == pytest.approx(
+        expected, rel=1e-4
+    )
 
 
 @pytest.mark.parametrize(
     "name,variant,aux",
-    [("inception_v4", None, True), ("inception_resnet_v1", None, False), ("inception_resnet_v2", "release", True),
-     ("inception_resnet_v2", "paper", False)],
+    [
+        ("inception_v4", None, True),
+        ("inception_resnet_v1", None, False),
+        ("inception_resnet_v2", "release", True),
+        ("inception_resnet_v2", "paper", False),
+    ],
 )
-def test_smallest_input_runs_and_the_keras_file_round_trips_with_safe_mode(tmp_path, name, variant, aux):
-    model = models.build(name, variant=variant, aux_logits=aux, input_shape=(75, 75, 3), width_multiplier=0.2,
-                         num_classes=6, weight_decay=4e-5, bn_momentum=0.9)
+def test_smallest_input_runs_and_the_keras_file_round_trips_with_safe_mode(
+    tmp_path, name, variant, aux
+):
+    model = models.build(
+        name,
+        variant=variant,
+        aux_logits=aux,
+        input_shape=(75, 75, 3),
+        width_multiplier=0.2,
+        num_classes=6,
+        weight_decay=4e-5,
+        bn_momentum=0.9,
+    )
     rng = np.random.default_rng(3)
     # Move BatchNorm statistics off their initial values so a lost variable would show.
     for w in model.non_trainable_weights:
@@ -373,8 +440,13 @@ def test_same_network_runs_on_another_keras_backend(tmp_path):
     import subprocess
     import sys
 
-    model = models.build("inception_resnet_v2", input_shape=(75, 75, 3), width_multiplier=0.1, num_classes=5,
-                         aux_logits=True)
+    model = models.build(
+        "inception_resnet_v2",
+        input_shape=(75, 75, 3),
+        width_multiplier=0.1,
+        num_classes=5,
+        aux_logits=True,
+    )
     rng = np.random.default_rng(4)
     for w in model.non_trainable_weights:
         w.assign(rng.uniform(0.5, 1.5, w.shape).astype("float32"))
@@ -383,9 +455,19 @@ def test_same_network_runs_on_another_keras_backend(tmp_path):
     np.save(tmp_path / "x.npy", x)
     env = {**__import__("os").environ, "KERAS_BACKEND": "numpy"}
     subprocess.run(
-        [sys.executable, "-c", BACKEND_SCRIPT, "numpy", str(tmp_path / "m.keras"), str(tmp_path / "x.npy"),
-         str(tmp_path / "y.npy")],
-        check=True, env=env, timeout=300, cwd=pathlib.Path(models.__file__).parents[1],
+        [
+            sys.executable,
+            "-c",
+            BACKEND_SCRIPT,
+            "numpy",
+            str(tmp_path / "m.keras"),
+            str(tmp_path / "x.npy"),
+            str(tmp_path / "y.npy"),
+        ],
+        check=True,
+        env=env,
+        timeout=300,
+        cwd=pathlib.Path(models.__file__).parents[1],
     )
     expected = np.asarray(model(x, training=False)[0])
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-5)
@@ -412,5 +494,6 @@ def test_inference_folds_batchnorm_into_the_convolution():
     assert float(np.max(np.abs(np.asarray(trained) - np.asarray(plain)))) > 0.1
     layer.bn.trainable = False  # a frozen BatchNorm (--bn_inference) uses the moving statistics
     plain = keras.ops.relu(layer.bn(layer.conv(x), training=False))
-    np.testing.assert_allclose(np.asarray(layer(x, training=True)), np.asarray(plain),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(layer(x, training=True)), np.asarray(plain), rtol=1e-5, atol=1e-5
+    )

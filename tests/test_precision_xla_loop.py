@@ -13,7 +13,6 @@ diverges as much as XLA against plain). Dropout is off there: XLA draws its own 
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 
@@ -22,7 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training_runs import REPO, SHALLOW, env, no_grappler
+from training_runs import SHALLOW, env, no_grappler
 
 STEPS = 20
 BATCH = 16
@@ -63,11 +62,28 @@ def precision(mixed):
 def _config(digits_dir, model_dir, name, jit=False, mixed=False):
     from inception.train.config import TrainConfig
 
-    return TrainConfig.from_flat(dict(
-        model=name, width_multiplier=0.1, image_size=75, repeats=SHALLOW, aux_logits=True,
-        dataset="sklearn_digits", data_dir=digits_dir, model_dir=str(model_dir),
-        batch_size=BATCH, steps_per_epoch=STEPS, epochs=1, mode="train", jit_compile=jit,
-        mixed_precision=mixed is True, dropout_rate=0.0, bn_momentum=0.9, progress=False, seed=0))
+    return TrainConfig.from_flat(
+        dict(
+            model=name,
+            width_multiplier=0.1,
+            image_size=75,
+            repeats=SHALLOW,
+            aux_logits=True,
+            dataset="sklearn_digits",
+            data_dir=digits_dir,
+            model_dir=str(model_dir),
+            batch_size=BATCH,
+            steps_per_epoch=STEPS,
+            epochs=1,
+            mode="train",
+            jit_compile=jit,
+            mixed_precision=mixed is True,
+            dropout_rate=0.0,
+            bn_momentum=0.9,
+            progress=False,
+            seed=0,
+        )
+    )
 
 
 def _task(config):
@@ -87,15 +103,19 @@ def _task(config):
 def _groups(s):
     """Every variable a training step of TrainState ``s`` writes, by kind, in build order."""
     statistics = [w for w in s.model.non_trainable_weights if "moving_" in w.path]
-    return {"weights": list(s.model.trainable_variables), "statistics": statistics,
-            "slots": [v for v in s.optimizer.variables if v is not s.optimizer.iterations],
-            "ema": list(s.ema.averages)}
+    return {
+        "weights": list(s.model.trainable_variables),
+        "statistics": statistics,
+        "slots": [v for v in s.optimizer.variables if v is not s.optimizer.iterations],
+        "ema": list(s.ema.averages),
+    }
 
 
 def _state(s):
     """Every variable a training step of TrainState ``s`` reads or writes, in build order."""
-    return (list(s.model.weights) + list(s.optimizer.variables) + list(s.ema.averages)
-            + s.rng_states())
+    return (
+        list(s.model.weights) + list(s.optimizer.variables) + list(s.ema.averages) + s.rng_states()
+    )
 
 
 def _batches(config, plan):
@@ -104,8 +124,10 @@ def _batches(config, plan):
     reordering of the moments' sums changes the normalised values (and gradients) by percents."""
     rng = np.random.default_rng(0)
     size, classes = config.model.image_size, plan.info.num_classes
-    return (rng.uniform(-1, 1, (STEPS * BATCH, size, size, 3)).astype("float32"),
-            rng.integers(0, classes, STEPS * BATCH).astype("int64"))
+    return (
+        rng.uniform(-1, 1, (STEPS * BATCH, size, size, 3)).astype("float32"),
+        rng.integers(0, classes, STEPS * BATCH).astype("int64"),
+    )
 
 
 def _iterator(strategy, batches):
@@ -130,8 +152,10 @@ def _compare_steps(digits_dir, tmp_path, name, others):
             with precision(other_mixed):
                 built[label] = _task(_config(digits_dir, tmp_path / label, name, jit, other_mixed))
                 states[label] = built[label][3]
-        runs = {label: (s, task.train_step(own_strategy, s), _iterator(strategy, batches))
-                for label, (own_strategy, _, task, s) in built.items()}
+        runs = {
+            label: (s, task.train_step(own_strategy, s), _iterator(strategy, batches))
+            for label, (own_strategy, _, task, s) in built.items()
+        }
         one, no_stop = tf.constant(1), tf.constant(0.0)
         losses, worst = [], {label: {} for label in others}
         for _ in range(STEPS):
@@ -144,8 +168,10 @@ def _compare_steps(digits_dir, tmp_path, name, others):
             losses.append(loss)
             for label, other_state in states.items():
                 other = float(out[label]["loss_sum"] / out[label]["count"])
-                differences = dict(_update_difference(before, _groups(plain), _groups(other_state)),
-                                   loss=abs(other - loss) / abs(loss))
+                differences = dict(
+                    _update_difference(before, _groups(plain), _groups(other_state)),
+                    loss=abs(other - loss) / abs(loss),
+                )
                 for key, value in differences.items():
                     worst[label][key] = max(worst[label].get(key, 0.0), value)
     return plain, losses, worst
@@ -177,15 +203,20 @@ FLOAT64 = 1e-5
 
 # XLA compiles each network's step in 20-30 s here: the default suite checks Inception-ResNet-v2
 # (the demo's network); `make test-slow` the other two and the bfloat16 step.
-@pytest.mark.parametrize("name", [
-    "inception_resnet_v2",
-    pytest.param("inception_v4", marks=pytest.mark.slow),
-    pytest.param("inception_resnet_v1", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "inception_resnet_v2",
+        pytest.param("inception_v4", marks=pytest.mark.slow),
+        pytest.param("inception_resnet_v1", marks=pytest.mark.slow),
+    ],
+)
 def test_the_compiled_step_computes_the_plain_update(digits_dir, tmp_path, name):
     """--jit_compile with one replica compiles forward, backward, RMSProp, the BatchNorm
     statistics and the EMA into one XLA computation; it computes what the plain step does."""
-    _, losses, worst = _compare_steps(digits_dir, tmp_path, name,
-                                      {"plain": "float64", "xla": (True, "float64")})
+    _, losses, worst = _compare_steps(
+        digits_dir, tmp_path, name, {"plain": "float64", "xla": (True, "float64")}
+    )
     assert all(np.isfinite(losses))
     assert set(worst["xla"]) == {"loss", "weights", "statistics", "slots", "ema"}
     assert max(worst["xla"].values()) <= FLOAT64, worst
@@ -196,8 +227,12 @@ def test_the_compiled_bfloat16_step_is_as_close_to_float32_as_the_plain_one(digi
     """Inception-ResNet-v2 in bfloat16, the TPU's precision, under XLA: bfloat16 rounding (8
     bits of mantissa) moves each update by tens of percent from the float32 one, so the compiled
     bfloat16 update is held to the distance of the plain bfloat16 update from float32."""
-    _, losses, worst = _compare_steps(digits_dir, tmp_path, "inception_resnet_v2", {
-        "plain": False, "xla_bf16": (True, True), "plain_bf16": (False, True)})
+    _, losses, worst = _compare_steps(
+        digits_dir,
+        tmp_path,
+        "inception_resnet_v2",
+        {"plain": False, "xla_bf16": (True, True), "plain_bf16": (False, True)},
+    )
     assert all(np.isfinite(losses))
     for key, plain_distance in worst["plain_bf16"].items():
         assert worst["xla_bf16"][key] <= 1.5 * plain_distance + 1e-3, (key, worst)
@@ -268,8 +303,14 @@ print(json.dumps(out))
 
 
 def test_steps_per_loop_changes_no_number_and_precision_is_kept(digits_dir, tmp_path):
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, digits_dir, str(tmp_path)],
-                          capture_output=True, text=True, env=env(), cwd=tmp_path, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, digits_dir, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env(),
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     one, ten = out["1"], out["10"]
@@ -286,14 +327,21 @@ def test_steps_per_loop_changes_no_number_and_precision_is_kept(digits_dir, tmp_
     assert "precision: 'float32' there, 'mixed_bfloat16' now" in out["refused"]
 
 
-@pytest.mark.parametrize("flat,message", [
-    (dict(steps_per_loop=0), "--steps_per_loop must be a positive integer"),
-    (dict(steps_per_loop=-3), "--steps_per_loop must be a positive integer"),
-    (dict(sync_batch_norm=True, jit_compile=True),
-     "--sync_batch_norm and --jit_compile cannot be combined"),
-    (dict(deterministic=True, jit_compile=True),
-     "--deterministic and --jit_compile cannot be combined"),
-])
+@pytest.mark.parametrize(
+    "flat,message",
+    [
+        (dict(steps_per_loop=0), "--steps_per_loop must be a positive integer"),
+        (dict(steps_per_loop=-3), "--steps_per_loop must be a positive integer"),
+        (
+            dict(sync_batch_norm=True, jit_compile=True),
+            "--sync_batch_norm and --jit_compile cannot be combined",
+        ),
+        (
+            dict(deterministic=True, jit_compile=True),
+            "--deterministic and --jit_compile cannot be combined",
+        ),
+    ],
+)
 def test_settings_the_step_cannot_serve_are_refused_by_the_config(flat, message):
     from inception.train.config import TrainConfig
 
@@ -306,10 +354,34 @@ def test_step_statistics_add_calls_of_several_steps():
     from inception.train import observe
 
     stats = observe.StepStats()
-    stats.add_step({"count": 8.0, "loss_sum": 12.0, "top1": 4.0, "top3": 6.0, "top5": 8.0,
-                    "zeros": 2.0, "size": 8.0, "dead_channels": 0.5, "steps": 2.0}, died=True)
-    stats.add_step({"count": 4.0, "loss_sum": 0.0, "top1": 4.0, "top3": 4.0, "top5": 4.0,
-                    "zeros": 0.0, "size": 4.0, "dead_channels": 0.0, "steps": 1.0}, died=True)
+    stats.add_step(
+        {
+            "count": 8.0,
+            "loss_sum": 12.0,
+            "top1": 4.0,
+            "top3": 6.0,
+            "top5": 8.0,
+            "zeros": 2.0,
+            "size": 8.0,
+            "dead_channels": 0.5,
+            "steps": 2.0,
+        },
+        died=True,
+    )
+    stats.add_step(
+        {
+            "count": 4.0,
+            "loss_sum": 0.0,
+            "top1": 4.0,
+            "top3": 4.0,
+            "top5": 4.0,
+            "zeros": 0.0,
+            "size": 4.0,
+            "dead_channels": 0.0,
+            "steps": 1.0,
+        },
+        died=True,
+    )
     assert stats.steps == 3 and stats.loss() == pytest.approx(1.0)
     assert stats.accuracy()[0] == pytest.approx(8 / 12)
     assert stats.dead_channels() == pytest.approx(0.5 / 3)
@@ -330,5 +402,5 @@ def test_a_cpu_without_native_bfloat16_is_told_once(tmp_path, capsys, monkeypatc
     monkeypatch.setattr(devices, "bf16_native_cpu", lambda: False)
     with precision(True):
         assert keras.mixed_precision.dtype_policy().name == "mixed_bfloat16"
-    warned = [l for l in capsys.readouterr().out.splitlines() if "bfloat16" in l]
+    warned = [line for line in capsys.readouterr().out.splitlines() if "bfloat16" in line]
     assert len(warned) == 1 and "no native bfloat16" in warned[0]

@@ -32,7 +32,7 @@ def _image(height, width, interior, fraction, fmt, border):
     pixels = np.empty((height, width, 3), np.uint8)
     pixels[:] = border
     dh, dw = int(height * (1 - fraction) / 2), int(width * (1 - fraction) / 2)
-    pixels[dh:height - dh, dw:width - dw] = interior
+    pixels[dh : height - dh, dw : width - dw] = interior
     image = Image.fromarray(pixels)
     if fmt == "JPEG" and len(set(interior)) == 1 and len(set(border)) == 1:
         image = image.convert("L")  # grey: a one-channel JPEG (8x8 blocks, no chroma)
@@ -43,8 +43,9 @@ def _image(height, width, interior, fraction, fmt, border):
 
 def _uniform(colour, side=SIDE):
     """The eval preprocessing of a uniform image, in closed form: pixel / 255 * 2 - 1."""
-    return np.broadcast_to(np.asarray(colour, np.float32) / 255.0 * 2.0 - 1.0,
-                           (1, side, side, 3)).copy()
+    return np.broadcast_to(
+        np.asarray(colour, np.float32) / 255.0 * 2.0 - 1.0, (1, side, side, 3)
+    ).copy()
 
 
 def _decoded_interior(encoded, fraction):
@@ -55,7 +56,7 @@ def _decoded_interior(encoded, fraction):
     pixels = np.asarray(Image.open(io.BytesIO(encoded)).convert("RGB"))
     h, w = pixels.shape[:2]
     dh, dw = int(h * (1 - fraction) / 2), int(w * (1 - fraction) / 2)
-    window = pixels[dh:h - dh, dw:w - dw].reshape(-1, 3)
+    window = pixels[dh : h - dh, dw : w - dw].reshape(-1, 3)
     assert (window == window[0]).all(), "the test image is not uniform inside the crop"
     return window[0]
 
@@ -73,20 +74,30 @@ def tiny(tmp_path_factory):
     inputs = keras.Input((SIDE, SIDE, 3))
     x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inputs)
     x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = LabeledDense(len(LABELS), class_names=LABELS, activation="softmax",
-                           kernel_initializer=keras.initializers.RandomNormal(stddev=3.0),
-                           name="predictions")(x)
+    outputs = LabeledDense(
+        len(LABELS),
+        class_names=LABELS,
+        activation="softmax",
+        kernel_initializer=keras.initializers.RandomNormal(stddev=3.0),
+        name="predictions",
+    )(x)
     model = keras.Model(inputs, outputs)
     root = tmp_path_factory.mktemp("tiny")
     path = str(root / "tiny.keras")
     model.save(path)
     src = classifier.from_model(model, LABELS)
-    saved = versions.publish(str(root / "exports" / "tiny"), 1,
-                             lambda d: saved_model.write_saved_model(d, src, "tiny"))
+    saved = versions.publish(
+        str(root / "exports" / "tiny"), 1, lambda d: saved_model.write_saved_model(d, src, "tiny")
+    )
     lite = root / "tiny-fp32.tflite"
     lite.write_bytes(tflite.export_variant(src, "fp32", central_fraction=0.75))
-    return {"model": model, "keras": path, "saved_model": saved,
-            "base": str(root / "exports" / "tiny"), "tflite": str(lite)}
+    return {
+        "model": model,
+        "keras": path,
+        "saved_model": saved,
+        "base": str(root / "exports" / "tiny"),
+        "tflite": str(lite),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +106,11 @@ def images(tmp_path_factory):
     greyscale JPEG, a grey PNG whose border is exactly what a crop of 0.75 removes."""
     root = tmp_path_factory.mktemp("images")
     # The JPEG's border (8 px) ends on its 8x8 block grid, so the kept blocks are uniform.
-    specs = {"wide.png": (96, 160, (200, 30, 90), 0.875, "PNG", (0, 0, 255)),
-             "grey.jpg": (128, 128, (40, 40, 40), 0.875, "JPEG", (250, 250, 250)),
-             "ring.png": (64, 64, (230, 230, 20), 0.75, "PNG", (0, 0, 255))}
+    specs = {
+        "wide.png": (96, 160, (200, 30, 90), 0.875, "PNG", (0, 0, 255)),
+        "grey.jpg": (128, 128, (40, 40, 40), 0.875, "JPEG", (250, 250, 250)),
+        "ring.png": (64, 64, (230, 230, 20), 0.75, "PNG", (0, 0, 255)),
+    }
     out = {}
     for name, (h, w, colour, fraction, fmt, border) in specs.items():
         encoded = _image(h, w, colour, fraction, fmt, border)
@@ -111,7 +124,7 @@ def _expected(model, colour):
 
 
 def _check(answer, probabilities, labels, atol):
-    order = np.argsort(-probabilities, kind="stable")[:len(answer.top_k)]
+    order = np.argsort(-probabilities, kind="stable")[: len(answer.top_k)]
     assert answer.error is None
     assert [r.label for r in answer.top_k] == [labels[i] for i in order]
     assert [r.index for r in answer.top_k] == order.tolist()
@@ -156,8 +169,9 @@ def test_saved_model_and_tflite_answer_like_the_model(tiny, images):
     answer = prediction.classify_files(lite, [images["ring.png"][0]], k=5)[0]
     _check(answer, _expected(model, images["ring.png"][1]), LABELS, atol=1e-5)
     # The default crop (0.875) keeps part of that border: another answer.
-    keras_answer = prediction.classify_files(prediction.load(tiny["keras"]),
-                                             [images["ring.png"][0]])[0]
+    keras_answer = prediction.classify_files(
+        prediction.load(tiny["keras"]), [images["ring.png"][0]]
+    )[0]
     assert max(abs(a.score - b.score) for a, b in zip(answer.top_k, keras_answer.top_k)) > 1e-3
 
 
@@ -178,8 +192,14 @@ def test_run_directory_uses_its_ema_model(trained_run, images):
 
 
 def _predict_cli(*args, module="inception_cli.predict"):
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=ENV,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_json_output_and_bad_files_among_good_ones(tiny, images, tmp_path):
@@ -200,25 +220,31 @@ def test_json_output_and_bad_files_among_good_ones(tiny, images, tmp_path):
         expected = _expected(tiny["model"], images[name][1])
         top = entries[path]["top_k"]
         assert [t["label"] for t in top] == [LABELS[i] for i in np.argsort(-expected)[:2]]
-        np.testing.assert_allclose([t["score"] for t in top], np.sort(expected)[::-1][:2], atol=1e-5)
+        np.testing.assert_allclose(
+            [t["score"] for t in top], np.sort(expected)[::-1][:2], atol=1e-5
+        )
     assert "not a JPEG or PNG" in entries[str(text)]["error"]
     assert entries[str(truncated)]["error"]
     assert entries[missing]["error"] == "no such file"
     # One line per bad file on stderr, naming the file.
     lines = [line for line in result.stderr.splitlines() if ": cannot use this image: " in line]
     assert sorted(line.split(": cannot use this image: ")[0] for line in lines) == sorted(
-        [str(text), str(truncated), missing])
+        [str(text), str(truncated), missing]
+    )
 
 
 def test_bad_model_paths_are_refused_with_what_is_accepted(tmp_path):
     from inception import prediction
 
-    with pytest.raises(ValueError, match="expected a .keras file, .* a SavedModel, a .tflite file"):
+    with pytest.raises(
+        ValueError, match=r"expected a \.keras file, .* a SavedModel, a \.tflite file"
+    ):
         prediction.detect(str(tmp_path))
     corrupt = tmp_path / "corrupt.keras"
     corrupt.write_bytes(b"PK\x03\x04 not really a zip archive")
-    with pytest.raises(ValueError, match="corrupt.keras: cannot load this keras model"):
+    with pytest.raises(ValueError, match=r"corrupt\.keras: cannot load this keras model"):
         prediction.load(str(corrupt))
+
 
 def test_an_unknown_kind_of_file_is_one_line_naming_what_is_accepted(tmp_path):
     """Every kind the format registry knows is named (ONNX included), and nothing else is
@@ -230,6 +256,8 @@ def test_an_unknown_kind_of_file_is_one_line_naming_what_is_accepted(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith("predict.py: error: "), lines[0]  # the command's error line
-    assert (f"{unknown}: not a model: expected a .keras file, a training run directory (with "
-            "ema_model.keras) or an export: a SavedModel, a .tflite file, an .onnx file") in lines[0]
+    assert (
+        f"{unknown}: not a model: expected a .keras file, a training run directory (with "
+        "ema_model.keras) or an export: a SavedModel, a .tflite file, an .onnx file"
+    ) in lines[0]
     assert result.stdout == ""

@@ -44,8 +44,9 @@ def exported(tmp_path_factory):
     model = keras.Model(inputs, keras.layers.Dense(len(LABELS), activation="softmax")(x))
     root = tmp_path_factory.mktemp("predict_fuzz")
     src = classifier.from_model(model, LABELS)
-    saved = saved_model.write_saved_model(str(root / "1"), src, "tiny",
-                                          max_pixels=fz.FUZZ_MAX_PIXELS)
+    saved = saved_model.write_saved_model(
+        str(root / "1"), src, "tiny", max_pixels=fz.FUZZ_MAX_PIXELS
+    )
     lite = root / "tiny.tflite"
     lite.write_bytes(tflite.export_variant(src, "fp32"))
     return {"saved_model": saved, "tflite": str(lite), "onnx": _onnx_file(root / "tiny.onnx")}
@@ -57,10 +58,14 @@ def _onnx_file(path):
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
-        [helper.make_node("ReduceMean", ["images"], ["mean"], axes=[1, 2], keepdims=0),
-         helper.make_node("Softmax", ["mean"], ["probabilities"], axis=1)],
-        "tiny", [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", SIDE, SIDE, 3])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 3])])
+        [
+            helper.make_node("ReduceMean", ["images"], ["mean"], axes=[1, 2], keepdims=0),
+            helper.make_node("Softmax", ["mean"], ["probabilities"], axis=1),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", SIDE, SIDE, 3])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 3])],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)]), str(path))
     return str(path)
 
@@ -110,8 +115,9 @@ def test_the_longer_directory_fuzz(fmt, exported, tmp_path, monkeypatch, capfd):
 def _check_directory(model, directory, good, monkeypatch, capfd):
     missing = os.path.join(directory, "missing.png")
     status, out, err = _run_cli([f"--model={model}", directory, missing], monkeypatch, capfd)
-    files = sorted(os.path.join(directory, f) for f in os.listdir(directory)
-                   if f != "subdirectory") + [missing]
+    files = sorted(
+        os.path.join(directory, f) for f in os.listdir(directory) if f != "subdirectory"
+    ) + [missing]
     answered = [line for line in out.splitlines() if not line.startswith(" ")]
     assert set(good) <= set(answered)
     lines = err.splitlines()
@@ -120,7 +126,7 @@ def _check_directory(model, directory, good, monkeypatch, capfd):
     assert sorted(answered + [path for path, _ in refused]) == sorted(files)  # each file once
     assert lines[-1] == f"{len(refused)} of {len(files)} image(s) could not be used"
     assert status == 2 and len(refused) >= FUZZED_FILES // 2
-    for path, reason in refused:
+    for _path, reason in refused:
         assert reason and all(" " <= c <= "~" for c in reason), ascii(reason)
         assert not re.search(r"Graph execution|\{\{|\[\[|image_bytes\[|\[Op:", reason), reason
     assert dict(refused)[missing] == "no such file"
@@ -147,13 +153,19 @@ def test_error_reason_unwraps_tensorflow_messages():
         def __init__(self, message):
             self.message = message
 
-    graph = ("Graph execution error:\n\nDetected at node map/while/cond/ExtractJpegShape defined "
-             "at (most recent call last):\n<stack traces unavailable>\nInvalid JPEG data, size 8"
-             "\n\t [[{{node map/while/cond/ExtractJpegShape}}]] [Op:__inference_serve_bytes_37]")
-    eager = ("{{function_node __wrapped__DecodeImage_device_/job:localhost/replica:0/task:0/"
-             "device:CPU:0}} Invalid PNG data, size 2475 [Op:DecodeImage] name: ")
-    assertion = ("assertion failed: [image_bytes[3]: empty string; expected an encoded JPEG or "
-                 "PNG image]\n\t [[{{node Assert}}]]")
+    graph = (
+        "Graph execution error:\n\nDetected at node map/while/cond/ExtractJpegShape defined "
+        "at (most recent call last):\n<stack traces unavailable>\nInvalid JPEG data, size 8"
+        "\n\t [[{{node map/while/cond/ExtractJpegShape}}]] [Op:__inference_serve_bytes_37]"
+    )
+    eager = (
+        "{{function_node __wrapped__DecodeImage_device_/job:localhost/replica:0/task:0/"
+        "device:CPU:0}} Invalid PNG data, size 2475 [Op:DecodeImage] name: "
+    )
+    assertion = (
+        "assertion failed: [image_bytes[3]: empty string; expected an encoded JPEG or "
+        "PNG image]\n\t [[{{node Assert}}]]"
+    )
     assert error_reason(Err(graph)) == "cannot decode it: Invalid JPEG data, size 8"
     assert error_reason(Err(eager)) == "cannot decode it: Invalid PNG data, size 2475"
     assert error_reason(Err(assertion)) == "empty string; expected an encoded JPEG or PNG image"
@@ -163,8 +175,10 @@ def test_error_reason_unwraps_tensorflow_messages():
 def _runner(fmt, exported):
     if fmt == "tflite":
         from inception.export import litert
+
         return litert.LiteRTRunner(exported["tflite"])
     from inception.export import onnx
+
     return onnx.OnnxRunner(exported["onnx"])
 
 
@@ -177,8 +191,10 @@ BAD_ARRAYS = [
     (np.full((2, SIDE, SIDE, 3), "x"), r"got dtype <U1"),
     ([np.zeros((SIDE, SIDE, 3)), np.zeros((SIDE, 3))], r"got no array"),
     (np.full((2, SIDE, SIDE, 3), np.nan, np.float32), rf"hold {2 * SIDE * SIDE * 3} NaN"),
-    (np.pad(np.zeros((1, SIDE, SIDE, 2)), [(0, 0)] * 3 + [(0, 1)], constant_values=np.inf),
-     rf"hold {SIDE * SIDE} NaN or infinite"),
+    (
+        np.pad(np.zeros((1, SIDE, SIDE, 2)), [(0, 0)] * 3 + [(0, 1)], constant_values=np.inf),
+        rf"hold {SIDE * SIDE} NaN or infinite",
+    ),
 ]
 
 

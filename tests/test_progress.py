@@ -24,8 +24,12 @@ def _env(**extra):
 
 
 def _through_pipe(tmp_path, *args, **env):
-    proc = subprocess.run([sys.executable, PROGRAM, str(tmp_path), *args], env=_env(**env),
-                          capture_output=True, timeout=120)  # bytes: "\r" as written
+    proc = subprocess.run(
+        [sys.executable, PROGRAM, str(tmp_path), *args],
+        env=_env(**env),
+        capture_output=True,
+        timeout=120,
+    )  # bytes: "\r" as written
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout.decode()
 
@@ -33,8 +37,12 @@ def _through_pipe(tmp_path, *args, **env):
 def _through_terminal(tmp_path, **env):
     """The program's standard output as a terminal shows it (stderr apart, through a pipe)."""
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, PROGRAM, str(tmp_path)], env=_env(**env),
-                            stdout=follower, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, PROGRAM, str(tmp_path)],
+        env=_env(**env),
+        stdout=follower,
+        stderr=subprocess.PIPE,
+    )
     os.close(follower)
     chunks = []
     while True:
@@ -58,8 +66,9 @@ def test_a_pipe_gets_one_line_per_epoch_with_its_figures(tmp_path):
     for epoch, line in enumerate(lines, 1):
         assert line.startswith(f"Epoch {epoch}/2 - 5/5 - "), line
         # The metrics.csv row's figures: the first step of the process is not timed (it compiles).
-        assert line.endswith(" - loss: 2.0000 - top1: 0.5000 - lr: 0.0100 - img/s: 400.0000 - "
-                             + VALIDATION), line
+        assert line.endswith(
+            " - loss: 2.0000 - top1: 0.5000 - lr: 0.0100 - img/s: 400.0000 - " + VALIDATION
+        ), line
 
 
 def test_a_terminal_gets_the_live_bar_and_then_the_validation(tmp_path):
@@ -80,8 +89,9 @@ def test_the_environment_forces_either_style(tmp_path):
 
 def test_without_progress_only_the_validation_figures_show(tmp_path):
     out = _through_pipe(tmp_path, "--no-progress")
-    assert out.splitlines() == [f"Epoch {e}: val top-1 0.5000, top-5 0.9000 (EMA weights)"
-                                for e in (1, 2)]
+    assert out.splitlines() == [
+        f"Epoch {e}: val top-1 0.5000, top-5 0.9000 (EMA weights)" for e in (1, 2)
+    ]
 
 
 class _Stdout:
@@ -92,9 +102,16 @@ class _Stdout:
         return self.tty
 
 
-@pytest.mark.parametrize("tty,forced,style", [
-    (True, None, "bar"), (False, None, "line"), (True, "line", "line"), (False, "bar", "bar"),
-    (False, " BAR ", "bar")])
+@pytest.mark.parametrize(
+    "tty,forced,style",
+    [
+        (True, None, "bar"),
+        (False, None, "line"),
+        (True, "line", "line"),
+        (False, "bar", "bar"),
+        (False, " BAR ", "bar"),
+    ],
+)
 def test_progress_style(monkeypatch, tty, forced, style):
     monkeypatch.setattr(sys, "stdout", _Stdout(tty))
     if forced is None:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from inception import blocks, layers, models
+from inception import blocks, models
 from inception.train import state as train_state
 
 NAMES = ("inception_v4", "inception_resnet_v1", "inception_resnet_v2")
@@ -27,8 +27,15 @@ def mixed_models():
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
     try:
         built = {
-            name: models.build(name, aux_logits=True, input_shape=(75, 75, 3), width_multiplier=0.125,
-                               num_classes=7, weight_decay=WEIGHT_DECAY, classifier_activation=None)
+            name: models.build(
+                name,
+                aux_logits=True,
+                input_shape=(75, 75, 3),
+                width_multiplier=0.125,
+                num_classes=7,
+                weight_decay=WEIGHT_DECAY,
+                classifier_activation=None,
+            )
             for name in NAMES
         }
     finally:
@@ -38,6 +45,7 @@ def mixed_models():
 
 
 # ------------------------------------------------------------------------------ optimizer --
+
 
 def test_rmsprop_equals_tf1_rmsprop_optimizer():
     """Three steps of ours and of the released trainer's optimizer, same variable and gradients."""
@@ -56,14 +64,17 @@ def test_rmsprop_equals_tf1_rmsprop_optimizer():
         ours.apply_gradients([(tf.constant(g), ours_var)])
         ref.apply_gradients([(tf.constant(g), ref_var)])
         np.testing.assert_allclose(ours_var.numpy(), ref_var.numpy(), rtol=0, atol=1e-6)
-        np.testing.assert_allclose(ours._velocities[0].numpy(), ref.get_slot(ref_var, "rms").numpy(),
-                                   rtol=0, atol=1e-6)
-        np.testing.assert_allclose(ours._momentums[0].numpy(), ref.get_slot(ref_var, "momentum").numpy(),
-                                   rtol=0, atol=1e-6)
+        np.testing.assert_allclose(
+            ours._velocities[0].numpy(), ref.get_slot(ref_var, "rms").numpy(), rtol=0, atol=1e-6
+        )
+        np.testing.assert_allclose(
+            ours._momentums[0].numpy(), ref.get_slot(ref_var, "momentum").numpy(), rtol=0, atol=1e-6
+        )
     assert float(np.abs(ours_var.numpy() - start).max()) > 1e-2  # the steps did move the variable
 
 
 # ---------------------------------------------------------------------------- initialisers --
+
 
 def _fans(shape):
     receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
@@ -90,8 +101,11 @@ def _xavier_limit(shape):
 
 def _conv_kernels(model):
     """Every Conv2D layer of the model, nested ones included."""
-    return [l for l in model._flatten_layers(include_self=False, recursive=True)
-            if isinstance(l, keras.layers.Conv2D)]
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, keras.layers.Conv2D)
+    ]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -119,7 +133,10 @@ def test_models_build_initialises_convolutions_by_the_released_rule(mixed_models
     assert 0.999 * bound < np.abs(z).max() <= bound * 1.0001
 
     # Dense layers are slim's fully_connected default, Xavier, in every network.
-    for dense in (mixed_models[name].get_layer("predictions"), mixed_models[name].get_layer("aux_logits").fc):
+    for dense in (
+        mixed_models[name].get_layer("predictions"),
+        mixed_models[name].get_layer("aux_logits").fc,
+    ):
         assert dense.get_config()["kernel_initializer"]["class_name"] == "GlorotUniform"
 
 
@@ -140,6 +157,7 @@ def test_one_initializer_config_gives_independent_kernels():
 
 # --------------------------------------------------------------------------- weight decay --
 
+
 @pytest.mark.parametrize("name", NAMES)
 def test_weight_decay_follows_the_released_arg_scope(mixed_models, name):
     """Kernels everywhere; biases (residual expansions, classifiers) only in the Inception-ResNets,
@@ -156,17 +174,21 @@ def test_weight_decay_follows_the_released_arg_scope(mixed_models, name):
     decayed = kernels + (biases if name != "inception_v4" else [])
     expected = sum(WEIGHT_DECAY / 2 * float(np.sum(np.square(w.numpy()))) for w in decayed)
     assert len(model.losses) == len(decayed)
-    assert float(sum(np.asarray(l, "float64") for l in model.losses)) == pytest.approx(expected, rel=1e-4)
+    assert float(sum(np.asarray(penalty, "float64") for penalty in model.losses)) == pytest.approx(
+        expected, rel=1e-4
+    )
 
 
 # ------------------------------------------------------------------------ mixed precision --
+
 
 @pytest.mark.parametrize("name", NAMES)
 def test_classifier_and_aux_logits_are_float32_under_mixed_precision(mixed_models, name):
     model = mixed_models[name]
     assert model.get_layer("stem").compute_dtype == "bfloat16"  # the body does run mixed
-    main, aux = model(np.random.default_rng(1).uniform(-1, 1, (2, 75, 75, 3)).astype("float32"),
-                      training=False)
+    main, aux = model(
+        np.random.default_rng(1).uniform(-1, 1, (2, 75, 75, 3)).astype("float32"), training=False
+    )
     assert keras.backend.standardize_dtype(main.dtype) == "float32"
     assert keras.backend.standardize_dtype(aux.dtype) == "float32"
     assert model.get_layer("predictions").compute_dtype == "float32"
@@ -182,8 +204,17 @@ def test_died_fraction_pools_the_epochs_training_steps():
     # Two calls of one step each (the train step computes each step's fraction of dead channels,
     # steps.py, and sums them over a call's steps).
     for zeros, size, dead in ((3.0, 4.0, 0.5), (0.0, 12.0, 0.0)):
-        out = {"count": 2.0, "loss_sum": 2.0, "top1": 1.0, "top3": 1.0, "top5": 2.0,
-               "zeros": zeros, "size": size, "dead_channels": dead, "steps": 1.0}
+        out = {
+            "count": 2.0,
+            "loss_sum": 2.0,
+            "top1": 1.0,
+            "top3": 1.0,
+            "top5": 2.0,
+            "zeros": zeros,
+            "size": size,
+            "dead_channels": dead,
+            "steps": 1.0,
+        }
         stats.add_step(out, died=True)
     assert stats.died_fraction() == pytest.approx(3 / 16)  # the mean of 3/4 and 0/12 would be 0.375
     assert stats.dead_channels() == pytest.approx(0.25)  # half the channels dead in one step of two

@@ -12,9 +12,14 @@ from inception.train import config
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(ROOT, "configs")
 # Which recipe each shipped config follows; a new config fails here until it is classified.
-CONFIG_RECIPES = {"v4.cfg": "imagenet", "irv2.cfg": "imagenet", "irv1.cfg": "imagenet",
-                  "irv2_paper.cfg": "imagenet", "demo.cfg": "miniature",
-                  "finetune_demo.cfg": "finetune"}
+CONFIG_RECIPES = {
+    "v4.cfg": "imagenet",
+    "irv2.cfg": "imagenet",
+    "irv1.cfg": "imagenet",
+    "irv2_paper.cfg": "imagenet",
+    "demo.cfg": "miniature",
+    "finetune_demo.cfg": "finetune",
+}
 
 
 def _parse(path):
@@ -85,7 +90,9 @@ def test_readme_recipe_table_is_the_code_table():
     assert {name for name, _, _ in rows} == set(recipe.IMAGENET)
     for name, value, _ in rows:
         expected = recipe.IMAGENET[name].value
-        assert (float(value) == expected if not isinstance(expected, str)
-                else value == expected), (name, value)
+        assert float(value) == expected if not isinstance(expected, str) else value == expected, (
+            name,
+            value,
+        )
     deviations = {name for name, _, source in rows if "deviation" in source}
     assert deviations == {n for n, v in recipe.IMAGENET.items() if v.deviation}

@@ -20,8 +20,11 @@ FRAMING_CASES = 5  # one of each kind, about 1 s each here
 def test_framing_damage_is_named_not_hung(digits_dir, tmp_path):
     results = fr.fuzz_framing(digits_dir, str(tmp_path), FRAMING_CASES, seed=0)
     assert {kind for kind, _, _ in results} == set(fr.FRAMING_KINDS)
-    bad = [(kind, outcome, (message or "")[:300]) for kind, outcome, message in results
-           if outcome not in fr.GOOD_OUTCOMES]
+    bad = [
+        (kind, outcome, (message or "")[:300])
+        for kind, outcome, message in results
+        if outcome not in fr.GOOD_OUTCOMES
+    ]
     assert not bad, bad
     named = [message for _, outcome, message in results if outcome == "named error"]
     assert named, "no case stopped with the named error"
@@ -40,11 +43,12 @@ def test_a_damaged_file_is_named_with_its_record(digits_dir, tmp_path):
     data[start + 12 + length // 2] ^= 0x01
     with open(path, "wb") as f:
         f.write(bytes(data))
-    read, skipped, error, expected = fr.one_pass(case)
+    _read, _skipped, error, expected = fr.one_pass(case)
     assert error is not None and error != "hung"
     assert f"{path}: record 5: corrupted record" in error.message, error.message[:800]
     assert f"gave {expected - fr.count_after(bytes(data), 5)} of the {expected} records" in (
-        error.message)
+        error.message
+    )
 
 
 def test_a_file_cut_at_a_record_boundary_is_named(digits_dir, tmp_path):
@@ -58,16 +62,19 @@ def test_a_file_cut_at_a_record_boundary_is_named(digits_dir, tmp_path):
     start, _ = fr.record_offsets(data)[-3]
     with open(path, "wb") as f:
         f.write(data[:start])
-    read, skipped, error, expected = fr.one_pass(case)
+    _read, skipped, error, expected = fr.one_pass(case)
     assert skipped == 0 and error is not None and error != "hung"
     assert f"gave {expected - 3} of the {expected} records" in error.message
-    assert f"{path}: {len(fr.record_offsets(data)) - 3} of its {len(fr.record_offsets(data))} " \
-           "records (cut short)" in error.message, error.message[-800:]
+    assert (
+        f"{path}: {len(fr.record_offsets(data)) - 3} of its {len(fr.record_offsets(data))} "
+        "records (cut short)" in error.message
+    ), error.message[-800:]
 
 
 def test_undecodable_images_at_a_fuzzers_rate_are_skipped_and_counted(digits_dir, tmp_path):
     [(replaced, bad, read, skipped, error, expected)] = fr.fuzz_jpeg(
-        digits_dir, str(tmp_path), passes=1, seed=0, rate=0.2)
+        digits_dir, str(tmp_path), passes=1, seed=0, rate=0.2
+    )
     assert error is None
     assert replaced > 40 and 0 < bad <= replaced  # the mutations mostly do not decode
     assert skipped == bad  # exactly the records the decoder refuses alone
@@ -78,5 +85,6 @@ def test_undecodable_images_at_a_fuzzers_rate_are_skipped_and_counted(digits_dir
 def test_the_longer_framing_fuzz(digits_dir, tmp_path):
     results = fr.fuzz_framing(digits_dir, str(tmp_path), 200, seed=1)
     assert all(outcome in fr.GOOD_OUTCOMES for _, outcome, _ in results), [
-        (k, o) for k, o, _ in results if o not in fr.GOOD_OUTCOMES]
+        (k, o) for k, o, _ in results if o not in fr.GOOD_OUTCOMES
+    ]
     assert np.mean([o == "named error" for _, o, _ in results]) > 0.5

@@ -17,8 +17,18 @@ import time
 import numpy as np
 import pytest
 
-from training_runs import (SHALLOW, SMALL, checkpoint_steps, fingerprints, finish, free_ports,
-                           model_weights, no_grappler, run, start)
+from training_runs import (
+    SHALLOW,
+    SMALL,
+    checkpoint_steps,
+    fingerprints,
+    finish,
+    free_ports,
+    model_weights,
+    no_grappler,
+    run,
+    start,
+)
 
 FAST = ["--test_no_grappler"]
 
@@ -48,14 +58,26 @@ def test_sigterm_and_kill_9_then_resume_equal_an_uninterrupted_run(tmp_path, dat
     resume, exit status 75. The rerun resumes there; kill -9 of that rerun after a mid-epoch
     checkpoint, and a third run finishes: with --deterministic the weights equal an
     uninterrupted run's, bit for bit."""
-    common = SMALL + FAST + [f"--data_dir={data_dir}", "--mode=train", "--batch_size=8",
-                             "--steps_per_epoch=4", "--epochs=3", "--keep_checkpoints=10",
-                             "--deterministic", "--seed=7"]
+    common = (
+        SMALL
+        + FAST
+        + [
+            f"--data_dir={data_dir}",
+            "--mode=train",
+            "--batch_size=8",
+            "--steps_per_epoch=4",
+            "--epochs=3",
+            "--keep_checkpoints=10",
+            "--deterministic",
+            "--seed=7",
+        ]
+    )
     ref_dir, dir_ = tmp_path / "uninterrupted", tmp_path / "interrupted"
     ref = start(common + [f"--model_dir={ref_dir}"], tmp_path / "ref.log")
     # Checkpoints only at epoch ends (every 100 steps never comes): any other is the signal's.
-    victim = start(common + [f"--model_dir={dir_}", "--checkpoint_every_steps=100"],
-                   tmp_path / "victim.log")
+    victim = start(
+        common + [f"--model_dir={dir_}", "--checkpoint_every_steps=100"], tmp_path / "victim.log"
+    )
     assert _wait_for(lambda: 4 in checkpoint_steps(dir_), victim), "no checkpoint of epoch 1"
     victim.send_signal(signal.SIGTERM)
     rc, out = finish(victim, tmp_path / "victim.log")
@@ -67,8 +89,9 @@ def test_sigterm_and_kill_9_then_resume_equal_an_uninterrupted_run(tmp_path, dat
     assert "SIGTERM received" in line[0] and f"ckpt-{stopped}" in line[0]
     assert "rerun the same command to resume" in line[0] and "Traceback" not in out
     # The rerun resumes there; kill -9 once it wrote a checkpoint inside epoch 3 (steps 9-11).
-    again = start(common + [f"--model_dir={dir_}", "--checkpoint_every_steps=1"],
-                  tmp_path / "again.log")
+    again = start(
+        common + [f"--model_dir={dir_}", "--checkpoint_every_steps=1"], tmp_path / "again.log"
+    )
     assert _wait_for(lambda: any(9 <= s < 12 for s in checkpoint_steps(dir_)), again)
     again.send_signal(signal.SIGKILL)
     again.wait()
@@ -126,10 +149,22 @@ def test_two_workers_sigterm_kill_9_and_restart(tmp_path, data_dir):
     short message (69). The restart finishes: both workers end with the same weights, the chief
     wrote everything, and each worker evaluated its half of the split."""
     d = tmp_path / "mw"
-    args = SMALL + FAST + [f"--data_dir={data_dir}", f"--model_dir={d}",
-                           "--mode=train_and_eval", "--strategy=multi_worker_mirrored",
-                           "--batch_size=8", "--steps_per_epoch=4", "--epochs=2",
-                           "--checkpoint_every_steps=2", "--seed=5", "--eval_batch_size=64"]
+    args = (
+        SMALL
+        + FAST
+        + [
+            f"--data_dir={data_dir}",
+            f"--model_dir={d}",
+            "--mode=train_and_eval",
+            "--strategy=multi_worker_mirrored",
+            "--batch_size=8",
+            "--steps_per_epoch=4",
+            "--epochs=2",
+            "--checkpoint_every_steps=2",
+            "--seed=5",
+            "--eval_batch_size=64",
+        ]
+    )
     procs = _workers(args, tmp_path, "term")
     assert _wait_for(lambda: 2 in checkpoint_steps(d), procs[0]), "no first checkpoint"
     procs[1].send_signal(signal.SIGTERM)
@@ -152,13 +187,17 @@ def test_two_workers_sigterm_kill_9_and_restart(tmp_path, data_dir):
     last = max(checkpoint_steps(d))
     assert rc == 69 and waited < 60, (rc, waited, out[-3000:])
     print(f"worker 0 stopped {waited:.1f} s after kill -9 of worker 1")
-    assert (f"worker 1 stopped answering; the last complete checkpoint is "
-            f"{os.path.join(d, 'checkpoints', f'ckpt-{last}')} (step {last}). Restart every "
-            "worker with the same command") in out, out[-3000:]
+    assert (
+        f"worker 1 stopped answering; the last complete checkpoint is "
+        f"{os.path.join(d, 'checkpoints', f'ckpt-{last}')} (step {last}). Restart every "
+        "worker with the same command"
+    ) in out, out[-3000:]
     assert "Traceback" not in out
 
-    outs = [finish(p, tmp_path / f"end{i}.log")
-            for i, p in enumerate(_workers(args + ["--verbose"], tmp_path, "end"))]
+    outs = [
+        finish(p, tmp_path / f"end{i}.log")
+        for i, p in enumerate(_workers(args + ["--verbose"], tmp_path, "end"))
+    ]
     for rc, out in outs:
         assert rc == 0, out[-3000:]
         assert f"Resuming from step {last}" in out
@@ -168,9 +207,15 @@ def test_two_workers_sigterm_kill_9_and_restart(tmp_path, data_dir):
     assert "2 replica(s)" in outs[0][1]
     # The chief (worker 0) wrote the checkpoints and the summary; the other worker nothing there.
     assert max(checkpoint_steps(d)) == 8
-    assert sorted(os.listdir(d)) == ["checkpoints", "ema_model.keras", "labels.txt",
-                                     "metrics.csv", "run_config.json", "summary.json",
-                                     "tensorboard"]
+    assert sorted(os.listdir(d)) == [
+        "checkpoints",
+        "ema_model.keras",
+        "labels.txt",
+        "metrics.csv",
+        "run_config.json",
+        "summary.json",
+        "tensorboard",
+    ]
     summary = json.load(open(d / "summary.json"))
     assert summary["num_replicas"] == 2 and summary["steps"] == 8
     # Each worker evaluated its half of the split, padded to the same number of full batches.
@@ -188,24 +233,42 @@ def test_run_directory_on_ram_fs_with_fractional_epochs(tmp_path, data_dir, caps
     import tensorflow as tf
 
     from inception import fileio, train
+    from inception.evaluation import job as evaluation_job
     from inception.evaluation.config import EvaluateConfig
+    from inception.export import job as export_job
     from inception.export.config import ExportConfig
     from inception.train.config import TrainConfig
-    from inception.evaluation import job as evaluation_job
-    from inception.export import job as export_job
 
     monkeypatch.chdir(tmp_path)
     model_dir = "ram://resilience/run"
-    config = TrainConfig.from_flat(dict(
-        mode="train", model="inception_resnet_v1", width_multiplier=0.1, image_size=75,
-        repeats=SHALLOW, aux_logits=False, dataset="sklearn_digits", data_dir=data_dir, model_dir=model_dir,
-        batch_size=8, steps_per_epoch=4, learning_rate=0.02, bn_momentum=0.9, ema_decay=0.9,
-        checkpoint_every_steps=100, log_every_steps=1, progress=False, seed=2))
+    config = TrainConfig.from_flat(
+        dict(
+            mode="train",
+            model="inception_resnet_v1",
+            width_multiplier=0.1,
+            image_size=75,
+            repeats=SHALLOW,
+            aux_logits=False,
+            dataset="sklearn_digits",
+            data_dir=data_dir,
+            model_dir=model_dir,
+            batch_size=8,
+            steps_per_epoch=4,
+            learning_rate=0.02,
+            bn_momentum=0.9,
+            ema_decay=0.9,
+            checkpoint_every_steps=100,
+            log_every_steps=1,
+            progress=False,
+            seed=2,
+        )
+    )
     strategy = train.setup(config)
     capsys.readouterr()
     with no_grappler():
-        summaries = {epochs: train.run(config.replace(epochs=epochs), strategy)
-                     for epochs in (1.5, 2, 3)}
+        summaries = {
+            epochs: train.run(config.replace(epochs=epochs), strategy) for epochs in (1.5, 2, 3)
+        }
     out = capsys.readouterr().out
     assert "Resuming from step 6" in out and "Resuming from step 8" in out
     assert [s["steps"] for s in summaries.values()] == [6, 8, 12]
@@ -214,31 +277,63 @@ def test_run_directory_on_ram_fs_with_fractional_epochs(tmp_path, data_dir, caps
     assert os.listdir(tmp_path) == [], "nothing may be written to the working directory"
     # Everything the run writes is there.
     names = set(fileio.listdir(model_dir))
-    assert {"checkpoints", "tensorboard", "metrics.csv", "run_config.json", "labels.txt",
-            "ema_model.keras", "summary.json"} <= names, names
+    assert {
+        "checkpoints",
+        "tensorboard",
+        "metrics.csv",
+        "run_config.json",
+        "labels.txt",
+        "ema_model.keras",
+        "summary.json",
+    } <= names, names
     assert fileio.read_json(f"{model_dir}/summary.json")["steps"] == 12
     rows = fileio.read_text(f"{model_dir}/metrics.csv").splitlines()
-    assert [r.split(",")[:2] for r in rows[1:]] == [["1", "4"], ["1.5", "6"], ["2", "8"],
-                                                    ["3", "12"]], rows
+    assert [r.split(",")[:2] for r in rows[1:]] == [
+        ["1", "4"],
+        ["1.5", "6"],
+        ["2", "8"],
+        ["3", "12"],
+    ], rows
     assert tf.train.latest_checkpoint(f"{model_dir}/checkpoints").endswith("ckpt-12")
     train_logs = f"{model_dir}/tensorboard/train"
     events = [f"{train_logs}/{name}" for name in fileio.listdir(train_logs)]
-    steps = {e.step for path in events for e in tf.compat.v1.train.summary_iterator(path)
-             if any(v.tag == "loss" for v in e.summary.value)}
+    steps = {
+        e.step
+        for path in events
+        for e in tf.compat.v1.train.summary_iterator(path)
+        if any(v.tag == "loss" for v in e.summary.value)
+    }
     assert steps == set(range(1, 13)), steps
     # --mode=eval, export.py --model_dir and evaluate.py --models read the run from there.
     with no_grappler():
         evaluated = train.run(config.replace(mode="eval", epochs=3), strategy)
         assert evaluated["step"] == 12 and fileio.exists(f"{model_dir}/eval.json")
-        report = export_job.run(ExportConfig(
-            export_dir=str(tmp_path / "exports"), model_dir=model_dir, formats=("saved_model",),
-            eval_images=8, latency_repeats=1, data_dir=data_dir), log=lambda _: None)
+        report = export_job.run(
+            ExportConfig(
+                export_dir=str(tmp_path / "exports"),
+                model_dir=model_dir,
+                formats=("saved_model",),
+                eval_images=8,
+                latency_repeats=1,
+                data_dir=data_dir,
+            ),
+            log=lambda _: None,
+        )
         assert report and os.path.isdir(tmp_path / "exports")
-        result = evaluation_job.run(EvaluateConfig(
-            models=(model_dir,), protocols=(1,), dataset="sklearn_digits", data_dir=data_dir,
-            output=str(tmp_path / "eval.json"), progress=False, num_cpu_devices=0))
+        result = evaluation_job.run(
+            EvaluateConfig(
+                models=(model_dir,),
+                protocols=(1,),
+                dataset="sklearn_digits",
+                data_dir=data_dir,
+                output=str(tmp_path / "eval.json"),
+                progress=False,
+                num_cpu_devices=0,
+            )
+        )
     # The 1-crop protocol is the training evaluation of the same EMA weights.
     assert result["members"][0]["path"] == model_dir and result["num_images"] == 359
     one_crop = [r for r in result["results"] if r["crops"] == 1]
     assert len(one_crop) == 1 and one_crop[0]["top1_error"] == pytest.approx(
-        evaluated["val_top1_error"], abs=1.5 / 359), (one_crop, evaluated)
+        evaluated["val_top1_error"], abs=1.5 / 359
+    ), (one_crop, evaluated)

@@ -33,7 +33,7 @@ def _cut(path, keep=0.5):
     with open(path, "rb") as f:
         data = f.read()
     with open(path, "wb") as f:
-        f.write(data[:int(len(data) * keep)])
+        f.write(data[: int(len(data) * keep)])
     return data
 
 
@@ -49,8 +49,12 @@ def run_copy(trained_run, tmp_path):
     directory = str(tmp_path / "run")
     shutil.copytree(config.run.model_dir, directory)
     assert sorted(os.listdir(os.path.join(directory, "checkpoints"))) == [
-        "checkpoint", "ckpt-50.data-00000-of-00001", "ckpt-50.index",
-        "ckpt-60.data-00000-of-00001", "ckpt-60.index"]
+        "checkpoint",
+        "ckpt-50.data-00000-of-00001",
+        "ckpt-50.index",
+        "ckpt-60.data-00000-of-00001",
+        "ckpt-60.index",
+    ]
     return config.replace(model_dir=directory), strategy, directory
 
 
@@ -66,19 +70,28 @@ def _train_command(config, capsys):
 
 def _export_and_evaluate_errors(directory, tmp_path, data_dir):
     """The messages export.py and evaluate.py print for ``directory`` (None: it loaded)."""
-    from inception.evaluation.config import EvaluateConfig
-    from inception.export.config import ExportConfig
     from inception.evaluation import job as evaluation_job
+    from inception.evaluation.config import EvaluateConfig
     from inception.export import job as export_job
+    from inception.export.config import ExportConfig
 
     messages = []
     for attempt in (
-            lambda: export_job.load_classifier(ExportConfig(
-                export_dir=str(tmp_path / "exports"), model_dir=directory,
-                formats=("saved_model",))),
-            lambda: evaluation_job.prepare(EvaluateConfig(
-                models=(directory,), protocols=(1,), data_dir=data_dir,
-                output=str(tmp_path / "eval.json"), progress=False))):
+        lambda: export_job.load_classifier(
+            ExportConfig(
+                export_dir=str(tmp_path / "exports"), model_dir=directory, formats=("saved_model",)
+            )
+        ),
+        lambda: evaluation_job.prepare(
+            EvaluateConfig(
+                models=(directory,),
+                protocols=(1,),
+                data_dir=data_dir,
+                output=str(tmp_path / "eval.json"),
+                progress=False,
+            )
+        ),
+    ):
         try:
             attempt()
             messages.append(None)
@@ -87,8 +100,9 @@ def _export_and_evaluate_errors(directory, tmp_path, data_dir):
     return messages
 
 
-def test_damaged_run_config_stops_every_entry_point_naming_it(run_copy, tmp_path, capsys,
-                                                              digits_dir):
+def test_damaged_run_config_stops_every_entry_point_naming_it(
+    run_copy, tmp_path, capsys, digits_dir
+):
     config, _, directory = run_copy
     path = os.path.join(directory, "run_config.json")
     for damage in (_cut, _garbage, lambda p: open(p, "w").write("[1, 2]")):
@@ -120,8 +134,7 @@ def test_every_checkpoint_damaged_stops_without_starting_over(run_copy, capsys):
     assert _snapshot(directory) == before
 
 
-def test_damaged_ema_model_is_refused_then_rebuilt_by_eval(run_copy, tmp_path, capsys,
-                                                           digits_dir):
+def test_damaged_ema_model_is_refused_then_rebuilt_by_eval(run_copy, tmp_path, capsys, digits_dir):
     """export.py and evaluate.py name the cut ema_model.keras and send the user to training;
     --mode=eval rebuilds it from the newest complete checkpoint: the state file names ckpt-50
     and a missing ckpt-70, the directory also holds ckpt-60, whose index is cut short, so
@@ -133,8 +146,10 @@ def test_damaged_ema_model_is_refused_then_rebuilt_by_eval(run_copy, tmp_path, c
     _cut(os.path.join(directory, "checkpoints", "ckpt-60.index"))
     state = os.path.join(directory, "checkpoints", "checkpoint")
     with open(state, "w") as f:
-        f.write('model_checkpoint_path: "ckpt-70"\nall_model_checkpoint_paths: "ckpt-50"\n'
-                'all_model_checkpoint_paths: "ckpt-70"\n')
+        f.write(
+            'model_checkpoint_path: "ckpt-70"\nall_model_checkpoint_paths: "ckpt-50"\n'
+            'all_model_checkpoint_paths: "ckpt-70"\n'
+        )
     _garbage(os.path.join(directory, "summary.json"))
     before = _snapshot(directory)
     for message in _export_and_evaluate_errors(directory, tmp_path, digits_dir):
@@ -142,26 +157,36 @@ def test_damaged_ema_model_is_refused_then_rebuilt_by_eval(run_copy, tmp_path, c
         assert "rerun the run's training command" in message
     assert _snapshot(directory) == before
     # The same file given as a .keras model: named with its flag.
-    from inception.evaluation.config import EvaluateConfig
-    from inception.export.config import ExportConfig
     from inception.evaluation import job as evaluation_job
+    from inception.evaluation.config import EvaluateConfig
     from inception.export import job as export_job
+    from inception.export.config import ExportConfig
 
     bare = str(tmp_path / "model.keras")
     shutil.copy(ema, bare)
     with pytest.raises(ValueError, match=f"--keras_model={bare} is not a complete Keras model"):
-        export_job.load_classifier(ExportConfig(export_dir=str(tmp_path / "exports"),
-                                            keras_model=bare, formats=("saved_model",)))
+        export_job.load_classifier(
+            ExportConfig(
+                export_dir=str(tmp_path / "exports"), keras_model=bare, formats=("saved_model",)
+            )
+        )
     with pytest.raises(ValueError, match=f"--models={bare} is not a complete Keras model"):
-        evaluation_job.prepare(EvaluateConfig(models=(bare,), protocols=(1,),
-                                              dataset="sklearn_digits", data_dir=digits_dir,
-                                              output=str(tmp_path / "eval.json")))
+        evaluation_job.prepare(
+            EvaluateConfig(
+                models=(bare,),
+                protocols=(1,),
+                dataset="sklearn_digits",
+                data_dir=digits_dir,
+                output=str(tmp_path / "eval.json"),
+            )
+        )
 
     status, out, err = _train_command(config.replace(mode="eval"), capsys)
     assert status == 0, out + err
     assert "ckpt-60 (OpError: " in out and "instead, " in out, out
-    assert f"Rebuilt {ema}" in out and "from checkpoint " in out and out.rstrip().count(
-        "ckpt-50") >= 2, out
+    assert (
+        f"Rebuilt {ema}" in out and "from checkpoint " in out and out.rstrip().count("ckpt-50") >= 2
+    ), out
     assert json.load(open(os.path.join(directory, "eval.json")))["step"] == 50
     after = _snapshot(directory)
     # eval.json is written by this evaluation (or rewritten: another test may have evaluated the
@@ -173,8 +198,9 @@ def test_damaged_ema_model_is_refused_then_rebuilt_by_eval(run_copy, tmp_path, c
     assert os.path.getsize(ema) > 0.5 * len(good)
 
 
-def test_resume_falls_back_to_the_newest_complete_checkpoint(run_copy, tmp_path, capsys,
-                                                             digits_dir):
+def test_resume_falls_back_to_the_newest_complete_checkpoint(
+    run_copy, tmp_path, capsys, digits_dir
+):
     """ckpt-60's data shard cut short, the state file garbage, metrics.csv cut inside its last
     row, summary.json and labels.txt garbage (export names the latter), ema_model.keras cut:
     the rerun resumes from ckpt-50 with a warning naming ckpt-60, rebuilds ema_model.keras,
@@ -196,8 +222,10 @@ def test_resume_falls_back_to_the_newest_complete_checkpoint(run_copy, tmp_path,
 
     status, out, err = _train_command(config, capsys)
     assert status == 0, out + err
-    assert (f"Warning: checkpoint {os.path.join(checkpoints, 'ckpt-60')} (" in out
-            and "resuming from the newest complete one instead" in out), out
+    assert (
+        f"Warning: checkpoint {os.path.join(checkpoints, 'ckpt-60')} (" in out
+        and "resuming from the newest complete one instead" in out
+    ), out
     assert "Resuming from step 50" in out
     assert f"Rebuilt {os.path.join(directory, 'ema_model.keras')} (" in out, out
     # metrics.csv: the damaged bytes kept beside it, the whole rows kept, epoch 3 written again.
@@ -211,8 +239,14 @@ def test_resume_falls_back_to_the_newest_complete_checkpoint(run_copy, tmp_path,
     import tensorflow as tf
 
     assert tf.train.latest_checkpoint(checkpoints).endswith("ckpt-60")
-    assert len(tf.train.load_checkpoint(os.path.join(checkpoints, "ckpt-60"))
-               .get_variable_to_shape_map()) > 50
+    assert (
+        len(
+            tf.train.load_checkpoint(
+                os.path.join(checkpoints, "ckpt-60")
+            ).get_variable_to_shape_map()
+        )
+        > 50
+    )
     summary = json.load(open(os.path.join(directory, "summary.json")))
     assert summary["steps"] == 60 and summary["resumed_from"].endswith("ckpt-50")
     assert open(labels).read() == labels_text  # written again from the dataset at the start

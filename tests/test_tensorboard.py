@@ -8,8 +8,17 @@ import os
 
 import pytest
 
-TRAIN_TAGS = ("loss", "learning_rate", "top1_accuracy", "top3_accuracy", "top5_accuracy",
-              "images_per_sec", "grad_norm", "died_fraction", "dead_channels")
+TRAIN_TAGS = (
+    "loss",
+    "learning_rate",
+    "top1_accuracy",
+    "top3_accuracy",
+    "top5_accuracy",
+    "images_per_sec",
+    "grad_norm",
+    "died_fraction",
+    "dead_channels",
+)
 VALIDATION_TAGS = ("loss", "top1_accuracy", "top3_accuracy", "top5_accuracy")
 
 
@@ -29,8 +38,10 @@ def scalars(trained_run):
     listing = provider.list_scalars(ctx, experiment_id="", plugin_name="scalars")
     data = provider.read_scalars(ctx, experiment_id="", plugin_name="scalars", downsample=10_000)
     assert set(listing) == set(data)
-    return {run: {tag: [(p.step, p.value) for p in points] for tag, points in tags.items()}
-            for run, tags in data.items()}
+    return {
+        run: {tag: [(p.step, p.value) for p in points] for tag, points in tags.items()}
+        for run, tags in data.items()
+    }
 
 
 def test_every_scalar_of_train_and_validation(scalars, trained_run):
@@ -45,10 +56,13 @@ def test_every_scalar_of_train_and_validation(scalars, trained_run):
             assert points and all(0 < step <= steps for step, _ in points), (run, tag, points)
             assert all(math.isfinite(value) for _, value in points), (run, tag, points)
     train = scalars["train"]
-    assert all(v > 0 for _, v in train["learning_rate"] + train["images_per_sec"] + train["grad_norm"])
+    assert all(
+        v > 0 for _, v in train["learning_rate"] + train["images_per_sec"] + train["grad_norm"]
+    )
     # Every --log_every_steps steps, and at each epoch's end.
-    assert [s for s, _ in train["loss"]] == list(range(config.run.log_every_steps, steps + 1,
-                                                       config.run.log_every_steps))
+    assert [s for s, _ in train["loss"]] == list(
+        range(config.run.log_every_steps, steps + 1, config.run.log_every_steps)
+    )
     for run in ("train", "validation"):
         top = [dict(scalars[run][f"top{k}_accuracy"]) for k in (1, 3, 5)]
         for step in top[0]:
@@ -67,9 +81,11 @@ def test_values_are_the_runs_metrics(scalars, trained_run):
     for k in (1, 3, 5):
         assert [s for s, _ in validation[f"top{k}_accuracy"]] == epoch_ends
         assert [v for _, v in validation[f"top{k}_accuracy"]] == pytest.approx(
-            [float(r[f"val_top{k}"]) for r in rows], rel=1e-5)
+            [float(r[f"val_top{k}"]) for r in rows], rel=1e-5
+        )
     assert validation["top1_accuracy"][-1][1] == pytest.approx(summary["val_top1"], rel=1e-6)
     died = scalars["train"]["died_fraction"]
     assert [s for s, _ in died] == epoch_ends
-    assert [v for _, v in died] == pytest.approx([float(r["died_fraction"]) for r in rows],
-                                                 rel=1e-5, abs=1e-7)
+    assert [v for _, v in died] == pytest.approx(
+        [float(r["died_fraction"]) for r in rows], rel=1e-5, abs=1e-7
+    )

@@ -16,8 +16,9 @@ import sys
 import numpy as np
 import pytest
 
-from training_runs import MAIN, REPO, checkpoint_steps as _checkpoint_steps, env as _env
-from training_runs import no_grappler
+from training_runs import MAIN, REPO, no_grappler
+from training_runs import checkpoint_steps as _checkpoint_steps
+from training_runs import env as _env
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +46,14 @@ BAD_FLAGS = [
 
 @pytest.mark.parametrize("args,message", BAD_FLAGS, ids=[a[0] for a, _ in BAD_FLAGS])
 def test_bad_flag_fails_before_any_work(args, message, tmp_path):
-    proc = subprocess.run([sys.executable, MAIN, f"--model_dir={tmp_path}/run"] + args,
-                          capture_output=True, text=True, env=_env(), cwd=REPO, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, MAIN, f"--model_dir={tmp_path}/run"] + args,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=REPO,
+        timeout=60,
+    )
     assert proc.returncode == 1  # as a NaN stop; SIGTERM (75) and a lost worker (69) differ
     assert message in proc.stderr, proc.stderr[-2000:]
     assert not os.path.exists(tmp_path / "run"), "a bad flag must fail before creating the run"
@@ -69,9 +76,14 @@ def test_runtime_checks_give_clear_messages(tmp_path, data_dir, capsys):
 
     base = dict(dataset="sklearn_digits", data_dir=data_dir, progress=False)
     # ImageNet without its archives: says which files go where.
-    config = TrainConfig.from_flat(dict(base, model_dir=str(tmp_path / "a"),
-                                        dataset="imagenet2012",
-                                        data_dir=str(tmp_path / "empty_tfds")))
+    config = TrainConfig.from_flat(
+        dict(
+            base,
+            model_dir=str(tmp_path / "a"),
+            dataset="imagenet2012",
+            data_dir=str(tmp_path / "empty_tfds"),
+        )
+    )
     rc, err = _main_py(config, capsys)
     assert rc == 1 and "ILSVRC2012_img_train.tar" in err and "--manual_dir" in err, err
     # Evaluating a directory that holds no run.
@@ -172,11 +184,21 @@ def test_run_directory_is_complete(trained):
     tags = set()
     for sub in ("train", "validation"):
         for name in os.listdir(os.path.join(d, "tensorboard", sub)):
-            for event in tf.compat.v1.train.summary_iterator(os.path.join(d, "tensorboard", sub, name)):
+            for event in tf.compat.v1.train.summary_iterator(
+                os.path.join(d, "tensorboard", sub, name)
+            ):
                 tags.update(f"{sub}/{v.tag}" for v in event.summary.value)
-    for tag in ("train/loss", "train/learning_rate", "train/top1_accuracy", "train/top5_accuracy",
-                "train/images_per_sec", "train/died_fraction", "validation/top1_accuracy",
-                "validation/top3_accuracy", "validation/top5_accuracy"):
+    for tag in (
+        "train/loss",
+        "train/learning_rate",
+        "train/top1_accuracy",
+        "train/top5_accuracy",
+        "train/images_per_sec",
+        "train/died_fraction",
+        "validation/top1_accuracy",
+        "validation/top3_accuracy",
+        "validation/top5_accuracy",
+    ):
         assert tag in tags, sorted(tags)
     # The exported model: one softmax output, EMA weights, loads in safe mode.
     model = keras.saving.load_model(os.path.join(d, "ema_model.keras"), safe_mode=True)
@@ -203,8 +225,14 @@ def test_exported_model_matches_evaluation(trained, data_dir):
 
     config, _, summary = trained
     model = keras.saving.load_model(os.path.join(config.run.model_dir, "ema_model.keras"))
-    pipe = data.InputPipeline("sklearn_digits", split="eval", image_size=75, global_batch_size=64,
-                              is_training=False, data_dir=data_dir)
+    pipe = data.InputPipeline(
+        "sklearn_digits",
+        split="eval",
+        image_size=75,
+        global_batch_size=64,
+        is_training=False,
+        data_dir=data_dir,
+    )
     correct = total = 0
     for images, labels in pipe.input_fn(None):
         correct += int(np.sum(np.argmax(model(images, training=False), -1) == labels.numpy()))
@@ -236,8 +264,9 @@ def test_noema_bn_statistics_evaluates_with_the_raw_statistics(trained, tmp_path
     statistics = {id(v) for v in built.moving_statistics}
     assert len(statistics) == 2 * _batch_norms(built.model) > 50
     assert len(built.ema.averages) == len(built.model.trainable_variables)
-    pairs = [(s, t) for s, t in zip(built.eval_sources, built.eval_targets)
-             if not t.trainable]  # the inference model's BN statistics (no aux head)
+    pairs = [
+        (s, t) for s, t in zip(built.eval_sources, built.eval_targets) if not t.trainable
+    ]  # the inference model's BN statistics (no aux head)
     assert len(pairs) == 2 * _batch_norms(built.eval_model) > 50
     assert all(id(s) in statistics for s, _ in pairs)
 
@@ -245,8 +274,10 @@ def test_noema_bn_statistics_evaluates_with_the_raw_statistics(trained, tmp_path
 def _batch_norms(model):
     import keras
 
-    return sum(isinstance(layer, keras.layers.BatchNormalization)
-               for layer in model._flatten_layers(include_self=False, recursive=True))
+    return sum(
+        isinstance(layer, keras.layers.BatchNormalization)
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+    )
 
 
 # ---------------------------------------------------------------------------- NaN -----------
@@ -257,9 +288,16 @@ def test_nan_loss_stops_cleanly_keeping_the_last_good_checkpoint(trained, tmp_pa
 
     config, _, _ = trained
     d = tmp_path / "nan"
-    nan = config.replace(model_dir=str(d), mode="train", aux_logits=False, batch_size=8,
-                         steps_per_epoch=20, epochs=1, checkpoint_every_steps=2,
-                         keep_checkpoints=5)
+    nan = config.replace(
+        model_dir=str(d),
+        mode="train",
+        aux_logits=False,
+        batch_size=8,
+        steps_per_epoch=20,
+        epochs=1,
+        checkpoint_every_steps=2,
+        keep_checkpoints=5,
+    )
     with no_grappler():
         rc, err = _main_py(nan, capsys, loss_hook=nan_at(4))
     assert rc == 1, err

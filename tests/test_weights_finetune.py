@@ -4,11 +4,11 @@ A small Inception-v4 (width 0.1, 75x75) trained on nothing plays the published m
 ``.keras`` file is the source; a model for a 3-class dataset starts from it.
 """
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
 from inception import models
 from inception.weights import WeightsError, load_initial_weights
 
@@ -21,8 +21,11 @@ def published(tmp_path_factory):
     model = models.build("inception_v4", num_classes=7, **SMALL)
     rng = np.random.default_rng(0)
     for v in model.weights:
-        v.assign(rng.uniform(0.5, 1.5, v.shape).astype("float32") if "moving_variance" in v.path
-                 else rng.normal(0, 0.1, v.shape).astype("float32"))
+        v.assign(
+            rng.uniform(0.5, 1.5, v.shape).astype("float32")
+            if "moving_variance" in v.path
+            else rng.normal(0, 0.1, v.shape).astype("float32")
+        )
     path = str(tmp_path_factory.mktemp("published") / "small_v4.keras")
     model.save(path)
     return path, {v.path: np.array(v) for v in model.weights}
@@ -39,7 +42,9 @@ def _steps(model, steps, seed=1):
     for _ in range(steps):
         with tf.GradientTape() as tape:
             loss = loss_fn(y, model(x, training=True))
-        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        optimizer.apply_gradients(
+            zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+        )
         losses.append(float(loss))
     return losses
 
@@ -57,8 +62,13 @@ def test_starts_from_the_weights_with_a_new_head_and_frozen_blocks(published):
     for v in model.weights:
         if not v.path.startswith("predictions/"):
             assert np.array_equal(np.array(v), values[v.path]), v.path
-    assert report["frozen_blocks"] == (["stem"] + [f"inception_a_{i}" for i in range(1, 5)] + ["reduction_a"]
-                                       + [f"inception_b_{i}" for i in range(1, 8)] + ["reduction_b"])
+    assert report["frozen_blocks"] == (
+        ["stem"]
+        + [f"inception_a_{i}" for i in range(1, 5)]
+        + ["reduction_a"]
+        + [f"inception_b_{i}" for i in range(1, 8)]
+        + ["reduction_b"]
+    )
 
     frozen_prefixes = tuple(b + "/" for b in report["frozen_blocks"])
     trainable = {v.path for v in model.trainable_variables}
@@ -67,7 +77,11 @@ def test_starts_from_the_weights_with_a_new_head_and_frozen_blocks(published):
     assert losses[-1] < 0.5 * losses[0], losses  # it learns
     moved = 0
     for v in model.weights:
-        same = np.array_equal(np.array(v), values[v.path]) if not v.path.startswith("predictions/") else None
+        same = (
+            np.array_equal(np.array(v), values[v.path])
+            if not v.path.startswith("predictions/")
+            else None
+        )
         if v.path.startswith(frozen_prefixes):
             assert same, f"frozen {v.path} moved"  # kernels, betas and moving statistics alike
         elif same is False:
@@ -79,7 +93,9 @@ def test_bn_inference_keeps_every_batchnorm_fixed(published):
     path, values = published
     model = models.build("inception_v4", num_classes=3, **SMALL)
     report = load_initial_weights(model, path, new_head=True, bn_inference=True)
-    assert len(report["bn_inference"]) == sum(1 for v in model.weights if v.path.endswith("/bn/beta"))
+    assert len(report["bn_inference"]) == sum(
+        1 for v in model.weights if v.path.endswith("/bn/beta")
+    )
     _steps(model, 2)
     for v in model.weights:
         if "/bn/" in v.path:
@@ -93,5 +109,7 @@ def test_class_count_mismatch_and_unknown_block_are_refused(published):
     model = models.build("inception_v4", num_classes=3, **SMALL)
     with pytest.raises(WeightsError, match=r"has 7 classes, the model 3 .*new_head=True"):
         load_initial_weights(model, path, new_head=False)
-    with pytest.raises(ValueError, match=r"freeze_up_to='mixed_6a' is not a block of inception_v4; blocks: stem, "):
+    with pytest.raises(
+        ValueError, match=r"freeze_up_to='mixed_6a' is not a block of inception_v4; blocks: stem, "
+    ):
         load_initial_weights(model, path, freeze_up_to="mixed_6a")

@@ -36,8 +36,11 @@ def test_a_complete_file_loads_exactly(small_v4, fmt, tmp_path):
 @pytest.mark.parametrize("fmt", ["slim", "timm"])
 def test_damaged_files_are_refused_naming_the_file(small_v4, fmt, tmp_path):
     results = fw.fuzz(fmt, INPUTS[fmt], seed=0, scratch=str(tmp_path), model=small_v4)
-    bad = [(kind, outcome, (message or "")[:200]) for kind, outcome, message in results
-           if outcome not in fw.GOOD_OUTCOMES]
+    bad = [
+        (kind, outcome, (message or "")[:200])
+        for kind, outcome, message in results
+        if outcome not in fw.GOOD_OUTCOMES
+    ]
     assert not bad, bad
     refused = [kind for kind, outcome, _ in results if outcome == "WeightsError"]
     assert {"truncate", "random_file", "wrong_shape"} <= set(refused)
@@ -61,7 +64,7 @@ def test_a_truncated_data_file_names_the_tensor_and_changes_nothing(small_v4, tm
     with open(data, "rb") as f:
         content = f.read()
     with open(data, "wb") as f:
-        f.write(content[:len(content) * 3 // 4])
+        f.write(content[: len(content) * 3 // 4])
     before = fw._values(small_v4)
     with pytest.raises(WeightsError, match=rf"^{prefix}: cannot read InceptionV4/\S+ "):
         pretrained.load_weights(small_v4, prefix)

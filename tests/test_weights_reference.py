@@ -8,6 +8,7 @@ from names + rule (each file once per module), import them and compare logits wi
 largest logit. keras.applications' Inception-ResNet-v2 is the third, independent reference.
 """
 
+import functools
 import http.server
 import json
 import os
@@ -17,14 +18,14 @@ import sys
 import tarfile
 import threading
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
+import reference_files
 from inception import models
 from inception.weights import WeightsError, class_names, classes, fetch, names, pretrained
-import reference_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REF = os.path.join(os.path.dirname(ROOT), "shared", "reference")
@@ -32,7 +33,9 @@ TOLERANCE = 1e-4
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
 
 pytestmark = pytest.mark.skipif(
-    not os.path.isdir(REF), reason=f"reference fixtures not found at {REF} (clone shared/ beside the repository)")
+    not os.path.isdir(REF),
+    reason=f"reference fixtures not found at {REF} (clone shared/ beside the repository)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +50,10 @@ def _json(name):
 
 @pytest.fixture(scope="module")
 def ref():
-    return {net: {"slim": _json(f"{net}.slim.json"), "timm": _json(f"{net}.timm.json")}
-            for net in ("inception_v4", "inception_resnet_v2")}
+    return {
+        net: {"slim": _json(f"{net}.slim.json"), "timm": _json(f"{net}.timm.json")}
+        for net in ("inception_v4", "inception_resnet_v2")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +81,9 @@ def _write_v1_checkpoint(path, keys, rw):
             assigns.append(variable.assign(value))
             feeds[value] = rw.slim_value(key, shape)
             variables[key] = variable
-        saver = tf.compat.v1.train.Saver(var_list=variables, write_version=tf.compat.v1.train.SaverDef.V1)
+        saver = tf.compat.v1.train.Saver(
+            var_list=variables, write_version=tf.compat.v1.train.SaverDef.V1
+        )
         with tf.compat.v1.Session(graph=graph) as session:
             session.run(assigns, feed_dict=feeds)
             saver.save(session, path, write_meta_graph=False)
@@ -101,7 +108,9 @@ def files(tmp_path_factory, ref, rw):
     # Inception-ResNet-v2 as a V2 checkpoint.
     os.makedirs(root / "irv2")
     out["irv2_prefix"] = str(root / "irv2" / "model.ckpt-1000")
-    reference_files.write_v2_checkpoint(out["irv2_prefix"], ref["inception_resnet_v2"]["slim"]["checkpoint_keys"], rw)
+    reference_files.write_v2_checkpoint(
+        out["irv2_prefix"], ref["inception_resnet_v2"]["slim"]["checkpoint_keys"], rw
+    )
     for net, key in (("inception_v4", "v4_timm"), ("inception_resnet_v2", "irv2_timm")):
         out[key] = str(root / f"{net}.model.safetensors")
         save_file(reference_files.timm_state(ref[net]["timm"], ref[net]["slim"], rw), out[key])
@@ -118,7 +127,10 @@ def keras_h5(tmp_path_factory, images, rw):
     for variable in reference.weights:
         role = variable.path.rsplit("/", 1)[-1]
         variable.assign(rw.reference_value(role, "keras/" + variable.path, variable.shape))
-    path = str(tmp_path_factory.mktemp("keras_h5") / "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels.h5")
+    path = str(
+        tmp_path_factory.mktemp("keras_h5")
+        / "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels.h5"
+    )
     with h5py.File(path, "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, reference)
     logits = np.asarray(reference(images, training=False))
@@ -133,16 +145,26 @@ def keras_h5(tmp_path_factory, images, rw):
 @pytest.fixture(scope="module")
 def v4_release(files, images):
     """Inception-v4 with 1001 classes and the aux head, from the .tar.gz through models.build."""
-    model = models.build("inception_v4", num_classes=1001, aux_logits=True, classifier_activation=None,
-                         weights=files["v4_tar"])
+    model = models.build(
+        "inception_v4",
+        num_classes=1001,
+        aux_logits=True,
+        classifier_activation=None,
+        weights=files["v4_tar"],
+    )
     logits, aux = model(images, training=False)
     return model, np.asarray(logits), np.asarray(aux)
 
 
 @pytest.fixture(scope="module")
 def irv2_release(files, images):
-    model = models.build("inception_resnet_v2", num_classes=1001, aux_logits=True, classifier_activation=None,
-                         weights=files["irv2_prefix"])
+    model = models.build(
+        "inception_resnet_v2",
+        num_classes=1001,
+        aux_logits=True,
+        classifier_activation=None,
+        weights=files["irv2_prefix"],
+    )
     logits, aux = model(images, training=False)
     return model, np.asarray(logits), np.asarray(aux)
 
@@ -187,25 +209,36 @@ def test_slim_inception_resnet_v2_v2_checkpoint_equals_slim(irv2_release, ref, f
     assert {v.path for v in model.weights} == {s.path for s in names.slots("inception_resnet_v2")}
 
 
-def test_inception_resnet_v2_1000_classes_from_slim_timm_and_keras(irv2_1000, files, ref, images, keras_h5):
+def test_inception_resnet_v2_1000_classes_from_slim_timm_and_keras(
+    irv2_1000, files, ref, images, keras_h5
+):
     """Default 1000 classes: slim's background row dropped; timm's and Keras' files as they are."""
     model = irv2_1000
     report = pretrained.load_weights(model, files["irv2_prefix"])
     assert report["background"] == "dropped"
-    assert sorted(k for k, _, in report["not_used"]) == sorted(
-        k for k, _ in ref["inception_resnet_v2"]["slim"]["checkpoint_keys"] if "/AuxLogits/" in k)
+    assert sorted(k for k, _ in report["not_used"]) == sorted(
+        k for k, _ in ref["inception_resnet_v2"]["slim"]["checkpoint_keys"] if "/AuxLogits/" in k
+    )
     slim_logits = np.asarray(ref["inception_resnet_v2"]["slim"]["logits"])[:, 1:]
     assert _relative_error(model(images, training=False), slim_logits).max() < TOLERANCE
 
     report = pretrained.load_weights(model, files["irv2_timm"])
     timm = ref["inception_resnet_v2"]["timm"]
-    assert len(report["copied"]) + len(report["checked"]) + len(report["ignored"]) == len(timm["state_dict"])
-    assert len(report["checked"]) == len([k for k in timm["constant_keys"] if k.endswith("bn.weight")])
+    assert len(report["copied"]) + len(report["checked"]) + len(report["ignored"]) == len(
+        timm["state_dict"]
+    )
+    assert len(report["checked"]) == len(
+        [k for k in timm["constant_keys"] if k.endswith("bn.weight")]
+    )
     assert _relative_error(model(images, training=False), timm["logits"]).max() < TOLERANCE
 
     path, keras_logits = keras_h5
     report = pretrained.load_weights(model, path)
-    assert len(report["copied"]) == len(model.weights) and not report["checked"] and not report["not_used"]
+    assert (
+        len(report["copied"]) == len(model.weights)
+        and not report["checked"]
+        and not report["not_used"]
+    )
     assert _relative_error(model(images, training=False), keras_logits).max() < TOLERANCE
 
 
@@ -213,8 +246,20 @@ def test_inception_v4_from_timm_converted_exported_and_served(files, ref, images
     """timm file -> convert_weights.py -> .keras (safe mode, class names) -> export.py's SavedModel,
     whose serving signature gives the same probabilities and class names."""
     out = tmp_path / "inception_v4.keras"
-    run = subprocess.run([sys.executable, "-m", "inception_cli.convert_weights", f"--weights={files['v4_timm']}",
-                          f"--output={out}"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "inception_cli.convert_weights",
+            f"--weights={files['v4_timm']}",
+            f"--output={out}",
+        ],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     printed = run.stdout
     assert "network: Inception-v4" in printed and "variant: paper" in printed
@@ -236,19 +281,26 @@ def test_inception_v4_from_timm_converted_exported_and_served(files, ref, images
 
     from inception.export import classifier, exporter
     from inception.export.config import ExportOptions
+
     labels = str(tmp_path / "inception_v4.labels.txt")
     assert os.path.isfile(labels)
     # The model loaded above, not a second load.
     src = classifier.from_model(model, classifier.read_labels(labels))
-    rep = exporter.run_export(src, str(tmp_path / "exports"), "inception_v4",
-                              ExportOptions(formats=("saved_model",), latency_repeats=1),
-                              log=lambda m: None)
+    rep = exporter.run_export(
+        src,
+        str(tmp_path / "exports"),
+        "inception_v4",
+        ExportOptions(formats=("saved_model",), latency_repeats=1),
+        log=lambda m: None,
+    )
     # Loaded back from disk as TF Serving loads it (no Keras object of this process is used;
     # tests/test_export_saved_model.py serves SavedModels from a fresh process).
     loaded = tf.saved_model.load(rep["variants"]["saved_model"]["path"])
     served = loaded.signatures["predict_images"](images=tf.constant(images))
     np.testing.assert_allclose(served["probabilities"].numpy(), probabilities, rtol=0, atol=1e-5)
-    assert served["top_k_labels"].numpy()[0][0].decode() == readable[int(np.argmax(probabilities[0]))]
+    assert (
+        served["top_k_labels"].numpy()[0][0].decode() == readable[int(np.argmax(probabilities[0]))]
+    )
 
 
 def test_fine_tuning_start_from_slim_with_new_heads(v4_release, files):
@@ -257,7 +309,12 @@ def test_fine_tuning_start_from_slim_with_new_heads(v4_release, files):
     before = {v.path: np.array(v) for v in model.weights}
     report = pretrained.load_weights(model, files["v4_ckpt"], new_head=True, aux_optional=True)
     fresh = {p for p, _ in report["left_initialized"]}
-    assert fresh == {"predictions/kernel", "predictions/bias", "aux_logits/fc/kernel", "aux_logits/fc/bias"}
+    assert fresh == {
+        "predictions/kernel",
+        "predictions/bias",
+        "aux_logits/fc/kernel",
+        "aux_logits/fc/bias",
+    }
     released = {v.path: np.array(v) for v in v4_release[0].weights}
     for v in model.weights:
         if v.path in fresh:
@@ -267,12 +324,17 @@ def test_fine_tuning_start_from_slim_with_new_heads(v4_release, files):
 
 
 def test_another_network_is_refused(v4_release, files):
-    with pytest.raises(WeightsError, match=r"holds the weights of Inception-ResNet-v2 .*the model is 'inception_v4'"):
+    with pytest.raises(
+        WeightsError,
+        match=r"holds the weights of Inception-ResNet-v2 .*the model is 'inception_v4'",
+    ):
         pretrained.load_weights(v4_release[0], files["irv2_timm"])
 
 
 def test_timm_file_lacks_the_aux_head_a_model_asks_for(irv2_release, files):
-    with pytest.raises(WeightsError, match=r"missing variable\(s\).*for our aux_logits/proj/conv/kernel"):
+    with pytest.raises(
+        WeightsError, match=r"missing variable\(s\).*for our aux_logits/proj/conv/kernel"
+    ):
         pretrained.load_weights(irv2_release[0], files["irv2_timm"])
 
 
@@ -284,7 +346,7 @@ def test_timm_file_lacks_the_aux_head_a_model_asks_for(irv2_release, files):
 def local_server(tmp_path):
     served = tmp_path / "served"
     served.mkdir()
-    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(served), **k)  # noqa: E731
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
     http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -297,7 +359,9 @@ def local_server(tmp_path):
         thread.join(timeout=10)
 
 
-def test_imagenet_download_is_cached_only_when_complete(files, local_server, tmp_path, monkeypatch, images, ref):
+def test_imagenet_download_is_cached_only_when_complete(
+    files, local_server, tmp_path, monkeypatch, images, ref
+):
     served, base = local_server
     name = fetch.official("inception_v4").filename
     shutil.copy(files["v4_tar"], served / name)
@@ -307,10 +371,14 @@ def test_imagenet_download_is_cached_only_when_complete(files, local_server, tmp
 
     cache = tmp_path / "cache"
     with pytest.raises(WeightsError, match="damaged or incomplete"):
-        fetch.official_file("inception_v4", cache_dir=str(cache), url=f"{base}/partial.tar.gz", log=lambda m: None)
+        fetch.official_file(
+            "inception_v4", cache_dir=str(cache), url=f"{base}/partial.tar.gz", log=lambda m: None
+        )
     assert os.listdir(cache) == []
     with pytest.raises(WeightsError, match="failed"):
-        fetch.official_file("inception_v4", cache_dir=str(cache), url=f"{base}/{name}", file_hash="0" * 64)
+        fetch.official_file(
+            "inception_v4", cache_dir=str(cache), url=f"{base}/{name}", file_hash="0" * 64
+        )
     assert os.listdir(cache) == []
 
     path = fetch.official_file("inception_v4", cache_dir=str(cache), url=f"{base}/{name}")

@@ -20,14 +20,28 @@ SHALLOW_FLAG = "--repeats=" + ",".join(map(str, SHALLOW))
 
 # A small but real network: Inception-ResNet-v1 at a tenth of the width, one block per stage, no
 # auxiliary head.
-SMALL = ["--dataset=sklearn_digits", "--model=inception_resnet_v1", "--width_multiplier=0.1",
-         SHALLOW_FLAG, "--image_size=75", "--noaux_logits", "--bn_momentum=0.9", "--ema_decay=0.9",
-         "--progress=false", "--learning_rate=0.02"]
+SMALL = [
+    "--dataset=sklearn_digits",
+    "--model=inception_resnet_v1",
+    "--width_multiplier=0.1",
+    SHALLOW_FLAG,
+    "--image_size=75",
+    "--noaux_logits",
+    "--bn_momentum=0.9",
+    "--ema_decay=0.9",
+    "--progress=false",
+    "--learning_rate=0.02",
+]
 
 
 def env(extra=None):
-    result = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow",
-                  PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES="")
+    result = dict(
+        os.environ,
+        TF_CPP_MIN_LOG_LEVEL="2",
+        KERAS_BACKEND="tensorflow",
+        PYTHONPATH=REPO,
+        CUDA_VISIBLE_DEVICES="",
+    )
     result.pop("TF_CONFIG", None)
     result.update(extra or {})
     return result
@@ -35,8 +49,13 @@ def env(extra=None):
 
 def start(args, log_path, extra_env=None, program=FAULTY_MAIN):
     log = open(log_path, "w")
-    return subprocess.Popen([sys.executable, program] + list(args), stdout=log,
-                            stderr=subprocess.STDOUT, env=env(extra_env), cwd=REPO)
+    return subprocess.Popen(
+        [sys.executable, program] + list(args),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env(extra_env),
+        cwd=REPO,
+    )
 
 
 def finish(proc, log_path, timeout=400):
@@ -50,8 +69,11 @@ def run(args, log_path, extra_env=None, timeout=400, program=FAULTY_MAIN):
 
 
 def fingerprints(text):
-    return [line.rsplit(":", 1)[1].strip() for line in text.splitlines()
-            if "] final weights fingerprint:" in line]
+    return [
+        line.rsplit(":", 1)[1].strip()
+        for line in text.splitlines()
+        if "] final weights fingerprint:" in line
+    ]
 
 
 def checkpoint_steps(model_dir):
@@ -71,9 +93,13 @@ def model_weights(model_dir, step=None):
     path = tf.train.latest_checkpoint(directory) if step is None else f"{directory}/ckpt-{step}"
     reader = tf.train.load_checkpoint(path)
     # Trainable weights are reached first through the optimizer, BN statistics through the model.
-    keys = [k for k in reader.get_variable_to_shape_map() if k.endswith("VARIABLE_VALUE")
-            and k.startswith(("model/", "optimizer/_trainable_variables/"))
-            and "seed_generator" not in k]
+    keys = [
+        k
+        for k in reader.get_variable_to_shape_map()
+        if k.endswith("VARIABLE_VALUE")
+        and k.startswith(("model/", "optimizer/_trainable_variables/"))
+        and "seed_generator" not in k
+    ]
     return {k: reader.get_tensor(k) for k in keys}
 
 

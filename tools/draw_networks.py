@@ -31,7 +31,13 @@ PRETTY = {
     "reduction_a": "Reduction-A",
     "reduction_b": "Reduction-B",
 }
-COLOURS = {"stem": "#f4d03f", "reduction": "#e59866", "inception": "#85c1e9", "head": "#d5dbdb", "conv": "#a9dfbf"}
+COLOURS = {
+    "stem": "#f4d03f",
+    "reduction": "#e59866",
+    "inception": "#85c1e9",
+    "head": "#d5dbdb",
+    "conv": "#a9dfbf",
+}
 
 
 def boxes_for(spec, model):
@@ -39,7 +45,9 @@ def boxes_for(spec, model):
     rows = [("Input", "x".join(str(d) for d in model.input.shape[1:]), "head")]
 
     def kind(name):
-        return name.rsplit("_", 1)[0] if name[-1].isdigit() and not name.startswith("conv_") else name
+        return (
+            name.rsplit("_", 1)[0] if name[-1].isdigit() and not name.startswith("conv_") else name
+        )
 
     for key, group in itertools.groupby(spec.block_names, key=kind):
         group = list(group)
@@ -71,14 +79,22 @@ def draw(rows, title, path):
     y = margin + 40
     centre = margin + box_w // 2
     for i, (label, shape, colour) in enumerate(rows):
-        d.rounded_rectangle([margin, y, margin + box_w, y + box_h], radius=8, fill=COLOURS[colour], outline="black")
+        d.rounded_rectangle(
+            [margin, y, margin + box_w, y + box_h], radius=8, fill=COLOURS[colour], outline="black"
+        )
         tw = d.textlength(label, font=font)
         d.text((centre - tw / 2, y + 10), label, fill="black", font=font)
         d.text((margin + box_w + 12, y + 12), shape, fill="#333333", font=small)
         if i + 1 < len(rows):
             d.line([centre, y + box_h, centre, y + box_h + gap], fill="black", width=2)
-            d.polygon([(centre - 6, y + box_h + gap - 8), (centre + 6, y + box_h + gap - 8),
-                       (centre, y + box_h + gap)], fill="black")
+            d.polygon(
+                [
+                    (centre - 6, y + box_h + gap - 8),
+                    (centre + 6, y + box_h + gap - 8),
+                    (centre, y + box_h + gap),
+                ],
+                fill="black",
+            )
         y += box_h + gap
     png = io.BytesIO()
     image.save(png, format="PNG")

@@ -62,8 +62,20 @@ def document(function, weights):
     return function.__doc__.replace("{arguments}", ARGUMENTS.format(weights=weights))
 
 
-def application(network, *, include_top, weights, input_tensor, input_shape, pooling, classes,
-                classifier_activation, name, dropout_rate=0.2, **options):
+def application(
+    network,
+    *,
+    include_top,
+    weights,
+    input_tensor,
+    input_shape,
+    pooling,
+    classes,
+    classifier_activation,
+    name,
+    dropout_rate=0.2,
+    **options,
+):
     """The keras.applications model of ``network`` (see inception_v4.InceptionV4 for the
     arguments); ``options`` go to ``models.backbone`` (e.g. width_multiplier, repeats)."""
     spec = networks.spec(network)
@@ -73,12 +85,20 @@ def application(network, *, include_top, weights, input_tensor, input_shape, poo
     if input_tensor is not None:
         tensor_shape = _tensor_shape(input_tensor)
         input_shape = tensor_shape if input_shape is None else input_shape
-    input_shape = input_shape_of(input_shape, data_format, require_static=include_top, weights=weights)
+    input_shape = input_shape_of(
+        input_shape, data_format, require_static=include_top, weights=weights
+    )
     image = _image_input(input_tensor, input_shape)
     body = models.backbone(network, image, **options)
     if include_top:
-        outputs = heads.head(body.features, classes, classifier_activation, dropout_rate, body.options,
-                             data_format=data_format)
+        outputs = heads.head(
+            body.features,
+            classes,
+            classifier_activation,
+            dropout_rate,
+            body.options,
+            data_format=data_format,
+        )
     else:
         outputs = heads.pooled(body.features, pooling, data_format=data_format)
     inputs = keras.utils.get_source_inputs(input_tensor) if input_tensor is not None else [image]
@@ -91,24 +111,35 @@ def application(network, *, include_top, weights, input_tensor, input_shape, poo
 def _check_weights(spec, weights, include_top, classes, options):
     """keras.applications' rules for ``weights``, plus the networks that have none published."""
     if not (weights is None or weights == IMAGENET or _is_file(weights)):
-        raise ValueError("The `weights` argument should be either `None` (random initialization), "
-                         "`imagenet` (pre-training on ImageNet), or the path to the weights file to be "
-                         f"loaded. Received: weights={weights!r}")
+        raise ValueError(
+            "The `weights` argument should be either `None` (random initialization), "
+            "`imagenet` (pre-training on ImageNet), or the path to the weights file to be "
+            f"loaded. Received: weights={weights!r}"
+        )
     if weights != IMAGENET:
         return
     if spec.name not in RELEASED:
-        raise ValueError(f"{spec.title} has no released ImageNet weights (the paper's authors published "
-                         "Inception-v4 and Inception-ResNet-v2 only); use `weights=None` or the path "
-                         "of weights you trained")
+        raise ValueError(
+            f"{spec.title} has no released ImageNet weights (the paper's authors published "
+            "Inception-v4 and Inception-ResNet-v2 only); use `weights=None` or the path "
+            "of weights you trained"
+        )
     if include_top and classes not in (NUM_CLASSES, WITH_BACKGROUND):
-        raise ValueError(f'If using `weights="imagenet"` with `include_top=True`, `classes` should be '
-                         f"{NUM_CLASSES} ({WITH_BACKGROUND} keeps the released checkpoints' background "
-                         f"class). Received classes={classes}")
+        raise ValueError(
+            f'If using `weights="imagenet"` with `include_top=True`, `classes` should be '
+            f"{NUM_CLASSES} ({WITH_BACKGROUND} keeps the released checkpoints' background "
+            f"class). Received classes={classes}"
+        )
     paper = {"width_multiplier": 1.0, "repeats": spec.repeats}
-    changed = [f"{k}={options[k]!r}" for k in SHAPING
-               if options.get(k) is not None and _as_tuple(options[k]) != _as_tuple(paper[k])]
+    changed = [
+        f"{k}={options[k]!r}"
+        for k in SHAPING
+        if options.get(k) is not None and _as_tuple(options[k]) != _as_tuple(paper[k])
+    ]
     if changed:
-        raise ValueError(f'`weights="imagenet"` needs the paper\'s network; leave out {", ".join(changed)}')
+        raise ValueError(
+            f'`weights="imagenet"` needs the paper\'s network; leave out {", ".join(changed)}'
+        )
 
 
 def _is_file(weights):
@@ -130,9 +161,11 @@ def _check_head(include_top, pooling, classes, classifier_activation, weights):
     if include_top and weights is not None:
         activation = keras.activations.get(classifier_activation)
         if activation not in (keras.activations.get("softmax"), keras.activations.get(None)):
-            raise ValueError("Only `None` and `softmax` activations are allowed for the "
-                             "`classifier_activation` argument when using pretrained weights, with "
-                             f"`include_top=True`; Received: classifier_activation={classifier_activation}")
+            raise ValueError(
+                "Only `None` and `softmax` activations are allowed for the "
+                "`classifier_activation` argument when using pretrained weights, with "
+                f"`include_top=True`; Received: classifier_activation={classifier_activation}"
+            )
 
 
 def input_shape_of(input_shape, data_format, *, require_static, weights):
@@ -145,19 +178,29 @@ def input_shape_of(input_shape, data_format, *, require_static, weights):
         return default if require_static else ((3, None, None) if first else (None, None, 3))
     input_shape = tuple(input_shape)
     if weights == IMAGENET and require_static and input_shape != default:
-        raise ValueError("When setting `include_top=True` and loading `imagenet` weights, `input_shape` "
-                         f"should be {default}.  Received: input_shape={input_shape}")
+        raise ValueError(
+            "When setting `include_top=True` and loading `imagenet` weights, `input_shape` "
+            f"should be {default}.  Received: input_shape={input_shape}"
+        )
     if len(input_shape) != 3:
-        raise ValueError(f"`input_shape` must be a tuple of three integers. Received: input_shape={input_shape}")
-    channels, sides = (input_shape[0], input_shape[1:]) if first else (input_shape[2], input_shape[:2])
+        raise ValueError(
+            f"`input_shape` must be a tuple of three integers. Received: input_shape={input_shape}"
+        )
+    channels, sides = (
+        (input_shape[0], input_shape[1:]) if first else (input_shape[2], input_shape[:2])
+    )
     if weights == IMAGENET and channels != 3:
         raise ValueError(f"The input must have 3 channels; Received `input_shape={input_shape}`")
     if any(side is not None and side < MIN_SIZE for side in sides):
-        raise ValueError(f"Input size must be at least {MIN_SIZE}x{MIN_SIZE}; Received: "
-                         f"input_shape={input_shape}")
+        raise ValueError(
+            f"Input size must be at least {MIN_SIZE}x{MIN_SIZE}; Received: "
+            f"input_shape={input_shape}"
+        )
     if require_static and None in input_shape:
-        raise ValueError("If `include_top` is True, you should specify a static `input_shape`. "
-                         f"Received: input_shape={input_shape}")
+        raise ValueError(
+            "If `include_top` is True, you should specify a static `input_shape`. "
+            f"Received: input_shape={input_shape}"
+        )
     return input_shape
 
 
@@ -170,12 +213,16 @@ def _data_format():
 
 def _tensor_shape(tensor):
     if not keras.backend.is_keras_tensor(tensor):  # Keras 3's Input(tensor=...) takes no other
-        raise ValueError("`input_tensor` must be a Keras tensor (e.g. the output of `keras.Input()` or "
-                         f"of layers applied to it). Received: input_tensor of type {type(tensor).__name__}")
+        raise ValueError(
+            "`input_tensor` must be a Keras tensor (e.g. the output of `keras.Input()` or "
+            f"of layers applied to it). Received: input_tensor of type {type(tensor).__name__}"
+        )
     shape = tuple(tensor.shape)
     if len(shape) != 4:
-        raise ValueError(f"`input_tensor` must be a batch of images (4 dimensions). Received a tensor of "
-                         f"shape {shape}")
+        raise ValueError(
+            f"`input_tensor` must be a batch of images (4 dimensions). Received a tensor of "
+            f"shape {shape}"
+        )
     return shape[1:]
 
 
@@ -192,6 +239,8 @@ def _load(model, weights):
     if str(weights).endswith(".weights.h5"):
         model.load_weights(weights)
         return model
-    from inception.weights import pretrained  # imported here: reading slim checkpoints needs TensorFlow
+    from inception.weights import (
+        pretrained,
+    )  # imported here: reading slim checkpoints needs TensorFlow
 
     return pretrained.from_build(model, weights)

@@ -15,7 +15,9 @@ from typing import Any, TypeAlias, overload
 import keras
 import numpy as np
 
-CLASS_INDEX_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "imagenet_class_index.tsv")
+CLASS_INDEX_FILE = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "imagenet_class_index.tsv"
+)
 DATA_FORMATS = ("channels_first", "channels_last")
 NUM_CLASSES = 1000
 WITH_BACKGROUND = NUM_CLASSES + 1
@@ -29,8 +31,10 @@ def preprocess_input(x: np.ndarray, data_format: str | None = None) -> np.ndarra
 def preprocess_input(x: Tensor, data_format: str | None = None) -> Tensor: ...
 
 
-def preprocess_input(x: np.ndarray | Tensor, data_format: str | None = None,
-                     ) -> np.ndarray | Tensor:
+def preprocess_input(
+    x: np.ndarray | Tensor,
+    data_format: str | None = None,
+) -> np.ndarray | Tensor:
     """Scales a batch of RGB images with values in [0, 255] to [-1, 1]: ``x / 127.5 - 1``.
 
     Args:
@@ -43,8 +47,10 @@ def preprocess_input(x: np.ndarray | Tensor, data_format: str | None = None,
         The scaled array or tensor, of the float dtype.
     """
     if data_format is not None and data_format not in DATA_FORMATS:
-        raise ValueError("Expected data_format to be one of `channels_first` or `channels_last`. "
-                         f"Received: data_format={data_format}")
+        raise ValueError(
+            "Expected data_format to be one of `channels_first` or `channels_last`. "
+            f"Received: data_format={data_format}"
+        )
     if isinstance(x, np.ndarray):
         x = x.astype(keras.config.floatx()) if not np.issubdtype(x.dtype, np.floating) else x
         return x / np.asarray(127.5, x.dtype) - np.asarray(1.0, x.dtype)
@@ -54,8 +60,9 @@ def preprocess_input(x: np.ndarray | Tensor, data_format: str | None = None,
     return x / 127.5 - 1.0
 
 
-def decode_predictions(preds: np.ndarray | Tensor,
-                       top: int = 5) -> list[list[tuple[str, str, np.floating]]]:
+def decode_predictions(
+    preds: np.ndarray | Tensor, top: int = 5
+) -> list[list[tuple[str, str, np.floating]]]:
     """The ``top`` classes of each prediction, best first, as keras.applications gives them.
 
     Args:
@@ -72,7 +79,8 @@ def decode_predictions(preds: np.ndarray | Tensor,
         raise ValueError(
             "`decode_predictions` expects a batch of predictions (i.e. a 2D array of shape "
             f"(samples, {NUM_CLASSES}), or (samples, {WITH_BACKGROUND}) with the background "
-            f"class first). Received array with shape: {shape}")
+            f"class first). Received array with shape: {shape}"
+        )
     if not isinstance(top, (int, np.integer)) or not 1 <= top <= NUM_CLASSES:
         raise ValueError(f"`top` must be an integer from 1 to {NUM_CLASSES}. Received: top={top!r}")
     preds = keras.ops.convert_to_numpy(preds)[:, -NUM_CLASSES:]
@@ -95,5 +103,7 @@ def class_index() -> tuple[tuple[str, str], ...]:
             wnid, name = line.rstrip("\n").split("\t")
             entries.append((wnid, name))
     if len(entries) != NUM_CLASSES or len({w for w, _ in entries}) != NUM_CLASSES:
-        raise RuntimeError(f"{CLASS_INDEX_FILE} must list {NUM_CLASSES} distinct synsets; it lists {len(entries)}")
+        raise RuntimeError(
+            f"{CLASS_INDEX_FILE} must list {NUM_CLASSES} distinct synsets; it lists {len(entries)}"
+        )
     return tuple(entries)

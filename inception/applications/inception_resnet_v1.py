@@ -18,11 +18,16 @@ WEIGHTS_NONE = """None (random initialization) or the path of a weights file: a 
 
 
 def InceptionResNetV1(
-        include_top: bool = True, weights: Weights = None,
-        input_tensor: keras.KerasTensor | None = None,
-        input_shape: Sequence[int | None] | None = None, pooling: str | None = None,
-        classes: int = 1000, classifier_activation: Activation = "softmax",
-        name: str = "inception_resnet_v1", **options: Any) -> keras.Model:
+    include_top: bool = True,
+    weights: Weights = None,
+    input_tensor: keras.KerasTensor | None = None,
+    input_shape: Sequence[int | None] | None = None,
+    pooling: str | None = None,
+    classes: int = 1000,
+    classifier_activation: Activation = "softmax",
+    name: str = "inception_resnet_v1",
+    **options: Any,
+) -> keras.Model:
     """Instantiates Inception-ResNet-v1 (Szegedy et al. 2016: Figure 15, stem Figure 14).
 
     No ImageNet weights were released for this network, so ``weights`` defaults to None
@@ -30,9 +35,18 @@ def InceptionResNetV1(
 
     {arguments}
     """
-    return application("inception_resnet_v1", include_top=include_top, weights=weights, input_tensor=input_tensor,
-                       input_shape=input_shape, pooling=pooling, classes=classes,
-                       classifier_activation=classifier_activation, name=name, **options)
+    return application(
+        "inception_resnet_v1",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **options,
+    )
 
 
 InceptionResNetV1.__doc__ = document(InceptionResNetV1, WEIGHTS_NONE)

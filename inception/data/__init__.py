@@ -9,8 +9,10 @@
   records dropped and counted; ``sklearn_digits``: the embedded dataset's TFDS builder.
 """
 
-from inception.data import preprocessing  # noqa: F401
-from inception.data import sklearn_digits  # noqa: F401  (registers the TFDS builder)
+from inception.data import (
+    preprocessing,  # noqa: F401
+    sklearn_digits,  # noqa: F401  (registers the TFDS builder)
+)
 from inception.data.catalogue import (  # noqa: F401
     EMBEDDED_DATASET,
     IMAGENET,

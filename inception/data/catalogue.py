@@ -19,13 +19,19 @@ import sys
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from inception.data import preprocessing
-from inception.data import sklearn_digits  # noqa: F401  (registers the TFDS builder)
+from inception.data import (
+    preprocessing,
+    sklearn_digits,  # importing it also registers the TFDS builder
+)
 
 EMBEDDED_DATASET = "sklearn_digits"
 IMAGENET = "imagenet2012"
 IMAGENET_ARCHIVES = (
-    ("ILSVRC2012_img_train.tar", "train", "about 138 GB, 1,281,167 images in 1,000 per-synset tars"),
+    (
+        "ILSVRC2012_img_train.tar",
+        "train",
+        "about 138 GB, 1,281,167 images in 1,000 per-synset tars",
+    ),
     ("ILSVRC2012_img_val.tar", "validation", "about 6.3 GB, 50,000 images"),
 )
 
@@ -57,6 +63,7 @@ class DatasetInfo:
     ``num_train`` / ``num_eval`` are None only when the dataset is not prepared yet but can be
     (imagenet2012 archives present, or ``download=True``); reading it prepares it.
     """
+
     name: str
     num_classes: int
     num_train: int | None
@@ -81,7 +88,8 @@ def get_builder(name, data_dir=None):
     except tfds.core.registered.DatasetNotFoundError as err:
         raise ValueError(
             f"unknown dataset {name!r}: it is neither {EMBEDDED_DATASET!r}, {IMAGENET!r} nor a "
-            f"TensorFlow Datasets name (see `tfds.list_builders()`): {err}") from None
+            f"TensorFlow Datasets name (see `tfds.list_builders()`): {err}"
+        ) from None
 
 
 def supervised_keys(builder):
@@ -89,16 +97,20 @@ def supervised_keys(builder):
     info = builder.info
     keys = info.supervised_keys
     if not keys or len(keys) != 2:
-        raise ValueError(f"dataset {builder.name!r} has no (image, label) supervised keys; "
-                         "only image-classification datasets are supported")
+        raise ValueError(
+            f"dataset {builder.name!r} has no (image, label) supervised keys; "
+            "only image-classification datasets are supported"
+        )
     image_key, label_key = keys
     features = info.features
     if not isinstance(features[image_key], tfds.features.Image):
-        raise ValueError(f"dataset {builder.name!r}: supervised input {image_key!r} is not an "
-                         "image feature")
+        raise ValueError(
+            f"dataset {builder.name!r}: supervised input {image_key!r} is not an image feature"
+        )
     if not isinstance(features[label_key], tfds.features.ClassLabel):
-        raise ValueError(f"dataset {builder.name!r}: supervised target {label_key!r} is not a "
-                         "class label")
+        raise ValueError(
+            f"dataset {builder.name!r}: supervised target {label_key!r} is not a class label"
+        )
     return image_key, label_key
 
 
@@ -106,25 +118,33 @@ def _pick_splits(builder, available):
     train = "train" if "train" in available else None
     eval_split = next((s for s in ("validation", "test") if s in available), None)
     if train is None and eval_split is None:
-        raise ValueError(f"dataset {builder.name!r} has neither a 'train' nor a 'validation'/'test' "
-                         f"split (splits: {sorted(available)})")
+        raise ValueError(
+            f"dataset {builder.name!r} has neither a 'train' nor a 'validation'/'test' "
+            f"split (splits: {sorted(available)})"
+        )
     return train, eval_split
 
 
 def _check_imagenet_archives(builder, manual_dir):
     manual_dir = manual_dir or _default_manual_dir(builder)
-    missing = [(f, split, what) for f, split, what in IMAGENET_ARCHIVES
-               if not tf.io.gfile.exists(os.path.join(manual_dir, f))]
+    missing = [
+        (f, split, what)
+        for f, split, what in IMAGENET_ARCHIVES
+        if not tf.io.gfile.exists(os.path.join(manual_dir, f))
+    ]
     if missing:
-        lines = "\n".join(f"  {os.path.join(manual_dir, f)}   ({split} split; {what})"
-                          for f, split, what in missing)
+        lines = "\n".join(
+            f"  {os.path.join(manual_dir, f)}   ({split} split; {what})"
+            for f, split, what in missing
+        )
         raise ValueError(
             f"imagenet2012 is not prepared under data_dir {os.fspath(builder.data_dir_root)!r} "
             f"and these ILSVRC-2012 archives are missing from manual_dir {manual_dir!r}:\n{lines}\n"
             "Download them (unmodified) from https://image-net.org/download-images after "
             "registering, put both in that directory (or pass --manual_dir=DIR), and rerun: "
             "TFDS then prepares the dataset under --data_dir (about 150 GB). "
-            "Nothing is downloaded automatically.")
+            "Nothing is downloaded automatically."
+        )
     return manual_dir
 
 
@@ -139,10 +159,17 @@ def describe_builder(builder, prepared=True):
         num_eval = splits[eval_split].num_examples if eval_split else None
     else:  # split names and sizes are known once TFDS has prepared it; reading it re-reads them
         train, eval_split, num_train, num_eval = "train", "validation", None, None
-    return DatasetInfo(name=builder.name, num_classes=len(label_names), num_train=num_train,
-                       num_eval=num_eval, label_names=label_names, train_split=train,
-                       eval_split=eval_split, data_dir=os.fspath(builder.data_dir_root),
-                       prepared=prepared)
+    return DatasetInfo(
+        name=builder.name,
+        num_classes=len(label_names),
+        num_train=num_train,
+        num_eval=num_eval,
+        label_names=label_names,
+        train_split=train,
+        eval_split=eval_split,
+        data_dir=os.fspath(builder.data_dir_root),
+        prepared=prepared,
+    )
 
 
 def _not_prepared_error(builder):
@@ -151,7 +178,8 @@ def _not_prepared_error(builder):
         f"{os.fspath(builder.data_dir_root)!r} and downloading is off. Pass download=True "
         f"(flag --download) to let TFDS fetch and prepare it, or prepare it beforehand "
         f"with `tfds build {builder.name} --data_dir=DIR`, or point --data_dir at a "
-        "directory where it is prepared.")
+        "directory where it is prepared."
+    )
 
 
 def describe(name, data_dir=None, manual_dir=None, download=False):
@@ -192,7 +220,11 @@ def prepare(name, data_dir=None, manual_dir=None, download=False):
         raise _not_prepared_error(builder)
     supervised_keys(builder)  # never download what cannot be read
     origin = " from scikit-learn's copy" if builder.name == EMBEDDED_DATASET else ""
-    print(f"inception.data: preparing {builder.name!r}{origin} under "
-          f"{os.fspath(builder.data_dir_root)} (first use only)", file=sys.stderr, flush=True)
+    print(
+        f"inception.data: preparing {builder.name!r}{origin} under "
+        f"{os.fspath(builder.data_dir_root)} (first use only)",
+        file=sys.stderr,
+        flush=True,
+    )
     builder.download_and_prepare(download_config=config)
     return builder

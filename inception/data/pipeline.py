@@ -22,8 +22,14 @@ from inception.train.config import DataConfig
 PAD_LABEL = -1
 # The DataConfig fields a dataset name may come with (``InputPipeline("name", data_dir=...)``),
 # each with the value that means "not set": the dataset's default (TFDS's own data_dir for "").
-_DATA_FIELDS = {"data_dir": "", "manual_dir": "", "download": False, "area_range": None,
-                "min_object_covered": -1.0, "color_distortion": "default"}
+_DATA_FIELDS = {
+    "data_dir": "",
+    "manual_dir": "",
+    "download": False,
+    "area_range": None,
+    "min_object_covered": -1.0,
+    "color_distortion": "default",
+}
 
 
 def data_config(data, **fields):
@@ -31,17 +37,21 @@ def data_config(data, **fields):
     fields as keywords (None: not set)."""
     if isinstance(data, DataConfig):
         if fields:
-            raise TypeError(f"give {', '.join(sorted(fields))} in the DataConfig, not as "
-                            "keyword arguments")
+            raise TypeError(
+                f"give {', '.join(sorted(fields))} in the DataConfig, not as keyword arguments"
+            )
         return data
     unknown = sorted(set(fields) - set(_DATA_FIELDS))
     if unknown:
-        raise TypeError(f"unexpected keyword argument(s) {', '.join(unknown)}; a dataset name "
-                        f"takes DataConfig's fields: {', '.join(_DATA_FIELDS)}")
+        raise TypeError(
+            f"unexpected keyword argument(s) {', '.join(unknown)}; a dataset name "
+            f"takes DataConfig's fields: {', '.join(_DATA_FIELDS)}"
+        )
     if not isinstance(data, str) or not data.strip():
         raise ValueError(f"dataset must be a DataConfig or a non-empty dataset name; got {data!r}")
-    return DataConfig(dataset=data, **{k: _DATA_FIELDS[k] if v is None else v
-                                       for k, v in fields.items()})
+    return DataConfig(
+        dataset=data, **{k: _DATA_FIELDS[k] if v is None else v for k, v in fields.items()}
+    )
 
 
 def train_options(name, data):
@@ -72,9 +82,12 @@ def _shard(input_context, global_batch_size):
     """(input pipelines, this pipeline's id, replicas, per-replica batch)."""
     if input_context is None:
         return 1, 0, 1, global_batch_size
-    return (input_context.num_input_pipelines, input_context.input_pipeline_id,
-            input_context.num_replicas_in_sync,
-            input_context.get_per_replica_batch_size(global_batch_size))
+    return (
+        input_context.num_input_pipelines,
+        input_context.input_pipeline_id,
+        input_context.num_replicas_in_sync,
+        input_context.get_per_replica_batch_size(global_batch_size),
+    )
 
 
 class InputPipeline:
@@ -96,14 +109,33 @@ class InputPipeline:
     replica count (an empty batch crashes a replica; a TPU needs static shapes).
     """
 
-    def __init__(self, data, *, split, image_size, global_batch_size, is_training, seed=None,
-                 deterministic=False, pad_to_full_batches=False, drop_remainder=None,
-                 repeat=None, shuffle=None, shuffle_buffer=10_000,
-                 central_fraction=EVAL_CENTRAL_FRACTION, **data_fields):
+    def __init__(
+        self,
+        data,
+        *,
+        split,
+        image_size,
+        global_batch_size,
+        is_training,
+        seed=None,
+        deterministic=False,
+        pad_to_full_batches=False,
+        drop_remainder=None,
+        repeat=None,
+        shuffle=None,
+        shuffle_buffer=10_000,
+        central_fraction=EVAL_CENTRAL_FRACTION,
+        **data_fields,
+    ):
         data = data_config(data, **data_fields)
         _check_arguments(image_size, global_batch_size, seed, deterministic)
-        self.source = reader.open_split(data.dataset, split, data_dir=data.data_dir or None,
-                                        manual_dir=data.manual_dir or None, download=data.download)
+        self.source = reader.open_split(
+            data.dataset,
+            split,
+            data_dir=data.data_dir or None,
+            manual_dir=data.manual_dir or None,
+            download=data.download,
+        )
         self.info, self.name, self.split = self.source.info, self.source.info.name, self.source.name
         self.num_examples = self.source.num_examples
         self.image_size, self.global_batch_size = int(image_size), int(global_batch_size)
@@ -115,13 +147,20 @@ class InputPipeline:
         self.shuffle_buffer = int(shuffle_buffer)
         self.pad_to_full_batches = bool(pad_to_full_batches)
         if self.pad_to_full_batches and self.repeat:
-            raise ValueError("pad_to_full_batches pads the end of one pass over the split; it "
-                             "cannot be combined with repeat=True")
+            raise ValueError(
+                "pad_to_full_batches pads the end of one pass over the split; it "
+                "cannot be combined with repeat=True"
+            )
         self.train_options = train_options(self.name, data)
         o = self.train_options
         preprocessing.check_train_args(  # fail now, not inside a tf.data trace
-            self.image_size, o["min_object_covered"], o["aspect_ratio_range"], o["area_range"],
-            o["max_attempts"], o["color_distortion"])
+            self.image_size,
+            o["min_object_covered"],
+            o["aspect_ratio_range"],
+            o["area_range"],
+            o["max_attempts"],
+            o["color_distortion"],
+        )
         self.central_fraction = preprocessing.check_fraction(central_fraction)
         self._skipped = skipping.SkipCounter()
 
@@ -141,8 +180,10 @@ class InputPipeline:
         sizes = self.source.slice_sizes(num_pipelines)
         per_step = self.global_batch_size // num_pipelines
         if per_step < 1 or self.global_batch_size % num_replicas:
-            raise ValueError(f"global batch {self.global_batch_size} does not divide by "
-                             f"{num_replicas} replicas over {num_pipelines} input pipelines")
+            raise ValueError(
+                f"global batch {self.global_batch_size} does not divide by "
+                f"{num_replicas} replicas over {num_pipelines} input pipelines"
+            )
         return max(1, math.ceil(max(sizes) / per_step))
 
     def num_skipped(self):
@@ -152,8 +193,11 @@ class InputPipeline:
     def skipped_report(self):
         """One line for the end-of-epoch log."""
         n = self.num_skipped()
-        return (f"{self.name}/{self.split}: {n} undecodable record(s) skipped so far"
-                if n else f"{self.name}/{self.split}: no undecodable records")
+        return (
+            f"{self.name}/{self.split}: {n} undecodable record(s) skipped so far"
+            if n
+            else f"{self.name}/{self.split}: no undecodable records"
+        )
 
     def _process_fn(self, base_seed):
         """(image bytes, label, stream position) -> (preprocessed image, label)."""
@@ -171,8 +215,9 @@ class InputPipeline:
         # epoch, its own reproducible crop/flip/colour seed.
         def process_train(image_bytes, label, position):
             seed = tf.stack([tf.constant(base_seed, tf.int64), position])
-            return preprocessing.preprocess_for_train(image_bytes, size, seed=seed,
-                                                      **options), label
+            return preprocessing.preprocess_for_train(
+                image_bytes, size, seed=seed, **options
+            ), label
 
         return process_train
 
@@ -183,14 +228,16 @@ class InputPipeline:
         total = steps * batch_size * (num_replicas // num_pipelines)
         size = self.image_size
         padding = tf.data.Dataset.from_tensors(
-            (tf.zeros([size, size, 3], tf.float32), tf.constant(PAD_LABEL, tf.int32)))
+            (tf.zeros([size, size, 3], tf.float32), tf.constant(PAD_LABEL, tf.int32))
+        )
         return dataset.concatenate(padding.repeat()).take(total)
 
     def input_fn(self, input_context=None):
         """The dataset of one input pipeline: (images float32 [B, S, S, 3], labels int32 [B]),
         B = the per-replica batch size. Pass to ``strategy.distribute_datasets_from_function``."""
-        num_pipelines, pipeline_id, num_replicas, batch_size = _shard(input_context,
-                                                                      self.global_batch_size)
+        num_pipelines, pipeline_id, num_replicas, batch_size = _shard(
+            input_context, self.global_batch_size
+        )
         if self.seed is None:
             base_seed = random.SystemRandom().randrange(2**31)
         else:
@@ -198,20 +245,35 @@ class InputPipeline:
         ordered = self.deterministic or not self.is_training
         # Padding needs slices of known, even size; files can hold different numbers of examples.
         dataset, expected = self.source.read_counted(
-            num_pipelines, pipeline_id, by_files=not self.pad_to_full_batches,
-            shuffle_files=self.shuffle, seed=base_seed, deterministic=ordered)
+            num_pipelines,
+            pipeline_id,
+            by_files=not self.pad_to_full_batches,
+            shuffle_files=self.shuffle,
+            seed=base_seed,
+            deterministic=ordered,
+        )
         if self.shuffle:
             buffer = max(1, min(self.shuffle_buffer, self.num_examples))
             dataset = dataset.shuffle(buffer, seed=base_seed, reshuffle_each_iteration=True)
         marker = (skipping.tiny_jpeg(), tf.constant(0, tf.int32))
         dataset = skipping.map_skipping_errors(
-            dataset, self._process_fn(base_seed), marker, repeat=self.repeat,
-            counter=self._skipped, expected=expected, files=self.source.files(),
-            name=f"{self.name}/{self.split}[pipeline {pipeline_id}/{num_pipelines}]")
+            dataset,
+            self._process_fn(base_seed),
+            marker,
+            repeat=self.repeat,
+            counter=self._skipped,
+            expected=expected,
+            files=self.source.files(),
+            name=f"{self.name}/{self.split}[pipeline {pipeline_id}/{num_pipelines}]",
+        )
         drop_remainder = self.drop_remainder
         if self.pad_to_full_batches:
             dataset = self._pad(dataset, num_pipelines, num_replicas, batch_size)
             drop_remainder = True  # every batch is full: a static batch dimension
-        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder,
-                                num_parallel_calls=tf.data.AUTOTUNE, deterministic=ordered)
+        dataset = dataset.batch(
+            batch_size,
+            drop_remainder=drop_remainder,
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=ordered,
+        )
         return dataset.prefetch(tf.data.AUTOTUNE)

@@ -38,8 +38,9 @@ def _check_range(name, value, low, high):
         raise ValueError(f"{name} must satisfy {low} <= min <= max <= {high}; got {value!r}")
 
 
-def check_train_args(image_size, min_object_covered, aspect_ratio_range, area_range,
-                     max_attempts, color_distortion):
+def check_train_args(
+    image_size, min_object_covered, aspect_ratio_range, area_range, max_attempts, color_distortion
+):
     """ValueError naming the argument when ``preprocess_for_train``'s arguments are out of range
     (callers check before building a tf.data pipeline, where the error would surface late)."""
     if int(image_size) < 1:
@@ -52,7 +53,8 @@ def check_train_args(image_size, min_object_covered, aspect_ratio_range, area_ra
         raise ValueError(f"max_attempts must be >= 1; got {max_attempts!r}")
     if color_distortion not in COLOR_DISTORTIONS:
         raise ValueError(
-            f"color_distortion must be one of {COLOR_DISTORTIONS}; got {color_distortion!r}")
+            f"color_distortion must be one of {COLOR_DISTORTIONS}; got {color_distortion!r}"
+        )
 
 
 def _decode_full(image_bytes):
@@ -77,6 +79,7 @@ def _crop_any(image_bytes, window_fn):
 def _as_jpeg(image_bytes):
     """JPEG bytes unchanged; any other format re-encoded as a JPEG at quality 100 without chroma
     subsampling (near lossless; TFDS does the same to ImageNet's one PNG)."""
+
     def reencode():
         return tf.io.encode_jpeg(_decode_full(image_bytes), quality=100, chroma_downsampling=False)
 
@@ -96,9 +99,11 @@ def _crop(image_bytes, window_fn, jpeg_only, exact=False):
     if jpeg_only:
         image = _crop_jpeg(image_bytes, window_fn)
     elif exact:
-        image = tf.cond(tf.io.is_jpeg(image_bytes),
-                        lambda: _crop_jpeg(image_bytes, window_fn),
-                        lambda: _crop_any(image_bytes, window_fn))
+        image = tf.cond(
+            tf.io.is_jpeg(image_bytes),
+            lambda: _crop_jpeg(image_bytes, window_fn),
+            lambda: _crop_any(image_bytes, window_fn),
+        )
     else:
         image = _crop_jpeg(_as_jpeg(image_bytes), window_fn)
     return tf.ensure_shape(image, [None, None, 3])
@@ -106,6 +111,7 @@ def _crop(image_bytes, window_fn, jpeg_only, exact=False):
 
 def decode_and_crop(image_bytes, offset_height, offset_width, crop_height, crop_width):
     """Decodes only the window [offset, offset + size) of an encoded image to uint8 RGB."""
+
     def window_fn(shape):
         del shape
         return offset_height, offset_width, crop_height, crop_width
@@ -136,7 +142,8 @@ def _distort_color(image, mode, seed):
     if mode == "none":
         return image
     s_order, s_bright, s_sat, s_hue, s_con = tf.unstack(
-        tf.random.experimental.stateless_split(seed, num=5))
+        tf.random.experimental.stateless_split(seed, num=5)
+    )
 
     def brightness(x):
         return tf.image.stateless_random_brightness(x, BRIGHTNESS_MAX_DELTA, seed=s_bright)
@@ -166,6 +173,7 @@ def _distort_color(image, mode, seed):
                 for op in ops:
                     x = op(x)
                 return x
+
             return fn
 
         choice = tf.random.stateless_uniform([], s_order, 0, len(orders), dtype=tf.int32)
@@ -173,9 +181,15 @@ def _distort_color(image, mode, seed):
     return tf.clip_by_value(image, 0.0, 1.0)
 
 
-def sample_crop_window(image_shape, seed, *, min_object_covered=MIN_OBJECT_COVERED,
-                       aspect_ratio_range=ASPECT_RATIO_RANGE, area_range=AREA_RANGE,
-                       max_attempts=MAX_ATTEMPTS):
+def sample_crop_window(
+    image_shape,
+    seed,
+    *,
+    min_object_covered=MIN_OBJECT_COVERED,
+    aspect_ratio_range=ASPECT_RATIO_RANGE,
+    area_range=AREA_RANGE,
+    max_attempts=MAX_ATTEMPTS,
+):
     """Inception random crop window (offset_h, offset_w, height, width) for an image [h, w].
 
     The whole image is the only "object" box; when no window satisfying the constraints is found
@@ -184,17 +198,31 @@ def sample_crop_window(image_shape, seed, *, min_object_covered=MIN_OBJECT_COVER
     whole_image = tf.constant([[[0.0, 0.0, 1.0, 1.0]]], tf.float32)
     shape3 = tf.concat([tf.cast(image_shape, tf.int32), [3]], axis=0)
     begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        shape3, bounding_boxes=whole_image, seed=seed,
-        min_object_covered=min_object_covered, aspect_ratio_range=list(aspect_ratio_range),
-        area_range=list(area_range), max_attempts=int(max_attempts),
-        use_image_if_no_bounding_boxes=True)
+        shape3,
+        bounding_boxes=whole_image,
+        seed=seed,
+        min_object_covered=min_object_covered,
+        aspect_ratio_range=list(aspect_ratio_range),
+        area_range=list(area_range),
+        max_attempts=int(max_attempts),
+        use_image_if_no_bounding_boxes=True,
+    )
     return begin[0], begin[1], size[0], size[1]
 
 
-def preprocess_for_train(image_bytes, image_size, *, min_object_covered=MIN_OBJECT_COVERED,
-                         aspect_ratio_range=ASPECT_RATIO_RANGE, area_range=AREA_RANGE,
-                         max_attempts=MAX_ATTEMPTS, color_distortion="fast", flip=True,
-                         seed=None, jpeg_only=False):
+def preprocess_for_train(
+    image_bytes,
+    image_size,
+    *,
+    min_object_covered=MIN_OBJECT_COVERED,
+    aspect_ratio_range=ASPECT_RATIO_RANGE,
+    area_range=AREA_RANGE,
+    max_attempts=MAX_ATTEMPTS,
+    color_distortion="fast",
+    flip=True,
+    seed=None,
+    jpeg_only=False,
+):
     """Encoded image (scalar tf.string, JPEG/PNG/...) -> float32 [S, S, 3] in [-1, 1].
 
     Args:
@@ -208,8 +236,14 @@ def preprocess_for_train(image_bytes, image_size, *, min_object_covered=MIN_OBJE
       seed: stateless seed, int tensor of shape [2]. None draws one at random per call.
       jpeg_only: skip the format test; non-JPEG input then raises.
     """
-    check_train_args(image_size, min_object_covered, aspect_ratio_range, area_range,
-                     max_attempts, color_distortion)
+    check_train_args(
+        image_size,
+        min_object_covered,
+        aspect_ratio_range,
+        area_range,
+        max_attempts,
+        color_distortion,
+    )
     image_size = int(image_size)
     if seed is None:
         seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
@@ -218,9 +252,13 @@ def preprocess_for_train(image_bytes, image_size, *, min_object_covered=MIN_OBJE
 
     def window_fn(shape):
         return sample_crop_window(
-            shape, s_crop, min_object_covered=min_object_covered,
-            aspect_ratio_range=aspect_ratio_range, area_range=area_range,
-            max_attempts=max_attempts)
+            shape,
+            s_crop,
+            min_object_covered=min_object_covered,
+            aspect_ratio_range=aspect_ratio_range,
+            area_range=area_range,
+            max_attempts=max_attempts,
+        )
 
     image = _crop(image_bytes, window_fn, jpeg_only)
     if flip:  # on the uint8 crop: cheaper than after the resize, and the two commute exactly
@@ -247,8 +285,9 @@ def central_crop_window(image_shape, central_fraction=EVAL_CENTRAL_FRACTION):
     return offset[0], offset[1], size[0], size[1]
 
 
-def preprocess_for_eval(image_bytes, image_size, central_fraction=EVAL_CENTRAL_FRACTION,
-                        jpeg_only=False):
+def preprocess_for_eval(
+    image_bytes, image_size, central_fraction=EVAL_CENTRAL_FRACTION, jpeg_only=False
+):
     """Encoded image (scalar tf.string) -> float32 [S, S, 3] in [-1, 1], deterministic.
 
     ``jpeg_only``: as in ``preprocess_for_train``.

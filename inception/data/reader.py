@@ -31,8 +31,9 @@ def open_split(dataset, split, *, data_dir=None, manual_dir=None, download=False
         raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
     if limit is not None and int(limit) < 1:
         raise ValueError(f"limit must be a positive number of examples or None; got {limit!r}")
-    builder = catalogue.prepare(dataset, data_dir=data_dir, manual_dir=manual_dir,
-                                download=download)
+    builder = catalogue.prepare(
+        dataset, data_dir=data_dir, manual_dir=manual_dir, download=download
+    )
     info = catalogue.describe_builder(builder, prepared=True)
     name = info.train_split if split == "train" else info.eval_split
     if name is None:
@@ -67,8 +68,16 @@ class Split:
         """Examples in each of the ``even_slices``."""
         return [self.builder.info.splits[s].num_examples for s in self.even_slices(num_pipelines)]
 
-    def read(self, num_pipelines=1, pipeline_id=0, *, by_files=True, shuffle_files=False,
-             seed=None, deterministic=True):
+    def read(
+        self,
+        num_pipelines=1,
+        pipeline_id=0,
+        *,
+        by_files=True,
+        shuffle_files=False,
+        seed=None,
+        deterministic=True,
+    ):
         """Input pipeline ``pipeline_id`` of ``num_pipelines``: a dataset of (encoded image
         bytes, int32 label), one pass over its part of the split.
 
@@ -82,54 +91,96 @@ class Split:
         A damaged TFRecord file raises TensorFlow's DataLossError, and TFDS's count check a
         FailedPreconditionError at the end; readers that skip errors use ``read_counted``.
         """
-        return self._read(num_pipelines, pipeline_id, by_files, shuffle_files, seed,
-                          deterministic, assert_cardinality=True)[0]
+        return self._read(
+            num_pipelines,
+            pipeline_id,
+            by_files,
+            shuffle_files,
+            seed,
+            deterministic,
+            assert_cardinality=True,
+        )[0]
 
-    def read_counted(self, num_pipelines=1, pipeline_id=0, *, by_files=True, shuffle_files=False,
-                     seed=None, deterministic=True):
+    def read_counted(
+        self,
+        num_pipelines=1,
+        pipeline_id=0,
+        *,
+        by_files=True,
+        shuffle_files=False,
+        seed=None,
+        deterministic=True,
+    ):
         """(dataset, records it should yield): ``read`` without TFDS's count check, for a reader
         that skips errors (``skipping.map_skipping_errors``). TFDS's check fails on every call
         once the stream has ended short, so under ``ignore_errors`` it looped forever (and it
         is not made at all for a pipeline sharded by files); the caller compares the count
         itself at the end of each pass."""
-        return self._read(num_pipelines, pipeline_id, by_files, shuffle_files, seed,
-                          deterministic, assert_cardinality=False)
+        return self._read(
+            num_pipelines,
+            pipeline_id,
+            by_files,
+            shuffle_files,
+            seed,
+            deterministic,
+            assert_cardinality=False,
+        )
 
     def files(self):
         """(path, records it holds) of each TFRecord file of this split."""
-        return [(os.fspath(instruction.filename), int(instruction.examples_in_shard))
-                for instruction in self.builder.info.splits[self.name].file_instructions]
+        return [
+            (os.fspath(instruction.filename), int(instruction.examples_in_shard))
+            for instruction in self.builder.info.splits[self.name].file_instructions
+        ]
 
-    def _read(self, num_pipelines, pipeline_id, by_files, shuffle_files, seed, deterministic,
-              assert_cardinality):
+    def _read(
+        self,
+        num_pipelines,
+        pipeline_id,
+        by_files,
+        shuffle_files,
+        seed,
+        deterministic,
+        assert_cardinality,
+    ):
         options = tf.data.Options()
         options.deterministic = bool(deterministic)
         context, split = None, self.name
         if num_pipelines > 1:
             if by_files and num_pipelines <= self.num_files:
-                context = tf.distribute.InputContext(num_input_pipelines=num_pipelines,
-                                                     input_pipeline_id=pipeline_id)
+                context = tf.distribute.InputContext(
+                    num_input_pipelines=num_pipelines, input_pipeline_id=pipeline_id
+                )
             else:
                 split = self.even_slices(num_pipelines)[pipeline_id]
-        read_config = tfds.ReadConfig(input_context=context, options=options, shuffle_seed=seed,
-                                      assert_cardinality=assert_cardinality)
+        read_config = tfds.ReadConfig(
+            input_context=context,
+            options=options,
+            shuffle_seed=seed,
+            assert_cardinality=assert_cardinality,
+        )
         dataset = self.builder.as_dataset(
-            split=split, shuffle_files=shuffle_files, read_config=read_config,
-            decoders={self.image_key: tfds.decode.SkipDecoding()})
+            split=split,
+            shuffle_files=shuffle_files,
+            read_config=read_config,
+            decoders={self.image_key: tfds.decode.SkipDecoding()},
+        )
         image_key, label_key = self.image_key, self.label_key
 
         def select(example):
             return example[image_key], tf.cast(example[label_key], tf.int32)
 
-        return (dataset.map(select, num_parallel_calls=tf.data.AUTOTUNE),
-                self._count(split, context))
+        return (
+            dataset.map(select, num_parallel_calls=tf.data.AUTOTUNE),
+            self._count(split, context),
+        )
 
     def _count(self, split, context):
         """Records of ``split`` one pipeline reads: TFDS gives pipeline i of n every n-th file
         of the split (``Dataset.shard`` of its file instructions, before any shuffling)."""
         instructions = self.builder.info.splits[split].file_instructions
         if context is not None:
-            instructions = instructions[context.input_pipeline_id::context.num_input_pipelines]
+            instructions = instructions[context.input_pipeline_id :: context.num_input_pipelines]
         return sum(int(instruction.take) for instruction in instructions)
 
 

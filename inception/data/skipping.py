@@ -19,8 +19,9 @@ class SkipCounter:
 
     def __init__(self):
         with tf.init_scope(), tf.device("/cpu:0"):
-            self._count = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                      name="undecodable_records")
+            self._count = tf.Variable(
+                0, dtype=tf.int64, trainable=False, name="undecodable_records"
+            )
 
     def add(self, amount):
         return self._count.assign_add(tf.cast(amount, tf.int64))
@@ -41,15 +42,18 @@ def check_count(read, expected, files, name):
     """At the end of a pass: ``read`` (records that came out of the reader, skipped ones
     included) must equal ``expected``; otherwise an InvalidArgumentError naming the damaged
     files (found by reading them again, only then)."""
+
     @tf.autograph.experimental.do_not_convert
     def describe(read):
         from inception.data import reader  # the reader imports nothing from here
 
         damaged = reader.damaged_files(files) or "none found on a second reading"
-        return (f"inception.data: {name}: a pass over the data gave {int(read)} of the "
-                f"{expected} records its TFDS metadata lists: a TFRecord file is damaged (after "
-                f"a corrupt or truncated record TensorFlow cannot read the rest of that file). "
-                f"Damaged: {damaged}. Prepare the dataset again.")
+        return (
+            f"inception.data: {name}: a pass over the data gave {int(read)} of the "
+            f"{expected} records its TFDS metadata lists: a TFRecord file is damaged (after "
+            f"a corrupt or truncated record TensorFlow cannot read the rest of that file). "
+            f"Damaged: {damaged}. Prepare the dataset again."
+        )
 
     def fail():
         message = tf.py_function(describe, [read], Tout=tf.string)
@@ -63,11 +67,20 @@ def _keep_and_report(counter, name):
     """The filter after ``map_skipping_errors``'s gap scan: reports (and counts) the records
     dropped before each element, keeps every element but the end-of-epoch markers, and prints
     the running total at each marker once it is non-zero."""
+
     def keep(outputs, is_marker, dropped, position):
         def report_drop():
-            ops = [tf.print("inception.data:", name, "skipped", dropped,
-                            "undecodable record(s) just before stream position", position,
-                            output_stream=sys.stderr)]
+            ops = [
+                tf.print(
+                    "inception.data:",
+                    name,
+                    "skipped",
+                    dropped,
+                    "undecodable record(s) just before stream position",
+                    position,
+                    output_stream=sys.stderr,
+                )
+            ]
             if counter is not None:
                 ops.append(counter.add(dropped))
             with tf.control_dependencies(ops):
@@ -75,22 +88,35 @@ def _keep_and_report(counter, name):
 
         is_marker = tf.cond(dropped > 0, report_drop, lambda: tf.identity(is_marker))
         if counter is not None:
+
             def report_epoch():
-                with tf.control_dependencies([tf.print(
-                        "inception.data:", name, "end of epoch:", counter.read(),
-                        "undecodable record(s) skipped so far", output_stream=sys.stderr)]):
+                with tf.control_dependencies(
+                    [
+                        tf.print(
+                            "inception.data:",
+                            name,
+                            "end of epoch:",
+                            counter.read(),
+                            "undecodable record(s) skipped so far",
+                            output_stream=sys.stderr,
+                        )
+                    ]
+                ):
                     return tf.constant(False)
 
-            return tf.cond(is_marker, lambda: tf.cond(counter.read() > 0, report_epoch,
-                                                      lambda: tf.constant(False)),
-                           lambda: tf.constant(True))
+            return tf.cond(
+                is_marker,
+                lambda: tf.cond(counter.read() > 0, report_epoch, lambda: tf.constant(False)),
+                lambda: tf.constant(True),
+            )
         return tf.logical_not(is_marker)
 
     return keep
 
 
-def map_skipping_errors(dataset, fn, marker, *, repeat=False, counter=None, name="",
-                        expected=None, files=()):
+def map_skipping_errors(
+    dataset, fn, marker, *, repeat=False, counter=None, name="", expected=None, files=()
+):
     """Parallel map of ``fn`` over ``dataset``; an element whose ``fn`` raises (an undecodable
     image) is dropped, counted in ``counter`` and reported on stderr, and the pipeline goes on.
 
@@ -113,7 +139,8 @@ def map_skipping_errors(dataset, fn, marker, *, repeat=False, counter=None, name
         going on with part of the data.
     """
     tagged = dataset.map(lambda *element: (element, False)).concatenate(
-        tf.data.Dataset.from_tensors((tuple(marker), True)))
+        tf.data.Dataset.from_tensors((tuple(marker), True))
+    )
     if repeat:
         tagged = tagged.repeat()
     tagged = tf.data.Dataset.zip((tagged, tf.data.Dataset.counter()))
@@ -131,8 +158,13 @@ def map_skipping_errors(dataset, fn, marker, *, repeat=False, counter=None, name
         outputs, position, is_marker = item
         # A marker ends a pass: the next one starts after it.
         next_start = tf.where(is_marker, position + 1, pass_start)
-        return (position, next_start), (outputs, is_marker, position - last_position - 1,
-                                        position, position - pass_start)
+        return (position, next_start), (
+            outputs,
+            is_marker,
+            position - last_position - 1,
+            position,
+            position - pass_start,
+        )
 
     mapped = mapped.scan((tf.constant(-1, tf.int64), tf.constant(0, tf.int64)), find_gaps)
     keep = _keep_and_report(counter, name)
@@ -141,8 +173,13 @@ def map_skipping_errors(dataset, fn, marker, *, repeat=False, counter=None, name
         kept = keep(outputs, is_marker, dropped, position)
         if expected is None:
             return kept
-        return tf.cond(is_marker, lambda: tf.logical_and(
-            kept, check_count(read, expected, [tuple(f) for f in files], name)), lambda: kept)
+        return tf.cond(
+            is_marker,
+            lambda: tf.logical_and(
+                kept, check_count(read, expected, [tuple(f) for f in files], name)
+            ),
+            lambda: kept,
+        )
 
     def strip(outputs, is_marker, dropped, position, read):
         return outputs

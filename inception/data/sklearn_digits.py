@@ -14,6 +14,8 @@ Label names are '0'..'9'. The feature 'sklearn_index' is the scan's index in
 Importing this module registers the builder with TFDS (name 'sklearn_digits').
 """
 
+from typing import ClassVar
+
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -49,18 +51,23 @@ class SklearnDigits(tfds.core.GeneratorBasedBuilder):
     """Handwritten digits (UCI optical recognition, as bundled with scikit-learn) as JPEGs."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "64x64 RGB JPEG, stratified 80/20 train/validation split."}
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {
+        "1.0.0": "64x64 RGB JPEG, stratified 80/20 train/validation split."
+    }
 
     def _info(self):
         return tfds.core.DatasetInfo(
             builder=self,
             description=__doc__,
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(
-                    shape=(IMAGE_SIDE, IMAGE_SIDE, 3), encoding_format="jpeg"),
-                "label": tfds.features.ClassLabel(names=[str(d) for d in range(10)]),
-                "sklearn_index": tfds.features.Scalar(dtype=np.int32),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(
+                        shape=(IMAGE_SIDE, IMAGE_SIDE, 3), encoding_format="jpeg"
+                    ),
+                    "label": tfds.features.ClassLabel(names=[str(d) for d in range(10)]),
+                    "sklearn_index": tfds.features.Scalar(dtype=np.int32),
+                }
+            ),
             supervised_keys=("image", "label"),
             homepage="https://scikit-learn.org/stable/datasets/toy_dataset.html",
         )
@@ -80,8 +87,10 @@ class SklearnDigits(tfds.core.GeneratorBasedBuilder):
         try:
             from sklearn.datasets import load_digits
         except ImportError:  # the [digits] extra; without it TFDS would fail far from the cause
-            raise ImportError("the embedded dataset 'sklearn_digits' needs scikit-learn: "
-                              "pip install 'inception[digits]'") from None
+            raise ImportError(
+                "the embedded dataset 'sklearn_digits' needs scikit-learn: "
+                "pip install 'inception[digits]'"
+            ) from None
 
         digits = load_digits()
         train, validation = split_indices(digits.target)
@@ -93,8 +102,11 @@ class SklearnDigits(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, images, labels, indices):
         for index in indices:
             index = int(index)
-            yield index, {
-                "image": scan_to_rgb(images[index]),
-                "label": int(labels[index]),
-                "sklearn_index": index,
-            }
+            yield (
+                index,
+                {
+                    "image": scan_to_rgb(images[index]),
+                    "label": int(labels[index]),
+                    "sklearn_index": index,
+                },
+            )

@@ -9,6 +9,7 @@ before TensorFlow loads.
 
 import dataclasses
 import os
+from typing import ClassVar
 
 from inception import checks, fileio, paths
 from inception.networks import EVAL_CENTRAL_FRACTION
@@ -27,6 +28,7 @@ class EvaluateConfig:
 
     ``dataset``/``data_dir`` default to the first run's (else imagenet2012 under 'data');
     ``batch_size`` 0 means about 256 crops per replica; ``max_images`` 0 means the whole split."""
+
     models: tuple
     protocols: tuple = PROTOCOLS
     dataset: str | None = None
@@ -41,7 +43,8 @@ class EvaluateConfig:
     tpu: str = ""
     num_cpu_devices: int = 0
     progress: bool = True
-    FLAG_NAMES = {"protocols": "crops"}  # a field whose flag has another name (not a field)
+    # A field whose flag has another name (a ClassVar: not a field itself).
+    FLAG_NAMES: ClassVar[dict[str, str]] = {"protocols": "crops"}
 
     def __post_init__(self):
         checks.check_types(self, self.FLAG_NAMES, strings_ok=False)
@@ -53,10 +56,13 @@ class EvaluateConfig:
             _check_model_path(path)
         bad = [p for p in self.protocols if p not in PROTOCOLS]
         if bad or not self.protocols:
-            raise ValueError(f"--crops: unknown protocol(s) {bad}; choose from "
-                             f"{', '.join(map(str, PROTOCOLS))}")
+            raise ValueError(
+                f"--crops: unknown protocol(s) {bad}; choose from {', '.join(map(str, PROTOCOLS))}"
+            )
         if len(set(self.protocols)) != len(self.protocols):
-            raise ValueError(f"--crops lists a protocol twice: {','.join(map(str, self.protocols))}")
+            raise ValueError(
+                f"--crops lists a protocol twice: {','.join(map(str, self.protocols))}"
+            )
         self._check_run_options()
 
     def _check_run_options(self):
@@ -69,8 +75,9 @@ class EvaluateConfig:
         if not self.output.strip() or os.path.isdir(self.output):
             raise ValueError(f"--output must be a file path; got {self.output!r}")
         if self.save_probabilities and not self.save_probabilities.endswith(".npz"):
-            raise ValueError(f"--save_probabilities must name a .npz file; got "
-                             f"{self.save_probabilities!r}")
+            raise ValueError(
+                f"--save_probabilities must name a .npz file; got {self.save_probabilities!r}"
+            )
         paths.output_file("output", self.output, "results file")
         paths.output_file("save_probabilities", self.save_probabilities, ".npz file")
         paths.optional_dir("data_dir", self.data_dir, "data directory")
@@ -92,8 +99,10 @@ def _check_model_path(path):
     if fileio.isdir(path):
         missing = [n for n in RUN_FILES if not fileio.exists(fileio.join(path, n))]
         if missing:
-            raise ValueError(f"--models: {path} is a directory but not a finished training run "
-                             f"(missing {', '.join(missing)})")
+            raise ValueError(
+                f"--models: {path} is a directory but not a finished training run "
+                f"(missing {', '.join(missing)})"
+            )
     elif not path.endswith(".keras"):
         raise ValueError(f"--models: {path} is neither a training run directory nor a .keras file")
     elif not fileio.exists(path):

@@ -33,10 +33,10 @@ from inception.data import preprocessing
 from inception.evaluation.config import PROTOCOLS
 from inception.networks import EVAL_CENTRAL_FRACTION
 
-REFERENCE_CROP = 224          # the crop side all the protocols' sources use
-TEN_CROP_SCALE = 256          # AlexNet / GoogLeNet: shorter side 256 for 224 crops
+REFERENCE_CROP = 224  # the crop side all the protocols' sources use
+TEN_CROP_SCALE = 256  # AlexNet / GoogLeNet: shorter side 256 for 224 crops
 MULTI_SCALES = (256, 288, 320, 352)  # GoogLeNet's four shorter sides
-SQUARE_POSITIONS = (0.0, 0.5, 1.0)   # left/top, centre, right/bottom square
+SQUARE_POSITIONS = (0.0, 0.5, 1.0)  # left/top, centre, right/bottom square
 # (vertical, horizontal) position of a crop inside its square: four corners, then the centre.
 CORNERS_AND_CENTRE = ((0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0), (0.5, 0.5))
 
@@ -51,6 +51,7 @@ class CropSpec:
     position: (vertical, horizontal) place of the crop inside the square, each in {0, 0.5, 1}.
     mirror: flipped left-right after cropping.
     """
+
     kind: str
     square: float = 0.5
     scale: int = 0
@@ -101,6 +102,7 @@ class CropSet:
     mirrored ones). ``weights[p][u]``: the share of crop u in protocol ``protocols[p]`` (repeats
     counted), so a protocol's probabilities are ``sum_u weights[p][u] * probs[u]``.
     """
+
     protocols: tuple
     specs: tuple
     weights: tuple
@@ -124,8 +126,10 @@ def crop_set(protocols):
         raise ValueError(f"crop protocols repeat: {protocols}")
     lists = [protocol_specs(p) for p in protocols]
     # Unmirrored views first, grouped by window size (kind, scale), then their mirrors.
-    distinct = sorted({s for specs in lists for s in specs},
-                      key=lambda s: (s.mirror, s.kind, s.scale, s.square, s.position))
+    distinct = sorted(
+        {s for specs in lists for s in specs},
+        key=lambda s: (s.mirror, s.kind, s.scale, s.square, s.position),
+    )
     views = [s for s in distinct if not s.mirror]
     mirrors = [s for s in distinct if s.mirror]
     order = views + mirrors
@@ -153,16 +157,22 @@ def crop_window(spec, height, width, central_fraction=EVAL_CENTRAL_FRACTION):
     if spec.kind == "central":
         # preprocessing.central_crop_window's arithmetic, in float32 like there.
         fraction = np.float32(central_fraction)
-        oh, ow = (int((np.float32(n) - np.float32(n) * fraction) / np.float32(2.0))
-                  for n in (height, width))
+        oh, ow = (
+            int((np.float32(n) - np.float32(n) * fraction) / np.float32(2.0))
+            for n in (height, width)
+        )
         return oh, ow, height - 2 * oh, width - 2 * ow
     m = min(height, width)
     along = int(math.floor(spec.square * (max(height, width) - m)))
     sq_h, sq_w = (along, 0) if height > width else (0, along)
     c = _crop_side(m, spec.scale)
     free = m - c
-    return (sq_h + int(math.floor(spec.position[0] * free)),
-            sq_w + int(math.floor(spec.position[1] * free)), c, c)
+    return (
+        sq_h + int(math.floor(spec.position[0] * free)),
+        sq_w + int(math.floor(spec.position[1] * free)),
+        c,
+        c,
+    )
 
 
 def crop_windows(specs, image_shape):
@@ -209,12 +219,15 @@ def _central_view(image_bytes, central_fraction):
     For JPEG that is the fused window decode, which differs from slicing a full decode by a few
     levels near the window's edge (chroma upsampling), so this view is decoded on its own.
     """
+
     def shape_of(image_bytes):
         return tf.cond(
             tf.io.is_jpeg(image_bytes),
             lambda: tf.image.extract_jpeg_shape(image_bytes, output_type=tf.int32)[:2],
-            lambda: tf.shape(tf.io.decode_image(image_bytes, channels=3,
-                                                expand_animations=False))[:2])
+            lambda: tf.shape(tf.io.decode_image(image_bytes, channels=3, expand_animations=False))[
+                :2
+            ],
+        )
 
     window = preprocessing.central_crop_window(shape_of(image_bytes), central_fraction)
     return preprocessing.decode_and_crop(image_bytes, *window)
@@ -228,8 +241,7 @@ def _resize_views(views_uint8, image_size):
     return tf.clip_by_value((images - 0.5) * 2.0, -1.0, 1.0)
 
 
-def make_crops(image_bytes, crop_set, image_sizes,
-               central_fraction=EVAL_CENTRAL_FRACTION):
+def make_crops(image_bytes, crop_set, image_sizes, central_fraction=EVAL_CENTRAL_FRACTION):
     """Encoded image -> one float32 tensor [crop_set.num_distinct, S, S, 3] per size in ``image_sizes``.
 
     The image is decoded once (plus the 1-crop window through the eval preprocessing's own path
@@ -260,12 +272,20 @@ def make_crops(image_bytes, crop_set, image_sizes,
         parts, row = [], 0
         for (kind, _), specs in groups:
             if kind == "central":
-                parts.append(preprocessing.preprocess_decoded_for_eval(
-                    central, size, central_fraction=1.0)[None])
+                parts.append(
+                    preprocessing.preprocess_decoded_for_eval(central, size, central_fraction=1.0)[
+                        None
+                    ]
+                )
                 continue
-            cut = [tf.slice(image, [windows[row + i, 0], windows[row + i, 1], 0],
-                            [windows[row + i, 2], windows[row + i, 3], 3])
-                   for i in range(len(specs))]
+            cut = [
+                tf.slice(
+                    image,
+                    [windows[row + i, 0], windows[row + i, 1], 0],
+                    [windows[row + i, 2], windows[row + i, 3], 3],
+                )
+                for i in range(len(specs))
+            ]
             row += len(specs)
             parts.append(_resize_views(tf.stack(cut), size))
         resized = tf.concat(parts, axis=0) if len(parts) > 1 else parts[0]

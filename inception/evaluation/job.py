@@ -15,13 +15,20 @@ def prepare(config):
     or the strategy cannot be used."""
     devices.split_cpu(config.num_cpu_devices)
     strategy = devices.make_strategy(
-        devices.resolve_strategy_name(config.strategy, config.tpu), config.tpu)
+        devices.resolve_strategy_name(config.strategy, config.tpu), config.tpu
+    )
     run_dataset, run_data_dir = runner.default_dataset(config.models)
     evaluation = runner.MultiCropEvaluation(
-        config.models, config.protocols, config.dataset or run_dataset or "imagenet2012",
-        strategy=strategy, data_dir=config.data_dir or run_data_dir or "data",
-        manual_dir=config.manual_dir or None, batch_size=config.batch_size,
-        max_images=config.max_images, central_fraction=config.central_fraction)
+        config.models,
+        config.protocols,
+        config.dataset or run_dataset or "imagenet2012",
+        strategy=strategy,
+        data_dir=config.data_dir or run_data_dir or "data",
+        manual_dir=config.manual_dir or None,
+        batch_size=config.batch_size,
+        max_images=config.max_images,
+        central_fraction=config.central_fraction,
+    )
     return strategy, evaluation
 
 

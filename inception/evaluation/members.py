@@ -16,6 +16,7 @@ class Member:
     the background class of the released 1001-class checkpoints; that column is dropped and the
     rest renormalised before averaging.
     """
+
     name: str
     path: str
     model: object
@@ -27,9 +28,14 @@ class Member:
     background: bool = False
 
     def describe(self):
-        return {"name": self.name, "path": self.path, "architecture": self.architecture,
-                "image_size": self.image_size, "num_outputs": self.num_outputs,
-                "background_class_dropped": self.background}
+        return {
+            "name": self.name,
+            "path": self.path,
+            "architecture": self.architecture,
+            "image_size": self.image_size,
+            "num_outputs": self.num_outputs,
+            "background_class_dropped": self.background,
+        }
 
 
 def load(path):
@@ -44,9 +50,16 @@ def load(path):
         name = os.path.splitext(os.path.basename(path))[0]
     architecture = src.run_record.get("model") or src.model.name
     outputs = int(src.model.outputs[0].shape[-1])
-    return Member(name=name, path=path, model=src.model, image_size=src.image_size,
-                  num_outputs=outputs, architecture=architecture, run_record=src.run_record,
-                  labels=labels)
+    return Member(
+        name=name,
+        path=path,
+        model=src.model,
+        image_size=src.image_size,
+        num_outputs=outputs,
+        architecture=architecture,
+        run_record=src.run_record,
+        labels=labels,
+    )
 
 
 def check_against_dataset(member, info):
@@ -58,11 +71,13 @@ def check_against_dataset(member, info):
         raise ValueError(
             f"{member.path}: the model has {member.num_outputs} outputs but dataset "
             f"{info.name!r} has {k} classes (a model with {k + 1} outputs is taken to have a "
-            "background class at index 0)")
+            "background class at index 0)"
+        )
     if member.labels is not None and list(member.labels) != list(info.label_names):
         raise ValueError(
             f"{member.path}: its labels.txt does not list dataset {info.name!r}'s classes in the "
-            f"same order (first labels: {member.labels[:3]} vs {list(info.label_names)[:3]})")
+            f"same order (first labels: {member.labels[:3]} vs {list(info.label_names)[:3]})"
+        )
 
 
 def unique_names(members):

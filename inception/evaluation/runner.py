@@ -17,8 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from inception import console, fileio
-from inception import runfiles
+from inception import console, fileio, runfiles
 from inception.data import preprocessing, reader, skipping
 from inception.evaluation import crops as crops_lib
 from inception.evaluation import members as members_lib
@@ -34,8 +33,10 @@ def images_per_step(crop_set, num_replicas, batch_size=0):
     """Global images per step: ``batch_size``, or about CROPS_PER_REPLICA crops per replica."""
     if batch_size:
         if batch_size % num_replicas:
-            raise ValueError(f"--batch_size={batch_size} (images per step, global) must divide "
-                             f"by the {num_replicas} replicas")
+            raise ValueError(
+                f"--batch_size={batch_size} (images per step, global) must divide "
+                f"by the {num_replicas} replicas"
+            )
         return int(batch_size)
     return num_replicas * max(1, CROPS_PER_REPLICA // crop_set.num_distinct)
 
@@ -46,14 +47,25 @@ class MultiCropEvaluation:
     ``member_paths``: run directories or .keras files, loaded under ``strategy.scope()``.
     """
 
-    def __init__(self, member_paths, protocols, dataset, *, strategy, data_dir=None,
-                 manual_dir=None, batch_size=0, max_images=0,
-                 central_fraction=EVAL_CENTRAL_FRACTION):
+    def __init__(
+        self,
+        member_paths,
+        protocols,
+        dataset,
+        *,
+        strategy,
+        data_dir=None,
+        manual_dir=None,
+        batch_size=0,
+        max_images=0,
+        central_fraction=EVAL_CENTRAL_FRACTION,
+    ):
         self.strategy = strategy
         self.crop_set = crops_lib.crop_set(protocols)
         self.central_fraction = preprocessing.check_fraction(central_fraction)
-        self.source = reader.open_split(dataset, "eval", data_dir=data_dir,
-                                        manual_dir=manual_dir, limit=max_images or None)
+        self.source = reader.open_split(
+            dataset, "eval", data_dir=data_dir, manual_dir=manual_dir, limit=max_images or None
+        )
         self.info, self.split = self.source.info, self.source.info.eval_split
         self.num_images = self.source.num_examples
         if self.num_images < 1:
@@ -77,8 +89,10 @@ class MultiCropEvaluation:
         """One input pipeline: ((crops of member 0, crops of member 1, ...), labels), each crops
         tensor [B, U, S_m, S_m, 3], B images per replica, U = the crop set's distinct crops."""
         if input_context is not None:
-            pipelines, pipeline_id = (input_context.num_input_pipelines,
-                                      input_context.input_pipeline_id)
+            pipelines, pipeline_id = (
+                input_context.num_input_pipelines,
+                input_context.input_pipeline_id,
+            )
             per_replica = input_context.get_per_replica_batch_size(self.batch_size)
         else:
             pipelines, pipeline_id, per_replica = 1, 0, self.batch_size
@@ -86,10 +100,16 @@ class MultiCropEvaluation:
         # 'validation[:3]' has no files of its own to share out).
         dataset, expected = self.source.read_counted(pipelines, pipeline_id, by_files=False)
         return crop_dataset(
-            dataset, self.crop_set, [m.image_size for m in self.members], per_replica,
-            self.central_fraction, counter=self._skipped,
+            dataset,
+            self.crop_set,
+            [m.image_size for m in self.members],
+            per_replica,
+            self.central_fraction,
+            counter=self._skipped,
             name=f"{self.info.name}/{self.split}[pipeline {pipeline_id}/{pipelines}]",
-            expected=expected, files=self.source.files())
+            expected=expected,
+            files=self.source.files(),
+        )
 
     # ------------------------------------------------------------------------------- run --
     def run(self, progress=True, log=None, keep_probabilities=False):
@@ -100,22 +120,33 @@ class MultiCropEvaluation:
         """
         log = log or (lambda message: print(message, flush=True))
         dataset = self.strategy.distribute_datasets_from_function(self.input_fn)
-        step = make_step(self.strategy, self.members, self.crop_set, self.num_classes,
-                         keep_probabilities, element_spec=dataset.element_spec)
+        step = make_step(
+            self.strategy,
+            self.members,
+            self.crop_set,
+            self.num_classes,
+            keep_probabilities,
+            element_spec=dataset.element_spec,
+        )
         iterator = iter(dataset)
         crop_set, members = self.crop_set, self.members
         passes = self.num_images * crop_set.num_distinct * len(members)
-        log(f"{self.info.name}/{self.split}: {self.num_images} images, protocols "
+        log(
+            f"{self.info.name}/{self.split}: {self.num_images} images, protocols "
             f"{', '.join(str(p) for p in crop_set.protocols)} crop(s): {crop_set.num_distinct} distinct "
             f"crops per image per model, {len(members)} model(s): {passes:,} forward passes, "
-            f"{self.batch_size} images per step on {self.replicas} replica(s)")
+            f"{self.batch_size} images per step on {self.replicas} replica(s)"
+        )
 
         totals, kept = None, []
         first = next(iterator)
         out, start = self._first_step(step, first, log)
         # A live bar on a terminal, one line at the end elsewhere (console.progress_style).
-        bar = keras.utils.Progbar(self.num_images, stateful_metrics=["img/s", "crops/s"],
-                                  verbose=console.progbar_verbosity(progress))
+        bar = keras.utils.Progbar(
+            self.num_images,
+            stateful_metrics=["img/s", "crops/s"],
+            verbose=console.progbar_verbosity(progress),
+        )
         batch = first
         while True:
             if batch is not first:
@@ -126,9 +157,13 @@ class MultiCropEvaluation:
             totals = result if totals is None else {k: totals[k] + result[k] for k in totals}
             done = int(totals["count"])
             seconds = max(time.perf_counter() - start, 1e-9)
-            bar.update(min(done, self.num_images), [
-                ("img/s", done / seconds),
-                ("crops/s", done * crop_set.num_distinct * len(members) / seconds)])
+            bar.update(
+                min(done, self.num_images),
+                [
+                    ("img/s", done / seconds),
+                    ("crops/s", done * crop_set.num_distinct * len(members) / seconds),
+                ],
+            )
             try:
                 batch = next(iterator)
             except StopIteration:
@@ -138,8 +173,11 @@ class MultiCropEvaluation:
         wall = time.perf_counter() - start
         skipped = self._skipped.value()
         if skipped:
-            print(f"inception.evaluation: {skipped} undecodable image(s) skipped",
-                  file=sys.stderr, flush=True)
+            print(
+                f"inception.evaluation: {skipped} undecodable image(s) skipped",
+                file=sys.stderr,
+                flush=True,
+            )
         result = self._result(totals, wall, skipped)
         if keep_probabilities:
             result["probabilities"] = np.concatenate([p for p, _ in kept])
@@ -158,9 +196,11 @@ class MultiCropEvaluation:
         _ = out["count"].numpy()
         per_step = time.perf_counter() - start
         passes = self.batch_size * self.crop_set.num_distinct * len(self.members)
-        log(f"estimated time: {_duration(per_step * self.num_steps)} for {self.num_steps} "
+        log(
+            f"estimated time: {_duration(per_step * self.num_steps)} for {self.num_steps} "
             f"step(s) ({self.batch_size / per_step:.1f} images/s, "
-            f"{passes / per_step:.1f} forward passes/s on the first batch)")
+            f"{passes / per_step:.1f} forward passes/s on the first batch)"
+        )
         return out, start
 
     def _result(self, totals, wall, skipped):
@@ -171,48 +211,68 @@ class MultiCropEvaluation:
         rows = []
         for r, name in enumerate(names):
             for p, protocol in enumerate(self.crop_set.protocols):
-                row = {"model": name, "models": len(self.members) if name == "ensemble" else 1,
-                       "crops": protocol}
+                row = {
+                    "model": name,
+                    "models": len(self.members) if name == "ensemble" else 1,
+                    "crops": protocol,
+                }
                 for kk in TOP_K:
                     row[f"top{kk}_error"] = 1.0 - float(totals[f"top{kk}"][r][p]) / max(n, 1)
                 rows.append(row)
         return {
-            "dataset": self.info.name, "split": self.split, "num_images": n,
-            "skipped_images": int(skipped), "protocols": list(self.crop_set.protocols),
+            "dataset": self.info.name,
+            "split": self.split,
+            "num_images": n,
+            "skipped_images": int(skipped),
+            "protocols": list(self.crop_set.protocols),
             "distinct_crops_per_image": self.crop_set.num_distinct,
             "central_fraction": self.central_fraction,
             "members": [m.describe() for m in self.members],
             "results": rows,
-            "strategy": type(self.strategy).__name__, "num_replicas": self.replicas,
-            "images_per_step": self.batch_size, "wall_time_s": wall,
+            "strategy": type(self.strategy).__name__,
+            "num_replicas": self.replicas,
+            "images_per_step": self.batch_size,
+            "wall_time_s": wall,
             "images_per_sec": n / wall if wall > 0 else None,
-            "forward_passes_per_sec": (n * self.crop_set.num_distinct * len(self.members) / wall
-                                       if wall > 0 else None),
+            "forward_passes_per_sec": (
+                n * self.crop_set.num_distinct * len(self.members) / wall if wall > 0 else None
+            ),
         }
 
 
-def crop_dataset(source, crop_set, image_sizes, batch_size,
-                 central_fraction=EVAL_CENTRAL_FRACTION, counter=None, name="", expected=None,
-                 files=()):
+def crop_dataset(
+    source,
+    crop_set,
+    image_sizes,
+    batch_size,
+    central_fraction=EVAL_CENTRAL_FRACTION,
+    counter=None,
+    name="",
+    expected=None,
+    files=(),
+):
     """(encoded image, label) dataset -> batches of ((crops per size...), labels).
 
     Each crops tensor is [B, U, S, S, 3] (B images, U = the crop set's distinct crops); an image that
     cannot be decoded is dropped and counted in ``counter`` (``skipping.map_skipping_errors``);
     a pass of other than ``expected`` records is an InvalidArgumentError naming the damaged ``files``.
     """
+
     def process(image_bytes, label, position):
         del position
         return crops_lib.make_crops(image_bytes, crop_set, image_sizes, central_fraction), label
 
     marker = (skipping.tiny_jpeg(), tf.constant(0, tf.int32))
-    dataset = skipping.map_skipping_errors(source, process, marker, counter=counter, name=name,
-                                           expected=expected, files=files)
+    dataset = skipping.map_skipping_errors(
+        source, process, marker, counter=counter, name=name, expected=expected, files=files
+    )
     dataset = dataset.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(2)
 
 
-def make_step(strategy, members, crop_set, num_classes, keep_probabilities=False,
-              element_spec=None):
+def make_step(
+    strategy, members, crop_set, num_classes, keep_probabilities=False, element_spec=None
+):
     """The distributed evaluation step: batch -> summed top-1/3/5 hits [rows, P] and the count
     (rows: each member, then the ensemble if there are several members); with
     ``keep_probabilities`` also the per-image probabilities [B, rows, P, K] and labels.
@@ -239,14 +299,15 @@ def make_step(strategy, members, crop_set, num_classes, keep_probabilities=False
                 probs /= tf.maximum(tf.reduce_sum(probs, axis=-1, keepdims=True), 1e-12)
             probs = tf.reshape(probs, [n + pad, u, k])[:n]
             per_member.append(tf.einsum("pu,nuk->npk", weights, probs))
-        rows = per_member + ([tf.add_n(per_member) / len(per_member)]
-                             if len(per_member) > 1 else [])
+        rows = per_member + (
+            [tf.add_n(per_member) / len(per_member)] if len(per_member) > 1 else []
+        )
         probs = tf.stack(rows, axis=1)  # [n, rows, P, K]
         top = tf.math.top_k(probs, k=min(max(TOP_K), k)).indices
         hit = tf.equal(top, labels[:, None, None, None])
         out = {"count": tf.cast(n, tf.float32)}
         for kk in TOP_K:
-            correct = tf.reduce_any(hit[..., :min(kk, k)], axis=-1)
+            correct = tf.reduce_any(hit[..., : min(kk, k)], axis=-1)
             out[f"top{kk}"] = tf.reduce_sum(tf.cast(correct, tf.float32), axis=0)
         if keep_probabilities:
             out["probs"], out["labels"] = probs, labels

@@ -17,17 +17,24 @@ from inception import console, fileio
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m inception.experiments",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m inception.experiments", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--quick", action="store_true", help="5-minute version (one seed)")
-    parser.add_argument("--scale", choices=["full", "quick", "tiny"],
-                        help="explicit scale (tiny: the test suite's); overrides --quick")
+    parser.add_argument(
+        "--scale",
+        choices=["full", "quick", "tiny"],
+        help="explicit scale (tiny: the test suite's); overrides --quick",
+    )
     parser.add_argument("--runs_dir", default="runs/experiments")
     parser.add_argument("--out_dir", default="docs/reproduction")
     parser.add_argument("--data_dir", default="data", help="TFDS data directory")
-    parser.add_argument("--mixed_precision", action="store_true",
-                        help="train every run in bfloat16 (main.py's --mixed_precision); the runs "
-                             "go to their own directory and the report names the precision")
+    parser.add_argument(
+        "--mixed_precision",
+        action="store_true",
+        help="train every run in bfloat16 (main.py's --mixed_precision); the runs "
+        "go to their own directory and the report names the precision",
+    )
     parser.add_argument("--verbose", action="store_true", help=console.VERBOSE_HELP)
     args = parser.parse_args(argv)
     console.quiet(args.verbose)
@@ -41,12 +48,15 @@ def main(argv=None):
     # A run keeps one precision (a resume in the other is refused): bfloat16 runs get their own.
     root = os.path.join(args.runs_dir, scale.name + ("-bf16" if args.mixed_precision else ""))
     os.makedirs(args.out_dir, exist_ok=True)
-    specs = [dataclass_replace_flags(s, data_dir=args.data_dir,
-                                     mixed_precision=args.mixed_precision)
-             for s in runs.all_runs(scale)]
+    specs = [
+        dataclass_replace_flags(s, data_dir=args.data_dir, mixed_precision=args.mixed_precision)
+        for s in runs.all_runs(scale)
+    ]
     started = time.time()
-    print(f"scale {scale.name}: {len(specs)} training runs under {root}, report in {args.out_dir}",
-          flush=True)
+    print(
+        f"scale {scale.name}: {len(specs)} training runs under {root}, report in {args.out_dir}",
+        flush=True,
+    )
     from inception.train import errors
 
     try:
@@ -66,11 +76,19 @@ def main(argv=None):
 
     speed_specs = [s for s in specs if s.claim == "speed"]
     died_specs = [s for s in specs if s.claim == "died"]
-    command = "python -m inception.experiments" + (f" --scale={scale.name}" if scale.name != "full" else "")
+    command = "python -m inception.experiments" + (
+        f" --scale={scale.name}" if scale.name != "full" else ""
+    )
     command += " --mixed_precision" if args.mixed_precision else ""
-    verdicts = document.write(args.out_dir, scale, results.speed_curves(root, speed_specs),
-                              results.died_series(root, died_specs), cost_rows, command,
-                              precision)
+    verdicts = document.write(
+        args.out_dir,
+        scale,
+        results.speed_curves(root, speed_specs),
+        results.died_series(root, died_specs),
+        cost_rows,
+        command,
+        precision,
+    )
     for claim, (verdict, detail) in verdicts.items():
         print(f"{claim}: {verdict} ({detail})")
     print(f"report: {os.path.join(args.out_dir, 'README.md')} ({time.time() - started:.0f} s)")

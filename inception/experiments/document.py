@@ -6,8 +6,7 @@ import os
 import platform
 
 from inception import fileio, recipe
-from inception.experiments import runs
-from inception.experiments import report
+from inception.experiments import report, runs
 
 
 def _setting_section(scale):
@@ -16,20 +15,28 @@ def _setting_section(scale):
     lines = [
         "## The miniature's departures from the ImageNet setting",
         "",
-        "Every value not listed is the ImageNet recipe (README \"Recipe\", `inception/recipe.py`).",
+        'Every value not listed is the ImageNet recipe (README "Recipe", `inception/recipe.py`).',
         "",
-        "| setting | ImageNet | here | why |", "|---|---|---|---|",
+        "| setting | ImageNet | here | why |",
+        "|---|---|---|---|",
     ]
     for name, value in recipe.MINIATURE.items():
         if name == "epochs":
             continue
-        lines.append(f"| `{name}` | {recipe.IMAGENET[name].value} | {value.value} | "
-                     f"{value.source} |")
-    here = {"width_multiplier": scale.speed_width,
-            "epochs": f"until {scale.target_error:.0%} top-1 error, at most "
-                      + ", ".join(f"{e} ({s})" for s, e in scale.speed_epochs.items())}
-    imagenet = {"image_size": 299, "width_multiplier": 1.0, "area_range": "0.05,1.0 and flips",
-                "epochs": recipe.IMAGENET["epochs"].value}
+        lines.append(
+            f"| `{name}` | {recipe.IMAGENET[name].value} | {value.value} | {value.source} |"
+        )
+    here = {
+        "width_multiplier": scale.speed_width,
+        "epochs": f"until {scale.target_error:.0%} top-1 error, at most "
+        + ", ".join(f"{e} ({s})" for s, e in scale.speed_epochs.items()),
+    }
+    imagenet = {
+        "image_size": 299,
+        "width_multiplier": 1.0,
+        "area_range": "0.05,1.0 and flips",
+        "epochs": recipe.IMAGENET["epochs"].value,
+    }
     for name, (value, why) in runs.SETTING_DEPARTURES.items():
         lines.append(f"| `{name}` | {imagenet[name]} | {here.get(name, value)} | {why} |")
     return lines + [""]
@@ -75,7 +82,8 @@ def _speed_section(scale, curves, verdict, figures):
                     f"{'not reached' if epochs is None else f'{epochs:g}'} | "
                     f"{'-' if seconds is None else f'{seconds:.0f}'} | "
                     f"{min(c['top1_err']):.4f} | {c['top1_err'][-1]:.4f} | "
-                    f"{c['top5_err'][-1]:.4f} | {c['epoch'][-1]:g} | {norms} |")
+                    f"{c['top5_err'][-1]:.4f} | {c['epoch'][-1]:g} | {norms} |"
+                )
     lines += [""] + [f"![{f}]({f})" for f in figures] + [""]
     return lines
 
@@ -99,8 +107,13 @@ def _died_section(series, verdict, figure):
         peak = float(max(s["died"])) if s["died"].size else None
         last = float(s["died"][-1]) if s["died"].size else None
         loss = float(s["loss"][-1]) if s["loss"].size else None
-        cells = [name, s["labels"]["residual_scales"], s["labels"]["learning_rate"], s["state"],
-                 *(report.format_value(v) for v in (peak, last, loss))]
+        cells = [
+            name,
+            s["labels"]["residual_scales"],
+            s["labels"]["learning_rate"],
+            s["state"],
+            *(report.format_value(v) for v in (peak, last, loss)),
+        ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return lines + ["", f"![{figure}]({figure})", ""]
 
@@ -122,14 +135,21 @@ def _cost_section(cost_config, rows, verdict, figure):
         f"{cost_config.batch}, width {cost_config.width_multiplier}, best of {cost_config.rounds} "
         f"rounds of {cost_config.steps} steps:",
         "",
-        "```", speed.format_table(rows), "```", "", f"![{figure}]({figure})", "",
+        "```",
+        speed.format_table(rows),
+        "```",
+        "",
+        f"![{figure}]({figure})",
+        "",
     ]
 
 
 def write(out_dir, scale, curves, series, cost_rows, command, precision="float32"):
-    verdicts = {"speed": report.judge_speed(curves, scale.target_error),
-                "died": report.judge_died(series),
-                "cost": report.judge_cost(cost_rows)}
+    verdicts = {
+        "speed": report.judge_speed(curves, scale.target_error),
+        "died": report.judge_died(series),
+        "cost": report.judge_cost(cost_rows),
+    }
     figures = report.speed_figures(curves, out_dir, scale.target_error)
     died_fig = report.died_figure(series, out_dir)
     cost_fig = report.cost_figure(cost_rows, out_dir)
@@ -142,10 +162,15 @@ def write(out_dir, scale, curves, series, cost_rows, command, precision="float32
         "crop defaults (area 0.6-1.0, no flip). Recipe: the paper's, as the ImageNet configs (no "
         "gradient clipping), with "
         "the departures a few hundred CPU steps need (below). Training precision: "
-        f"`{precision}`" + (" (bfloat16 compute, float32 variables, logits and loss; "
-                            "evaluation in float32)." if precision != "float32" else "."),
+        f"`{precision}`"
+        + (
+            " (bfloat16 compute, float32 variables, logits and loss; evaluation in float32)."
+            if precision != "float32"
+            else "."
+        ),
         "",
-        "| claim | verdict |", "|---|---|",
+        "| claim | verdict |",
+        "|---|---|",
         f"| Residual connections speed up training | {verdicts['speed'][0]} |",
         f"| Wide residual networks die without residual scaling | {verdicts['died'][0]} |",
         f"| Inception-v4 slower than Inception-ResNet-v2 at similar cost | {verdicts['cost'][0]} |",
@@ -156,12 +181,30 @@ def write(out_dir, scale, curves, series, cost_rows, command, precision="float32
     lines += _died_section(series, verdicts["died"], died_fig)
     lines += _cost_section(scale.cost, cost_rows, verdicts["cost"], cost_fig)
     fileio.write_text(os.path.join(out_dir, "README.md"), "\n".join(lines))
-    payload = {"scale": scale.name, "precision": precision, "verdicts": verdicts, "cost": cost_rows,
-               "speed": {setting: {n: [{k: (v.tolist() if hasattr(v, "tolist") else v)
-                                        for k, v in c.items()} for c in seeds]
-                                    for n, seeds in by_network.items()}
-                         for setting, by_network in curves.items()},
-               "died": {n: {"state": s["state"], "labels": s["labels"], "step": s["step"].tolist(),
-                            "died_fraction": s["died"].tolist()} for n, s in series.items()}}
+    payload = {
+        "scale": scale.name,
+        "precision": precision,
+        "verdicts": verdicts,
+        "cost": cost_rows,
+        "speed": {
+            setting: {
+                n: [
+                    {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in c.items()}
+                    for c in seeds
+                ]
+                for n, seeds in by_network.items()
+            }
+            for setting, by_network in curves.items()
+        },
+        "died": {
+            n: {
+                "state": s["state"],
+                "labels": s["labels"],
+                "step": s["step"].tolist(),
+                "died_fraction": s["died"].tolist(),
+            }
+            for n, s in series.items()
+        },
+    }
     fileio.write_text(os.path.join(out_dir, "results.json"), json.dumps(payload, indent=2))
     return verdicts

@@ -25,6 +25,7 @@ HEAD = "head"  # the classifier and the aux head
 @dataclasses.dataclass
 class BlockNorms:
     """Per block (in network order): gradient norm, weight norm and parameter count."""
+
     blocks: list
     grad_norm: np.ndarray
     weight_norm: np.ndarray
@@ -32,7 +33,7 @@ class BlockNorms:
 
     @property
     def global_grad_norm(self):
-        return float(np.sqrt(np.sum(self.grad_norm ** 2)))
+        return float(np.sqrt(np.sum(self.grad_norm**2)))
 
 
 def block_of_variables(model):
@@ -62,12 +63,13 @@ def block_norms(task, train_state, images, labels):
     grads = tape.gradient(loss, variables)
     grad_norm, weight_norm, params, i = [], [], [], 0
     for _, vs in groups:
-        g, i = grads[i:i + len(vs)], i + len(vs)
+        g, i = grads[i : i + len(vs)], i + len(vs)
         grad_norm.append(float(tf.linalg.global_norm(g)))
         weight_norm.append(float(tf.linalg.global_norm([v.value for v in vs])))
         params.append(sum(int(np.prod(v.shape)) for v in vs))
-    return BlockNorms([name for name, _ in groups], np.array(grad_norm), np.array(weight_norm),
-                      np.array(params))
+    return BlockNorms(
+        [name for name, _ in groups], np.array(grad_norm), np.array(weight_norm), np.array(params)
+    )
 
 
 def measure(config, train_steps, log=print):

@@ -19,9 +19,12 @@ ALIVE_THRESHOLD = 0.9
 LEARNED_ERROR = 0.8
 # The networks' titles in the tables and figures (NetworkSpec.title), keyed as the runs and
 # speed.NETWORKS key them: a network's name, "<name>_<variant>" for a variant not its default.
-NAMES = {(s.name if s.variant == networks.DEFAULT_VARIANT[s.name] else f"{s.name}_{s.variant}"):
-         (s.title if s.variant == networks.DEFAULT_VARIANT[s.name] else f"{s.title} ({s.variant})")
-         for s in networks.SPECS.values()}
+NAMES = {
+    (s.name if s.variant == networks.DEFAULT_VARIANT[s.name] else f"{s.name}_{s.variant}"): (
+        s.title if s.variant == networks.DEFAULT_VARIANT[s.name] else f"{s.title} ({s.variant})"
+    )
+    for s in networks.SPECS.values()
+}
 
 
 def _pyplot():
@@ -49,9 +52,15 @@ def _runs(ax, curves, x_key, y_key, label):
     differ); the first seed carries the legend entry."""
     color = None
     for i, c in enumerate(curves):
-        line, = ax.plot(c[x_key], np.asarray(c[y_key]) * 100, marker="o", markersize=3,
-                        color=color, alpha=0.8,
-                        label=f"{label} ({len(curves)} seeds)" if i == 0 else None)
+        (line,) = ax.plot(
+            c[x_key],
+            np.asarray(c[y_key]) * 100,
+            marker="o",
+            markersize=3,
+            color=color,
+            alpha=0.8,
+            label=f"{label} ({len(curves)} seeds)" if i == 0 else None,
+        )
         color = line.get_color()
 
 
@@ -60,8 +69,10 @@ def speed_figures(curves, out_dir, target):
     the target top-1 error as a dashed line."""
     plt = _pyplot()
     paths = []
-    for x_key, x_label, name in (("epoch", "training epochs", "claim1_error_vs_epoch.png"),
-                                 ("wall", "wall-clock time (s)", "claim1_error_vs_time.png")):
+    for x_key, x_label, name in (
+        ("epoch", "training epochs", "claim1_error_vs_epoch.png"),
+        ("wall", "wall-clock time (s)", "claim1_error_vs_time.png"),
+    ):
         fig, axes = plt.subplots(len(curves), 2, figsize=(11, 4 * len(curves)), squeeze=False)
         for row, (setting, by_network) in zip(axes, curves.items()):
             for ax, y_key, title in zip(row, ("top1_err", "top5_err"), ("top-1", "top-5")):
@@ -69,8 +80,12 @@ def speed_figures(curves, out_dir, target):
                     _runs(ax, runs, x_key, y_key, NAMES[network])
                 if y_key == "top1_err":
                     ax.axhline(target * 100, color="grey", linestyle="--", label="target")
-                ax.set(title=f"Validation {title} error, {setting}", xlabel=x_label,
-                       ylabel=f"{title} error (%)", ylim=(-2, 102))
+                ax.set(
+                    title=f"Validation {title} error, {setting}",
+                    xlabel=x_label,
+                    ylabel=f"{title} error (%)",
+                    ylim=(-2, 102),
+                )
                 ax.grid(alpha=0.3)
                 ax.legend(fontsize=8)
         _save(fig, out_dir, name)
@@ -81,7 +96,7 @@ def speed_figures(curves, out_dir, target):
 def died_figure(series, out_dir):
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for name, s in series.items():
+    for s in series.values():
         label = f"scales {s['labels']['residual_scales']}, lr {s['labels']['learning_rate']}"
         if s["state"] == "diverged":
             label += " (diverged)"
@@ -90,8 +105,11 @@ def died_figure(series, out_dir):
         if s["loss"].size:
             axes[1].plot(s["loss_step"], s["loss"], label=label)
     axes[0].axhline(DIED_THRESHOLD * 100, color="grey", linestyle="--", label="died threshold")
-    axes[0].set(title="Exact zeros before average pooling", xlabel="training step",
-                ylabel="zero activations (%)")
+    axes[0].set(
+        title="Exact zeros before average pooling",
+        xlabel="training step",
+        ylabel="zero activations (%)",
+    )
     axes[1].set(title="Training loss", xlabel="training step", ylabel="loss (cross-entropy)")
     for ax in axes:
         ax.grid(alpha=0.3)
@@ -104,9 +122,13 @@ def cost_figure(rows, out_dir):
     keys = list(rows)
     x = np.arange(len(keys))
     fig, ax = plt.subplots(figsize=(9, 4))
-    for i, (field, label) in enumerate((("macs_ratio", "multiply-adds"),
-                                        ("train_ratio", "training images/s"),
-                                        ("infer_ratio", "inference images/s"))):
+    for i, (field, label) in enumerate(
+        (
+            ("macs_ratio", "multiply-adds"),
+            ("train_ratio", "training images/s"),
+            ("infer_ratio", "inference images/s"),
+        )
+    ):
         ax.bar(x + (i - 1) * 0.27, [rows[k][field] for k in keys], width=0.27, label=label)
     ax.axhline(1.0, color="grey", linewidth=0.8)
     ax.set_xticks(x, [NAMES[k] for k in keys], fontsize=8)
@@ -135,12 +157,20 @@ def _missed(name, runs, target):
     missed = [c for c in runs if epochs_to_reach(c, target)[0] is None]
     if not missed:
         return ""
-    best = ", ".join(f"seed {c['seed']}: {float(np.min(c['top1_err'])):.1%} after "
-                     f"{float(c['epoch'][-1]):g} epochs" for c in missed)
-    why = (f" (it did not learn: best top-1 error >= {LEARNED_ERROR:.0%})"
-           if not any(learned(c) for c in missed) else "")
-    return f"{NAMES[name]} never reached {target:.0%} top-1 error on {len(missed)} of " \
-           f"{len(runs)} seeds ({best}){why}"
+    best = ", ".join(
+        f"seed {c['seed']}: {float(np.min(c['top1_err'])):.1%} after "
+        f"{float(c['epoch'][-1]):g} epochs"
+        for c in missed
+    )
+    why = (
+        f" (it did not learn: best top-1 error >= {LEARNED_ERROR:.0%})"
+        if not any(learned(c) for c in missed)
+        else ""
+    )
+    return (
+        f"{NAMES[name]} never reached {target:.0%} top-1 error on {len(missed)} of "
+        f"{len(runs)} seeds ({best}){why}"
+    )
 
 
 def describe_setting(by_network, target):
@@ -148,9 +178,14 @@ def describe_setting(by_network, target):
     parts = []
     for name, runs in by_network.items():
         reached = [epochs_to_reach(c, target) for c in runs]
-        parts.append(f"{NAMES[name]} " + ", ".join(
-            f"seed {c['seed']}: " + ("not reached" if e is None else f"{e:g} epochs / {t:.0f} s")
-            for c, (e, t) in zip(runs, reached)))
+        parts.append(
+            f"{NAMES[name]} "
+            + ", ".join(
+                f"seed {c['seed']}: "
+                + ("not reached" if e is None else f"{e:g} epochs / {t:.0f} s")
+                for c, (e, t) in zip(runs, reached)
+            )
+        )
     return "; ".join(parts)
 
 
@@ -181,29 +216,35 @@ def judge_speed(curves, target, setting="recipe"):
 def judge_died(series):
     """Reproduced when an unscaled run dies while the scaled run at the same learning rate stays
     clearly alive (peak zeros under ALIVE_THRESHOLD) and no scaled run dies."""
+
     def peak(s):
         return float(np.nanmax(s["died"])) if s["died"].size else 0.0
 
-    unscaled = {n: s for n, s in series.items()
-                if s["labels"]["residual_scales"] == "1.0,1.0,1.0"}
+    unscaled = {n: s for n, s in series.items() if s["labels"]["residual_scales"] == "1.0,1.0,1.0"}
     scaled = {n: s for n, s in series.items() if n not in unscaled}
     scaled_peak = {s["labels"]["learning_rate"]: peak(s) for s in scaled.values()}
     died_unscaled = [s for s in unscaled.values() if peak(s) > DIED_THRESHOLD]
     diverged = [n for n, s in series.items() if s["state"] == "diverged"]
-    detail = (f"died (> {DIED_THRESHOLD:.0%} exact zeros): unscaled {len(died_unscaled)} of "
-              f"{len(unscaled)}, scaled {sum(p > DIED_THRESHOLD for p in scaled_peak.values())} of "
-              f"{len(scaled)}; diverged: {', '.join(diverged) or 'none'}")
+    detail = (
+        f"died (> {DIED_THRESHOLD:.0%} exact zeros): unscaled {len(died_unscaled)} of "
+        f"{len(unscaled)}, scaled {sum(p > DIED_THRESHOLD for p in scaled_peak.values())} of "
+        f"{len(scaled)}; diverged: {', '.join(diverged) or 'none'}"
+    )
     if not died_unscaled and all(p <= DIED_THRESHOLD for p in scaled_peak.values()):
         return "not reproduced at this scale", detail
     if any(p > DIED_THRESHOLD for p in scaled_peak.values()):
         return "inconclusive", detail + " (a scaled run died too)"
-    near = [lr for lr in (s["labels"]["learning_rate"] for s in died_unscaled)
-            if scaled_peak.get(lr, 1.0) >= ALIVE_THRESHOLD]
+    near = [
+        lr
+        for lr in (s["labels"]["learning_rate"] for s in died_unscaled)
+        if scaled_peak.get(lr, 1.0) >= ALIVE_THRESHOLD
+    ]
     if near:
         return "inconclusive", detail + (
             f" (at learning rate {', '.join(f'{lr:g}' for lr in near)} the scaled run also "
             f"reached {ALIVE_THRESHOLD:.0%} zeros or more: scaling delayed the collapse, it did "
-            "not prevent it)")
+            "not prevent it)"
+        )
     return "reproduced", detail
 
 
@@ -211,8 +252,10 @@ def judge_cost(rows):
     v4 = rows.get("inception_v4")
     if v4 is None or "inception_resnet_v2" not in rows:
         return "inconclusive", "Inception-v4 or Inception-ResNet-v2 was not measured"
-    detail = (f"Inception-v4 / Inception-ResNet-v2: multiply-adds {v4['macs_ratio']:.3f}, training "
-              f"images/s {v4['train_ratio']:.3f}, inference images/s {v4['infer_ratio']:.3f}")
+    detail = (
+        f"Inception-v4 / Inception-ResNet-v2: multiply-adds {v4['macs_ratio']:.3f}, training "
+        f"images/s {v4['train_ratio']:.3f}, inference images/s {v4['infer_ratio']:.3f}"
+    )
     similar_cost = 0.8 <= v4["macs_ratio"] <= 1.25
     if similar_cost and v4["train_ratio"] < 0.9:
         return "reproduced", detail
@@ -222,4 +265,8 @@ def judge_cost(rows):
 
 
 def format_value(value, spec=".4f"):
-    return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else format(value, spec)
+    return (
+        "-"
+        if value is None or (isinstance(value, float) and np.isnan(value))
+        else format(value, spec)
+    )

@@ -7,8 +7,8 @@ import os
 
 import numpy as np
 
-from inception.runfiles import METRICS_CSV, TENSORBOARD_DIR
 from inception.experiments import runner
+from inception.runfiles import METRICS_CSV, TENSORBOARD_DIR
 
 
 def metrics(directory):
@@ -18,8 +18,10 @@ def metrics(directory):
         rows = list(csv.DictReader(f))
     if not rows:
         raise ValueError(f"{path} has no rows")
-    return {k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows])
-            for k in rows[0]}
+    return {
+        k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows])
+        for k in rows[0]
+    }
 
 
 def scalars(directory, tag, split="train"):
@@ -49,10 +51,17 @@ def speed_curves(root, specs):
         directory = runner.run_dir(root, spec)
         m = metrics(directory)
         by_network = curves.setdefault(spec.labels["setting"], {})
-        by_network.setdefault(spec.labels["network"], []).append({
-            "seed": spec.labels["seed"], "epoch": m["epoch"], "step": m["step"],
-            "wall": m["wall_time_s"], "top1_err": 1.0 - m["val_top1"],
-            "top5_err": 1.0 - m["val_top5"], "grad_norm": scalars(directory, "grad_norm")[1]})
+        by_network.setdefault(spec.labels["network"], []).append(
+            {
+                "seed": spec.labels["seed"],
+                "epoch": m["epoch"],
+                "step": m["step"],
+                "wall": m["wall_time_s"],
+                "top1_err": 1.0 - m["val_top1"],
+                "top5_err": 1.0 - m["val_top5"],
+                "grad_norm": scalars(directory, "grad_norm")[1],
+            }
+        )
     return curves
 
 
@@ -64,8 +73,12 @@ def died_series(root, specs):
         if not done:
             continue
         directory = runner.run_dir(root, spec)
-        entry = {"labels": spec.labels, "state": done["state"], "step": np.array([]),
-                 "died": np.array([])}
+        entry = {
+            "labels": spec.labels,
+            "state": done["state"],
+            "step": np.array([]),
+            "died": np.array([]),
+        }
         if os.path.exists(os.path.join(directory, METRICS_CSV)):
             m = metrics(directory)
             entry.update(step=m["step"], died=m["died_fraction"])

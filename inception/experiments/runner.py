@@ -58,7 +58,9 @@ def run_all(root, specs, log=print):
         os.makedirs(directory, exist_ok=True)
         log(f"[{i}/{len(specs)}] {spec.name}: training ({spec.claim})")
         result = train_one(spec, directory)
-        fileio.write_json(os.path.join(directory, STATUS), dict(result, name=spec.name, labels=spec.labels))
+        fileio.write_json(
+            os.path.join(directory, STATUS), dict(result, name=spec.name, labels=spec.labels)
+        )
         log(f"[{i}/{len(specs)}] {spec.name}: {result['state']} in {result['wall_time_s']:.0f} s")
         outcomes[spec.name] = result
     return outcomes

@@ -30,8 +30,11 @@ from inception import recipe
 from inception.experiments import speed
 
 DATASET = "sklearn_digits"
-SPEED_NETWORKS = (("inception_v4", ""), ("inception_resnet_v1", ""),
-                  ("inception_resnet_v2", "release"))
+SPEED_NETWORKS = (
+    ("inception_v4", ""),
+    ("inception_resnet_v1", ""),
+    ("inception_resnet_v2", "release"),
+)
 RELEASED_SCALES = ("0.17", "0.10", "0.20")
 
 
@@ -39,6 +42,7 @@ RELEASED_SCALES = ("0.17", "0.10", "0.20")
 class RunSpec:
     """One training run: a name (its directory), the claim it serves, and its config as flat
     field values (``TrainConfig.from_flat``; the names are main.py's flags)."""
+
     name: str
     claim: str
     flags: dict
@@ -48,6 +52,7 @@ class RunSpec:
 @dataclasses.dataclass(frozen=True)
 class Scale:
     """How big the experiment is. ``full`` fits 60 minutes on 2 cores, ``quick`` 5 minutes."""
+
     name: str
     seeds: tuple
     speed_epochs: dict  # setting -> the most epochs a run trains if it misses the target
@@ -70,30 +75,63 @@ class Scale:
 # Inception-v4 reached 25% / 17% top-1 error after 9 / 10 epochs on the demo's data without
 # clipping (issue 18), 62% after 12 with it: the recipe's runs get up to 30 epochs, the clipped
 # control 12.
-FULL = Scale("full", seeds=(0, 1, 2), speed_epochs={"recipe": 30, "clip2.0": 12},
-             speed_steps_per_epoch=0, speed_width=0.125, target_error=0.2, died_width=0.5,
-             died_real_epochs=3, died_windows_per_epoch=4, died_steps_cap=0,
-             died_learning_rates=(0.045, 0.45),
-             cost=speed.SpeedConfig(image_size=299, batch=8, steps=3, rounds=2))
-QUICK = Scale("quick", seeds=(0,), speed_epochs={"recipe": 3}, speed_steps_per_epoch=8,
-              speed_width=0.125, target_error=0.8, died_width=0.5, died_real_epochs=1,
-              died_windows_per_epoch=2, died_steps_cap=8,
-              died_learning_rates=(0.45,),  # where the full run saw networks die
-              cost=speed.SpeedConfig(image_size=99, batch=4, steps=2, rounds=1))
+FULL = Scale(
+    "full",
+    seeds=(0, 1, 2),
+    speed_epochs={"recipe": 30, "clip2.0": 12},
+    speed_steps_per_epoch=0,
+    speed_width=0.125,
+    target_error=0.2,
+    died_width=0.5,
+    died_real_epochs=3,
+    died_windows_per_epoch=4,
+    died_steps_cap=0,
+    died_learning_rates=(0.045, 0.45),
+    cost=speed.SpeedConfig(image_size=299, batch=8, steps=3, rounds=2),
+)
+QUICK = Scale(
+    "quick",
+    seeds=(0,),
+    speed_epochs={"recipe": 3},
+    speed_steps_per_epoch=8,
+    speed_width=0.125,
+    target_error=0.8,
+    died_width=0.5,
+    died_real_epochs=1,
+    died_windows_per_epoch=2,
+    died_steps_cap=8,
+    died_learning_rates=(0.45,),  # where the full run saw networks die
+    cost=speed.SpeedConfig(image_size=99, batch=4, steps=2, rounds=1),
+)
 # For the test suite: every code path, seconds per run.
-TINY = Scale("tiny", seeds=(0,), speed_epochs={"recipe": 2, "clip2.0": 2}, speed_steps_per_epoch=1,
-             speed_width=0.0625, target_error=0.9, died_width=0.0625, died_real_epochs=1,
-             died_windows_per_epoch=2, died_steps_cap=2,
-             died_learning_rates=(0.45,),
-             cost=speed.SpeedConfig(image_size=75, batch=2, steps=1, rounds=1,
-                                    width_multiplier=0.0625))
+TINY = Scale(
+    "tiny",
+    seeds=(0,),
+    speed_epochs={"recipe": 2, "clip2.0": 2},
+    speed_steps_per_epoch=1,
+    speed_width=0.0625,
+    target_error=0.9,
+    died_width=0.0625,
+    died_real_epochs=1,
+    died_windows_per_epoch=2,
+    died_steps_cap=2,
+    died_learning_rates=(0.45,),
+    cost=speed.SpeedConfig(image_size=75, batch=2, steps=1, rounds=1, width_multiplier=0.0625),
+)
 SCALES = {s.name: s for s in (FULL, QUICK, TINY)}
 
 # The miniature recipe (inception.recipe: the ImageNet recipe with the departures a few hundred
 # CPU steps need, as configs/demo.cfg), on the digits at 75x75 with their own crop defaults.
 _RECIPE = {k: v for k, v in recipe.values("miniature").items() if k != "epochs"}
-_COMMON = dict(_RECIPE, dataset=DATASET, image_size=75, aux_logits=True, progress=False,
-               keep_checkpoints=1, strategy="one_device")
+_COMMON = dict(
+    _RECIPE,
+    dataset=DATASET,
+    image_size=75,
+    aux_logits=True,
+    progress=False,
+    keep_checkpoints=1,
+    strategy="one_device",
+)
 DIGITS_TRAIN_STEPS = 1438 // 32  # steps of one real epoch at batch 32
 
 # The miniature's departures from the ImageNet setting beyond the recipe's (the report lists
@@ -101,9 +139,12 @@ DIGITS_TRAIN_STEPS = 1438 // 32  # steps of one real epoch at batch 32
 SETTING_DEPARTURES = {
     "image_size": (75, "the smallest input every network takes; 299 would cost 16x the compute"),
     "width_multiplier": (None, "every filter count scaled down, so that a run takes minutes"),
-    "area_range": ("0.6,1.0", "the digits' default (and no flip): a 5% crop of a 64x64 digit is "
-                   "mostly background; with the photo range even the training batches stayed "
-                   "under 40% top-1 for Inception-v4 after 30 epochs"),
+    "area_range": (
+        "0.6,1.0",
+        "the digits' default (and no flip): a 5% crop of a 64x64 digit is "
+        "mostly background; with the photo range even the training batches stayed "
+        "under 40% top-1 for Inception-v4 after 30 epochs",
+    ),
     "epochs": (None, "each run trains until the target error, up to a cap"),
 }
 
@@ -122,13 +163,28 @@ def speed_runs(scale):
         suffix = "" if setting == "recipe" else f"-{setting}"
         for model, variant in SPEED_NETWORKS:
             for seed in scale.seeds:
-                flags = dict(_COMMON, mode="train_and_eval", model=model, variant=variant,
-                             width_multiplier=scale.speed_width, epochs=max_epochs,
-                             steps_per_epoch=scale.speed_steps_per_epoch,
-                             target_top1_error=scale.target_error, seed=seed,
-                             log_every_steps=5, checkpoint_every_steps=1000, **overrides)
-                runs.append(RunSpec(f"speed/{model}{suffix}-seed{seed}", "speed", flags,
-                                    {"network": model, "seed": seed, "setting": setting}))
+                flags = dict(
+                    _COMMON,
+                    mode="train_and_eval",
+                    model=model,
+                    variant=variant,
+                    width_multiplier=scale.speed_width,
+                    epochs=max_epochs,
+                    steps_per_epoch=scale.speed_steps_per_epoch,
+                    target_top1_error=scale.target_error,
+                    seed=seed,
+                    log_every_steps=5,
+                    checkpoint_every_steps=1000,
+                    **overrides,
+                )
+                runs.append(
+                    RunSpec(
+                        f"speed/{model}{suffix}-seed{seed}",
+                        "speed",
+                        flags,
+                        {"network": model, "seed": seed, "setting": setting},
+                    )
+                )
     return runs
 
 
@@ -147,15 +203,35 @@ def died_runs(scale):
     for scales_name, scales in (("unscaled", ("1.0", "1.0", "1.0")), ("scaled", RELEASED_SCALES)):
         for lr in scale.died_learning_rates:
             lr_name = _lr_name(lr)
-            flags = dict(_COMMON, mode="train", model="inception_resnet_v2", variant="paper",
-                         width_multiplier=scale.died_width, residual_scales=list(scales),
-                         learning_rate=lr, steps_per_epoch=window, epochs=windows,
-                         warmup_epochs=0, lr_decay_epochs=2 * scale.died_windows_per_epoch,
-                         seed=0, log_every_steps=1, checkpoint_every_steps=1000,
-                         died_threshold=0.99)
-            runs.append(RunSpec(f"died/{scales_name}-{lr_name}", "died", flags,
-                                {"residual_scales": ",".join(scales), "learning_rate": lr,
-                                 "steps_per_window": window}))
+            flags = dict(
+                _COMMON,
+                mode="train",
+                model="inception_resnet_v2",
+                variant="paper",
+                width_multiplier=scale.died_width,
+                residual_scales=list(scales),
+                learning_rate=lr,
+                steps_per_epoch=window,
+                epochs=windows,
+                warmup_epochs=0,
+                lr_decay_epochs=2 * scale.died_windows_per_epoch,
+                seed=0,
+                log_every_steps=1,
+                checkpoint_every_steps=1000,
+                died_threshold=0.99,
+            )
+            runs.append(
+                RunSpec(
+                    f"died/{scales_name}-{lr_name}",
+                    "died",
+                    flags,
+                    {
+                        "residual_scales": ",".join(scales),
+                        "learning_rate": lr,
+                        "steps_per_window": window,
+                    },
+                )
+            )
     return runs
 
 

@@ -6,6 +6,7 @@ machine hits them alike; each figure is the network's best round.
 """
 
 import dataclasses
+import functools
 import time
 
 import keras
@@ -44,8 +45,13 @@ class SpeedConfig:
 
 def build(key, image_size, width_multiplier=1.0):
     name, variant = NETWORKS[key]
-    return models.build(name, variant=variant, input_shape=(image_size, image_size, 3),
-                        width_multiplier=width_multiplier, classifier_activation=None)
+    return models.build(
+        name,
+        variant=variant,
+        input_shape=(image_size, image_size, 3),
+        width_multiplier=width_multiplier,
+        classifier_activation=None,
+    )
 
 
 def _sync(value):
@@ -63,9 +69,11 @@ def _images_per_sec(fn, batch, steps):
 
 def _compiled(key, config, x, y):
     model = build(key, config.image_size, config.width_multiplier)
-    model.compile(optimizer=keras.optimizers.RMSprop(0.045, rho=0.9, momentum=0.9, epsilon=1.0),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  jit_compile=config.jit)
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(0.045, rho=0.9, momentum=0.9, epsilon=1.0),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=config.jit,
+    )
     _sync(model.train_on_batch(x, y))  # compiles both paths before any timing
     _sync(model.predict_on_batch(x))
     return model
@@ -77,8 +85,10 @@ def measure(config, log=print):
     shape = (config.batch, config.image_size, config.image_size, 3)
     x = rng.uniform(-1, 1, shape).astype("float32")
     y = rng.integers(0, 1000, (config.batch,)).astype("int32")
-    macs = {k: compute.count_macs(build(k, config.image_size, config.width_multiplier))
-            for k in config.networks}
+    macs = {
+        k: compute.count_macs(build(k, config.image_size, config.width_multiplier))
+        for k in config.networks
+    }
     previous = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(config.precision)
     try:
@@ -86,27 +96,42 @@ def measure(config, log=print):
         best = {k: {"train": 0.0, "infer": 0.0} for k in config.networks}
         for r in range(config.rounds):
             for key, model in nets.items():
-                train = _images_per_sec(lambda: model.train_on_batch(x, y), config.batch, config.steps)
-                infer = _images_per_sec(lambda: model.predict_on_batch(x), config.batch, config.steps)
-                best[key] = {"train": max(best[key]["train"], train),
-                             "infer": max(best[key]["infer"], infer)}
+                train = _images_per_sec(
+                    functools.partial(model.train_on_batch, x, y), config.batch, config.steps
+                )
+                infer = _images_per_sec(
+                    functools.partial(model.predict_on_batch, x), config.batch, config.steps
+                )
+                best[key] = {
+                    "train": max(best[key]["train"], train),
+                    "infer": max(best[key]["infer"], infer),
+                }
                 log(f"round {r + 1}: {key:<26} train {train:9.1f} img/s  infer {infer:9.1f} img/s")
     finally:
         keras.mixed_precision.set_dtype_policy(previous)
     ref = REFERENCE if REFERENCE in config.networks else config.networks[0]
-    return {k: {"gmacs": macs[k] / 1e9,
-                "train_images_per_sec": best[k]["train"],
-                "infer_images_per_sec": best[k]["infer"],
-                "macs_ratio": macs[k] / macs[ref],
-                "train_ratio": best[k]["train"] / best[ref]["train"],
-                "infer_ratio": best[k]["infer"] / best[ref]["infer"]} for k in config.networks}
+    return {
+        k: {
+            "gmacs": macs[k] / 1e9,
+            "train_images_per_sec": best[k]["train"],
+            "infer_images_per_sec": best[k]["infer"],
+            "macs_ratio": macs[k] / macs[ref],
+            "train_ratio": best[k]["train"] / best[ref]["train"],
+            "infer_ratio": best[k]["infer"] / best[ref]["infer"],
+        }
+        for k in config.networks
+    }
 
 
 def format_table(rows):
-    lines = [f"{'network':<26}{'MMACs':>9}{'train img/s':>13}{'infer img/s':>13}"
-             f"{'MACs/ref':>10}{'train/ref':>11}{'infer/ref':>11}"]
+    lines = [
+        f"{'network':<26}{'MMACs':>9}{'train img/s':>13}{'infer img/s':>13}"
+        f"{'MACs/ref':>10}{'train/ref':>11}{'infer/ref':>11}"
+    ]
     for key, r in rows.items():
-        lines.append(f"{key:<26}{r['gmacs'] * 1e3:>9.0f}{r['train_images_per_sec']:>13.1f}"
-                     f"{r['infer_images_per_sec']:>13.1f}{r['macs_ratio']:>10.3f}"
-                     f"{r['train_ratio']:>11.3f}{r['infer_ratio']:>11.3f}")
+        lines.append(
+            f"{key:<26}{r['gmacs'] * 1e3:>9.0f}{r['train_images_per_sec']:>13.1f}"
+            f"{r['infer_images_per_sec']:>13.1f}{r['macs_ratio']:>10.3f}"
+            f"{r['train_ratio']:>11.3f}{r['infer_ratio']:>11.3f}"
+        )
     return "\n".join(lines)

@@ -27,7 +27,7 @@ def path_size(path):
 
 def batched(fn, items, batch_size=BATCH):
     """``fn`` over ``items`` in slices of ``batch_size``, the answers concatenated."""
-    outputs = [np.asarray(fn(items[i:i + batch_size])) for i in range(0, len(items), batch_size)]
+    outputs = [np.asarray(fn(items[i : i + batch_size])) for i in range(0, len(items), batch_size)]
     return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
 
 
@@ -66,6 +66,7 @@ class AgreementImages:
     """The images every format is compared on (the first validation images of ``dataset``):
     ``images`` float32 [N, S, S, 3] eval-preprocessed, their ``labels`` (or None) and
     ``encoded`` bytes (or None)."""
+
     images: np.ndarray
     labels: np.ndarray | None = None
     encoded: list | None = None
@@ -92,8 +93,9 @@ class Reference:
     def _keras_row(self, keras_predict):
         row = {}
         if self.images is not None and self.images.labels is not None:
-            row["top1_accuracy"] = float(np.mean(
-                self.probabilities.argmax(1) == self.images.labels))
+            row["top1_accuracy"] = float(
+                np.mean(self.probabilities.argmax(1) == self.images.labels)
+            )
         row["latency_ms_per_image"] = self.latency(lambda: keras_predict(self.sample))
         return row
 
@@ -145,5 +147,6 @@ def format_table(report):
             f"{name:<16}{v['size_bytes'] / 1e6:>10.2f}{_fmt(v.get('top1_agreement'), '.4f'):>13}"
             f"{_fmt(v.get('max_abs_prob_diff'), '.2e'):>11}"
             f"{_fmt(v.get('top1_accuracy'), '.4f'):>10}"
-            f"{_fmt(v.get('latency_ms_per_image'), '.2f'):>10}  {v['path']}")
+            f"{_fmt(v.get('latency_ms_per_image'), '.2f'):>10}  {v['path']}"
+        )
     return "\n".join(lines)

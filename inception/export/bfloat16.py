@@ -27,8 +27,11 @@ COMPUTE_DTYPE = "bfloat16"
 def _is_float32_policy(dtype):
     if dtype == "float32":
         return True
-    return (isinstance(dtype, dict) and dtype.get("class_name") == "DTypePolicy"
-            and dtype.get("config", {}).get("name") == "float32")
+    return (
+        isinstance(dtype, dict)
+        and dtype.get("class_name") == "DTypePolicy"
+        and dtype.get("config", {}).get("name") == "float32"
+    )
 
 
 def _rewrite(value, policy):
@@ -40,8 +43,12 @@ def _rewrite(value, policy):
         return value
     result = {k: _rewrite(v, policy) for k, v in value.items()}
     layer = result.get("config")
-    if (isinstance(layer, dict) and "class_name" in result and result["class_name"] != "InputLayer"
-            and _is_float32_policy(layer.get("dtype"))):
+    if (
+        isinstance(layer, dict)
+        and "class_name" in result
+        and result["class_name"] != "InputLayer"
+        and _is_float32_policy(layer.get("dtype"))
+    ):
         result["config"] = dict(layer, dtype=policy)
     return result
 
@@ -52,8 +59,10 @@ def mixed_config(model, policy=POLICY):
     config = copy.deepcopy(model.get_config())
     keep = _output_layer_names(config)
     serialized = keras.dtype_policies.serialize(keras.dtype_policies.get(policy))
-    config["layers"] = [layer if layer["config"].get("name") in keep
-                        else _rewrite(layer, serialized) for layer in config["layers"]]
+    config["layers"] = [
+        layer if layer["config"].get("name") in keep else _rewrite(layer, serialized)
+        for layer in config["layers"]
+    ]
     return config
 
 
@@ -69,7 +78,7 @@ def _output_layer_names(config):
         if isinstance(entry, (list, tuple)) and len(entry) == 3 and isinstance(entry[0], str):
             names.add(entry[0])
         elif isinstance(entry, (list, tuple, dict)):
-            for item in (entry.values() if isinstance(entry, dict) else entry):
+            for item in entry.values() if isinstance(entry, dict) else entry:
                 collect(item)
 
     collect(config.get("output_layers", []))
@@ -89,12 +98,16 @@ def to_bfloat16(model, policy=POLICY):
     finally:
         keras.config.set_dtype_policy(previous)
     source, target = model.weights, rebuilt.weights
-    mismatch = [(s.path, t.path) for s, t in zip(source, target)
-                if tuple(s.shape) != tuple(t.shape)
-                or _layer_path(s, model) != _layer_path(t, rebuilt)]
+    mismatch = [
+        (s.path, t.path)
+        for s, t in zip(source, target)
+        if tuple(s.shape) != tuple(t.shape) or _layer_path(s, model) != _layer_path(t, rebuilt)
+    ]
     if len(source) != len(target) or mismatch:
-        raise ValueError(f"the {policy} rebuild of {model.name} has other weights than the model "
-                         f"({len(target)} for {len(source)}; first differences {mismatch[:3]})")
+        raise ValueError(
+            f"the {policy} rebuild of {model.name} has other weights than the model "
+            f"({len(target)} for {len(source)}; first differences {mismatch[:3]})"
+        )
     for s, t in zip(source, target):
         t.assign(s)
     return rebuilt

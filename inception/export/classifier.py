@@ -26,6 +26,7 @@ from inception.runfiles import LABELS_FILE as LABELS
 class Classifier:
     """A Keras classifier (one input [N, S, S, 3], one output [N, C]), its class names in index
     order, its input side S, where it was loaded from and its training run's record."""
+
     model: keras.Model
     labels: list
     image_size: int
@@ -42,8 +43,10 @@ def read_labels(path):
     try:
         labels = fileio.read_text(path).splitlines()
     except UnicodeDecodeError as err:
-        raise ValueError(f"{path} is not UTF-8 text ({err}); it must hold one class name per "
-                         "line (training writes it as labels.txt)") from None
+        raise ValueError(
+            f"{path} is not UTF-8 text ({err}); it must hold one class name per "
+            "line (training writes it as labels.txt)"
+        ) from None
     while labels and not labels[-1].strip():
         labels.pop()
     if not labels:
@@ -59,19 +62,25 @@ def check_classifier(model, labels, image_size=None, where="model"):
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ValueError(
             f"{where}: expected one input and one output (an inference model without the auxiliary "
-            f"head); got {len(model.inputs)} inputs and {len(model.outputs)} outputs")
+            f"head); got {len(model.inputs)} inputs and {len(model.outputs)} outputs"
+        )
     shape = tuple(model.inputs[0].shape)
     if len(shape) != 4 or shape[3] != 3 or shape[1] is None or shape[1] != shape[2]:
-        raise ValueError(f"{where}: expected a fixed square RGB input [batch, S, S, 3]; "
-                         f"got {shape}")
+        raise ValueError(
+            f"{where}: expected a fixed square RGB input [batch, S, S, 3]; got {shape}"
+        )
     side = int(shape[1])
     if image_size is not None and int(image_size) != side:
-        raise ValueError(f"{where}: run_config.json says image_size={image_size} but the model "
-                         f"takes {side}x{side} images")
+        raise ValueError(
+            f"{where}: run_config.json says image_size={image_size} but the model "
+            f"takes {side}x{side} images"
+        )
     out = tuple(model.outputs[0].shape)
     if len(out) != 2 or out[1] != len(labels):
-        raise ValueError(f"{where}: the model outputs {out} but there are {len(labels)} labels; "
-                         "labels.txt must hold one name per class, in class-index order")
+        raise ValueError(
+            f"{where}: the model outputs {out} but there are {len(labels)} labels; "
+            "labels.txt must hold one name per class, in class-index order"
+        )
     return side
 
 
@@ -92,20 +101,23 @@ def from_run_dir(model_dir):
     """Loads the EMA model of a training run directory (on any TensorFlow file system)."""
     if not fileio.isdir(model_dir):
         raise FileNotFoundError(f"--model_dir {model_dir} is not a directory")
-    missing = [n for n in (EMA_MODEL, LABELS, RUN_RECORD)
-               if not fileio.exists(fileio.join(model_dir, n))]
+    missing = [
+        n for n in (EMA_MODEL, LABELS, RUN_RECORD) if not fileio.exists(fileio.join(model_dir, n))
+    ]
     if missing:
         raise FileNotFoundError(
             f"{model_dir} is not a finished training run: missing {', '.join(missing)} "
-            f"(training writes {EMA_MODEL}, {LABELS} and {RUN_RECORD})")
+            f"(training writes {EMA_MODEL}, {LABELS} and {RUN_RECORD})"
+        )
     run_record = runfiles.read_run_record(model_dir)
     labels = read_labels(fileio.join(model_dir, LABELS))
     runfiles.check_run_model(model_dir)
     path = fileio.join(model_dir, EMA_MODEL)
     model = load_keras_model(path)
     side = check_classifier(model, labels, run_record.get("image_size"), where=path)
-    return Classifier(model=model, labels=labels, image_size=side, model_path=path,
-                      run_record=run_record)
+    return Classifier(
+        model=model, labels=labels, image_size=side, model_path=path, run_record=run_record
+    )
 
 
 def from_keras_file(path, labels_path=None, flag="keras_model"):
@@ -119,13 +131,17 @@ def from_keras_file(path, labels_path=None, flag="keras_model"):
         out = model.outputs[0].shape
         labels = [str(i) for i in range(int(out[-1]))]
     side = check_classifier(model, labels, where=path)
-    return Classifier(model=model, labels=labels, image_size=side, model_path=path,
-                      run_record={})
+    return Classifier(model=model, labels=labels, image_size=side, model_path=path, run_record={})
 
 
 def from_model(model, labels, run_record=None):
     """Wraps an in-memory model (tests, benchmarks)."""
     labels = list(labels)
     side = check_classifier(model, labels)
-    return Classifier(model=model, labels=labels, image_size=side, model_path="<in memory>",
-                      run_record=dict(run_record or {}))
+    return Classifier(
+        model=model,
+        labels=labels,
+        image_size=side,
+        model_path="<in memory>",
+        run_record=dict(run_record or {}),
+    )

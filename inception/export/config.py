@@ -26,8 +26,10 @@ _EXPORT_NAME = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.\-]*$")
 
 def check_export_name(name):
     if not _EXPORT_NAME.match(name or "") or name.isdigit() or name.startswith("."):
-        raise ValueError(f"--name {name!r} must be a non-numeric file name of letters, digits, "
-                         "'_', '-' or '.' (it becomes the directory TF Serving serves)")
+        raise ValueError(
+            f"--name {name!r} must be a non-numeric file name of letters, digits, "
+            "'_', '-' or '.' (it becomes the directory TF Serving serves)"
+        )
     return name
 
 
@@ -38,6 +40,7 @@ class ExportOptions:
     the highest present), the int8 TFLite file's input/output type, the SavedModel's ``top_k``
     outputs and ``max_pixels`` decoding limit, and the timed batch-1 runs per format in the
     report."""
+
     formats: tuple = DEFAULT_EXPORT_FORMATS
     version: int | None = None
     int8_io: str = "float"
@@ -65,6 +68,7 @@ class ExportConfig(ExportOptions):
 
     ``dataset``/``data_dir`` default to the run's; ``eval_images`` validation images feed the
     agreement report (0: none), ``calibration_images`` training images calibrate int8."""
+
     export_dir: str
     model_dir: str | None = None
     keras_model: str | None = None
@@ -78,15 +82,18 @@ class ExportConfig(ExportOptions):
     def __post_init__(self):
         checks.check_types(self, strings_ok=False)
         if bool(self.model_dir) == bool(self.keras_model):
-            raise ValueError("give exactly one of --model_dir (a training run) or --keras_model "
-                             "(a .keras file)")
+            raise ValueError(
+                "give exactly one of --model_dir (a training run) or --keras_model (a .keras file)"
+            )
         if not self.export_dir.strip():
             raise ValueError("--export_dir is required")
         super().__post_init__()
         if self.name is not None:
             check_export_name(self.name)
         if self.calibration_images < 1:
-            raise ValueError(f"--calibration_images must be positive; got {self.calibration_images}")
+            raise ValueError(
+                f"--calibration_images must be positive; got {self.calibration_images}"
+            )
         if self.eval_images < 0:
             raise ValueError(f"--eval_images must be >= 0; got {self.eval_images}")
         paths.input_dir("model_dir", self.model_dir, "training run directory")

@@ -12,10 +12,14 @@ from inception.train.config import DataConfig
 
 def calibration_images(dataset, image_size, count, data_dir=None):
     """The first ``count`` training images, eval-preprocessed: float32 [count, S, S, 3]."""
-    pipe = pipeline.InputPipeline(DataConfig(dataset=dataset, data_dir=data_dir or ""),
-                                  split="train", image_size=image_size,
-                                  global_batch_size=int(count), is_training=False,
-                                  drop_remainder=False)
+    pipe = pipeline.InputPipeline(
+        DataConfig(dataset=dataset, data_dir=data_dir or ""),
+        split="train",
+        image_size=image_size,
+        global_batch_size=int(count),
+        is_training=False,
+        drop_remainder=False,
+    )
     images, _ = next(iter(pipe.input_fn(None)))
     return images.numpy()
 
@@ -35,4 +39,8 @@ def preprocess(encoded, image_size, central_fraction=EVAL_CENTRAL_FRACTION):
     """Encoded images -> float32 [N, S, S, 3] with the eval preprocessing."""
     ds = tf.data.Dataset.from_tensor_slices(tf.constant(encoded, tf.string))
     ds = ds.map(lambda b: preprocessing.preprocess_for_eval(b, int(image_size), central_fraction))
-    return np.stack([x.numpy() for x in ds]) if encoded else np.zeros((0, image_size, image_size, 3), np.float32)
+    return (
+        np.stack([x.numpy() for x in ds])
+        if encoded
+        else np.zeros((0, image_size, image_size, 3), np.float32)
+    )

@@ -54,8 +54,9 @@ def hex_bytes(data, count=HEX_BYTES_SHOWN):
 
 def shape_text(shape):
     """An int shape vector as ``[2, 75, 75, 3]`` (string tensor), for messages."""
-    return tf.strings.join(["[", tf.strings.reduce_join(tf.strings.as_string(shape),
-                                                         separator=", "), "]"])
+    return tf.strings.join(
+        ["[", tf.strings.reduce_join(tf.strings.as_string(shape), separator=", "), "]"]
+    )
 
 
 def _name(index):
@@ -66,8 +67,9 @@ def _name(index):
 
 
 def _bytes_seen(image_bytes, length):
-    return tf.strings.join(["; ", tf.strings.as_string(length), " bytes, first bytes (hex): ",
-                            hex_bytes(image_bytes)])
+    return tf.strings.join(
+        ["; ", tf.strings.as_string(length), " bytes, first bytes (hex): ", hex_bytes(image_bytes)]
+    )
 
 
 def _png_header_shape(header):
@@ -89,29 +91,53 @@ def header_shape(image_bytes, index=None):
     image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
     name = _name(index)
     length = tf.strings.length(image_bytes)
-    not_empty = tf.debugging.Assert(length > 0, [tf.strings.join(
-        [name, ": empty string; expected an encoded JPEG or PNG image"])])
+    not_empty = tf.debugging.Assert(
+        length > 0,
+        [tf.strings.join([name, ": empty string; expected an encoded JPEG or PNG image"])],
+    )
     # The first bytes, padded with zeros: every offset of the header can be read whatever the
     # length (a substr past the end would fail, and with the raw bytes in its message).
-    header = tf.strings.join([tf.strings.substr(image_bytes, 0, tf.minimum(length, _HEADER_BYTES)),
-                              b"\0" * _HEADER_BYTES])
+    header = tf.strings.join(
+        [
+            tf.strings.substr(image_bytes, 0, tf.minimum(length, _HEADER_BYTES)),
+            b"\0" * _HEADER_BYTES,
+        ]
+    )
     with tf.control_dependencies([not_empty]):
         is_jpeg = tf.io.is_jpeg(image_bytes)
         is_png = tf.equal(tf.strings.substr(header, 0, 8), PNG_SIGNATURE)
     known = tf.debugging.Assert(
         tf.logical_or(is_jpeg, is_png),
-        [tf.strings.join([name, ": not a JPEG or PNG image (unrecognised file signature)",
-                          _bytes_seen(image_bytes, length)])])
+        [
+            tf.strings.join(
+                [
+                    name,
+                    ": not a JPEG or PNG image (unrecognised file signature)",
+                    _bytes_seen(image_bytes, length),
+                ]
+            )
+        ],
+    )
     with tf.control_dependencies([known]):
+
         def jpeg():
             return tf.cast(tf.image.extract_jpeg_shape(image_bytes)[:2], tf.int64)
 
         def png():
             complete = tf.debugging.Assert(
-                tf.logical_and(length >= _HEADER_BYTES,
-                               tf.equal(tf.strings.substr(header, 12, 4), b"IHDR")),
-                [tf.strings.join([name, ": PNG header is truncated or has no IHDR chunk",
-                                  _bytes_seen(image_bytes, length)])])
+                tf.logical_and(
+                    length >= _HEADER_BYTES, tf.equal(tf.strings.substr(header, 12, 4), b"IHDR")
+                ),
+                [
+                    tf.strings.join(
+                        [
+                            name,
+                            ": PNG header is truncated or has no IHDR chunk",
+                            _bytes_seen(image_bytes, length),
+                        ]
+                    )
+                ],
+            )
             with tf.control_dependencies([complete]):
                 return _png_header_shape(header)
 
@@ -128,18 +154,38 @@ def check_size(shape, max_pixels, index=None):
     """
     height, width = shape[0], shape[1]
     max_pixels = int(max_pixels)
-    fits = tf.logical_and(tf.logical_and(height > 0, width > 0),
-                          height <= max_pixels // tf.maximum(width, 1))
+    fits = tf.logical_and(
+        tf.logical_and(height > 0, width > 0), height <= max_pixels // tf.maximum(width, 1)
+    )
     pixels = tf.cast(height, tf.uint64) * tf.cast(width, tf.uint64)
-    return tf.debugging.Assert(fits, [tf.strings.join([
-        _name(index), ": image too large or empty: its header declares height x width = ",
-        tf.strings.as_string(height), " x ", tf.strings.as_string(width), " = ",
-        tf.strings.as_string(pixels), " pixels; the limit is ", str(max_pixels),
-        " pixels (refused before decoding)"])])
+    return tf.debugging.Assert(
+        fits,
+        [
+            tf.strings.join(
+                [
+                    _name(index),
+                    ": image too large or empty: its header declares height x width = ",
+                    tf.strings.as_string(height),
+                    " x ",
+                    tf.strings.as_string(width),
+                    " = ",
+                    tf.strings.as_string(pixels),
+                    " pixels; the limit is ",
+                    str(max_pixels),
+                    " pixels (refused before decoding)",
+                ]
+            )
+        ],
+    )
 
 
-def decode_for_eval(image_bytes, image_size, max_pixels=MAX_PIXELS,
-                    central_fraction=EVAL_CENTRAL_FRACTION, index=None):
+def decode_for_eval(
+    image_bytes,
+    image_size,
+    max_pixels=MAX_PIXELS,
+    central_fraction=EVAL_CENTRAL_FRACTION,
+    index=None,
+):
     """One encoded image (scalar string) -> float32 [S, S, 3] in [-1, 1], after the checks.
 
     ``index``: the image's position in its batch, named in the messages (``image_bytes[i]``).
@@ -173,24 +219,37 @@ def check_shape(tensor, name, expected, what):
         declared += "] with N >= 1"
     else:
         declared += "]"
-    return tf.debugging.Assert(tf.reduce_all(tf.stack(conditions)), [tf.strings.join([
-        f"{name}: expected {what}, shape [{declared}; got shape ",
-        shape_text(shape), tf.where(tf.equal(tf.size(tensor), 0), " (an empty batch)", "")])])
+    return tf.debugging.Assert(
+        tf.reduce_all(tf.stack(conditions)),
+        [
+            tf.strings.join(
+                [
+                    f"{name}: expected {what}, shape [{declared}; got shape ",
+                    shape_text(shape),
+                    tf.where(tf.equal(tf.size(tensor), 0), " (an empty batch)", ""),
+                ]
+            )
+        ],
+    )
 
 
-def decode_batch_for_eval(image_bytes, image_size, max_pixels=MAX_PIXELS,
-                          central_fraction=EVAL_CENTRAL_FRACTION):
+def decode_batch_for_eval(
+    image_bytes, image_size, max_pixels=MAX_PIXELS, central_fraction=EVAL_CENTRAL_FRACTION
+):
     """[N] strings (N >= 1) -> float32 [N, S, S, 3]; an empty batch is an InvalidArgumentError
     (module docstring)."""
     image_size = int(image_size)
     image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
-    checked = check_shape(image_bytes, "image_bytes", [None],
-                          "a batch of encoded JPEG or PNG images")
+    checked = check_shape(
+        image_bytes, "image_bytes", [None], "a batch of encoded JPEG or PNG images"
+    )
     with tf.control_dependencies([checked]):
         image_bytes = tf.identity(image_bytes)
     indices = tf.range(tf.size(image_bytes, out_type=tf.int32))
     return tf.map_fn(
-        lambda item: decode_for_eval(item[1], image_size, max_pixels, central_fraction,
-                                     index=item[0]),
+        lambda item: decode_for_eval(
+            item[1], image_size, max_pixels, central_fraction, index=item[0]
+        ),
         (indices, image_bytes),
-        fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32))
+        fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32),
+    )

@@ -32,12 +32,19 @@ REPORT_FILE = "export_report.json"
 def _header(classifier, name, version, options, agreement_images, reference):
     return {
         # "source": the file exported (the report's field, kept for the reports already written).
-        "source": classifier.model_path, "name": name, "version": version,
-        "num_classes": classifier.num_classes, "image_size": classifier.image_size,
-        "labels": list(classifier.labels), "formats": list(options.formats),
-        "eval": {"dataset": agreement_images.dataset if agreement_images is not None else None,
-                 "num_images": reference.num_images},
-        "keras": reference.keras, "variants": {},
+        "source": classifier.model_path,
+        "name": name,
+        "version": version,
+        "num_classes": classifier.num_classes,
+        "image_size": classifier.image_size,
+        "labels": list(classifier.labels),
+        "formats": list(options.formats),
+        "eval": {
+            "dataset": agreement_images.dataset if agreement_images is not None else None,
+            "num_images": reference.num_images,
+        },
+        "keras": reference.keras,
+        "variants": {},
     }
 
 
@@ -65,16 +72,25 @@ def _publish_artifacts(files, inputs, base, version, rep, reference, log):
             filename = fmt.filename(inputs)
             log(f"{fmt.name} -> {fileio.join(final, filename)}")
             fmt.write(inputs, os.path.join(tmp, filename))
-            rep["variants"][fmt.name] = _row(fmt, inputs, os.path.join(tmp, filename),
-                                             fileio.join(final, filename), reference)
+            rep["variants"][fmt.name] = _row(
+                fmt, inputs, os.path.join(tmp, filename), fileio.join(final, filename), reference
+            )
         rep["report_path"] = fileio.join(final, REPORT_FILE)
         agreement.write(rep, os.path.join(tmp, REPORT_FILE))
 
     versions.publish(base, version, write)
 
 
-def run_export(classifier, export_dir, name, options=ExportOptions(),  # noqa: B008 (frozen)
-               *, agreement_images=None, calibration_images=None, log=print):
+def run_export(
+    classifier,
+    export_dir,
+    name,
+    options=ExportOptions(),  # noqa: B008 (frozen)
+    *,
+    agreement_images=None,
+    calibration_images=None,
+    log=print,
+):
     """Exports ``classifier`` (a ``classifier.Classifier``) in ``options.formats``; returns the
     report dict (also written as ``OUT/<name>-artifacts/<version>/export_report.json``).
 
@@ -85,8 +101,13 @@ def run_export(classifier, export_dir, name, options=ExportOptions(),  # noqa: B
     selected = formats_lib.load_all(options.formats)
     with fileio.local_scratch() as scratch:
         inputs = formats_lib.Inputs(
-            classifier=classifier, name=name, options=options, scratch=scratch,
-            calibration_images=calibration_images, agreement_images=agreement_images)
+            classifier=classifier,
+            name=name,
+            options=options,
+            scratch=scratch,
+            calibration_images=calibration_images,
+            agreement_images=agreement_images,
+        )
         for fmt in selected:
             fmt.check(inputs)
         servables = [f for f in selected if f.servable]
@@ -98,10 +119,12 @@ def run_export(classifier, export_dir, name, options=ExportOptions(),  # noqa: B
         reference = _reference(classifier, agreement_images, options.latency_repeats, log)
         rep = _header(classifier, name, version, options, agreement_images, reference)
         for fmt in servables:
-            rep["variants"][fmt.name] = _publish_servable(fmt, inputs, base_of[fmt.name], version,
-                                                          reference, log)
-        _publish_artifacts([f for f in selected if not f.servable], inputs, artifacts, version,
-                           rep, reference, log)
+            rep["variants"][fmt.name] = _publish_servable(
+                fmt, inputs, base_of[fmt.name], version, reference, log
+            )
+        _publish_artifacts(
+            [f for f in selected if not f.servable], inputs, artifacts, version, rep, reference, log
+        )
     return rep
 
 

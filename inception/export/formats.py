@@ -64,8 +64,9 @@ def check_export_formats(formats):
     formats = tuple(dict.fromkeys(formats))
     unknown = [f for f in formats if f not in EXPORT_FORMATS]
     if unknown or not formats:
-        raise ValueError(f"unknown --formats {unknown or list(formats)}; choose from "
-                         f"{', '.join(EXPORT_FORMATS)}")
+        raise ValueError(
+            f"unknown --formats {unknown or list(formats)}; choose from {', '.join(EXPORT_FORMATS)}"
+        )
     return formats
 
 
@@ -80,6 +81,7 @@ METADATA_NAME = "inception_export"
 @dataclasses.dataclass
 class Inputs:
     """What every format may read while it writes itself."""
+
     classifier: object  # a classifier.Classifier: model, labels, image size, the run record
     name: str  # the model name: OUT/<name>
     options: object  # an ExportOptions (``inception.export.config``, which imports this module)
@@ -111,6 +113,7 @@ class Runner:
     ``predict_encoded(blob)`` answers one encoded image (probabilities [C]) and raises
     ``tf.errors.InvalidArgumentError`` for one it refuses. A runner is a context manager;
     ``close`` frees what it holds."""
+
     labels = None
     image_size = None
     dataset = None
@@ -136,6 +139,7 @@ class Runner:
 class MetadataRunner(Runner):
     """A runner of a self-contained file (TFLite, ONNX): labels, crop and dataset from the
     ``METADATA_NAME`` entry it carries (``file_metadata``); ``metadata`` is None without one."""
+
     metadata = None
 
     @property
@@ -155,6 +159,7 @@ class MetadataRunner(Runner):
 class Format(abc.ABC):
     """One export format; subclasses set ``name``, ``kind``, ``extra`` and ``noun`` and
     implement ``write``, ``open`` and ``find``, and ``filename`` unless ``servable``."""
+
     name = None
     kind = None  # the file kind (``inception-predict`` reports it); one runner and ``find`` each
     extra = None  # the pyproject extra that installs the packages of the format's module
@@ -194,8 +199,9 @@ class MissingPackage(ImportError):
     """A format module's optional package is not installed (``packages_of``)."""
 
     def __init__(self, package, extra):
-        super().__init__(f"the Python package {package!r} is not installed: pip install "
-                         f"'inception[{extra}]'")
+        super().__init__(
+            f"the Python package {package!r} is not installed: pip install 'inception[{extra}]'"
+        )
         self.package, self.extra = package, extra
 
 
@@ -217,9 +223,11 @@ def load(name):
     try:
         module = importlib.import_module(f"inception.export.{EXPORT_FORMATS[name]}")
     except MissingPackage as err:
-        raise ValueError(f"--formats={name} needs the Python package {err.package!r}, which is "
-                         f"not installed: pip install 'inception[{err.extra}]', or leave {name} "
-                         "out of --formats") from err
+        raise ValueError(
+            f"--formats={name} needs the Python package {err.package!r}, which is "
+            f"not installed: pip install 'inception[{err.extra}]', or leave {name} "
+            "out of --formats"
+        ) from err
     return module.FORMATS[name]
 
 
@@ -246,8 +254,9 @@ def kinds():
             yield fmt.kind, fmt
 
 
-def file_metadata(classifier, variant, input_description, int8_io=None,
-                  central_fraction=EVAL_CENTRAL_FRACTION):
+def file_metadata(
+    classifier, variant, input_description, int8_io=None, central_fraction=EVAL_CENTRAL_FRACTION
+):
     """What a self-contained model file (TFLite, ONNX) carries so a device needs nothing else:
     the class names in index order, the input size and the preprocessing."""
     return {
@@ -255,8 +264,11 @@ def file_metadata(classifier, variant, input_description, int8_io=None,
         "image_size": classifier.image_size,
         "input": input_description,
         "output": "class probabilities [N, C]",
-        "preprocessing": {"central_fraction": central_fraction, "resize": "bilinear",
-                          "range": [-1.0, 1.0]},
+        "preprocessing": {
+            "central_fraction": central_fraction,
+            "resize": "bilinear",
+            "range": [-1.0, 1.0],
+        },
         "variant": variant,
         "dataset": classifier.run_record.get("dataset"),
         "int8_io": int8_io,
@@ -278,8 +290,9 @@ def check_images(images, shape):
     except ValueError as err:  # ragged nested lists
         raise ValueError(f"expected images {want} ({FLOAT_INPUT}); got no array ({err})") from None
     if not np.issubdtype(array.dtype, np.floating):
-        raise ValueError(f"expected floating-point images {want} ({FLOAT_INPUT}); got dtype "
-                         f"{array.dtype}")
+        raise ValueError(
+            f"expected floating-point images {want} ({FLOAT_INPUT}); got dtype {array.dtype}"
+        )
     if array.ndim != 4 or array.shape[1:] != shape:
         raise ValueError(f"expected images {want}; got shape {list(array.shape)}")
     if not len(array):

@@ -1,8 +1,8 @@
 """One export from an ``ExportConfig``: the library side of ``export.py`` / ``inception-export``.
 
-    from inception.export.config import ExportConfig
-    from inception.export import job
-    report = job.run(ExportConfig(export_dir="exports", model_dir="runs/demo"))
+from inception.export.config import ExportConfig
+from inception.export import job
+report = job.run(ExportConfig(export_dir="exports", model_dir="runs/demo"))
 """
 
 import os
@@ -27,8 +27,9 @@ def load_classifier(config):
 def _agreement_images(config, src, dataset, data_dir, log):
     log(f"reading up to {config.eval_images} validation images of {dataset}")
     encoded, labels = data.encoded_eval_images(dataset, config.eval_images, data_dir)
-    return agreement.AgreementImages(data.preprocess(encoded, src.image_size), labels, encoded,
-                                     dataset)
+    return agreement.AgreementImages(
+        data.preprocess(encoded, src.image_size), labels, encoded, dataset
+    )
 
 
 def export(config, src, name, log=print):
@@ -37,16 +38,27 @@ def export(config, src, name, log=print):
     data_dir = config.data_dir or src.run_record.get("data_dir")
     compared_on = calibration = None
     if dataset:
-        compared_on = (_agreement_images(config, src, dataset, data_dir, log) if config.eval_images
-                       else agreement.AgreementImages(images=[], dataset=dataset))
+        compared_on = (
+            _agreement_images(config, src, dataset, data_dir, log)
+            if config.eval_images
+            else agreement.AgreementImages(images=[], dataset=dataset)
+        )
         if any(f.needs_calibration for f in formats.load_all(config.formats)):
             log(f"reading {config.calibration_images} calibration images of {dataset}")
-            calibration = data.calibration_images(dataset, src.image_size,
-                                                  config.calibration_images, data_dir)
+            calibration = data.calibration_images(
+                dataset, src.image_size, config.calibration_images, data_dir
+            )
     else:
         log("no --dataset: the report will have sizes and latencies only")
-    return exporter.run_export(src, config.export_dir, name, config, agreement_images=compared_on,
-                               calibration_images=calibration, log=log)
+    return exporter.run_export(
+        src,
+        config.export_dir,
+        name,
+        config,
+        agreement_images=compared_on,
+        calibration_images=calibration,
+        log=log,
+    )
 
 
 def run(config, log=print):

@@ -62,8 +62,9 @@ class LiteRTRunner(formats.MetadataRunner):
 
     def _resize(self, batch):
         if batch != self._batch:
-            self.interpreter.resize_tensor_input(self._input["index"],
-                                                 [batch, *self._input["shape"][1:]])
+            self.interpreter.resize_tensor_input(
+                self._input["index"], [batch, *self._input["shape"][1:]]
+            )
             # The first allocation applies LiteRT's CPU delegate, which announces itself on stderr.
             with console.quiet_cpp_output(DELEGATE_NOTICE):
                 self.interpreter.allocate_tensors()
@@ -90,7 +91,7 @@ class LiteRTRunner(formats.MetadataRunner):
         images = check_images(images, self._input["shape_signature"][1:])
         outputs = []
         for start in range(0, len(images), batch_size):
-            chunk = images[start:start + batch_size]
+            chunk = images[start : start + batch_size]
             self._resize(len(chunk))
             self.interpreter.set_tensor(self._input["index"], self._quantise(chunk))
             self.interpreter.invoke()

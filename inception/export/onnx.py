@@ -58,8 +58,9 @@ def add_metadata(proto, metadata, name=METADATA_NAME):
     kept = [p for p in proto.metadata_props if p.key != name]
     del proto.metadata_props[:]
     proto.metadata_props.extend(kept)
-    proto.metadata_props.add(key=name, value=json.dumps(metadata, ensure_ascii=False,
-                                                        sort_keys=True))
+    proto.metadata_props.add(
+        key=name, value=json.dumps(metadata, ensure_ascii=False, sort_keys=True)
+    )
     return proto
 
 
@@ -102,8 +103,8 @@ class OnnxRunner(formats.MetadataRunner):
         """float32 [N, S, S, 3] in [-1, 1] -> probabilities float32 [N, C]."""
         images = formats.check_images(images, self._input.shape[1:])
         return agreement.batched(
-            lambda x: self.session.run([OUTPUT_NAME], {self._input.name: x})[0], images,
-            batch_size)
+            lambda x: self.session.run([OUTPUT_NAME], {self._input.name: x})[0], images, batch_size
+        )
 
 
 class OnnxFormat(formats.Format):
@@ -125,8 +126,12 @@ class OnnxFormat(formats.Format):
         return path if path.endswith(self.suffix) and os.path.isfile(path) else None
 
     def fields(self, inputs, runner, reference):
-        return {"runtime": f"onnxruntime.InferenceSession ({PROVIDER})", "opset": OPSET,
-                "converter": f"tf2onnx {tf2onnx.__version__}", "threads": formats.THREADS}
+        return {
+            "runtime": f"onnxruntime.InferenceSession ({PROVIDER})",
+            "opset": OPSET,
+            "converter": f"tf2onnx {tf2onnx.__version__}",
+            "threads": formats.THREADS,
+        }
 
 
 FORMATS = {"onnx": OnnxFormat()}

@@ -72,8 +72,13 @@ class ClassNames(tf.Module):
     def __init__(self, labels_file, num_classes):
         super().__init__(name="class_names")
         initializer = tf.lookup.TextFileInitializer(
-            labels_file, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
-            tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, vocab_size=int(num_classes))
+            labels_file,
+            tf.int64,
+            tf.lookup.TextFileIndex.LINE_NUMBER,
+            tf.string,
+            tf.lookup.TextFileIndex.WHOLE_LINE,
+            vocab_size=int(num_classes),
+        )
         self.table = tf.lookup.StaticHashTable(initializer, default_value="")
         # Built eagerly, the initializer adds the op it gets back, None, to the global graph's
         # table_initializer collection. Every later tf.function graph inherits the collection,
@@ -92,8 +97,7 @@ class ServingFunctions:
     ``labels_file`` holds the class names, one per line (see ``write_labels``).
     """
 
-    def __init__(self, model, labels_file, image_size, top_k=EXPORT_TOP_K,
-                 max_pixels=MAX_PIXELS):
+    def __init__(self, model, labels_file, image_size, top_k=EXPORT_TOP_K, max_pixels=MAX_PIXELS):
         self.model = model
         self.num_classes = int(model.outputs[0].shape[-1])
         self.class_names = ClassNames(labels_file, self.num_classes)
@@ -131,14 +135,27 @@ class ServingFunctions:
         [N, S, S, 3] with N >= 1 (an empty batch too, as for ``serve_bytes``) and for NaN or Inf
         pixels. The shape is checked in the graph: TF Serving feeds tensors of any shape."""
         side = self.image_size
-        shape_ok = decoding.check_shape(images, INPUT_IMAGES, [None, side, side, 3],
-                                        "a batch of preprocessed images (float32 in [-1, 1])")
+        shape_ok = decoding.check_shape(
+            images,
+            INPUT_IMAGES,
+            [None, side, side, 3],
+            "a batch of preprocessed images (float32 in [-1, 1])",
+        )
         with tf.control_dependencies([shape_ok]):
             finite = tf.logical_not(tf.math.is_finite(images))
             bad = tf.math.count_nonzero(finite, dtype=tf.int64)
-        finite = tf.debugging.Assert(tf.equal(bad, 0), [tf.strings.join([
-            "images: NaN or Inf in ", tf.strings.as_string(bad), " of the values; expected "
-            "preprocessed pixels in [-1, 1]"])])
+        finite = tf.debugging.Assert(
+            tf.equal(bad, 0),
+            [
+                tf.strings.join(
+                    [
+                        "images: NaN or Inf in ",
+                        tf.strings.as_string(bad),
+                        " of the values; expected preprocessed pixels in [-1, 1]",
+                    ]
+                )
+            ],
+        )
         with tf.control_dependencies([shape_ok, finite]):
             images = tf.identity(images)
         return self._outputs(images)
@@ -156,14 +173,16 @@ class ServingFunctions:
         return archive
 
 
-def write_saved_model(directory, classifier, model_name, top_k=EXPORT_TOP_K,
-                      max_pixels=MAX_PIXELS, warmup_images=None):
+def write_saved_model(
+    directory, classifier, model_name, top_k=EXPORT_TOP_K, max_pixels=MAX_PIXELS, warmup_images=None
+):
     """Writes the SavedModel (signatures, labels asset, warmup file) of ``classifier`` (a
     ``classifier.Classifier``) into ``directory``."""
     with fileio.local_scratch() as scratch:
         labels_file = write_labels(os.path.join(scratch, LABELS_ASSET), classifier.labels)
-        functions = ServingFunctions(classifier.model, labels_file, classifier.image_size, top_k,
-                                     max_pixels)
+        functions = ServingFunctions(
+            classifier.model, labels_file, classifier.image_size, top_k, max_pixels
+        )
         functions.export_archive().write_out(directory, verbose=False)
     warmup.write(directory, model_name, warmup_images)
     return directory
@@ -174,6 +193,7 @@ class SavedModelRunner(formats.Runner):
     preprocessed images or encoded image bytes in, probabilities out (``formats.Runner``). It
     decodes and preprocesses encoded images in its own graph; its labels are its
     ``assets/labels.txt``."""
+
     central_fraction = None  # in the graph
     decodes = True
 
@@ -182,19 +202,23 @@ class SavedModelRunner(formats.Runner):
         missing = [s for s in SIGNATURES if s not in self.model.signatures]
         if missing:
             self.model.close()
-            raise ValueError(f"{path}: not a SavedModel of inception-export (no signature "
-                             f"{', '.join(missing)})")
+            raise ValueError(
+                f"{path}: not a SavedModel of inception-export (no signature {', '.join(missing)})"
+            )
         images = self.model.signatures[SIGNATURE_IMAGES].inputs[INPUT_IMAGES]
         self.image_size = int(images.tensor_shape.dim[1].size)
         self.labels = fileio.read_text(os.path.join(path, "assets", LABELS_ASSET)).splitlines()
 
     def predict(self, images):
-        return agreement.batched(lambda x: self.model.run(SIGNATURE_IMAGES, images=x)[
-            "probabilities"], images)
+        return agreement.batched(
+            lambda x: self.model.run(SIGNATURE_IMAGES, images=x)["probabilities"], images
+        )
 
     def predict_bytes(self, encoded):
-        return agreement.batched(lambda b: self.model.run(SIGNATURE_BYTES, image_bytes=list(b))[
-            "probabilities"], list(encoded))
+        return agreement.batched(
+            lambda b: self.model.run(SIGNATURE_BYTES, image_bytes=list(b))["probabilities"],
+            list(encoded),
+        )
 
     def predict_encoded(self, encoded):
         return self.predict_bytes([encoded])[0].astype("float32")
@@ -205,8 +229,11 @@ class SavedModelRunner(formats.Runner):
 
 def newest_version(base_dir):
     """The highest integer version directory holding a SavedModel, or None."""
-    versions = [int(n) for n in os.listdir(base_dir) if n.isdigit()
-                and os.path.isfile(os.path.join(base_dir, n, SAVED_MODEL_FILE))]
+    versions = [
+        int(n)
+        for n in os.listdir(base_dir)
+        if n.isdigit() and os.path.isfile(os.path.join(base_dir, n, SAVED_MODEL_FILE))
+    ]
     return os.path.join(base_dir, str(max(versions))) if versions else None
 
 
@@ -225,10 +252,16 @@ class SavedModelFormat(formats.Format):
         options = inputs.options
         images = inputs.agreement_images
         # The warmup requests name the servable: its base directory's name.
-        write_saved_model(path, self.classifier(inputs), inputs.name + self.base_suffix,
-                          top_k=options.top_k, max_pixels=options.max_pixels,
-                          warmup_images=list(images.encoded[:WARMUP_IMAGES])
-                          if images and images.encoded else None)
+        write_saved_model(
+            path,
+            self.classifier(inputs),
+            inputs.name + self.base_suffix,
+            top_k=options.top_k,
+            max_pixels=options.max_pixels,
+            warmup_images=list(images.encoded[:WARMUP_IMAGES])
+            if images and images.encoded
+            else None,
+        )
 
     def open(self, path, num_threads=None):
         """The session runner (TensorFlow's own threads: ``num_threads`` does not apply)."""
@@ -248,19 +281,22 @@ class SavedModelFormat(formats.Format):
         if images is not None and images.encoded:
             by_bytes = reference.agreement(runner.predict_bytes(images.encoded))
             by_bytes["latency_ms_per_image"] = reference.latency(
-                lambda: runner.predict_bytes(images.encoded[:1]))
+                lambda: runner.predict_bytes(images.encoded[:1])
+            )
             row["image_bytes"] = by_bytes
         return row
 
 
 class BFloat16SavedModelFormat(SavedModelFormat):
     """The SavedModel of the model rebuilt under ``mixed_bfloat16``, as its own servable."""
+
     name = "saved_model_bf16"
     base_suffix = "-bf16"
 
     def classifier(self, inputs):
-        return dataclasses.replace(inputs.classifier,
-                                   model=bfloat16.to_bfloat16(inputs.classifier.model))
+        return dataclasses.replace(
+            inputs.classifier, model=bfloat16.to_bfloat16(inputs.classifier.model)
+        )
 
     def fields(self, inputs, runner, reference):
         return {**super().fields(inputs, runner, reference), "dtype_policy": bfloat16.POLICY}

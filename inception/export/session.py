@@ -28,14 +28,17 @@ class SessionModel:
     def run(self, signature, **inputs):
         """Feeds numpy arrays (or lists of bytes) by input key; returns {output key: numpy array}."""
         if signature not in self.signatures:
-            raise KeyError(f"{self.path} has no signature {signature!r}; it has "
-                           f"{sorted(self.signatures)}")
+            raise KeyError(
+                f"{self.path} has no signature {signature!r}; it has {sorted(self.signatures)}"
+            )
         definition = self.signatures[signature]
         unknown = sorted(set(inputs) - set(definition.inputs))
         missing = sorted(set(definition.inputs) - set(inputs))
         if unknown or missing:
-            raise KeyError(f"signature {signature!r} takes inputs {sorted(definition.inputs)}; "
-                           f"got {sorted(inputs)}")
+            raise KeyError(
+                f"signature {signature!r} takes inputs {sorted(definition.inputs)}; "
+                f"got {sorted(inputs)}"
+            )
         # Lists of bytes are fed as they are: a numpy 'S' array would drop trailing NUL bytes.
         feeds = {definition.inputs[k].name: v for k, v in inputs.items()}
         keys = sorted(definition.outputs)

@@ -53,8 +53,10 @@ QUANTIZER_SETTINGS = re.compile(rb"^fully_quantize: \d+, inference_type: ")
 def check_calibration(variant, images):
     """int8 is calibrated on training images: refuses to start without them."""
     if variant == "int8" and (images is None or len(images) == 0):
-        raise ValueError("tflite_int8 needs calibration images (training images of the dataset; "
-                         "pass --dataset for a .keras file)")
+        raise ValueError(
+            "tflite_int8 needs calibration images (training images of the dataset; "
+            "pass --dataset for a .keras file)"
+        )
 
 
 def write_probabilities_saved_model(model, image_size, directory):
@@ -70,14 +72,15 @@ def write_probabilities_saved_model(model, image_size, directory):
 
     archive = keras.export.ExportArchive()
     archive.add_endpoint(
-        SIGNATURE, probabilities,
-        [tf.TensorSpec([None, side, side, 3], tf.float32, name="images")])
+        SIGNATURE, probabilities, [tf.TensorSpec([None, side, side, 3], tf.float32, name="images")]
+    )
     archive.write_out(directory, verbose=False)
     return directory
 
 
-def convert(model, image_size, variant, representative_images=None, int8_io="float",
-            saved_model_dir=None):
+def convert(
+    model, image_size, variant, representative_images=None, int8_io="float", saved_model_dir=None
+):
     """Keras classifier -> TFLite flatbuffer bytes (without the metadata entry).
 
     ``representative_images``: float32 [N, S, S, 3] preprocessed training images (int8 only).
@@ -97,7 +100,8 @@ def convert(model, image_size, variant, representative_images=None, int8_io="flo
     # The converter's supported path for Keras 3 (the one keras' own LiteRT export takes):
     # ExportArchive -> SavedModel -> from_saved_model.
     converter = tf.lite.TFLiteConverter.from_saved_model(
-        saved_model_dir, signature_keys=[SIGNATURE])
+        saved_model_dir, signature_keys=[SIGNATURE]
+    )
     if variant == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -135,24 +139,41 @@ def add_metadata(flatbuffer, metadata, name=METADATA_NAME):
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def export_variant(classifier, variant, representative_images=None, int8_io="float",
-                   central_fraction=EVAL_CENTRAL_FRACTION, saved_model_dir=None):
+def export_variant(
+    classifier,
+    variant,
+    representative_images=None,
+    int8_io="float",
+    central_fraction=EVAL_CENTRAL_FRACTION,
+    saved_model_dir=None,
+):
     """Converts ``classifier`` (a ``classifier.Classifier``) and embeds labels and preprocessing
     facts.
 
     ``saved_model_dir``: see ``convert``.
     """
-    flatbuffer = convert(classifier.model, classifier.image_size, variant, representative_images,
-                         int8_io, saved_model_dir)
+    flatbuffer = convert(
+        classifier.model,
+        classifier.image_size,
+        variant,
+        representative_images,
+        int8_io,
+        saved_model_dir,
+    )
     integer_input = variant == "int8" and int8_io == "int8"
     metadata = formats.file_metadata(
-        classifier, variant, INT8_INPUT if integer_input else formats.FLOAT_INPUT,
-        int8_io=int8_io if variant == "int8" else None, central_fraction=central_fraction)
+        classifier,
+        variant,
+        INT8_INPUT if integer_input else formats.FLOAT_INPUT,
+        int8_io=int8_io if variant == "int8" else None,
+        central_fraction=central_fraction,
+    )
     return add_metadata(flatbuffer, metadata)
 
 
 class TFLiteFormat(formats.Format):
     """One variant; every variant converts from one float SavedModel written once per export."""
+
     kind = "tflite"
     extra = EXTRA
     noun = "a .tflite file"
@@ -172,11 +193,22 @@ class TFLiteFormat(formats.Format):
 
     def write(self, inputs, path):
         classifier = inputs.classifier
-        saved_model_dir = inputs.shared(FLOAT_SAVED_MODEL, lambda directory: (
-            write_probabilities_saved_model(classifier.model, classifier.image_size, directory)))
-        fileio.write_bytes(path, export_variant(
-            classifier, self.variant, inputs.calibration_images, inputs.options.int8_io,
-            saved_model_dir=saved_model_dir))
+        saved_model_dir = inputs.shared(
+            FLOAT_SAVED_MODEL,
+            lambda directory: write_probabilities_saved_model(
+                classifier.model, classifier.image_size, directory
+            ),
+        )
+        fileio.write_bytes(
+            path,
+            export_variant(
+                classifier,
+                self.variant,
+                inputs.calibration_images,
+                inputs.options.int8_io,
+                saved_model_dir=saved_model_dir,
+            ),
+        )
 
     def open(self, path, num_threads=formats.THREADS):
         return litert.LiteRTRunner(path, num_threads=num_threads)

@@ -23,8 +23,7 @@ def existing(base_dir):
     if not fileio.isdir(base_dir):
         return []
     names = [n.rstrip("/") for n in fileio.listdir(base_dir)]  # object stores end folders in /
-    return sorted(int(n) for n in names
-                  if n.isdigit() and fileio.isdir(fileio.join(base_dir, n)))
+    return sorted(int(n) for n in names if n.isdigit() and fileio.isdir(fileio.join(base_dir, n)))
 
 
 def next_version(*base_dirs):
@@ -59,8 +58,9 @@ def remove_stale_temporaries(base_dir):
 
 def _refuse_existing(base_dir, version):
     if fileio.exists(fileio.join(base_dir, str(version))):
-        raise FileExistsError(f"version {version} already exists in {base_dir}; "
-                              "pick another --version")
+        raise FileExistsError(
+            f"version {version} already exists in {base_dir}; pick another --version"
+        )
 
 
 def claim(base_dirs, version=None, log=print):

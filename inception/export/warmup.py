@@ -30,11 +30,16 @@ def requests(model_name, images, batch_sizes=(1,)):
     for batch in batch_sizes:
         batch_images = [images[i % len(images)] for i in range(batch)]
         request = predict_pb2.PredictRequest(
-            model_spec=model_pb2.ModelSpec(name=model_name, signature_name="serving_default"))
+            model_spec=model_pb2.ModelSpec(name=model_name, signature_name="serving_default")
+        )
         request.inputs["image_bytes"].CopyFrom(
-            tf.make_tensor_proto(batch_images, dtype=tf.string, shape=[batch]))
-        logs.append(prediction_log_pb2.PredictionLog(
-            predict_log=prediction_log_pb2.PredictLog(request=request)))
+            tf.make_tensor_proto(batch_images, dtype=tf.string, shape=[batch])
+        )
+        logs.append(
+            prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+        )
     return logs
 
 
@@ -51,5 +56,7 @@ def write(saved_model_dir, model_name, images=None, batch_sizes=(1, 8)):
 
 def read(path):
     """Parses a warmup file back into PredictionLog protos."""
-    return [prediction_log_pb2.PredictionLog.FromString(record.numpy())
-            for record in tf.data.TFRecordDataset(path)]
+    return [
+        prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        for record in tf.data.TFRecordDataset(path)
+    ]

@@ -14,26 +14,48 @@ published file, convert.py). Importing this package registers the classes with K
 try:
     import keras_hub  # noqa: F401
 except ImportError as err:  # pragma: no cover - depends on the environment
-    raise ImportError("inception.hub needs keras-hub, which needs Python 3.11 or later: "
-                      "pip install 'inception[hub]'") from err
+    raise ImportError(
+        "inception.hub needs keras-hub, which needs Python 3.11 or later: "
+        "pip install 'inception[hub]'"
+    ) from err
 
 from inception.hub import presets
-from inception.hub.backbone import InceptionResNetV1Backbone, InceptionResNetV2Backbone, InceptionV4Backbone
-from inception.hub.image_classifier import (InceptionResNetV1ImageClassifier, InceptionResNetV2ImageClassifier,
-                                            InceptionV4ImageClassifier)
-from inception.hub.image_converter import (InceptionResNetV1ImageConverter, InceptionResNetV2ImageConverter,
-                                           InceptionV4ImageConverter)
-from inception.hub.preprocessor import (InceptionResNetV1ImageClassifierPreprocessor,
-                                        InceptionResNetV2ImageClassifierPreprocessor,
-                                        InceptionV4ImageClassifierPreprocessor)
+from inception.hub.backbone import (
+    InceptionResNetV1Backbone,
+    InceptionResNetV2Backbone,
+    InceptionV4Backbone,
+)
+from inception.hub.image_classifier import (
+    InceptionResNetV1ImageClassifier,
+    InceptionResNetV2ImageClassifier,
+    InceptionV4ImageClassifier,
+)
+from inception.hub.image_converter import (
+    InceptionResNetV1ImageConverter,
+    InceptionResNetV2ImageConverter,
+    InceptionV4ImageConverter,
+)
+from inception.hub.preprocessor import (
+    InceptionResNetV1ImageClassifierPreprocessor,
+    InceptionResNetV2ImageClassifierPreprocessor,
+    InceptionV4ImageClassifierPreprocessor,
+)
 from inception.hub.presets import class_names
 
 presets.register()
 
 __all__ = [
-    "InceptionV4Backbone", "InceptionResNetV1Backbone", "InceptionResNetV2Backbone",
-    "InceptionV4ImageClassifier", "InceptionResNetV1ImageClassifier", "InceptionResNetV2ImageClassifier",
-    "InceptionV4ImageClassifierPreprocessor", "InceptionResNetV1ImageClassifierPreprocessor",
-    "InceptionResNetV2ImageClassifierPreprocessor", "InceptionV4ImageConverter",
-    "InceptionResNetV1ImageConverter", "InceptionResNetV2ImageConverter", "class_names",
+    "InceptionResNetV1Backbone",
+    "InceptionResNetV1ImageClassifier",
+    "InceptionResNetV1ImageClassifierPreprocessor",
+    "InceptionResNetV1ImageConverter",
+    "InceptionResNetV2Backbone",
+    "InceptionResNetV2ImageClassifier",
+    "InceptionResNetV2ImageClassifierPreprocessor",
+    "InceptionResNetV2ImageConverter",
+    "InceptionV4Backbone",
+    "InceptionV4ImageClassifier",
+    "InceptionV4ImageClassifierPreprocessor",
+    "InceptionV4ImageConverter",
+    "class_names",
 ]

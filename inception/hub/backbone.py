@@ -44,8 +44,11 @@ def pyramid(model):
     names = models.block_names(model)
     last_a = names[names.index("reduction_a") - 1]
     last_b = names[names.index("reduction_b") - 1]
-    return {"P3": model.get_layer(last_a).output, "P4": model.get_layer(last_b).output,
-            "P5": model.get_layer("features").output}
+    return {
+        "P3": model.get_layer(last_a).output,
+        "P4": model.get_layer(last_b).output,
+        "P5": model.get_layer("features").output,
+    }
 
 
 class InceptionBackbone(Backbone):
@@ -57,26 +60,53 @@ class InceptionBackbone(Backbone):
 
     network = None  # models.build's name, set by each subclass
 
-    def __init__(self, width_multiplier=1.0, repeats=None, bn_momentum=BN_MOMENTUM,
-                 image_shape=DEFAULT_IMAGE_SHAPE, data_format=None, dtype=None, options=None, **kwargs):
+    def __init__(
+        self,
+        width_multiplier=1.0,
+        repeats=None,
+        bn_momentum=BN_MOMENTUM,
+        image_shape=DEFAULT_IMAGE_SHAPE,
+        data_format=None,
+        dtype=None,
+        options=None,
+        **kwargs,
+    ):
         if standardize_data_format(data_format) != "channels_last":
-            raise ValueError(f"{type(self).__name__} supports data_format='channels_last' only "
-                             f"(the blocks concatenate on the last axis); got {data_format!r}")
+            raise ValueError(
+                f"{type(self).__name__} supports data_format='channels_last' only "
+                f"(the blocks concatenate on the last axis); got {data_format!r}"
+            )
         repeats = None if repeats is None else tuple(repeats)
         with _global_policy(dtype):
-            net = models.build(self.network, include_top=False, pooling=None, input_shape=tuple(image_shape),
-                               width_multiplier=width_multiplier, repeats=repeats, bn_momentum=bn_momentum,
-                               **(options or {}))
+            net = models.build(
+                self.network,
+                include_top=False,
+                pooling=None,
+                input_shape=tuple(image_shape),
+                width_multiplier=width_multiplier,
+                repeats=repeats,
+                bn_momentum=bn_momentum,
+                **(options or {}),
+            )
         levels = pyramid(net)
         super().__init__(inputs=net.input, outputs=net.output, dtype=dtype, **kwargs)
         self.pyramid_outputs = levels
-        self.width_multiplier, self.repeats, self.bn_momentum = width_multiplier, repeats, bn_momentum
+        self.width_multiplier, self.repeats, self.bn_momentum = (
+            width_multiplier,
+            repeats,
+            bn_momentum,
+        )
         self.image_shape = tuple(image_shape)
         self.data_format = "channels_last"
 
     def get_config(self):
-        return {**super().get_config(), "width_multiplier": self.width_multiplier, "repeats": self.repeats,
-                "bn_momentum": self.bn_momentum, "image_shape": self.image_shape}
+        return {
+            **super().get_config(),
+            "width_multiplier": self.width_multiplier,
+            "repeats": self.repeats,
+            "bn_momentum": self.bn_momentum,
+            "image_shape": self.image_shape,
+        }
 
 
 @keras.saving.register_keras_serializable(package="inception_hub")
@@ -98,10 +128,16 @@ class InceptionV4Backbone(InceptionBackbone):
 class _ResidualBackbone(InceptionBackbone):
     """The Inception-ResNets' extra argument: the residual scales of the A, B and C blocks."""
 
-    def __init__(self, width_multiplier=1.0, repeats=None, residual_scales=None, options=None, **kwargs):
+    def __init__(
+        self, width_multiplier=1.0, repeats=None, residual_scales=None, options=None, **kwargs
+    ):
         scales = None if residual_scales is None else tuple(residual_scales)
-        super().__init__(width_multiplier, repeats, options={"residual_scales": scales, **(options or {})},
-                         **kwargs)
+        super().__init__(
+            width_multiplier,
+            repeats,
+            options={"residual_scales": scales, **(options or {})},
+            **kwargs,
+        )
         self.residual_scales = scales
 
     def get_config(self):
@@ -131,8 +167,12 @@ class InceptionResNetV2Backbone(_ResidualBackbone):
 
     network = "inception_resnet_v2"
 
-    def __init__(self, width_multiplier=1.0, repeats=None, residual_scales=None, variant="release", **kwargs):
-        super().__init__(width_multiplier, repeats, residual_scales, options={"variant": variant}, **kwargs)
+    def __init__(
+        self, width_multiplier=1.0, repeats=None, residual_scales=None, variant="release", **kwargs
+    ):
+        super().__init__(
+            width_multiplier, repeats, residual_scales, options={"variant": variant}, **kwargs
+        )
         self.variant = variant
 
     def get_config(self):

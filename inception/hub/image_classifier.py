@@ -10,10 +10,16 @@ probabilities the loss and the top-k metrics read).
 import keras
 from keras_hub.models import ImageClassifier
 
-from inception.hub.backbone import InceptionResNetV1Backbone, InceptionResNetV2Backbone, InceptionV4Backbone
-from inception.hub.preprocessor import (InceptionResNetV1ImageClassifierPreprocessor,
-                                        InceptionResNetV2ImageClassifierPreprocessor,
-                                        InceptionV4ImageClassifierPreprocessor)
+from inception.hub.backbone import (
+    InceptionResNetV1Backbone,
+    InceptionResNetV2Backbone,
+    InceptionV4Backbone,
+)
+from inception.hub.preprocessor import (
+    InceptionResNetV1ImageClassifierPreprocessor,
+    InceptionResNetV2ImageClassifierPreprocessor,
+    InceptionV4ImageClassifierPreprocessor,
+)
 
 DROPOUT_RATE = 0.2  # the paper's keep probability 0.8
 
@@ -26,11 +32,27 @@ class InceptionImageClassifier(ImageClassifier):
     "float32" by default.
     """
 
-    def __init__(self, backbone, num_classes, preprocessor=None, pooling="avg", activation=None,
-                 dropout=DROPOUT_RATE, head_dtype="float32", **kwargs):
-        super().__init__(backbone=backbone, num_classes=num_classes, preprocessor=preprocessor,
-                         pooling=pooling, activation=activation, dropout=dropout, head_dtype=head_dtype,
-                         **kwargs)
+    def __init__(
+        self,
+        backbone,
+        num_classes,
+        preprocessor=None,
+        pooling="avg",
+        activation=None,
+        dropout=DROPOUT_RATE,
+        head_dtype="float32",
+        **kwargs,
+    ):
+        super().__init__(
+            backbone=backbone,
+            num_classes=num_classes,
+            preprocessor=preprocessor,
+            pooling=pooling,
+            activation=activation,
+            dropout=dropout,
+            head_dtype=head_dtype,
+            **kwargs,
+        )
 
 
 @keras.saving.register_keras_serializable(package="inception_hub")

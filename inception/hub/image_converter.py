@@ -12,12 +12,16 @@ import numpy as np
 from keras import ops
 from keras_hub.layers import ImageConverter
 
-from inception.hub.backbone import InceptionResNetV1Backbone, InceptionResNetV2Backbone, InceptionV4Backbone
+from inception.hub.backbone import (
+    InceptionResNetV1Backbone,
+    InceptionResNetV2Backbone,
+    InceptionV4Backbone,
+)
 from inception.networks import EVAL_CENTRAL_FRACTION
 
 IMAGE_SIZE = (299, 299)
 SCALE = 2.0 / 255.0  # [0, 255] -> [0, 2] ...
-OFFSET = -1.0        # ... -> [-1, 1]
+OFFSET = -1.0  # ... -> [-1, 1]
 
 
 class InceptionImageConverter(ImageConverter):
@@ -27,15 +31,29 @@ class InceptionImageConverter(ImageConverter):
         central_fraction: the fraction of each side kept, in (0, 1]; 1.0 skips the crop.
     """
 
-    def __init__(self, image_size=IMAGE_SIZE, scale=SCALE, offset=OFFSET,
-                 central_fraction=EVAL_CENTRAL_FRACTION, crop_to_aspect_ratio=False,
-                 interpolation="bilinear", antialias=False, **kwargs):
+    def __init__(
+        self,
+        image_size=IMAGE_SIZE,
+        scale=SCALE,
+        offset=OFFSET,
+        central_fraction=EVAL_CENTRAL_FRACTION,
+        crop_to_aspect_ratio=False,
+        interpolation="bilinear",
+        antialias=False,
+        **kwargs,
+    ):
         fraction = float(central_fraction)
         if not 0.0 < fraction <= 1.0:
             raise ValueError(f"central_fraction must be in (0, 1]; got {central_fraction!r}")
-        super().__init__(image_size=image_size, scale=scale, offset=offset,
-                         crop_to_aspect_ratio=crop_to_aspect_ratio, interpolation=interpolation,
-                         antialias=antialias, **kwargs)
+        super().__init__(
+            image_size=image_size,
+            scale=scale,
+            offset=offset,
+            crop_to_aspect_ratio=crop_to_aspect_ratio,
+            interpolation=interpolation,
+            antialias=antialias,
+            **kwargs,
+        )
         self.central_fraction = fraction
 
     def _call_python(self, inputs):
@@ -45,8 +63,10 @@ class InceptionImageConverter(ImageConverter):
             except ValueError:
                 return type(inputs)(self._call_python(x) for x in inputs)
         if isinstance(inputs, dict):
-            raise ValueError(f"{type(self).__name__} takes images only: the central crop does not "
-                             "move bounding boxes")
+            raise ValueError(
+                f"{type(self).__name__} takes images only: the central crop does not "
+                "move bounding boxes"
+            )
         # Float before the resize: keras' Resizing returns uint8 images rounded to integers, which
         # moves pixels by up to 1/255 from slim's resize of [0, 1] floats.
         images = ops.cast(self._central_crop(ops.convert_to_tensor(inputs)), self.compute_dtype)
@@ -57,7 +77,9 @@ class InceptionImageConverter(ImageConverter):
         if self.central_fraction == 1.0:
             return images
         if len(images.shape) not in (3, 4):
-            raise ValueError(f"expected an image [H, W, C] or a batch [N, H, W, C]; got shape {images.shape}")
+            raise ValueError(
+                f"expected an image [H, W, C] or a batch [N, H, W, C]; got shape {images.shape}"
+            )
         shape = ops.shape(images)
         windows = []
         for side in (shape[-3], shape[-2]):

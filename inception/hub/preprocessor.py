@@ -4,9 +4,16 @@ sample weights pass through)."""
 import keras
 from keras_hub.models import ImageClassifierPreprocessor
 
-from inception.hub.backbone import InceptionResNetV1Backbone, InceptionResNetV2Backbone, InceptionV4Backbone
-from inception.hub.image_converter import (InceptionResNetV1ImageConverter, InceptionResNetV2ImageConverter,
-                                           InceptionV4ImageConverter)
+from inception.hub.backbone import (
+    InceptionResNetV1Backbone,
+    InceptionResNetV2Backbone,
+    InceptionV4Backbone,
+)
+from inception.hub.image_converter import (
+    InceptionResNetV1ImageConverter,
+    InceptionResNetV2ImageConverter,
+    InceptionV4ImageConverter,
+)
 
 
 @keras.saving.register_keras_serializable(package="inception_hub")

@@ -15,9 +15,14 @@ import os
 from keras_hub.src.utils import preset_utils
 
 from inception.hub.backbone import InceptionResNetV2Backbone, InceptionV4Backbone
-from inception.hub.image_classifier import InceptionResNetV2ImageClassifier, InceptionV4ImageClassifier
-from inception.hub.preprocessor import (InceptionResNetV2ImageClassifierPreprocessor,
-                                        InceptionV4ImageClassifierPreprocessor)
+from inception.hub.image_classifier import (
+    InceptionResNetV2ImageClassifier,
+    InceptionV4ImageClassifier,
+)
+from inception.hub.preprocessor import (
+    InceptionResNetV2ImageClassifierPreprocessor,
+    InceptionV4ImageClassifierPreprocessor,
+)
 from inception.weights import fetch
 
 ENV_PRESETS = "INCEPTION_PRESETS_DIR"
@@ -31,24 +36,36 @@ class Released:
     backbone_cls: type
     classifier_cls: type
     preprocessor_cls: type
-    backbone_params: int  # our model's 1000-class parameters less the classifier's 1536 x 1000 + 1000
+    backbone_params: (
+        int  # our model's 1000-class parameters less the classifier's 1536 x 1000 + 1000
+    )
     source: str
     accuracy: str
 
 
 RELEASED = {
     "inception_v4_imagenet": Released(
-        "inception_v4", "Inception-v4", InceptionV4Backbone, InceptionV4ImageClassifier,
-        InceptionV4ImageClassifierPreprocessor, 41_174_400,
+        "inception_v4",
+        "Inception-v4",
+        InceptionV4Backbone,
+        InceptionV4ImageClassifier,
+        InceptionV4ImageClassifierPreprocessor,
+        41_174_400,
         fetch.official("inception_v4").url + " (TF-slim, tensorflow/models research/slim), "
         "or timm's port inception_v4.tf_in1k",
-        "80.2 / 95.2 top-1 / top-5, 299x299 single crop (TF-slim model zoo)"),
+        "80.2 / 95.2 top-1 / top-5, 299x299 single crop (TF-slim model zoo)",
+    ),
     "inception_resnet_v2_imagenet": Released(
-        "inception_resnet_v2", "Inception-ResNet-v2", InceptionResNetV2Backbone,
-        InceptionResNetV2ImageClassifier, InceptionResNetV2ImageClassifierPreprocessor, 54_336_736,
+        "inception_resnet_v2",
+        "Inception-ResNet-v2",
+        InceptionResNetV2Backbone,
+        InceptionResNetV2ImageClassifier,
+        InceptionResNetV2ImageClassifierPreprocessor,
+        54_336_736,
         fetch.official("inception_resnet_v2").url + " (TF-slim, tensorflow/models research/slim), "
         "or timm's ports inception_resnet_v2.tf_in1k / .tf_ens_adv_in1k",
-        "80.4 / 95.3 top-1 / top-5, 299x299 single crop (TF-slim model zoo)"),
+        "80.4 / 95.3 top-1 / top-5, 299x299 single crop (TF-slim model zoo)",
+    ),
 }
 
 
@@ -75,7 +92,8 @@ def existing_directory(name):
         f"`inception-convert-weights --network={released.network} --weights=imagenet --preset={name}` "
         f"(downloads {fetch.official(released.network).url}), or from a file you have: "
         f"`inception-convert-weights --weights=FILE --preset={name}` (a TF-slim .tar.gz or checkpoint, "
-        f"or timm's model.safetensors). Set ${ENV_PRESETS} to keep presets in another directory.")
+        f"or timm's model.safetensors). Set ${ENV_PRESETS} to keep presets in another directory."
+    )
 
 
 class _LocalPreset(dict):
@@ -94,16 +112,22 @@ class _LocalPreset(dict):
 
 def metadata(name):
     released = RELEASED[name]
-    return {"description": f"{released.title} (Szegedy et al. 2016) trained on ImageNet-1k by its "
-                           f"authors; {released.accuracy}.",
-            "params": released.backbone_params, "path": "inception", "source": released.source,
-            "license": LICENCE}
+    return {
+        "description": f"{released.title} (Szegedy et al. 2016) trained on ImageNet-1k by its "
+        f"authors; {released.accuracy}.",
+        "params": released.backbone_params,
+        "path": "inception",
+        "source": released.source,
+        "license": LICENCE,
+    }
 
 
 def register():
     """Registers both names with keras-hub, each under its backbone class."""
     for name, released in RELEASED.items():
-        preset_utils.register_presets({name: _LocalPreset(name, metadata(name))}, released.backbone_cls)
+        preset_utils.register_presets(
+            {name: _LocalPreset(name, metadata(name))}, released.backbone_cls
+        )
 
 
 def class_names(preset):

@@ -34,11 +34,16 @@ import importlib
 # Each public name -> the module that defines it.
 _HOMES = {
     "setup": "devices",
-    "EXIT_ERROR": "errors", "EXIT_INTERRUPTED": "errors", "EXIT_WORKER_LOST": "errors",
-    "Interrupted": "errors", "TrainingError": "errors", "WorkerLost": "errors",
+    "EXIT_ERROR": "errors",
+    "EXIT_INTERRUPTED": "errors",
+    "EXIT_WORKER_LOST": "errors",
+    "Interrupted": "errors",
+    "TrainingError": "errors",
+    "WorkerLost": "errors",
     "make_plan": "plan",
     "Task": "task",
-    "Trainer": "trainer", "run": "trainer",
+    "Trainer": "trainer",
+    "run": "trainer",
 }
 
 __all__ = sorted(_HOMES)

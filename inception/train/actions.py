@@ -8,8 +8,7 @@ import time
 
 from absl import logging
 
-from inception.train import observe
-from inception.train import state
+from inception.train import observe, state
 from inception.train.errors import Interrupted, TrainingError
 from inception.train.loop import Action
 
@@ -25,8 +24,9 @@ class Checkpointing(Action):
         """The checkpoint of ``step`` (written once); returns its path."""
         if self.checkpoints.saved_step != step:
             if not state.all_finite(self.weights):
-                raise TrainingError(diverged_message(self.checkpoints, step,
-                                                     "the weights are no longer finite"))
+                raise TrainingError(
+                    diverged_message(self.checkpoints, step, "the weights are no longer finite")
+                )
             self.checkpoints.save(step)
         return self.checkpoints.latest
 
@@ -44,11 +44,16 @@ class Checkpointing(Action):
 def diverged_message(checkpoints, step, what):
     """Why a run stopped at ``step`` without saving, and what is kept."""
     last = checkpoints.latest
-    kept = (f"the last good checkpoint ({last}, step {checkpoints.saved_step}) is kept"
-            if last else "no checkpoint was written")
-    return (f"training stopped at step {step}: {what}. Nothing was saved after the last "
-            f"finite step; {kept}. Lower --learning_rate, clip the gradient (--clip_norm), "
-            "or check the data, then rerun the same command to resume from that checkpoint.")
+    kept = (
+        f"the last good checkpoint ({last}, step {checkpoints.saved_step}) is kept"
+        if last
+        else "no checkpoint was written"
+    )
+    return (
+        f"training stopped at step {step}: {what}. Nothing was saved after the last "
+        f"finite step; {kept}. Lower --learning_rate, clip the gradient (--clip_norm), "
+        "or check the data, then rerun the same command to resume from that checkpoint."
+    )
 
 
 class FiniteCheck(Action):
@@ -62,8 +67,15 @@ class FiniteCheck(Action):
         loss = float(out["loss"])
         if math.isfinite(loss) and math.isfinite(float(out["grad_norm"])):
             return
-        what = "the loss is NaN" if math.isnan(loss) else (
-            f"the loss is {loss}" if not math.isfinite(loss) else "the gradient norm is not finite")
+        what = (
+            "the loss is NaN"
+            if math.isnan(loss)
+            else (
+                f"the loss is {loss}"
+                if not math.isfinite(loss)
+                else "the gradient norm is not finite"
+            )
+        )
         raise TrainingError(diverged_message(self.checkpoints, step, what))
 
 
@@ -90,8 +102,11 @@ class DiedCheck(Action):
         self.last = fraction
         self.stats.reset()
         if observe.check_died(fraction, channels, self.threshold, epoch) and self.stop:
-            loop.request_stop("died", f"stopping at epoch {epoch} (--stop_if_died): the layer "
-                                      "before average pooling has died; see the warning above")
+            loop.request_stop(
+                "died",
+                f"stopping at epoch {epoch} (--stop_if_died): the layer "
+                "before average pooling has died; see the warning above",
+            )
 
     def on_stop(self, loop, step, stop):
         if stop.reason == "died":
@@ -110,9 +125,15 @@ class EpochValidation(Action):
         self.last = result = self.validator.validate()
         logging.info("evaluation took %.1f s", time.time() - started)
         logs.update(result)
-        logging.info("epoch %g: val top-1 %.4f top-3 %.4f top-5 %.4f loss %.4f (%d images, "
-                     "EMA weights)", epoch, result["val_top1"], result["val_top3"],
-                     result["val_top5"], result["val_loss"], result["num_eval"])
+        logging.info(
+            "epoch %g: val top-1 %.4f top-3 %.4f top-5 %.4f loss %.4f (%d images, EMA weights)",
+            epoch,
+            result["val_top1"],
+            result["val_top3"],
+            result["val_top5"],
+            result["val_loss"],
+            result["num_eval"],
+        )
 
 
 class TargetStop(Action):
@@ -136,8 +157,11 @@ class TargetStop(Action):
         if 1.0 - val_top1 <= self.target and not self.reached:
             self.reached = True
             if self.chief:
-                print(f"Epoch {epoch}: validation top-1 error {1.0 - val_top1:.4f} is at most "
-                      f"--target_top1_error={self.target:g}: stopping", flush=True)
+                print(
+                    f"Epoch {epoch}: validation top-1 error {1.0 - val_top1:.4f} is at most "
+                    f"--target_top1_error={self.target:g}: stopping",
+                    flush=True,
+                )
             loop.request_stop("target")
 
 
@@ -166,7 +190,14 @@ class PreemptionSave(Action):
             return
         path = self.checkpointing.save(step)
         epoch, rest = divmod(step, loop.steps_per_epoch)
-        where = (f"the end of epoch {epoch}" if rest == 0 else
-                 f"epoch {epoch + 1}, step {rest} of {loop.steps_per_epoch}")
-        raise Interrupted(step, path, f"{stop.message}: stopped after step {step} ({where}) and "
-                                      f"saved {path}; rerun the same command to resume from there")
+        where = (
+            f"the end of epoch {epoch}"
+            if rest == 0
+            else f"epoch {epoch + 1}, step {rest} of {loop.steps_per_epoch}"
+        )
+        raise Interrupted(
+            step,
+            path,
+            f"{stop.message}: stopped after step {step} ({where}) and "
+            f"saved {path}; rerun the same command to resume from there",
+        )

@@ -10,9 +10,8 @@ Pure Python (``inception.checks``): the command checks its flags before TensorFl
 import dataclasses
 import os
 
-from inception import checks
+from inception import checks, paths
 from inception import networks as _networks  # the constants' one place
-from inception import paths
 from inception import recipe as _recipe
 
 # Field names are the command-line flag names of ``inception_cli.train_flags`` (``to_flat`` and
@@ -66,6 +65,7 @@ def _check_area_range(value):
 
 def _three_positive(parse):
     """A check: ``parse(value)`` is None (the default) or three positive numbers (A, B, C)."""
+
     def check(value):
         try:
             numbers = parse(value)
@@ -79,12 +79,16 @@ def _three_positive(parse):
 def _check_init_weights(path):
     # A TF checkpoint is named by its prefix (the files are <prefix>.index, <prefix>.data-*).
     if path and path != "imagenet" and os.path.isdir(path):
-        raise ValueError(f"--init_weights={path!r} is a directory; give the weights file itself "
-                         "(or a checkpoint's prefix)")
+        raise ValueError(
+            f"--init_weights={path!r} is a directory; give the weights file itself "
+            "(or a checkpoint's prefix)"
+        )
     if not path or path == "imagenet" or os.path.exists(path) or os.path.exists(path + ".index"):
         return True
-    raise ValueError(f"--init_weights={path!r}: no such file (give a weights file, a checkpoint "
-                     "prefix, 'imagenet', or leave it empty)")
+    raise ValueError(
+        f"--init_weights={path!r}: no such file (give a weights file, a checkpoint "
+        "prefix, 'imagenet', or leave it empty)"
+    )
 
 
 def _check_freeze_up_to(values):
@@ -102,8 +106,10 @@ def _check_freeze_up_to(values):
         spec = dataclasses.replace(spec, repeats=repeats)
     if not name or name in spec.block_names:
         return True
-    raise ValueError(f"--freeze_up_to={name!r} is not a block of {model}; its blocks: "
-                     f"{', '.join(spec.block_names)}")
+    raise ValueError(
+        f"--freeze_up_to={name!r} is not a block of {model}; its blocks: "
+        f"{', '.join(spec.block_names)}"
+    )
 
 
 # One value each: name -> (check, message), ``inception.checks``' convention.
@@ -114,21 +120,26 @@ FIELD_CHECKS = {
     "model": checks.one_of(_networks.NAMES),
     "model_dir": checks.not_empty(),
     "dataset": checks.not_empty(),
-    "image_size": (lambda v: v >= _networks.MIN_IMAGE_SIZE,
-                   f"--image_size must be at least {_networks.MIN_IMAGE_SIZE} (the stem and two "
-                   f"reductions of every network need {_networks.MIN_IMAGE_SIZE}x"
-                   f"{_networks.MIN_IMAGE_SIZE}); the paper uses {_networks.IMAGE_SIZE}"),
+    "image_size": (
+        lambda v: v >= _networks.MIN_IMAGE_SIZE,
+        f"--image_size must be at least {_networks.MIN_IMAGE_SIZE} (the stem and two "
+        f"reductions of every network need {_networks.MIN_IMAGE_SIZE}x"
+        f"{_networks.MIN_IMAGE_SIZE}); the paper uses {_networks.IMAGE_SIZE}",
+    ),
     "batch_size": checks.positive("a positive integer"),
     "eval_batch_size": checks.at_least_zero(" (0: use --batch_size)"),
     "epochs": checks.positive(),
     "steps_per_epoch": checks.at_least_zero(" (0: from the dataset)"),
     "width_multiplier": checks.positive(),
-    "residual_scales": (_three_positive(parse_residual_scales),
-                        "--residual_scales must be three positive numbers A,B,C (e.g. "
-                        "0.17,0.10,0.20)"),
-    "repeats": (_three_positive(parse_repeats),
-                "--repeats must be three positive integers A,B,C (the numbers of A, B and C "
-                "blocks, e.g. 1,2,1; empty: the paper's)"),
+    "residual_scales": (
+        _three_positive(parse_residual_scales),
+        "--residual_scales must be three positive numbers A,B,C (e.g. 0.17,0.10,0.20)",
+    ),
+    "repeats": (
+        _three_positive(parse_repeats),
+        "--repeats must be three positive integers A,B,C (the numbers of A, B and C "
+        "blocks, e.g. 1,2,1; empty: the paper's)",
+    ),
     "dropout_rate": checks.in_range(0.0, 1.0),
     "bn_momentum": checks.in_range(0.0, 1.0, lo_open=True),
     "bn_epsilon": checks.positive(),
@@ -147,15 +158,21 @@ FIELD_CHECKS = {
     "label_smoothing": checks.in_range(0.0, 1.0),
     "weight_decay": checks.at_least_zero(),
     "ema_decay": checks.in_range(0.0, 1.0),
-    "area_range": (_check_area_range,
-                   "--area_range must be 'lo,hi' with 0 < lo <= hi <= 1 (e.g. 0.05,1.0)"),
-    "min_object_covered": (lambda v: v < 0 or v <= 1.0, "--min_object_covered must be in [0, 1] "
-                           "(or < 0 for the dataset default)"),
+    "area_range": (
+        _check_area_range,
+        "--area_range must be 'lo,hi' with 0 < lo <= hi <= 1 (e.g. 0.05,1.0)",
+    ),
+    "min_object_covered": (
+        lambda v: v < 0 or v <= 1.0,
+        "--min_object_covered must be in [0, 1] (or < 0 for the dataset default)",
+    ),
     "color_distortion": checks.one_of(COLOR_DISTORTIONS),
     "checkpoint_every_steps": checks.positive("a positive integer"),
-    "steps_per_loop": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-                       "--steps_per_loop must be a positive integer (training steps per host "
-                       "call; 1 reads every step's outputs back)"),
+    "steps_per_loop": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+        "--steps_per_loop must be a positive integer (training steps per host "
+        "call; 1 reads every step's outputs back)",
+    ),
     "keep_checkpoints": checks.positive("a positive integer"),
     "log_every_steps": checks.positive("a positive integer"),
     "died_threshold": checks.in_range(0.0, 1.0, lo_open=True, hi_open=False),
@@ -169,31 +186,48 @@ FIELD_CHECKS = {
 
 # Several values together: (names, check of {name: value}, message); same convention.
 CROSS_CHECKS = (
-    (("model", "variant"),
-     lambda f: not f["variant"] or f["variant"] in _networks.VARIANTS.get(f["model"], ()),
-     "--variant must fit --model: inception_resnet_v2 takes 'release' or 'paper', "
-     "inception_v4 and inception_resnet_v1 only 'paper' (or leave --variant empty)"),
+    (
+        ("model", "variant"),
+        lambda f: not f["variant"] or f["variant"] in _networks.VARIANTS.get(f["model"], ()),
+        "--variant must fit --model: inception_resnet_v2 takes 'release' or 'paper', "
+        "inception_v4 and inception_resnet_v1 only 'paper' (or leave --variant empty)",
+    ),
     (("model", "variant", "repeats", "freeze_up_to"), _check_freeze_up_to, ""),
     # A .keras model of this project carries its own layout; the published files the paper's.
-    (("repeats", "init_weights"),
-     lambda f: not f["repeats"] or not f["init_weights"] or f["init_weights"].endswith(".keras"),
-     "--init_weights of a published file needs the paper's block counts: leave --repeats empty"),
-    (("strategy", "tpu"), lambda f: f["strategy"] != "tpu" or bool(f["tpu"]),
-     "--strategy=tpu needs --tpu=NAME (the TPU name or grpc:// address; 'local' on a TPU VM)"),
-    (("strategy", "num_cpu_devices"),
-     lambda f: f["num_cpu_devices"] <= 1 or f["strategy"] in ("mirrored", "auto"),
-     "--num_cpu_devices > 1 only makes sense with --strategy=mirrored"),
-    (("mode", "target_top1_error"),
-     lambda f: not f["target_top1_error"] or f["mode"] == "train_and_eval",
-     "--target_top1_error stops at an evaluation: it needs --mode=train_and_eval"),
-    (("deterministic", "jit_compile"), lambda f: not (f["deterministic"] and f["jit_compile"]),
-     "--deterministic and --jit_compile cannot be combined: under TensorFlow's op determinism XLA "
-     "refuses the max-pooling gradient (no deterministic implementation; every network here "
-     "max-pools), so the first step would fail; drop one of them"),
-    (("sync_batch_norm", "jit_compile"), lambda f: not (f["sync_batch_norm"] and f["jit_compile"]),
-     "--sync_batch_norm and --jit_compile cannot be combined: synchronized BatchNorm all-reduces "
-     "its moments across replicas inside the forward pass, and a cross-replica all-reduce is not "
-     "an XLA operation on CPUs and GPUs; drop one of them"),
+    (
+        ("repeats", "init_weights"),
+        lambda f: not f["repeats"] or not f["init_weights"] or f["init_weights"].endswith(".keras"),
+        "--init_weights of a published file needs the paper's block counts: leave --repeats empty",
+    ),
+    (
+        ("strategy", "tpu"),
+        lambda f: f["strategy"] != "tpu" or bool(f["tpu"]),
+        "--strategy=tpu needs --tpu=NAME (the TPU name or grpc:// address; 'local' on a TPU VM)",
+    ),
+    (
+        ("strategy", "num_cpu_devices"),
+        lambda f: f["num_cpu_devices"] <= 1 or f["strategy"] in ("mirrored", "auto"),
+        "--num_cpu_devices > 1 only makes sense with --strategy=mirrored",
+    ),
+    (
+        ("mode", "target_top1_error"),
+        lambda f: not f["target_top1_error"] or f["mode"] == "train_and_eval",
+        "--target_top1_error stops at an evaluation: it needs --mode=train_and_eval",
+    ),
+    (
+        ("deterministic", "jit_compile"),
+        lambda f: not (f["deterministic"] and f["jit_compile"]),
+        "--deterministic and --jit_compile cannot be combined: under TensorFlow's op determinism XLA "
+        "refuses the max-pooling gradient (no deterministic implementation; every network here "
+        "max-pools), so the first step would fail; drop one of them",
+    ),
+    (
+        ("sync_batch_norm", "jit_compile"),
+        lambda f: not (f["sync_batch_norm"] and f["jit_compile"]),
+        "--sync_batch_norm and --jit_compile cannot be combined: synchronized BatchNorm all-reduces "
+        "its moments across replicas inside the forward pass, and a cross-replica all-reduce is not "
+        "an XLA operation on CPUs and GPUs; drop one of them",
+    ),
 )
 
 
@@ -203,8 +237,10 @@ _FIELD_NAME = {v: k for k, v in _FLAT_NAME.items()}
 
 
 def _flat(section):
-    return {_FLAT_NAME.get(f.name, f.name): getattr(section, f.name)
-            for f in dataclasses.fields(section)}
+    return {
+        _FLAT_NAME.get(f.name, f.name): getattr(section, f.name)
+        for f in dataclasses.fields(section)
+    }
 
 
 def _validate(section):
@@ -220,6 +256,7 @@ def _validate(section):
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """The network and the weights it starts from (README "Starting from existing weights")."""
+
     name: str = "inception_resnet_v2"  # the flag --model
     variant: str = ""  # empty: networks.DEFAULT_VARIANT[name]
     image_size: int = _networks.IMAGE_SIZE
@@ -250,6 +287,7 @@ class ModelConfig:
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """The dataset (TFDS name) and the training crops; empty/negative: the dataset's default."""
+
     dataset: str = "imagenet2012"
     data_dir: str = "data"
     manual_dir: str = ""  # empty: <data_dir>/downloads/manual
@@ -267,11 +305,14 @@ class DataConfig:
 class RecipeConfig:
     """Batch, length, learning rate, optimizer, regularisation and the weight average. Defaults:
     the ImageNet recipe, each value with its source in ``inception.recipe.IMAGENET``."""
+
     batch_size: int = _R["batch_size"]  # global, over all replicas and hosts
     eval_batch_size: int = 0  # 0: batch_size
     epochs: float = _R["epochs"]
     steps_per_epoch: int = 0  # 0: num_train // batch_size
-    learning_rate: float = _R["learning_rate"]  # for lr_reference_batch images, scaled by lr_scaling
+    learning_rate: float = _R[
+        "learning_rate"
+    ]  # for lr_reference_batch images, scaled by lr_scaling
     lr_reference_batch: int = _R["lr_reference_batch"]
     lr_scaling: str = _R["lr_scaling"]
     lr_decay_rate: float = _R["lr_decay_rate"]
@@ -294,6 +335,7 @@ class RecipeConfig:
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Where and how the run executes: mode, run directory, logging, devices, determinism."""
+
     mode: str = "train_and_eval"
     model_dir: str = "runs/default"
     checkpoint_every_steps: int = 1000
@@ -324,6 +366,7 @@ class TrainConfig:
     """Everything a training or evaluation run reads, in four sections. ``from_flat`` /
     ``to_flat`` / ``replace`` speak the command line's flat names (``batch_size`` is
     ``recipe.batch_size``, ``model`` is ``model.name``)."""
+
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
     recipe: RecipeConfig = RecipeConfig()
@@ -368,8 +411,14 @@ class TrainConfig:
         paths.optional_dir("manual_dir", self.data.manual_dir, "directory of archives")
 
 
-_SECTION_OF = {_FLAT_NAME.get(f.name, f.name): section for section, kind in _SECTIONS.items()
-               for f in dataclasses.fields(kind)}
+_SECTION_OF = {
+    _FLAT_NAME.get(f.name, f.name): section
+    for section, kind in _SECTIONS.items()
+    for f in dataclasses.fields(kind)
+}
 # Each flat name's annotation (``type_problem``), for the flags' validators.
-FIELD_TYPES = {_FLAT_NAME.get(f.name, f.name): f.type for kind in _SECTIONS.values()
-               for f in dataclasses.fields(kind)}
+FIELD_TYPES = {
+    _FLAT_NAME.get(f.name, f.name): f.type
+    for kind in _SECTIONS.values()
+    for f in dataclasses.fields(kind)
+}

@@ -25,7 +25,8 @@ def split_cpu(num_devices):
     if len(tf.config.get_logical_device_configuration(cpu) or ()) == num_devices:
         return
     tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)])
+        cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)]
+    )
 
 
 def _tf_config_tasks():
@@ -47,7 +48,10 @@ def resolve_strategy_name(name, tpu):
         return "tpu"
     if _tf_config_tasks() > 1:
         return "multi_worker_mirrored"
-    if len(tf.config.list_physical_devices("GPU")) > 1 or len(tf.config.list_logical_devices("CPU")) > 1:
+    if (
+        len(tf.config.list_physical_devices("GPU")) > 1
+        or len(tf.config.list_logical_devices("CPU")) > 1
+    ):
         return "mirrored"
     return "one_device"
 
@@ -63,13 +67,16 @@ def make_strategy(name, tpu=""):
         return tf.distribute.MirroredStrategy(devices=devices)
     if name == "multi_worker_mirrored":
         if not os.environ.get("TF_CONFIG"):
-            raise ValueError("--strategy=multi_worker_mirrored reads the cluster from the TF_CONFIG "
-                             "environment variable, which is not set; see README 'Training on "
-                             "several hosts'")
+            raise ValueError(
+                "--strategy=multi_worker_mirrored reads the cluster from the TF_CONFIG "
+                "environment variable, which is not set; see README 'Training on "
+                "several hosts'"
+            )
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
-            tpu="" if tpu == "local" else tpu)
+            tpu="" if tpu == "local" else tpu
+        )
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
@@ -104,9 +111,16 @@ def set_precision(mixed_precision):
     """Keras' global dtype policy: mixed_bfloat16 (bfloat16 compute, float32 variables) or
     float32; with bfloat16 on a CPU without native bfloat16 arithmetic, one warning."""
     keras.mixed_precision.set_dtype_policy(precision_name(mixed_precision))
-    if mixed_precision and not tf.config.list_physical_devices("GPU") and bf16_native_cpu() is False:
-        print("Warning: this CPU has no native bfloat16 arithmetic (AVX512_BF16 or AMX): "
-              "--mixed_precision will likely be slower than float32 here", flush=True)
+    if (
+        mixed_precision
+        and not tf.config.list_physical_devices("GPU")
+        and bf16_native_cpu() is False
+    ):
+        print(
+            "Warning: this CPU has no native bfloat16 arithmetic (AVX512_BF16 or AMX): "
+            "--mixed_precision will likely be slower than float32 here",
+            flush=True,
+        )
 
 
 def bf16_native_cpu(cpuinfo="/proc/cpuinfo"):

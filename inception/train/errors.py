@@ -28,8 +28,13 @@ class WorkerLost(Exception):
 
     def __init__(self, worker, path, step, cause):
         who = worker or "another worker"
-        where = (f"the last complete checkpoint is {path} (step {step})" if path
-                 else "no checkpoint was written yet")
-        super().__init__(f"{who} stopped answering; {where}. Restart every worker with the same "
-                         "command to resume from it (--verbose shows TensorFlow's error).")
+        where = (
+            f"the last complete checkpoint is {path} (step {step})"
+            if path
+            else "no checkpoint was written yet"
+        )
+        super().__init__(
+            f"{who} stopped answering; {where}. Restart every worker with the same "
+            "command to resume from it (--verbose shows TensorFlow's error)."
+        )
         self.worker, self.path, self.step, self.cause = worker, path, step, cause

@@ -11,10 +11,15 @@ def pipeline(config, plan, split, seed, is_training):
     crop fields: the dataset's defaults), evaluation padded to full batches of
     ``plan.eval_batch_size``."""
     return data_lib.InputPipeline(
-        config.data, split=split, image_size=config.model.image_size,
+        config.data,
+        split=split,
+        image_size=config.model.image_size,
         global_batch_size=config.recipe.batch_size if is_training else plan.eval_batch_size,
-        is_training=is_training, seed=seed, deterministic=config.run.deterministic,
-        pad_to_full_batches=not is_training)
+        is_training=is_training,
+        seed=seed,
+        deterministic=config.run.deterministic,
+        pad_to_full_batches=not is_training,
+    )
 
 
 def epoch_seed(seed, epoch, offset, deterministic):
@@ -45,6 +50,7 @@ def epoch_dataset(strategy, pipe, epoch, offset, deterministic):
         return dataset
 
     if skip:
-        logging.info("skipping the %d batches of epoch %d consumed before the restart",
-                     skip, epoch + 1)
+        logging.info(
+            "skipping the %d batches of epoch %d consumed before the restart", skip, epoch + 1
+        )
     return strategy.distribute_datasets_from_function(input_fn)

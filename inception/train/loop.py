@@ -28,6 +28,7 @@ from absl import logging
 @dataclasses.dataclass
 class Stop:
     """Why the loop stops early: ``reason`` ("signal", "target", "died", ...) and a message."""
+
     reason: str
     message: str = ""
 
@@ -74,8 +75,9 @@ class Loop:
     its pipeline); ``signals`` says whether this worker was asked to stop (``requested()``,
     ``describe()``)."""
 
-    def __init__(self, train_step, data, steps_per_epoch, total_steps, actions, signals,
-                 steps_per_loop=1):
+    def __init__(
+        self, train_step, data, steps_per_epoch, total_steps, actions, signals, steps_per_loop=1
+    ):
         self.train_step, self.data = train_step, data
         self.steps_per_loop = steps_per_loop
         self.steps_per_epoch, self.total_steps = steps_per_epoch, total_steps

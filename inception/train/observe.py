@@ -26,16 +26,32 @@ from inception.train.steps import TOP_K
 # tf.summary.write keeps the tensorboard package out of the training dependencies (it is only
 # needed to look at the logs).
 _SCALAR_METADATA = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+)
 
-CSV_FIELDS = ("epoch", "step", "lr", "loss", "train_top1", "train_top3", "train_top5",
-              "train_images_per_sec", "val_loss", "val_top1", "val_top3", "val_top5",
-              "died_fraction", "dead_channels", "wall_time_s")
+CSV_FIELDS = (
+    "epoch",
+    "step",
+    "lr",
+    "loss",
+    "train_top1",
+    "train_top3",
+    "train_top5",
+    "train_images_per_sec",
+    "val_loss",
+    "val_top1",
+    "val_top3",
+    "val_top5",
+    "died_fraction",
+    "dead_channels",
+    "wall_time_s",
+)
 
 
 def _scalar(name, value):
-    tf.summary.write(name, tf.constant(float(value), tf.float32),
-                     metadata=_SCALAR_METADATA.SerializeToString())
+    tf.summary.write(
+        name, tf.constant(float(value), tf.float32), metadata=_SCALAR_METADATA.SerializeToString()
+    )
 
 
 class StepStats:
@@ -76,8 +92,14 @@ class StepStats:
     def add_step(self, out, seconds=None, died=False):
         """Adds one call's outputs (``out``, ``steps.SUMMED``); ``died``: also its died counts."""
         correct = [float(out[f"top{k}"]) for k in TOP_K]
-        self.add(float(out["loss_sum"]), float(out["count"]), correct, seconds,
-                 out if died else None, steps=int(out.get("steps", 1)))
+        self.add(
+            float(out["loss_sum"]),
+            float(out["count"]),
+            correct,
+            seconds,
+            out if died else None,
+            steps=int(out.get("steps", 1)),
+        )
 
     def loss(self):
         return self.loss_sum / max(self.count, 1)
@@ -128,8 +150,11 @@ class MetricsLog:
 
     def logged_val_top1(self):
         """(epoch, validation top-1) of the rows that have an evaluation."""
-        return [(epoch_label(float(row["epoch"])), float(row["val_top1"]))
-                for row in self.rows() if row.get("val_top1")]
+        return [
+            (epoch_label(float(row["epoch"])), float(row["val_top1"]))
+            for row in self.rows()
+            if row.get("val_top1")
+        ]
 
     def append(self, row):
         """Rewrites metrics.csv with ``row`` after the whole rows of other epochs (an epoch
@@ -140,8 +165,9 @@ class MetricsLog:
         if damaged is not None:
             self._keep_aside(damaged, len(rows))
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore",
-                                lineterminator="\r\n")
+        writer = csv.DictWriter(
+            out, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\r\n"
+        )
         writer.writeheader()
         for old in rows:
             if float(old["epoch"]) != float(row["epoch"]):
@@ -153,9 +179,12 @@ class MetricsLog:
         # A damaged log is never lost: its bytes go beside it before the first rewrite.
         self.kept_aside = f"{self.path}.damaged-{int(time.time())}"
         fileio.write_bytes(self.kept_aside, data)
-        print(f"Warning: {self.path} had lines that cannot be read (cut short or overwritten); "
-              f"its bytes are kept in {self.kept_aside}, and it goes on with its {whole_rows} "
-              "whole rows", flush=True)
+        print(
+            f"Warning: {self.path} had lines that cannot be read (cut short or overwritten); "
+            f"its bytes are kept in {self.kept_aside}, and it goes on with its {whole_rows} "
+            "whole rows",
+            flush=True,
+        )
 
 
 def parse_rows(data):
@@ -228,8 +257,9 @@ class Metrics(Action):
         self.epoch_start = epoch * loop.steps_per_epoch
         if self.style == "bar":
             print(f"Epoch {epoch + 1}/{self.num_epochs}", flush=True)
-            self.bar = keras.utils.Progbar(loop.steps_per_epoch,
-                                           stateful_metrics=["loss", "top1", "lr", "img/s"])
+            self.bar = keras.utils.Progbar(
+                loop.steps_per_epoch, stateful_metrics=["loss", "top1", "lr", "img/s"]
+            )
         elif self.style == "line":
             self.shown_epoch = (epoch + 1, time.time())
 
@@ -244,30 +274,58 @@ class Metrics(Action):
         self.session_stats.add_step(out, timed)
         stats = self.epoch_stats
         if self.bar is not None:
-            self.bar.update(step - self.epoch_start, [
-                ("loss", stats.loss()), ("top1", stats.accuracy()[0]),
-                ("lr", float(out["lr"])), ("img/s", float(out["count"]) / seconds)])
+            self.bar.update(
+                step - self.epoch_start,
+                [
+                    ("loss", stats.loss()),
+                    ("top1", stats.accuracy()[0]),
+                    ("lr", float(out["lr"])),
+                    ("img/s", float(out["count"]) / seconds),
+                ],
+            )
         if step % self.log_every == 0 or step == loop.epoch_end:
             acc = stats.accuracy()
-            self._scalars(self.train_writer, step, {
-                "loss": stats.loss(), "learning_rate": float(out["lr"]),
-                "top1_accuracy": acc[0], "top3_accuracy": acc[1], "top5_accuracy": acc[2],
-                "images_per_sec": stats.images_per_sec(), "grad_norm": float(out["grad_norm"])})
+            self._scalars(
+                self.train_writer,
+                step,
+                {
+                    "loss": stats.loss(),
+                    "learning_rate": float(out["lr"]),
+                    "top1_accuracy": acc[0],
+                    "top3_accuracy": acc[1],
+                    "top5_accuracy": acc[2],
+                    "images_per_sec": stats.images_per_sec(),
+                    "grad_norm": float(out["grad_norm"]),
+                },
+            )
 
     def on_epoch_end(self, loop, epoch, step, logs):
-        row = dict(logs, epoch=epoch, step=step, lr=float(self.schedule(max(step - 1, 0))),
-                   wall_time_s=time.time() - self.start)
+        row = dict(
+            logs,
+            epoch=epoch,
+            step=step,
+            lr=float(self.schedule(max(step - 1, 0))),
+            wall_time_s=time.time() - self.start,
+        )
         stats = self.epoch_stats
         if stats.count:
             row.update(loss=stats.loss(), train_images_per_sec=stats.images_per_sec())
             row.update({f"train_top{k}": a for k, a in zip(TOP_K, stats.accuracy())})
         if "died_fraction" in logs:
-            self._scalars(self.train_writer, step, {k: logs[k] for k in
-                                                    ("died_fraction", "dead_channels")})
+            self._scalars(
+                self.train_writer, step, {k: logs[k] for k in ("died_fraction", "dead_channels")}
+            )
         if "val_top1" in logs:
-            self._scalars(self.val_writer, step, {
-                "loss": logs["val_loss"], "top1_accuracy": logs["val_top1"],
-                "top3_accuracy": logs["val_top3"], "top5_accuracy": logs["val_top5"]})
+            self._scalars(
+                self.val_writer,
+                step,
+                {
+                    "loss": logs["val_loss"],
+                    "top1_accuracy": logs["val_top1"],
+                    "top3_accuracy": logs["val_top3"],
+                    "top5_accuracy": logs["val_top5"],
+                },
+            )
         self.flush()
         self.log.append(row)
         self._show(loop, step, row)
@@ -286,25 +344,37 @@ class Metrics(Action):
             print(self._epoch_line(loop, step, row), flush=True)
             self.shown_epoch = None
         elif "val_top1" in row:
-            print(f"Epoch {epoch_label(row['epoch'])}: val top-1 {row['val_top1']:.4f}, top-5 "
-                  f"{row['val_top5']:.4f} (EMA weights)", flush=True)
+            print(
+                f"Epoch {epoch_label(row['epoch'])}: val top-1 {row['val_top1']:.4f}, top-5 "
+                f"{row['val_top5']:.4f} (EMA weights)",
+                flush=True,
+            )
 
     def _epoch_line(self, loop, step, row):
-        """"Epoch 2/5 - 44/44 - 79s - loss: 3.0945 - top1: 0.3686 - lr: 0.0450 - img/s:
+        """ "Epoch 2/5 - 44/44 - 79s - loss: 3.0945 - top1: 0.3686 - lr: 0.0450 - img/s:
         217.2030 - val_loss: ... - val_top1: ... - val_top5: ... (EMA weights)": the epoch's
         metrics.csv figures in Keras' verbose=2 form."""
         number, started = self.shown_epoch
         stats = self.epoch_stats
-        parts = [f"Epoch {number}/{self.num_epochs}",
-                 f"{step - self.epoch_start}/{loop.steps_per_epoch}",
-                 f"{time.time() - started:.0f}s"]
+        parts = [
+            f"Epoch {number}/{self.num_epochs}",
+            f"{step - self.epoch_start}/{loop.steps_per_epoch}",
+            f"{time.time() - started:.0f}s",
+        ]
         figures = {"lr": float(self.schedule(max(step - 1, 0)))}
         if stats.count:
-            figures = {"loss": stats.loss(), "top1": stats.accuracy()[0], **figures,
-                       "img/s": stats.images_per_sec()}
+            figures = {
+                "loss": stats.loss(),
+                "top1": stats.accuracy()[0],
+                **figures,
+                "img/s": stats.images_per_sec(),
+            }
         figures.update({k: row[k] for k in ("val_loss", "val_top1", "val_top5") if k in row})
-        parts += [f"{name}: {_keras_number(value)}" for name, value in figures.items()
-                  if math.isfinite(value)]
+        parts += [
+            f"{name}: {_keras_number(value)}"
+            for name, value in figures.items()
+            if math.isfinite(value)
+        ]
         return " - ".join(parts) + (" (EMA weights)" if "val_top1" in row else "")
 
     def on_run_end(self, loop, step):
@@ -341,13 +411,21 @@ def finite_or_none(x):
 
 def check_died(fraction, dead_channels, threshold, epoch):
     """Logs the died signal; returns True when it crosses the threshold."""
-    logging.info("epoch %g: %.4f of the activations before average pooling are exactly zero; "
-                 "%.4f of the channels are zero on the whole batch", epoch, fraction, dead_channels)
+    logging.info(
+        "epoch %g: %.4f of the activations before average pooling are exactly zero; "
+        "%.4f of the channels are zero on the whole batch",
+        epoch,
+        fraction,
+        dead_channels,
+    )
     if fraction > threshold:
         logging.warning(
             "epoch %g: the network may have 'died' (paper section 3.3): %.2f%% of the activations "
             "of the last layer before average pooling are exactly zero (threshold %.2f%%). The "
             "paper's remedy is scaling the residuals down (--residual_scales, 0.1-0.3).",
-            epoch, 100 * fraction, 100 * threshold)
+            epoch,
+            100 * fraction,
+            100 * threshold,
+        )
         return True
     return False

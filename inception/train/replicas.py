@@ -67,7 +67,8 @@ def share_moving_statistics(variables):
     context = tf.distribute.get_replica_context()
     first = tf.equal(context.replica_id_in_sync_group, 0)
     values = [tf.convert_to_tensor(v) for v in variables]
-    shared = context.all_reduce(tf.distribute.ReduceOp.SUM,
-                                [tf.where(first, x, tf.zeros_like(x)) for x in values])
+    shared = context.all_reduce(
+        tf.distribute.ReduceOp.SUM, [tf.where(first, x, tf.zeros_like(x)) for x in values]
+    )
     for variable, value in zip(variables, shared):
         variable.assign(value)

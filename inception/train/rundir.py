@@ -15,9 +15,7 @@ import tempfile
 import tensorflow as tf
 from absl import logging
 
-from inception import fileio
-from inception import networks
-from inception import runfiles
+from inception import fileio, networks, runfiles
 from inception.runfiles import CHECKPOINTS_DIR, LABELS_FILE, RUN_RECORD
 from inception.train.errors import TrainingError
 
@@ -27,19 +25,53 @@ from inception.train.errors import TrainingError
 # --deterministic one no longer repeatable); evaluation (always float32) reads either.
 # init_weights: a rerun with other initial weights is another run, not a resume (the checkpoint
 # would silently win over the file).
-_RUN_IDENTITY = ("model", "variant", "width_multiplier", "repeats", "image_size", "num_classes", "dataset",
-                 "batch_size", "steps_per_epoch", "ema_bn_statistics", "init_weights",
-                 "freeze_up_to", "bn_inference", "precision")
+_RUN_IDENTITY = (
+    "model",
+    "variant",
+    "width_multiplier",
+    "repeats",
+    "image_size",
+    "num_classes",
+    "dataset",
+    "batch_size",
+    "steps_per_epoch",
+    "ema_bn_statistics",
+    "init_weights",
+    "freeze_up_to",
+    "bn_inference",
+    "precision",
+)
 # Fields that also change what a checkpoint holds (ema_bn_statistics: the averaged moving
 # statistics; freeze_up_to, bn_inference: which variables have optimizer slots and averages), so
 # --mode=eval must match them too; and their values in runs written before the field existed.
 _CHECKPOINT_LAYOUT = ("ema_bn_statistics", "freeze_up_to", "bn_inference")
-_RUN_DEFAULTS = {"repeats": None, "ema_bn_statistics": False, "init_weights": "", "freeze_up_to": "",
-                 "bn_inference": False}
-_RECIPE = ("learning_rate", "lr_reference_batch", "lr_scaling", "lr_decay_rate",
-           "lr_decay_epochs", "warmup_epochs", "rmsprop_decay", "momentum", "rmsprop_epsilon",
-           "clip_norm", "label_smoothing", "weight_decay", "ema_decay", "aux_loss_weight",
-           "epochs", "seed", "deterministic", "mixed_precision")
+_RUN_DEFAULTS = {
+    "repeats": None,
+    "ema_bn_statistics": False,
+    "init_weights": "",
+    "freeze_up_to": "",
+    "bn_inference": False,
+}
+_RECIPE = (
+    "learning_rate",
+    "lr_reference_batch",
+    "lr_scaling",
+    "lr_decay_rate",
+    "lr_decay_epochs",
+    "warmup_epochs",
+    "rmsprop_decay",
+    "momentum",
+    "rmsprop_epsilon",
+    "clip_norm",
+    "label_smoothing",
+    "weight_decay",
+    "ema_decay",
+    "aux_loss_weight",
+    "epochs",
+    "seed",
+    "deterministic",
+    "mixed_precision",
+)
 
 
 def checkpoint_dir(model_dir):
@@ -61,8 +93,11 @@ def checkpoint_candidates(directory):
     if not fileio.isdir(directory):
         return []
     # One path per step, the directory's spelling (the state file's may be absolute).
-    by_step = {checkpoint_step(name[:-len(".index")]): fileio.join(directory, name[:-len(".index")])
-               for name in fileio.listdir(directory) if _CHECKPOINT_INDEX.fullmatch(name)}
+    by_step = {
+        checkpoint_step(name[: -len(".index")]): fileio.join(directory, name[: -len(".index")])
+        for name in fileio.listdir(directory)
+        if _CHECKPOINT_INDEX.fullmatch(name)
+    }
     state = read_state(directory)
     listed = list(state.all_model_checkpoint_paths) + [state.model_checkpoint_path] if state else []
     for path in listed:
@@ -90,19 +125,25 @@ def describe(config, plan):
     train_options, infer_options = plan.train_options, plan.inference_options
     json_options = dict(infer_options, input_shape=list(infer_options["input_shape"]))
     return {
-        "model": m.name, "variant": m.variant or networks.DEFAULT_VARIANT[m.name],
-        "width_multiplier": m.width_multiplier, "image_size": m.image_size,
+        "model": m.name,
+        "variant": m.variant or networks.DEFAULT_VARIANT[m.name],
+        "width_multiplier": m.width_multiplier,
+        "image_size": m.image_size,
         "repeats": list(m.repeats) if m.repeats else None,
-        "num_classes": plan.info.num_classes, "dataset": plan.info.name,
+        "num_classes": plan.info.num_classes,
+        "dataset": plan.info.name,
         "label_names": list(plan.info.label_names),
         "build_options": dict(json_options, name=m.name),
         "train_build_options": dict(train_options, input_shape=list(train_options["input_shape"])),
-        "batch_size": config.recipe.batch_size, "steps_per_epoch": plan.steps_per_epoch,
+        "batch_size": config.recipe.batch_size,
+        "steps_per_epoch": plan.steps_per_epoch,
         "peak_learning_rate": plan.peak_lr,
         "recipe": {k: flat[k] for k in _RECIPE},
         "ema_bn_statistics": bool(config.recipe.ema_bn_statistics),
-        "init_weights": m.init_weights, "init_new_head": bool(m.init_new_head),
-        "freeze_up_to": m.freeze_up_to, "bn_inference": bool(m.bn_inference),
+        "init_weights": m.init_weights,
+        "init_new_head": bool(m.init_new_head),
+        "freeze_up_to": m.freeze_up_to,
+        "bn_inference": bool(m.bn_inference),
         "precision": precision_name(config.run.mixed_precision),
     }
 
@@ -120,21 +161,27 @@ def check_identity(run, current, chief):
     eval_mode = run.mode == "eval"
     if fileio.exists(path):
         previous = dict(_RUN_DEFAULTS, **runfiles.read_run_record(run.model_dir))
-        previous.setdefault("precision", precision_name(
-            (previous.get("recipe") or {}).get("mixed_precision")))
+        previous.setdefault(
+            "precision", precision_name((previous.get("recipe") or {}).get("mixed_precision"))
+        )
         keys = _CHECKPOINT_LAYOUT if eval_mode else _RUN_IDENTITY
-        diffs = "; ".join(f"{k}: {previous.get(k)!r} there, {current[k]!r} now"
-                          for k in keys if previous.get(k) != current[k])
+        diffs = "; ".join(
+            f"{k}: {previous.get(k)!r} there, {current[k]!r} now"
+            for k in keys
+            if previous.get(k) != current[k]
+        )
         if diffs and eval_mode:
             raise TrainingError(
                 f"--model_dir={run.model_dir!r} was trained with flags that decide what "
                 f"its checkpoints hold ({diffs}); evaluate it with those flags (e.g. "
                 "--noema_bn_statistics for a run that did not average the BatchNorm "
-                "statistics, the run's --freeze_up_to and --bn_inference).")
+                "statistics, the run's --freeze_up_to and --bn_inference)."
+            )
         if diffs:
             raise TrainingError(
                 f"--model_dir={run.model_dir!r} holds a different run ({diffs}). "
-                "Resume it with its own flags, or pass a new --model_dir.")
+                "Resume it with its own flags, or pass a new --model_dir."
+            )
         if eval_mode:
             return None
     return current if chief and not eval_mode else None
@@ -171,7 +218,9 @@ class Checkpoints:
         if chief:
             target = directory
         else:
-            target = os.path.join(tempfile.gettempdir(), f"inception_ckpt_{worker_name}_{os.getpid()}")
+            target = os.path.join(
+                tempfile.gettempdir(), f"inception_ckpt_{worker_name}_{os.getpid()}"
+            )
         self._target, self._keep = target, max_to_keep
         self.manager = self._manager()
         # Non-chief workers resume from what the chief wrote.
@@ -193,8 +242,11 @@ class Checkpoints:
                 damaged.append(f"{path} ({type(err).__name__}: {str(err).splitlines()[0][:160]})")
                 continue
             if damaged:
-                print(f"Warning: checkpoint {'; '.join(damaged)} cannot be read; resuming from "
-                      f"the newest complete one instead, {path}", flush=True)
+                print(
+                    f"Warning: checkpoint {'; '.join(damaged)} cannot be read; resuming from "
+                    f"the newest complete one instead, {path}",
+                    flush=True,
+                )
                 logging.warning("damaged checkpoints skipped: %s", "; ".join(damaged))
             self.latest, self.saved_step = path, checkpoint_step(path)
             return path
@@ -202,15 +254,15 @@ class Checkpoints:
             raise TrainingError(
                 f"no checkpoint in {self.directory} can be read: {'; '.join(damaged)}. Nothing was "
                 "changed. Put back good copies of these files; or, to start the run over from "
-                f"step 0, move {self.directory} aside first.")
+                f"step 0, move {self.directory} aside first."
+            )
         return None
 
     def _manager(self):
         # A damaged state file makes CheckpointManager raise: then it is made at the first save,
         # after the state file is written again from the checkpoints there.
         try:
-            return tf.train.CheckpointManager(self.checkpoint, self._target,
-                                              max_to_keep=self._keep)
+            return tf.train.CheckpointManager(self.checkpoint, self._target, max_to_keep=self._keep)
         except ValueError:
             return None
 
@@ -219,7 +271,8 @@ class Checkpoints:
         if self.manager is None:
             if self.candidates:
                 tf.compat.v1.train.update_checkpoint_state(
-                    self._target, self.candidates[0], list(reversed(self.candidates)))
+                    self._target, self.candidates[0], list(reversed(self.candidates))
+                )
             else:  # it names no checkpoint that is there
                 tf.io.gfile.remove(fileio.join(self._target, "checkpoint"))
             self.manager = self._manager()

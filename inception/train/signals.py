@@ -52,6 +52,11 @@ class StopSignals:
             signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C quits at once
         if first:
             # os.write, not print: the handler may interrupt a print of the main thread.
-            again = " (Ctrl-C again quits at once, without saving)" if signum == signal.SIGINT else ""
-            os.write(2, f"\n{_NAMES[signum]} received: saving a checkpoint after this step, then "
-                        f"stopping{again}\n".encode())
+            again = (
+                " (Ctrl-C again quits at once, without saving)" if signum == signal.SIGINT else ""
+            )
+            os.write(
+                2,
+                f"\n{_NAMES[signum]} received: saving a checkpoint after this step, then "
+                f"stopping{again}\n".encode(),
+            )

@@ -54,8 +54,12 @@ class WarmupStaircaseDecay(keras.optimizers.schedules.LearningRateSchedule):
         return decayed
 
     def get_config(self):
-        return dict(peak=self.peak, decay_steps=self.decay_steps, decay_rate=self.decay_rate,
-                    warmup_steps=self.warmup_steps)
+        return dict(
+            peak=self.peak,
+            decay_steps=self.decay_steps,
+            decay_rate=self.decay_rate,
+            warmup_steps=self.warmup_steps,
+        )
 
 
 class PreReducedRMSprop(keras.optimizers.RMSprop):
@@ -110,9 +114,12 @@ class WeightAverage:
         self.decay = float(decay)
         self.model_variables = list(variables)
         self.averages = [
-            tf.Variable(v.value.read_value() if hasattr(v.value, "read_value") else v.numpy(),
-                        trainable=False, name="ema/" + v.path.replace(":", "_"),
-                        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            tf.Variable(
+                v.value.read_value() if hasattr(v.value, "read_value") else v.numpy(),
+                trainable=False,
+                name="ema/" + v.path.replace(":", "_"),
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            )
             for v in self.model_variables
         ]
 
@@ -138,6 +145,7 @@ class WeightAverage:
 
 def copy_to(strategy, sources, targets):
     """targets[i] <- sources[i] on every replica (cross-replica context)."""
+
     def assign(target, source):
         return target.assign(tf.cast(source, target.dtype))
 
@@ -148,8 +156,11 @@ def copy_to(strategy, sources, targets):
 
 
 def all_finite(variables):
-    return bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(v)))
-                               for v in variables]).numpy())
+    return bool(
+        tf.reduce_all(
+            [tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(v))) for v in variables]
+        ).numpy()
+    )
 
 
 def fingerprint(variables):
@@ -168,6 +179,7 @@ class TrainState:
     pre-pooling feature map as an extra output (the died signal); ``eval_model`` is the inference
     network that evaluation and export load the EMA weights into (``eval_sources[i]`` ->
     ``eval_targets[i]``); ``init_report``: the --init_weights import report (or None)."""
+
     model: keras.Model
     eval_model: keras.Model
     init_report: object
@@ -195,7 +207,8 @@ class TrainState:
             # ``input``, not ``inputs``: a model of one input called on a tensor, not a list
             # (Keras warns "The structure of `inputs` doesn't match" otherwise).
             train_net = keras.Model(
-                model.input, list(model.outputs) + [model.get_layer("features").output])
+                model.input, list(model.outputs) + [model.get_layer("features").output]
+            )
             schedule = task.build_schedule()
             optimizer = task.build_optimizer(schedule, model.trainable_variables)
             # The released trainer averages every model variable, moving statistics included.
@@ -203,10 +216,18 @@ class TrainState:
             ema = task.build_weight_average(model, statistics)
         replicas.per_replica_dropout(model)
         sources, targets = _pair_eval_variables(model, eval_model, ema)
-        return cls(model=model, eval_model=eval_model, init_report=init_report,
-                   train_net=train_net, schedule=schedule, optimizer=optimizer,
-                   moving_statistics=statistics, ema=ema, eval_sources=sources,
-                   eval_targets=targets)
+        return cls(
+            model=model,
+            eval_model=eval_model,
+            init_report=init_report,
+            train_net=train_net,
+            schedule=schedule,
+            optimizer=optimizer,
+            moving_statistics=statistics,
+            ema=ema,
+            eval_sources=sources,
+            eval_targets=targets,
+        )
 
     def rng_states(self):
         """Dropout's random-generator states: model variables that Keras does not list among the

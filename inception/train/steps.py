@@ -23,13 +23,12 @@ nothing here reads a task or a config.
 """
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf
 
-from inception.train import replicas
-from inception.train import state
+from inception.train import replicas, state
 
 # The top-k accuracies and errors every evaluation reports (the paper's tables: top-1 and top-5;
 # its text also quotes top-3): the steps' metrics here, and evaluate.py's.
@@ -38,7 +37,8 @@ TOP_K = (1, 3, 5)
 # loss, images, gradient norms, died counts and top-k hits, and ``steps``, the updates run; ``lr``
 # and ``stop_requests`` are the last update's.
 SUMMED = ("loss_sum", "count", "grad_norm_sum", "zeros", "size", "dead_channels", "steps") + tuple(
-    f"top{k}" for k in TOP_K)
+    f"top{k}" for k in TOP_K
+)
 LAST = ("lr", "stop_requests")
 
 
@@ -46,6 +46,7 @@ LAST = ("lr", "stop_requests")
 class TrainParts:
     """What one training update uses. ``loss(labels, outputs, global_batch, num_replicas)`` ->
     (this replica's loss, logits); ``moving_statistics`` are shared between replicas."""
+
     train_net: keras.Model
     variables: list
     loss: Callable
@@ -63,6 +64,7 @@ class EvalParts:
     """What validation uses: the inference model, the EMA values copied into it (``sources[i]``
     -> ``targets[i]``) and ``validation_step(eval_model, images, labels)`` -> one replica's
     summed loss, count and top-k hits."""
+
     eval_model: keras.Model
     validation_step: Callable
     sources: list
@@ -74,6 +76,7 @@ class EvalParts:
 class EvalSteps:
     """``step(batch)`` -> summed loss, count and top-k hits of the real images;
     ``load_weights()``: the inference model <- the EMA weights."""
+
     step: Callable
     load_weights: Callable
 
@@ -107,9 +110,11 @@ def _forward_backward(parts, num_replicas, loss_hook):
             if loss_hook is not None:
                 loss = loss_hook(loss, iterations)
         grads = tape.gradient(loss, parts.variables)
-        died = {"zeros": tf.reduce_sum(tf.cast(tf.equal(fmap, 0.0), tf.float32)),
-                "size": tf.cast(tf.size(fmap), tf.float32),
-                "channel_mass": tf.reduce_sum(tf.abs(fmap), axis=[0, 1, 2])}
+        died = {
+            "zeros": tf.reduce_sum(tf.cast(tf.equal(fmap, 0.0), tf.float32)),
+            "size": tf.cast(tf.size(fmap), tf.float32),
+            "channel_mass": tf.reduce_sum(tf.abs(fmap), axis=[0, 1, 2]),
+        }
         return loss, tf.cast(logits, tf.float32), grads, died
 
     return forward_backward
@@ -136,18 +141,23 @@ def _update(strategy, parts, loss_hook):
         optimizer.apply(grads, variables)
         if statistics:
             replicas.share_moving_statistics(statistics)
-        out = {"loss": loss, "count": tf.cast(tf.shape(labels)[0], tf.float32),
-               "grad_norm": norm / num_replicas,
-               # A value of this replica's own (not the shared input), so that it is reduced.
-               "stop_requests": tf.identity(stop_flag)}
+        out = {
+            "loss": loss,
+            "count": tf.cast(tf.shape(labels)[0], tf.float32),
+            "grad_norm": norm / num_replicas,
+            # A value of this replica's own (not the shared input), so that it is reduced.
+            "stop_requests": tf.identity(stop_flag),
+        }
         out.update(topk_correct(logits, labels))
         out.update(died)
         return out
 
     def update(images, labels, stop_flag):
         per_replica = strategy.run(replica_step, args=(images, labels, stop_flag))
-        sums = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-                for k, v in per_replica.items()}
+        sums = {
+            k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+            for k, v in per_replica.items()
+        }
         parts.ema.update(strategy, optimizer.iterations)
         sums["lr"] = parts.schedule(optimizer.iterations - 1)
         # Summed over the steps of a call, so computed here, on the global batch's mass.
@@ -175,8 +185,12 @@ def make_train_step(strategy, parts, loss_hook=None):
         out = update(images, labels, stop_flag)
         loss, norm = out.pop("loss"), out.pop("grad_norm")
         # The global batch's mean loss -> its sum, so that the updates of a call add up.
-        return dict(out, loss_sum=loss * out["count"], grad_norm_sum=norm,
-                    steps=tf.constant(1.0, tf.float32))
+        return dict(
+            out,
+            loss_sum=loss * out["count"],
+            grad_norm_sum=norm,
+            steps=tf.constant(1.0, tf.float32),
+        )
 
     @tf.function
     def train_step(iterator, stop_flag, num_steps=1):
@@ -194,8 +208,9 @@ def make_train_step(strategy, parts, loss_hook=None):
 def _ends_call(sums):
     """After a non-finite loss or gradient norm (nothing more is trained on broken weights) or a
     stop request (the stop takes effect after the step that carried it)."""
-    finite = tf.logical_and(tf.math.is_finite(sums["loss_sum"]),
-                            tf.math.is_finite(sums["grad_norm_sum"]))
+    finite = tf.logical_and(
+        tf.math.is_finite(sums["loss_sum"]), tf.math.is_finite(sums["grad_norm_sum"])
+    )
     return tf.logical_or(tf.logical_not(finite), sums["stop_requests"] > 0)
 
 
@@ -212,8 +227,10 @@ def make_eval_steps(strategy, parts):
     @tf.function(reduce_retracing=True)
     def eval_step(batch):
         per_replica = strategy.run(replica_eval, args=batch)
-        return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-                for k, v in per_replica.items()}
+        return {
+            k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+            for k, v in per_replica.items()
+        }
 
     @tf.function
     def load_eval_weights():

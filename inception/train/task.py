@@ -15,11 +15,8 @@ from absl import logging
 
 from inception import data as data_lib
 from inception import models
+from inception.train import inputs, rundir, state, steps
 from inception.train.steps import TOP_K
-from inception.train import inputs
-from inception.train import rundir
-from inception.train import state
-from inception.train import steps
 
 
 class Task:
@@ -63,8 +60,11 @@ class Task:
         """The learning rate per step: linear warm-up, then staircase exponential decay."""
         r, spe = self.config.recipe, self.plan.steps_per_epoch
         return state.WarmupStaircaseDecay(
-            self.plan.peak_lr, decay_steps=round(r.lr_decay_epochs * spe),
-            decay_rate=r.lr_decay_rate, warmup_steps=round(r.warmup_epochs * spe))
+            self.plan.peak_lr,
+            decay_steps=round(r.lr_decay_epochs * spe),
+            decay_rate=r.lr_decay_rate,
+            warmup_steps=round(r.warmup_epochs * spe),
+        )
 
     def build_optimizer(self, schedule, variables):
         """RMSProp on ``schedule``, its slots built for ``variables`` (the trainable ones)."""
@@ -91,17 +91,22 @@ class Task:
         logits, aux = outputs[0], (outputs[1] if aux_logits else None)
         loss = tf.reduce_sum(self._cross_entropy(labels, logits)) / global_batch
         if aux is not None:
-            loss += r.aux_loss_weight * tf.reduce_sum(self._cross_entropy(labels, aux)) / global_batch
+            loss += (
+                r.aux_loss_weight * tf.reduce_sum(self._cross_entropy(labels, aux)) / global_batch
+            )
         if model.losses:
-            penalties = [tf.cast(l, tf.float32) for l in model.losses]
+            penalties = [tf.cast(penalty, tf.float32) for penalty in model.losses]
             loss += tf.add_n(penalties) / num_replicas
         return loss, logits
 
     def _cross_entropy(self, labels, logits):
         onehot = tf.one_hot(labels, self.num_classes)
         return keras.losses.categorical_crossentropy(
-            onehot, tf.cast(logits, tf.float32), from_logits=True,
-            label_smoothing=self.config.recipe.label_smoothing)
+            onehot,
+            tf.cast(logits, tf.float32),
+            from_logits=True,
+            label_smoothing=self.config.recipe.label_smoothing,
+        )
 
     def train_step(self, strategy, train_state, loss_hook=None):
         """The compiled training update of ``train_state`` (``steps.make_train_step``: forward,
@@ -112,10 +117,17 @@ class Task:
             return self.loss(s.model, labels, outputs, global_batch, num_replicas)
 
         parts = steps.TrainParts(
-            train_net=s.train_net, variables=s.model.trainable_variables, loss=loss,
-            optimizer=s.optimizer, ema=s.ema, schedule=s.schedule,
-            moving_statistics=s.moving_statistics, global_batch=r.batch_size,
-            clip_norm=r.clip_norm, jit_compile=bool(run.jit_compile))
+            train_net=s.train_net,
+            variables=s.model.trainable_variables,
+            loss=loss,
+            optimizer=s.optimizer,
+            ema=s.ema,
+            schedule=s.schedule,
+            moving_statistics=s.moving_statistics,
+            global_batch=r.batch_size,
+            clip_norm=r.clip_norm,
+            jit_compile=bool(run.jit_compile),
+        )
         return steps.make_train_step(strategy, parts, loss_hook)
 
     def validation_step(self, model, images, labels):
@@ -126,8 +138,10 @@ class Task:
         probs = tf.cast(model(images, training=False), tf.float32)
         onehot = tf.one_hot(labels, self.num_classes)
         nll = keras.losses.categorical_crossentropy(onehot, probs)
-        out = {"loss": tf.reduce_sum(tf.where(real, nll, 0.0)),
-               "count": tf.reduce_sum(tf.cast(real, tf.float32))}
+        out = {
+            "loss": tf.reduce_sum(tf.where(real, nll, 0.0)),
+            "count": tf.reduce_sum(tf.cast(real, tf.float32)),
+        }
         out.update(steps.topk_correct(probs, labels, real))
         return out
 
@@ -161,26 +175,40 @@ def initial_weights(config, model, chief, num_classes):
         # Evaluating needs the file's own classifier: a fresh head would score chance.
         new_head = bool(m.init_new_head) and config.run.mode != "eval"
         report = finetune.load_initial_weights(
-            model, m.init_weights, new_head=new_head,
-            freeze_up_to=m.freeze_up_to or None, bn_inference=bool(m.bn_inference))
+            model,
+            m.init_weights,
+            new_head=new_head,
+            freeze_up_to=m.freeze_up_to or None,
+            bn_inference=bool(m.bn_inference),
+        )
         fresh = [path for path, _ in report["left_initialized"]]
-        head = ("a new classifier" if any(p.startswith("predictions/") for p in fresh)
-                else "the file's classifier")
-        logging.info("initial weights from %s (%s), %s", m.init_weights, report.get("format"),
-                     head)
+        head = (
+            "a new classifier"
+            if any(p.startswith("predictions/") for p in fresh)
+            else "the file's classifier"
+        )
+        logging.info("initial weights from %s (%s), %s", m.init_weights, report.get("format"), head)
         if chief:
-            print(f"Initial weights: {m.init_weights} ({report.get('format')}); {head} for "
-                  f"{num_classes} classes", flush=True)
+            print(
+                f"Initial weights: {m.init_weights} ({report.get('format')}); {head} for "
+                f"{num_classes} classes",
+                flush=True,
+            )
     else:
         if m.init_weights:
-            logging.info("%s holds a checkpoint: --init_weights=%s is not read", checkpoints,
-                         m.init_weights)
+            logging.info(
+                "%s holds a checkpoint: --init_weights=%s is not read", checkpoints, m.init_weights
+            )
         if m.freeze_up_to:
             finetune.freeze(model, m.freeze_up_to)
         if m.bn_inference:
             finetune.set_bn_inference(model)
     if m.freeze_up_to or m.bn_inference:
-        logging.info("%d of %d weights trainable (--freeze_up_to=%s, --bn_inference=%s)",
-                     len(model.trainable_weights), len(model.weights), m.freeze_up_to or "-",
-                     bool(m.bn_inference))
+        logging.info(
+            "%d of %d weights trainable (--freeze_up_to=%s, --bn_inference=%s)",
+            len(model.trainable_weights),
+            len(model.weights),
+            m.freeze_up_to or "-",
+            bool(m.bn_inference),
+        )
     return report

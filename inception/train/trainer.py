@@ -11,21 +11,13 @@ import time
 
 from absl import logging
 
-from inception import fileio
-from inception import networks
-from inception import runfiles
+from inception import fileio, networks, runfiles
 from inception.runfiles import EMA_MODEL, EVAL_JSON, SUMMARY_JSON
 from inception.train import actions as actions_lib
-from inception.train import devices
-from inception.train import inputs
-from inception.train import observe
+from inception.train import devices, inputs, observe, rundir, state, validate, workers
 from inception.train import plan as plan_lib
-from inception.train import rundir
 from inception.train import signals as signals_lib
-from inception.train import state
 from inception.train import task as task_lib
-from inception.train import validate
-from inception.train import workers
 from inception.train.loop import Loop
 from inception.train.steps import TOP_K
 
@@ -39,14 +31,21 @@ class Trainer:
         self.loss_hook = loss_hook
         self.chief = devices.is_chief(strategy)
         self.worker_name = devices.worker_name(strategy)
-        self._run_record = rundir.check_identity(config.run, rundir.describe(config, plan),
-                                                 self.chief)
+        self._run_record = rundir.check_identity(
+            config.run, rundir.describe(config, plan), self.chief
+        )
         self.task = task if task is not None else task_lib.Task(config, plan)
         self.state = state.TrainState.build(self.task, strategy, self.chief)
         self.checkpoints = rundir.Checkpoints(
-            rundir.checkpoint_dir(config.run.model_dir), self.chief, self.worker_name,
-            config.run.keep_checkpoints, model=self.state.model, optimizer=self.state.optimizer,
-            ema=self.state.ema.averages, rng=self.state.rng_states())
+            rundir.checkpoint_dir(config.run.model_dir),
+            self.chief,
+            self.worker_name,
+            config.run.keep_checkpoints,
+            model=self.state.model,
+            optimizer=self.state.optimizer,
+            ema=self.state.ema.averages,
+            rng=self.state.rng_states(),
+        )
         self.validator = validate.Validator(self.task, strategy, self.state)
         self.metrics_log = observe.MetricsLog(config.run.model_dir, self.chief)
         self.resumed_from = None
@@ -68,8 +67,14 @@ class Trainer:
         step = int(self.state.optimizer.iterations.numpy())
         if path:
             spe = self.plan.steps_per_epoch
-            logging.info("resuming from step %d (epoch %d, step %d of %d in it) of checkpoint %s",
-                         step, step // spe + 1, step % spe, spe, path)
+            logging.info(
+                "resuming from step %d (epoch %d, step %d of %d in it) of checkpoint %s",
+                step,
+                step // spe + 1,
+                step % spe,
+                spe,
+                path,
+            )
             print(f"Resuming from step {step} (checkpoint {path})", flush=True)
         return path, step
 
@@ -88,16 +93,23 @@ class Trainer:
     def make_actions(self):
         """The loop's actions, by name, in the order the loop calls them."""
         run, schedule = self.config.run, self.state.schedule
-        checkpointing = actions_lib.Checkpointing(self.checkpoints, run.checkpoint_every_steps,
-                                                  self.state.model.trainable_variables)
+        checkpointing = actions_lib.Checkpointing(
+            self.checkpoints, run.checkpoint_every_steps, self.state.model.trainable_variables
+        )
         named = {
             "finite": actions_lib.FiniteCheck(self.checkpoints),
             "checkpointing": checkpointing,
             "died": actions_lib.DiedCheck(run.died_threshold, run.stop_if_died),
             "validation": actions_lib.EpochValidation(self.validator),
             # Before the target stop: the epoch's figures print before its "stopping" line.
-            "metrics": observe.Metrics(run.model_dir, self.chief, run.progress,
-                                       run.log_every_steps, self.plan.num_epochs, schedule),
+            "metrics": observe.Metrics(
+                run.model_dir,
+                self.chief,
+                run.progress,
+                run.log_every_steps,
+                self.plan.num_epochs,
+                schedule,
+            ),
             "target": actions_lib.TargetStop(run.target_top1_error, self.metrics_log, self.chief),
             "ema_export": actions_lib.EmaExport(self.validator, self.chief),
             "preemption": actions_lib.PreemptionSave(checkpointing),
@@ -120,23 +132,36 @@ class Trainer:
 
         def data(epoch, offset):
             pipe = self.task.build_inputs(training=True, epoch=epoch, offset=offset)
-            return inputs.epoch_dataset(self.strategy, pipe, epoch, offset,
-                                        self.config.run.deterministic), pipe
+            return inputs.epoch_dataset(
+                self.strategy, pipe, epoch, offset, self.config.run.deterministic
+            ), pipe
 
         with signals_lib.StopSignals() as stop_signals:
-            loop = Loop(train_step, data, self.plan.steps_per_epoch, self.plan.total_steps,
-                        self.actions.values(), stop_signals, self.config.run.steps_per_loop)
+            loop = Loop(
+                train_step,
+                data,
+                self.plan.steps_per_epoch,
+                self.plan.total_steps,
+                self.actions.values(),
+                stop_signals,
+                self.config.run.steps_per_loop,
+            )
             return loop.run(step)
 
     def _warn_about_start(self, step):
         model_dir = self.config.run.model_dir
         if not self.resumed_from and self.metrics_log.rows():
-            logging.warning("%s holds metrics of an earlier run but no checkpoint: starting from "
-                            "step 0", model_dir)
+            logging.warning(
+                "%s holds metrics of an earlier run but no checkpoint: starting from step 0",
+                model_dir,
+            )
             print(f"Warning: no checkpoint in {model_dir}; starting from step 0", flush=True)
         if step > self.plan.total_steps:
-            logging.warning("the checkpoint is at step %d, beyond the %d steps asked for; nothing "
-                            "to train", step, self.plan.total_steps)
+            logging.warning(
+                "the checkpoint is at step %d, beyond the %d steps asked for; nothing to train",
+                step,
+                self.plan.total_steps,
+            )
 
     def summary(self, step, wall_time):
         """summary.json: final validation errors, length, throughput, weights fingerprint."""
@@ -148,12 +173,16 @@ class Trainer:
         summary = {
             "model": c.model.name,
             "variant": c.model.variant or networks.DEFAULT_VARIANT[c.model.name],
-            "dataset": plan.info.name, "global_batch_size": c.recipe.batch_size,
-            "num_replicas": plan.num_replicas, "strategy": plan.strategy_name,
-            "steps": step, "steps_per_epoch": plan.steps_per_epoch,
+            "dataset": plan.info.name,
+            "global_batch_size": c.recipe.batch_size,
+            "num_replicas": plan.num_replicas,
+            "strategy": plan.strategy_name,
+            "steps": step,
+            "steps_per_epoch": plan.steps_per_epoch,
             "epochs": step / plan.steps_per_epoch,
             "train_images_per_sec": observe.finite_or_none(
-                named["metrics"].session_stats.images_per_sec()),
+                named["metrics"].session_stats.images_per_sec()
+            ),
             "wall_time_s": wall_time,
             "resumed_from": self.resumed_from,
             "stopped_at_target": bool(target and target.reached),
@@ -185,11 +214,17 @@ class Trainer:
         self._write_json(EVAL_JSON, result)
         what = f"{path} (EMA weights)" if path else f"--init_weights={init_weights}"
         if path and init_weights:
-            print(f"{model_dir} holds checkpoint {path}: it is evaluated, not --init_weights (use "
-                  "another --model_dir to evaluate the file)", flush=True)
-        print(f"Evaluation of {what}: top-1 error {result['val_top1_error']:.4f}, "
-              f"top-3 {result['val_top3_error']:.4f}, top-5 {result['val_top5_error']:.4f} on "
-              f"{result['num_eval']} images", flush=True)
+            print(
+                f"{model_dir} holds checkpoint {path}: it is evaluated, not --init_weights (use "
+                "another --model_dir to evaluate the file)",
+                flush=True,
+            )
+        print(
+            f"Evaluation of {what}: top-1 error {result['val_top1_error']:.4f}, "
+            f"top-3 {result['val_top3_error']:.4f}, top-5 {result['val_top5_error']:.4f} on "
+            f"{result['num_eval']} images",
+            flush=True,
+        )
         return result
 
 
@@ -216,8 +251,9 @@ def run(config, strategy=None, *, task_class=task_lib.Task, loss_hook=None):
     devices.reseed(config.run.seed)
     # Every collective from here on may find a worker gone.
     with workers.lost_worker_guard(strategy, rundir.checkpoint_dir(config.run.model_dir)):
-        trainer = Trainer(config, strategy, plan, task=task_class(config, plan),
-                          loss_hook=loss_hook)
+        trainer = Trainer(
+            config, strategy, plan, task=task_class(config, plan), loss_hook=loss_hook
+        )
         if config.run.mode == "eval":
             return trainer.evaluate_checkpoint()
         step = trainer.train()
@@ -233,6 +269,9 @@ def _report(trainer, config, step, summary, seconds):
     logging.info("final weights fingerprint (%s): %s", trainer.worker_name, fingerprint)
     print(f"[{trainer.worker_name}] final weights fingerprint: {fingerprint}", flush=True)
     if "val_top1_error" in summary:
-        print(f"Done: {step} steps, val top-1 error {summary['val_top1_error']:.4f}, top-5 "
-              f"{summary['val_top5_error']:.4f}; summary in "
-              f"{fileio.join(config.run.model_dir, SUMMARY_JSON)}", flush=True)
+        print(
+            f"Done: {step} steps, val top-1 error {summary['val_top1_error']:.4f}, top-5 "
+            f"{summary['val_top5_error']:.4f}; summary in "
+            f"{fileio.join(config.run.model_dir, SUMMARY_JSON)}",
+            flush=True,
+        )

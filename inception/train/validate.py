@@ -18,10 +18,13 @@ class Validator:
     def _ready(self):
         if self._steps is None:
             s = self.state
-            parts = steps.EvalParts(eval_model=s.eval_model,
-                                    validation_step=self.task.validation_step,
-                                    sources=s.eval_sources, targets=s.eval_targets,
-                                    jit_compile=bool(self.task.config.run.jit_compile))
+            parts = steps.EvalParts(
+                eval_model=s.eval_model,
+                validation_step=self.task.validation_step,
+                sources=s.eval_sources,
+                targets=s.eval_targets,
+                jit_compile=bool(self.task.config.run.jit_compile),
+            )
             self._steps = steps.make_eval_steps(self.strategy, parts)
             self.pipe = self.task.build_inputs(training=False)
         return self._steps
@@ -41,5 +44,6 @@ class Validator:
         """``ema_model.keras`` <- the inference model with the EMA weights (the chief writes)."""
         self._ready().load_weights()
         if chief:
-            fileio.save_keras(self.state.eval_model,
-                              fileio.join(self.task.config.run.model_dir, EMA_MODEL))
+            fileio.save_keras(
+                self.state.eval_model, fileio.join(self.task.config.run.model_dir, EMA_MODEL)
+            )

@@ -17,8 +17,12 @@ from inception.train import rundir
 from inception.train.errors import WorkerLost
 
 # The errors a collective raises when a peer is gone (a timed-out or aborted collective included).
-_PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError,
-                tf.errors.DeadlineExceededError, tf.errors.CancelledError)
+_PEER_ERRORS = (
+    tf.errors.UnavailableError,
+    tf.errors.AbortedError,
+    tf.errors.DeadlineExceededError,
+    tf.errors.CancelledError,
+)
 _TASK = re.compile(r"/job:(\w+)/replica:\d+/task:(\d+)")
 
 
@@ -49,5 +53,6 @@ def lost_worker_guard(strategy, checkpoint_dir):
             raise
         candidates = rundir.checkpoint_candidates(checkpoint_dir)
         path = candidates[0] if candidates else None
-        raise WorkerLost(lost_worker(err, strategy), path, rundir.checkpoint_step(path),
-                         err) from err
+        raise WorkerLost(
+            lost_worker(err, strategy), path, rundir.checkpoint_step(path), err
+        ) from err

@@ -21,16 +21,19 @@ from inception.weights.labeled import LabeledDense, class_names  # noqa: F401
 def load_weights(model, weights, **kwargs):
     """Loads a weights file (or "imagenet") into ``model`` in place; returns the report."""
     from inception.weights import pretrained
+
     return pretrained.load_weights(model, weights, **kwargs)
 
 
 def load_initial_weights(model, weights, **kwargs):
     """Fine-tuning start: see finetune.load_initial_weights."""
     from inception.weights import finetune
+
     return finetune.load_initial_weights(model, weights, **kwargs)
 
 
 def convert(network, weights, output, **kwargs):
     """A published file -> our .keras model; see pretrained.convert."""
     from inception.weights import pretrained
+
     return pretrained.convert(network, weights, output, **kwargs)

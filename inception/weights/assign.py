@@ -48,11 +48,13 @@ def _check_network(model, source):
     if source.network != model.name:
         raise WeightsError(
             f"{source.path} holds the weights of {source.title} ({source.network}); the model is "
-            f"{model.name!r}. Build the network the file was made for.")
+            f"{model.name!r}. Build the network the file was made for."
+        )
     if source.unknown:
         raise WeightsError(
             f"{source.path}: extra variable(s) that are not part of {source.title}: "
-            f"{_listing(source.unknown)}. A file of another network or a modified one?")
+            f"{_listing(source.unknown)}. A file of another network or a modified one?"
+        )
 
 
 def _pair(variables, source, new_head, missing_aux_ok):
@@ -73,7 +75,9 @@ def _pair(variables, source, new_head, missing_aux_ok):
             continue
         head = _classifier_of(path)
         if not head or want[:-1] != have[:-1]:
-            shape_errors.append(f"{entry.key} has shape {list(have)}, our {path} needs {list(want)}")
+            shape_errors.append(
+                f"{entry.key} has shape {list(have)}, our {path} needs {list(want)}"
+            )
         elif source.background and have[-1] == 1001 and want[-1] == 1000:
             copies.append((variable, entry, _drop_background))
         elif new_head:
@@ -85,7 +89,8 @@ def _pair(variables, source, new_head, missing_aux_ok):
                 f"{entry.key}: the file's {CLASSIFIERS[head]} has {have[-1]} classes, the model "
                 f"{want[-1]} (build with num_classes={have[-1]}"
                 + (" or 1000 to drop the background class" if source.background else "")
-                + "; for another dataset use load_initial_weights(..., new_head=True))")
+                + "; for another dataset use load_initial_weights(..., new_head=True))"
+            )
     problems = []
     if missing:
         problems.append(f"missing variable(s) the model needs: {_listing(missing)}")
@@ -107,13 +112,17 @@ def _not_in_model(variables, source):
         elif _classifier_of(path) == "predictions":
             unused.append((entry.key, "not used: the model has no classifier (include_top=False)"))
         else:
-            raise WeightsError(f"{source.path}: extra variable {entry.key}: the model has no {path}")
+            raise WeightsError(
+                f"{source.path}: extra variable {entry.key}: the model has no {path}"
+            )
     return unused
 
 
 def _report(model, source, variables, copies, fresh, unused):
     """Where each tensor of the file went; every one is accounted for exactly once."""
-    model_classes = int(variables["predictions/bias"].shape[0]) if "predictions/bias" in variables else None
+    model_classes = (
+        int(variables["predictions/bias"].shape[0]) if "predictions/bias" in variables else None
+    )
     report = {
         "network": source.title,
         "model": model.name,
@@ -122,8 +131,13 @@ def _report(model, source, variables, copies, fresh, unused):
         "path": source.path,
         "source_classes": source.classes(),
         "model_classes": model_classes,
-        "background": ("dropped" if any(t is _drop_background for _, _, t in copies)
-                       else "kept" if source.background and model_classes == 1001 else None),
+        "background": (
+            "dropped"
+            if any(t is _drop_background for _, _, t in copies)
+            else "kept"
+            if source.background and model_classes == 1001
+            else None
+        ),
         "copied": [(e.key, v.path) for v, e, _ in copies],
         "checked": list(source.checked),
         "ignored": list(source.ignored),
@@ -131,9 +145,15 @@ def _report(model, source, variables, copies, fresh, unused):
         "left_initialized": fresh,
         "source_tensors": source.num_keys,
     }
-    accounted = len(report["copied"]) + len(report["checked"]) + len(report["ignored"]) + len(unused)
-    if accounted != source.num_keys or len({k for k, _ in report["copied"]}) != len(report["copied"]):
-        raise AssertionError(f"internal: {accounted} tensors accounted for, the file has {source.num_keys}")
+    accounted = (
+        len(report["copied"]) + len(report["checked"]) + len(report["ignored"]) + len(unused)
+    )
+    if accounted != source.num_keys or len({k for k, _ in report["copied"]}) != len(
+        report["copied"]
+    ):
+        raise AssertionError(
+            f"internal: {accounted} tensors accounted for, the file has {source.num_keys}"
+        )
     return report
 
 
@@ -150,17 +170,22 @@ def _read(entry, transform, variable, path):
     except WeightsError:
         raise
     except Exception as err:  # each library raises its own kind for a damaged file
-        raise WeightsError(f"{path}: cannot read {entry.key} ({type(err).__name__}: "
-                           f"{str(err)[:300]}); the file is truncated or damaged") from err
+        raise WeightsError(
+            f"{path}: cannot read {entry.key} ({type(err).__name__}: "
+            f"{str(err)[:300]}); the file is truncated or damaged"
+        ) from err
     if transform is not None:
         value = transform(value)
     if tuple(value.shape) != tuple(variable.shape):
-        raise WeightsError(f"{path}: {entry.key}: read shape {tuple(value.shape)}, expected "
-                           f"{tuple(variable.shape)} for our {variable.path}")
+        raise WeightsError(
+            f"{path}: {entry.key}: read shape {tuple(value.shape)}, expected "
+            f"{tuple(variable.shape)} for our {variable.path}"
+        )
     bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
     if bad:
-        raise WeightsError(f"{path}: {entry.key} holds {bad} NaN or infinite value(s); the file "
-                           "is damaged")
+        raise WeightsError(
+            f"{path}: {entry.key} holds {bad} NaN or infinite value(s); the file is damaged"
+        )
     return value
 
 
@@ -191,7 +216,9 @@ def format_report(report):
         f"{len(report['checked'])} checked, {len(report['ignored'])} ignored, {len(report['not_used'])} not used",
     ]
     lines += [f"  {key} -> {path}" for key, path in report["copied"]]
-    lines += [f"  {key}: {why}" for key, why in report["checked"] + report["ignored"] + report["not_used"]]
+    lines += [
+        f"  {key}: {why}" for key, why in report["checked"] + report["ignored"] + report["not_used"]
+    ]
     lines += [f"  left as initialized: {path} ({why})" for path, why in report["left_initialized"]]
     lines += [f"sha256 {name}: {digest}" for name, digest in report.get("sha256", {}).items()]
     return lines

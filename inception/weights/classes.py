@@ -35,4 +35,6 @@ def class_lists(num_classes):
         return list(ids), list(names)
     if num_classes == 1001:
         return [BACKGROUND] + list(ids), [BACKGROUND] + list(names)
-    raise ValueError(f"ImageNet classifiers have 1000 classes (or 1001 with background); got {num_classes}")
+    raise ValueError(
+        f"ImageNet classifiers have 1000 classes (or 1001 with background); got {num_classes}"
+    )

@@ -35,7 +35,7 @@ def kind(path):
     if os.path.isdir(path):
         index = sorted(f for f in os.listdir(path) if f.endswith(".index"))
         if len(index) == 1:
-            return "slim-checkpoint", os.path.join(path, index[0][:-len(".index")])
+            return "slim-checkpoint", os.path.join(path, index[0][: -len(".index")])
         raise WeightsError(f"{path} is a directory; give the weights file itself ({FORMATS_HELP})")
     if not os.path.exists(path):
         if os.path.isfile(path + ".index"):
@@ -52,9 +52,9 @@ def kind(path):
     if tarfile.is_tarfile(path):
         return "slim-archive", path
     if path.endswith(".index") and _is_tf_table(path):
-        return "slim-checkpoint", path[:-len(".index")]
+        return "slim-checkpoint", path[: -len(".index")]
     if ".data-" in os.path.basename(path):
-        prefix = path[:path.rindex(".data-")]
+        prefix = path[: path.rindex(".data-")]
         if os.path.isfile(prefix + ".index"):
             return "slim-checkpoint", prefix
     if _is_tf_table(path):
@@ -71,6 +71,7 @@ def open_source(path):
         with _named(path, what):
             if what == "slim-archive":
                 from inception.weights import slim
+
                 source = stack.enter_context(slim.open_archive(target))
             else:
                 source = _open(what, target, path)
@@ -91,23 +92,31 @@ def _named(path, what):
     except FileNotFoundError:
         raise
     except Exception as err:  # h5py, safetensors, TensorFlow and zipfile each raise their own
-        raise WeightsError(f"{os.fspath(path)}: cannot read this {what} file "
-                           f"({type(err).__name__}: {str(err)[:300]}); is it truncated or "
-                           "damaged?") from err
+        raise WeightsError(
+            f"{os.fspath(path)}: cannot read this {what} file "
+            f"({type(err).__name__}: {str(err)[:300]}); is it truncated or "
+            "damaged?"
+        ) from err
 
 
 def _open(what, target, path):
     if what == "slim-checkpoint":
         from inception.weights import slim
+
         return slim.from_checkpoint(
-            target, display_path=os.fspath(path),
+            target,
+            display_path=os.fspath(path),
             detail=("V2 checkpoint" if os.path.isfile(target + ".index") else "V1 checkpoint"),
-            files=slim.checkpoint_files(target))
+            files=slim.checkpoint_files(target),
+        )
     if what == "timm":
         from inception.weights import timm
+
         return timm.from_safetensors(target)
     if what == "keras-h5":
         from inception.weights import keras_h5
+
         return keras_h5.from_h5(target)
     from inception.weights import keras_model
+
     return keras_model.from_keras_file(target)

@@ -30,34 +30,61 @@ class Official:
     source: str
     url: str
     filename: str
-    file_hash: str = None      # md5 or sha256 hex digest, None where not known
+    file_hash: str = None  # md5 or sha256 hex digest, None where not known
     note: str = ""
 
 
 _SLIM = "https://download.tensorflow.org/models/"
 _HUB = "https://huggingface.co/timm/{}/resolve/main/model.safetensors"
-_KERAS = ("https://storage.googleapis.com/tensorflow/keras-applications/inception_resnet_v2/"
-          "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels.h5")
+_KERAS = (
+    "https://storage.googleapis.com/tensorflow/keras-applications/inception_resnet_v2/"
+    "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels.h5"
+)
 
 OFFICIAL = {
     ("inception_v4", "slim"): Official(
-        "inception_v4", "slim", _SLIM + "inception_v4_2016_09_09.tar.gz", "inception_v4_2016_09_09.tar.gz",
-        note="TF-slim release, 80.2 / 95.2 top-1 / top-5"),
+        "inception_v4",
+        "slim",
+        _SLIM + "inception_v4_2016_09_09.tar.gz",
+        "inception_v4_2016_09_09.tar.gz",
+        note="TF-slim release, 80.2 / 95.2 top-1 / top-5",
+    ),
     ("inception_resnet_v2", "slim"): Official(
-        "inception_resnet_v2", "slim", _SLIM + "inception_resnet_v2_2016_08_30.tar.gz",
-        "inception_resnet_v2_2016_08_30.tar.gz", note="TF-slim release, 80.4 / 95.3 top-1 / top-5"),
+        "inception_resnet_v2",
+        "slim",
+        _SLIM + "inception_resnet_v2_2016_08_30.tar.gz",
+        "inception_resnet_v2_2016_08_30.tar.gz",
+        note="TF-slim release, 80.4 / 95.3 top-1 / top-5",
+    ),
     ("inception_v4", "timm_tf_in1k"): Official(
-        "inception_v4", "timm_tf_in1k", _HUB.format("inception_v4.tf_in1k"), "inception_v4.tf_in1k.safetensors",
-        note="timm port of the slim release"),
+        "inception_v4",
+        "timm_tf_in1k",
+        _HUB.format("inception_v4.tf_in1k"),
+        "inception_v4.tf_in1k.safetensors",
+        note="timm port of the slim release",
+    ),
     ("inception_resnet_v2", "timm_tf_in1k"): Official(
-        "inception_resnet_v2", "timm_tf_in1k", _HUB.format("inception_resnet_v2.tf_in1k"),
-        "inception_resnet_v2.tf_in1k.safetensors", note="timm port of the slim release"),
+        "inception_resnet_v2",
+        "timm_tf_in1k",
+        _HUB.format("inception_resnet_v2.tf_in1k"),
+        "inception_resnet_v2.tf_in1k.safetensors",
+        note="timm port of the slim release",
+    ),
     ("inception_resnet_v2", "timm_tf_ens_adv_in1k"): Official(
-        "inception_resnet_v2", "timm_tf_ens_adv_in1k", _HUB.format("inception_resnet_v2.tf_ens_adv_in1k"),
-        "inception_resnet_v2.tf_ens_adv_in1k.safetensors", note="ensemble adversarial training (Tramer et al.)"),
+        "inception_resnet_v2",
+        "timm_tf_ens_adv_in1k",
+        _HUB.format("inception_resnet_v2.tf_ens_adv_in1k"),
+        "inception_resnet_v2.tf_ens_adv_in1k.safetensors",
+        note="ensemble adversarial training (Tramer et al.)",
+    ),
     ("inception_resnet_v2", "keras"): Official(
-        "inception_resnet_v2", "keras", _KERAS, "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels.h5",
-        file_hash="e693bd0210a403b3192acc6073ad2e96", note="keras.applications (md5 from Keras' source)"),
+        "inception_resnet_v2",
+        "keras",
+        _KERAS,
+        "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels.h5",
+        file_hash="e693bd0210a403b3192acc6073ad2e96",
+        note="keras.applications (md5 from Keras' source)",
+    ),
 }
 DEFAULT_SOURCE = "slim"
 
@@ -79,7 +106,9 @@ def official(network, source=DEFAULT_SOURCE):
     return entry
 
 
-def official_file(network, source=DEFAULT_SOURCE, *, cache_dir=None, file_hash=None, url=None, log=print):
+def official_file(
+    network, source=DEFAULT_SOURCE, *, cache_dir=None, file_hash=None, url=None, log=print
+):
     """Path of the official file, downloaded (and verified) into the cache if it is not there.
 
     ``url`` replaces the official address (a mirror); ``file_hash`` (md5 or sha256) replaces or
@@ -100,9 +129,14 @@ def official_file(network, source=DEFAULT_SOURCE, *, cache_dir=None, file_hash=N
     staging = tempfile.mkdtemp(prefix=".download-", dir=cache)
     try:
         try:
-            downloaded = get_file(entry.filename, url or entry.url, file_hash=expected,
-                                  cache_dir=staging, cache_subdir="")
-        except Exception as err:  # get_file raises plain Exceptions for network errors
+            downloaded = get_file(
+                entry.filename,
+                url or entry.url,
+                file_hash=expected,
+                cache_dir=staging,
+                cache_subdir="",
+            )
+        except Exception as err:  # noqa: BLE001 -- get_file: plain Exception on network errors
             raise WeightsError(f"downloading {url or entry.url} failed: {err}") from None
         verify_structure(downloaded, entry.network)
         fileio.copy_file(downloaded, target)
@@ -130,9 +164,13 @@ def verify_structure(path, network):
                 raise WeightsError(f"{path}: unexpected variables {source.unknown[:5]}")
             lacking = sorted(body - set(source.entries))
             if lacking:
-                raise WeightsError(f"{path}: incomplete, {len(lacking)} variables missing (e.g. {lacking[0]})")
+                raise WeightsError(
+                    f"{path}: incomplete, {len(lacking)} variables missing (e.g. {lacking[0]})"
+                )
             for entry in source.entries.values():
                 if tuple(entry.load().shape) != tuple(entry.shape):
                     raise WeightsError(f"{path}: {entry.key} cannot be read in full")
-    except Exception as err:  # truncated archives and files fail in the readers or their libraries
-        raise WeightsError(f"the downloaded file is damaged or incomplete ({type(err).__name__}: {err})") from None
+    except Exception as err:  # noqa: BLE001 -- a truncated file fails anywhere in the readers
+        raise WeightsError(
+            f"the downloaded file is damaged or incomplete ({type(err).__name__}: {err})"
+        ) from None

@@ -30,24 +30,24 @@ class WeightsError(ValueError):
 
 @dataclasses.dataclass
 class Entry:
-    key: str                  # the tensor's name in the file
-    shape: tuple              # shape in our layout
-    load: object              # () -> float32 numpy array in our layout
-    expected: str = None      # for messages: what the file calls it
+    key: str  # the tensor's name in the file
+    shape: tuple  # shape in our layout
+    load: object  # () -> float32 numpy array in our layout
+    expected: str = None  # for messages: what the file calls it
 
 
 @dataclasses.dataclass
 class WeightsFile:
     format: str
     path: str
-    network: str              # the model name it fits (models.build's model.name)
-    title: str                # the network for messages, e.g. "Inception-v4"
-    detail: str               # e.g. "V1 checkpoint inception_v4.ckpt inside the archive"
-    entries: dict             # our variable path -> Entry
-    checked: list = dataclasses.field(default_factory=list)   # (key, what was verified)
-    ignored: list = dataclasses.field(default_factory=list)   # (key, why it holds nothing to copy)
-    unknown: list = dataclasses.field(default_factory=list)   # keys that map to nothing
-    expected_key: object = None   # our path -> the name this format uses, for "missing" messages
+    network: str  # the model name it fits (models.build's model.name)
+    title: str  # the network for messages, e.g. "Inception-v4"
+    detail: str  # e.g. "V1 checkpoint inception_v4.ckpt inside the archive"
+    entries: dict  # our variable path -> Entry
+    checked: list = dataclasses.field(default_factory=list)  # (key, what was verified)
+    ignored: list = dataclasses.field(default_factory=list)  # (key, why it holds nothing to copy)
+    unknown: list = dataclasses.field(default_factory=list)  # keys that map to nothing
+    expected_key: object = None  # our path -> the name this format uses, for "missing" messages
     files: list = dataclasses.field(default_factory=list)
     background: bool = False  # a 1001-class classifier whose class 0 is "background"
     # A .keras file's model (keras_model.py), whose classifier carries its class names
@@ -81,7 +81,8 @@ def check_unit_gamma(key, value):
         raise WeightsError(
             f"{key} is a BatchNorm gamma (scale) with values in [{value.min():.6g}, {value.max():.6g}]; "
             "our BatchNorm layers have no gamma (scale=False, as in the released networks), so only a "
-            "gamma of exactly 1.0 can be imported")
+            "gamma of exactly 1.0 can be imported"
+        )
     return "BatchNorm gamma, checked equal to 1.0 (our BatchNorm has no scale)"
 
 

@@ -10,8 +10,9 @@ from inception import keras_internals
 from inception.weights import pretrained
 
 
-def load_initial_weights(model, weights, *, new_head=True, freeze_up_to=None, bn_inference=False,
-                         cache_dir=None):
+def load_initial_weights(
+    model, weights, *, new_head=True, freeze_up_to=None, bn_inference=False, cache_dir=None
+):
     """Loads ``weights`` into the training ``model``; returns the import report plus what was frozen.
 
     Args:
@@ -30,7 +31,9 @@ def load_initial_weights(model, weights, *, new_head=True, freeze_up_to=None, bn
     """
     if freeze_up_to:
         _blocks_up_to(model, freeze_up_to)  # a wrong name fails before anything is loaded
-    report = pretrained.load_weights(model, weights, cache_dir=cache_dir, new_head=new_head, aux_optional=True)
+    report = pretrained.load_weights(
+        model, weights, cache_dir=cache_dir, new_head=new_head, aux_optional=True
+    )
     report["frozen_blocks"] = freeze(model, freeze_up_to) if freeze_up_to else []
     report["bn_inference"] = set_bn_inference(model) if bn_inference else []
     return report
@@ -49,8 +52,10 @@ def _blocks_up_to(model, up_to):
 
     order = models.block_names(model)
     if up_to not in order:
-        raise ValueError(f"freeze_up_to={up_to!r} is not a block of {model.name}; blocks: {', '.join(order)}")
-    return order[:order.index(up_to) + 1]
+        raise ValueError(
+            f"freeze_up_to={up_to!r} is not a block of {model.name}; blocks: {', '.join(order)}"
+        )
+    return order[: order.index(up_to) + 1]
 
 
 def set_bn_inference(model):

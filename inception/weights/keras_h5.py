@@ -62,17 +62,24 @@ def _source(f, path):
     (``open_file``)."""
     root, layer_names = _layers_of_inception_resnet_v2(f, path)
     net = names.NETWORKS["inception_resnet_v2"]
-    source = WeightsFile(FORMAT_KERAS_H5, path, net.model_name, net.title,
-                         "keras.applications InceptionResNetV2", {},
-                         files=[path],
-                         expected_key=lambda p: f"(the keras-applications layer for our {p})")
+    source = WeightsFile(
+        FORMAT_KERAS_H5,
+        path,
+        net.model_name,
+        net.title,
+        "keras.applications InceptionResNetV2",
+        {},
+        files=[path],
+        expected_key=lambda p: f"(the keras-applications layer for our {p})",
+    )
     source.open_file = f
     convs, bns, named = _sort_layers(root, layer_names)
     body = [cb for cb in names.conv_bns(net.name) if cb.part == names.BODY and cb.path != "conv_7b"]
     if len(convs) != len(body) or len(bns) != len(body):
         raise WeightsError(
             f"{path}: expected {len(body)} unnamed conv2d and batch_normalization layers (the "
-            f"convolutions of Inception-ResNet-v2 in creation order); found {len(convs)} and {len(bns)}")
+            f"convolutions of Inception-ResNet-v2 in creation order); found {len(convs)} and {len(bns)}"
+        )
     for cb, (_, conv_layer, conv_w), (_, bn_layer, bn_w) in zip(body, convs, bns):
         _add(source, f"{cb.path}/conv", conv_layer, conv_w, _KERNEL)
         _add(source, f"{cb.path}/bn", bn_layer, bn_w, _BATCH_NORM)
@@ -88,16 +95,18 @@ def _source(f, path):
 def _layers_of_inception_resnet_v2(f, path):
     """(the group holding the layers, their names); WeightsError unless it is keras-applications'
     Inception-ResNet-v2."""
-    root = f["model_weights"] if "model_weights" in f else f
+    root = f.get("model_weights", f)
     if "layer_names" not in root.attrs:
         raise WeightsError(
             f"{path}: an HDF5 file without Keras' 'layer_names' attribute; the supported HDF5 file is "
-            "keras-applications' legacy Inception-ResNet-v2 weights (a Keras 3 .weights.h5 is not)")
+            "keras-applications' legacy Inception-ResNet-v2 weights (a Keras 3 .weights.h5 is not)"
+        )
     layer_names = [_text(n) for n in root.attrs["layer_names"]]
     if "block35_1_conv" not in layer_names or "conv_7b" not in layer_names:
         raise WeightsError(
             f"{path}: a Keras weights file that is not keras-applications' Inception-ResNet-v2 (it has "
-            f"no 'block35_1_conv' / 'conv_7b' layers; first layers: {', '.join(layer_names[:5])})")
+            f"no 'block35_1_conv' / 'conv_7b' layers; first layers: {', '.join(layer_names[:5])})"
+        )
     return root, layer_names
 
 
@@ -111,7 +120,9 @@ def _sort_layers(root, layer_names):
             continue
         auto = _AUTO.match(layer)
         if auto:
-            (convs if auto.group(1) == "conv2d" else bns).append((int(auto.group(2) or -1), layer, weights))
+            (convs if auto.group(1) == "conv2d" else bns).append(
+                (int(auto.group(2) or -1), layer, weights)
+            )
         else:
             named[layer] = weights
     return sorted(convs), sorted(bns), named
@@ -122,8 +133,11 @@ def _named_layer(layer):
     expand = _NAMED_EXPAND.match(layer)
     if expand:
         return f"{_OUR_BLOCK[expand.group(1)]}_{expand.group(2)}/expand", _KERNEL_AND_BIAS
-    return {"conv_7b": ("conv_7b/conv", _KERNEL), "conv_7b_bn": ("conv_7b/bn", _BATCH_NORM),
-            "predictions": ("predictions", _KERNEL_AND_BIAS)}.get(layer, (None, None))
+    return {
+        "conv_7b": ("conv_7b/conv", _KERNEL),
+        "conv_7b_bn": ("conv_7b/bn", _BATCH_NORM),
+        "predictions": ("predictions", _KERNEL_AND_BIAS),
+    }.get(layer, (None, None))
 
 
 def _add(source, our_prefix, layer, weights, leaves):
@@ -131,14 +145,21 @@ def _add(source, our_prefix, layer, weights, leaves):
     checked, any other weight is unknown."""
     for ours, theirs in leaves:
         if theirs not in weights:
-            raise WeightsError(f"{source.path}: layer {layer} has no '{theirs}' weight "
-                               f"(it has {', '.join(sorted(weights))})")
+            raise WeightsError(
+                f"{source.path}: layer {layer} has no '{theirs}' weight "
+                f"(it has {', '.join(sorted(weights))})"
+            )
         dataset = weights[theirs][1]
         source.entries[f"{our_prefix}/{ours}"] = Entry(
-            f"{layer}/{theirs}", tuple(dataset.shape), (lambda d=dataset: np.asarray(d[()], dtype=np.float32)))
+            f"{layer}/{theirs}",
+            tuple(dataset.shape),
+            (lambda d=dataset: np.asarray(d[()], dtype=np.float32)),
+        )
     used = {theirs for _, theirs in leaves}
     for leaf, (_, dataset) in weights.items():
         if leaf == "gamma" and leaf not in used:
-            source.checked.append((f"{layer}/gamma", check_unit_gamma(f"{layer}/gamma", dataset[()])))
+            source.checked.append(
+                (f"{layer}/gamma", check_unit_gamma(f"{layer}/gamma", dataset[()]))
+            )
         elif leaf not in used:
             source.unknown.append(f"{layer}/{leaf}")

@@ -78,7 +78,9 @@ def block_rows(table, lone_conv_index):
         branch = table[0][b]
         lone = len(branch) == 1
         _, _, kernel, _, padding = op
-        rows_cols = "x".join(str(k) for k in (kernel if isinstance(kernel, tuple) else (kernel, kernel)))
+        rows_cols = "x".join(
+            str(k) for k in (kernel if isinstance(kernel, tuple) else (kernel, kernel))
+        )
         if padding == "V":
             index = "1a_"
         elif lone and not lone_conv_index:
@@ -96,21 +98,26 @@ def block_rows(table, lone_conv_index):
 @dataclasses.dataclass(frozen=True)
 class Network:
     spec: networks.NetworkSpec  # our network and variant
-    slim_scope: str    # top-level slim scope
-    timm_name: str     # timm model name
-    blocks: tuple      # (our block, its rows, slim scope, timm module, residual)
+    slim_scope: str  # top-level slim scope
+    timm_name: str  # timm model name
+    blocks: tuple  # (our block, its rows, slim scope, timm module, residual)
     classifier: tuple  # (slim scope, timm module)
-    aux: tuple         # (slim proj scope, slim conv scope, slim fc scope)
+    aux: tuple  # (slim proj scope, slim conv scope, slim fc scope)
 
     name = property(lambda self: self.spec.name, doc="our builder name")
     variant = property(lambda self: self.spec.variant, doc="our variant")
     title = property(lambda self: self.spec.title, doc="for messages")
-    model_name = property(lambda self: self.spec.model_name, doc="the name of models.build's keras.Model")
+    model_name = property(
+        lambda self: self.spec.model_name, doc="the name of models.build's keras.Model"
+    )
 
 
 def _tables(spec):
     """{block name: its table} of every block of ``spec`` (None for the lone ``conv_7b``)."""
-    return {name: block.table(*widths) if block else None for name, block, widths, _ in models.layout(spec)}
+    return {
+        name: block.table(*widths) if block else None
+        for name, block, widths, _ in models.layout(spec)
+    }
 
 
 def _v4_blocks(spec):
@@ -123,17 +130,32 @@ def _v4_blocks(spec):
         return (name, block_rows(tables[name], lone_conv_index=True), slim_scope, timm[name], False)
 
     def stage(letter, grid):
-        return [block(n, f"Mixed_{grid}{chr(ord('b') + i)}") for i, n in enumerate(spec.stage_names(letter))]
+        return [
+            block(n, f"Mixed_{grid}{chr(ord('b') + i)}")
+            for i, n in enumerate(spec.stage_names(letter))
+        ]
 
-    return tuple([("stem", V4_STEM, "", "", False)] + stage("a", 5) + [block("reduction_a", "Mixed_6a")]
-                 + stage("b", 6) + [block("reduction_b", "Mixed_7a")] + stage("c", 7))
+    return tuple(
+        [("stem", V4_STEM, "", "", False)]
+        + stage("a", 5)
+        + [block("reduction_a", "Mixed_6a")]
+        + stage("b", 6)
+        + [block("reduction_b", "Mixed_7a")]
+        + stage("c", 7)
+    )
 
 
 def _irv2_blocks(spec):
     tables = _tables(spec)
 
     def block(name, slim_scope, timm_module, residual=False):
-        return (name, block_rows(tables[name], lone_conv_index=False), slim_scope, timm_module, residual)
+        return (
+            name,
+            block_rows(tables[name], lone_conv_index=False),
+            slim_scope,
+            timm_module,
+            residual,
+        )
 
     a, b, c = (spec.stage_names(stage) for stage in "abc")
     *c, last_c = c  # the released network's last C block (scale 1, no ReLU)
@@ -153,11 +175,19 @@ def _irv2_blocks(spec):
 _V4, _IRV2 = networks.spec("inception_v4"), networks.spec("inception_resnet_v2", "release")
 NETWORKS = {
     "inception_v4": Network(
-        _V4, "InceptionV4", "inception_v4", _v4_blocks(_V4), ("Logits/Logits", "last_linear"),
+        _V4,
+        "InceptionV4",
+        "inception_v4",
+        _v4_blocks(_V4),
+        ("Logits/Logits", "last_linear"),
         ("AuxLogits/Conv2d_1b_1x1", "AuxLogits/Conv2d_2a", "AuxLogits/Aux_logits"),
     ),
     "inception_resnet_v2": Network(
-        _IRV2, "InceptionResnetV2", "inception_resnet_v2", _irv2_blocks(_IRV2), ("Logits/Logits", "classif"),
+        _IRV2,
+        "InceptionResnetV2",
+        "inception_resnet_v2",
+        _irv2_blocks(_IRV2),
+        ("Logits/Logits", "classif"),
         ("AuxLogits/Conv2d_1b_1x1", "AuxLogits/Conv2d_2a_5x5", "AuxLogits/Logits"),
     ),
 }
@@ -172,20 +202,20 @@ BODY, CLASSIFIER, AUX, AUX_CLASSIFIER = "body", "classifier", "aux", "aux_classi
 class Slot:
     """One variable of our model and its names in the published files."""
 
-    path: str        # our Keras variable path, e.g. "inception_a_1/b1_1/conv/kernel"
-    slim: str        # slim variable, e.g. "InceptionV4/Mixed_5c/Branch_1/Conv2d_0b_3x3/weights"
-    timm: str        # timm state_dict key, or None (timm has no auxiliary head)
-    role: str        # kernel, bias, beta, moving_mean, moving_variance (as in the slim names)
-    part: str        # BODY, CLASSIFIER, AUX or AUX_CLASSIFIER
+    path: str  # our Keras variable path, e.g. "inception_a_1/b1_1/conv/kernel"
+    slim: str  # slim variable, e.g. "InceptionV4/Mixed_5c/Branch_1/Conv2d_0b_3x3/weights"
+    timm: str  # timm state_dict key, or None (timm has no auxiliary head)
+    role: str  # kernel, bias, beta, moving_mean, moving_variance (as in the slim names)
+    part: str  # BODY, CLASSIFIER, AUX or AUX_CLASSIFIER
 
 
 @dataclasses.dataclass(frozen=True)
 class ConvBNNames:
     """The names of one convolution + BatchNorm, for readers that also meet gamma and counters."""
 
-    path: str        # our ConvBN layer path, e.g. "stem/s0_b0_0"
-    slim: str        # slim scope of the conv, e.g. "InceptionV4/Conv2d_1a_3x3"
-    timm: str        # timm module of the conv+bn pair, or None
+    path: str  # our ConvBN layer path, e.g. "stem/s0_b0_0"
+    slim: str  # slim scope of the conv, e.g. "InceptionV4/Conv2d_1a_3x3"
+    timm: str  # timm module of the conv+bn pair, or None
     part: str
 
 
@@ -199,8 +229,14 @@ def conv_bns(network):
     out = []
     for block, table, slim_scope, timm_module, _ in net.blocks:
         for op, slim_sub, timm_sub in table:
-            out.append(ConvBNNames(_join(block, op), _join(net.slim_scope, slim_scope, slim_sub),
-                                   _join(timm_module, timm_sub, sep="."), BODY))
+            out.append(
+                ConvBNNames(
+                    _join(block, op),
+                    _join(net.slim_scope, slim_scope, slim_sub),
+                    _join(timm_module, timm_sub, sep="."),
+                    BODY,
+                )
+            )
     proj, conv, _ = net.aux
     out.append(ConvBNNames("aux_logits/proj", _join(net.slim_scope, proj), None, AUX))
     out.append(ConvBNNames("aux_logits/conv", _join(net.slim_scope, conv), None, AUX))
@@ -218,14 +254,24 @@ def slots(network):
     for block, _, slim_scope, timm_module, residual in net.blocks:
         if residual:
             ours, slim_sub, timm_sub = RESIDUAL_EXPAND
-            out.extend(_dense_like_slots(_join(block, ours), _join(net.slim_scope, slim_scope, slim_sub),
-                                         _join(timm_module, timm_sub, sep="."), BODY))
+            out.extend(
+                _dense_like_slots(
+                    _join(block, ours),
+                    _join(net.slim_scope, slim_scope, slim_sub),
+                    _join(timm_module, timm_sub, sep="."),
+                    BODY,
+                )
+            )
     slim_cls, timm_cls = net.classifier
-    out.extend(_dense_like_slots("predictions", _join(net.slim_scope, slim_cls), timm_cls, CLASSIFIER))
+    out.extend(
+        _dense_like_slots("predictions", _join(net.slim_scope, slim_cls), timm_cls, CLASSIFIER)
+    )
     for cb in conv_bns(network):
         if cb.path.startswith("aux_logits/"):
             out.extend(_conv_bn_slots(cb))
-    out.extend(_dense_like_slots("aux_logits/fc", _join(net.slim_scope, net.aux[2]), None, AUX_CLASSIFIER))
+    out.extend(
+        _dense_like_slots("aux_logits/fc", _join(net.slim_scope, net.aux[2]), None, AUX_CLASSIFIER)
+    )
     return out
 
 
@@ -234,16 +280,28 @@ def _conv_bn_slots(cb):
     return [
         Slot(f"{cb.path}/conv/kernel", f"{cb.slim}/weights", t("conv.weight"), "kernel", cb.part),
         Slot(f"{cb.path}/bn/beta", f"{cb.slim}/BatchNorm/beta", t("bn.bias"), "beta", cb.part),
-        Slot(f"{cb.path}/bn/moving_mean", f"{cb.slim}/BatchNorm/moving_mean", t("bn.running_mean"),
-             "moving_mean", cb.part),
-        Slot(f"{cb.path}/bn/moving_variance", f"{cb.slim}/BatchNorm/moving_variance", t("bn.running_var"),
-             "moving_variance", cb.part),
+        Slot(
+            f"{cb.path}/bn/moving_mean",
+            f"{cb.slim}/BatchNorm/moving_mean",
+            t("bn.running_mean"),
+            "moving_mean",
+            cb.part,
+        ),
+        Slot(
+            f"{cb.path}/bn/moving_variance",
+            f"{cb.slim}/BatchNorm/moving_variance",
+            t("bn.running_var"),
+            "moving_variance",
+            cb.part,
+        ),
     ]
 
 
 def _dense_like_slots(path, slim, timm, part):
     return [
-        Slot(f"{path}/kernel", f"{slim}/weights", f"{timm}.weight" if timm else None, "kernel", part),
+        Slot(
+            f"{path}/kernel", f"{slim}/weights", f"{timm}.weight" if timm else None, "kernel", part
+        ),
         Slot(f"{path}/bias", f"{slim}/biases", f"{timm}.bias" if timm else None, "bias", part),
     ]
 
@@ -257,7 +315,8 @@ def network_of_model(model):
 
     raise WeightsError(
         f"published weights exist for Inception-v4 and the released Inception-ResNet-v2 only; this "
-        f"model is {model.name!r} (build 'inception_v4', or 'inception_resnet_v2' with variant='release')")
+        f"model is {model.name!r} (build 'inception_v4', or 'inception_resnet_v2' with variant='release')"
+    )
 
 
 def network_of_name(model_name):

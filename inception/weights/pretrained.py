@@ -14,10 +14,14 @@ from inception.weights import assign, classes, detect, fetch, labeled, names
 from inception.weights.file import WeightsError, sha256
 
 
-def resolve(weights, network, *, cache_dir=None, source=fetch.DEFAULT_SOURCE, file_hash=None, url=None):
+def resolve(
+    weights, network, *, cache_dir=None, source=fetch.DEFAULT_SOURCE, file_hash=None, url=None
+):
     """A local path for ``weights``: the path itself, or the official file for "imagenet"."""
     if isinstance(weights, str) and weights == "imagenet":
-        return fetch.official_file(network, source, cache_dir=cache_dir, file_hash=file_hash, url=url)
+        return fetch.official_file(
+            network, source, cache_dir=cache_dir, file_hash=file_hash, url=url
+        )
     if isinstance(weights, (str, os.PathLike)):
         return os.fspath(weights)
     raise TypeError(f"weights must be None, 'imagenet' or a path; got {type(weights).__name__}")
@@ -29,8 +33,9 @@ def load_weights(model, weights, *, cache_dir=None, new_head=False, aux_optional
     path = resolve(weights, net.name if net else None, cache_dir=cache_dir)
     with detect.open_source(path) as source:
         report = assign.load_source(model, source, new_head=new_head, missing_aux_ok=aux_optional)
-        source_ids, source_names = (labeled.class_names(source.model)
-                                    if source.model is not None else (None, None))
+        source_ids, source_names = (
+            labeled.class_names(source.model) if source.model is not None else (None, None)
+        )
     report["class_ids"], report["class_names"] = source_ids, source_names
     return report
 
@@ -40,9 +45,12 @@ def name_classes(model, report):
     if report.get("model_classes") is None:
         return model
     ids, readable = report.get("class_ids"), report.get("class_names")
-    if ids is None and report["format"] != "Keras model (.keras) of this project":
-        if report["model_classes"] in (1000, 1001):  # every published file is ImageNet
-            ids, readable = classes.class_lists(report["model_classes"])
+    if (
+        ids is None
+        and report["format"] != "Keras model (.keras) of this project"
+        and report["model_classes"] in (1000, 1001)  # every published file is ImageNet
+    ):
+        ids, readable = classes.class_lists(report["model_classes"])
     if ids is None:
         return model
     return labeled.with_class_names(model, ids, readable)
@@ -54,8 +62,19 @@ def from_build(model, weights):
     return name_classes(model, report)
 
 
-def convert(network, weights, output, *, keep_background=False, aux_logits=None, include_top=True,
-            cache_dir=None, source_name=fetch.DEFAULT_SOURCE, file_hash=None, url=None):
+def convert(
+    network,
+    weights,
+    output,
+    *,
+    keep_background=False,
+    aux_logits=None,
+    include_top=True,
+    cache_dir=None,
+    source_name=fetch.DEFAULT_SOURCE,
+    file_hash=None,
+    url=None,
+):
     """Converts a published file into our ``.keras`` model (plus ``<output stem>.labels.txt``).
 
     ``network`` may be None for a file: it is then read from the file. ``aux_logits`` None keeps
@@ -67,9 +86,16 @@ def convert(network, weights, output, *, keep_background=False, aux_logits=None,
         raise ValueError(f"the output must be a .keras file; got {output}")
     if weights == "imagenet" and network is None:
         raise ValueError("weights='imagenet' needs the network")
-    path = resolve(weights, network, cache_dir=cache_dir, source=source_name, file_hash=file_hash, url=url)
-    model, report = load_published(network, path, keep_background=keep_background, aux_logits=aux_logits,
-                                   include_top=include_top)
+    path = resolve(
+        weights, network, cache_dir=cache_dir, source=source_name, file_hash=file_hash, url=url
+    )
+    model, report = load_published(
+        network,
+        path,
+        keep_background=keep_background,
+        aux_logits=aux_logits,
+        include_top=include_top,
+    )
     report["output"] = os.fspath(output)
     report["output_sha256"], report["labels_file"] = _write(model, output)
     return report
@@ -83,16 +109,28 @@ def load_published(network, path, *, keep_background=False, aux_logits=None, inc
     with detect.open_source(path) as source:
         net = names.network_of_name(source.network)
         if net is None:
-            raise WeightsError(f"{path} holds {source.title}, which has no published ImageNet weights")
+            raise WeightsError(
+                f"{path} holds {source.title}, which has no published ImageNet weights"
+            )
         if network is not None and network != net.name:
-            raise WeightsError(f"{path} holds the weights of {net.title} ({net.name}), not {network}")
+            raise WeightsError(
+                f"{path} holds the weights of {net.title} ({net.name}), not {network}"
+            )
         if aux_logits is None:
             aux_logits = source.has_aux() and include_top
         num_classes = 1001 if keep_background else 1000
         if keep_background and not source.background:
-            raise WeightsError(f"{path} has no background class to keep ({source.format}: 1000 classes)")
-        model = models.build(net.name, num_classes=num_classes, aux_logits=aux_logits, variant=net.variant,
-                             include_top=include_top, classifier_activation="softmax")
+            raise WeightsError(
+                f"{path} has no background class to keep ({source.format}: 1000 classes)"
+            )
+        model = models.build(
+            net.name,
+            num_classes=num_classes,
+            aux_logits=aux_logits,
+            variant=net.variant,
+            include_top=include_top,
+            classifier_activation="softmax",
+        )
         report = assign.load_source(model, source)
     report["class_ids"], report["class_names"] = None, None
     report["aux_logits"] = bool(aux_logits)
@@ -109,7 +147,9 @@ def _write(model, output):
     with fileio.local_scratch() as scratch:
         local = os.path.join(scratch, "model.keras")
         model.save(local)
-        keras.saving.load_model(local, compile=False, safe_mode=True)  # proves it loads in safe mode
+        keras.saving.load_model(
+            local, compile=False, safe_mode=True
+        )  # proves it loads in safe mode
         directory = os.path.dirname(os.fspath(output))
         if directory:
             fileio.makedirs(directory)

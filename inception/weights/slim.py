@@ -29,14 +29,17 @@ def from_checkpoint(prefix, display_path=None, detail="", files=()):
     try:
         reader = tf.train.load_checkpoint(prefix)
     except (tf.errors.OpError, ValueError) as err:
-        raise WeightsError(f"{display_path}: TensorFlow cannot read it as a checkpoint ({err})") from None
+        raise WeightsError(
+            f"{display_path}: TensorFlow cannot read it as a checkpoint ({err})"
+        ) from None
     shapes = reader.get_variable_to_shape_map()
     scopes = sorted({k.split("/")[0] for k in shapes if "/" in k})
     known = [s for s in scopes if s in names.SLIM_SCOPES]
     if len(known) != 1:
         raise WeightsError(
             f"{display_path}: a checkpoint whose variables are under {', '.join(map(repr, scopes[:6])) or 'no scope'}; "
-            f"published weights are supported for {', '.join(names.SLIM_SCOPES)} only")
+            f"published weights are supported for {', '.join(names.SLIM_SCOPES)} only"
+        )
     net = names.NETWORKS[names.SLIM_SCOPES[known[0]]]
     by_slim = {slot.slim: slot for slot in names.slots(net.name)}
     slim_of = {slot.path: slot.slim for slot in by_slim.values()}
@@ -45,10 +48,16 @@ def from_checkpoint(prefix, display_path=None, detail="", files=()):
     def loader(key):
         return lambda: np.asarray(reader.get_tensor(key), dtype=np.float32)
 
-    source = WeightsFile(FORMAT_SLIM, display_path, net.model_name, net.title,
-                         detail or "checkpoint", {},
-                         files=list(files),
-                         expected_key=lambda path: slim_of.get(path, path))
+    source = WeightsFile(
+        FORMAT_SLIM,
+        display_path,
+        net.model_name,
+        net.title,
+        detail or "checkpoint",
+        {},
+        files=list(files),
+        expected_key=lambda path: slim_of.get(path, path),
+    )
     for key in sorted(shapes):
         slot = by_slim.get(key)
         if slot is not None:
@@ -80,7 +89,7 @@ def open_archive(path):
     Only regular files are extracted, under their base names (no path from the archive is used).
     """
     try:
-        archive = tarfile.open(path, "r:*")
+        archive = tarfile.open(path, "r:*")  # noqa: SIM115 (closed by `with archive` below)
     except tarfile.TarError as err:
         raise WeightsError(f"{path}: not a readable tar archive ({err})") from None
     with fileio.local_scratch(suffix="-inception-weights") as scratch:
@@ -92,10 +101,13 @@ def open_archive(path):
                 listing = ", ".join(m.name for m in members[:8]) or "nothing"
                 raise WeightsError(
                     f"{path}: expected one checkpoint (a .ckpt file, or a .index with its .data-* files) in "
-                    f"the archive; it holds {listing}")
+                    f"the archive; it holds {listing}"
+                )
             if v2:
-                stem = v2[0].name[:-len(".index")]
-                wanted = [m for m in members if m.name == v2[0].name or m.name.startswith(stem + ".data-")]
+                stem = v2[0].name[: -len(".index")]
+                wanted = [
+                    m for m in members if m.name == v2[0].name or m.name.startswith(stem + ".data-")
+                ]
                 prefix = os.path.join(scratch, os.path.basename(stem))
                 kind = f"V2 checkpoint {os.path.basename(stem)} inside the archive"
             else:
@@ -103,7 +115,9 @@ def open_archive(path):
                 prefix = os.path.join(scratch, os.path.basename(v1[0].name))
                 kind = f"V1 checkpoint {os.path.basename(v1[0].name)} inside the archive"
             for member in wanted:
-                with archive.extractfile(member) as src, open(
-                        os.path.join(scratch, os.path.basename(member.name)), "wb") as dst:
+                with (
+                    archive.extractfile(member) as src,
+                    open(os.path.join(scratch, os.path.basename(member.name)), "wb") as dst,
+                ):
                     shutil.copyfileobj(src, dst, 1 << 22)
         yield from_checkpoint(prefix, display_path=path, detail=kind, files=[path])

@@ -12,7 +12,10 @@ from inception.weights import names
 from inception.weights.file import FORMAT_TIMM, Entry, WeightsError, WeightsFile, check_unit_gamma
 
 # A key that only one of the two timm networks has tells them apart.
-_MARKERS = {"features.0.conv.weight": "inception_v4", "conv2d_1a.conv.weight": "inception_resnet_v2"}
+_MARKERS = {
+    "features.0.conv.weight": "inception_v4",
+    "conv2d_1a.conv.weight": "inception_resnet_v2",
+}
 
 
 def to_ours(array):
@@ -38,8 +41,10 @@ def from_safetensors(path):
     try:
         from safetensors import SafetensorError, safe_open
     except ImportError:  # pragma: no cover - the [weights] extra, and requirements.txt
-        raise WeightsError("reading timm .safetensors files needs the 'safetensors' package: "
-                           "pip install 'inception[weights]'") from None
+        raise WeightsError(
+            "reading timm .safetensors files needs the 'safetensors' package: "
+            "pip install 'inception[weights]'"
+        ) from None
     try:
         handle = safe_open(path, framework="numpy")
     except (SafetensorError, OSError, ValueError) as err:
@@ -49,7 +54,8 @@ def from_safetensors(path):
     if len(found) != 1:
         raise WeightsError(
             f"{path}: a safetensors file that is not timm's inception_v4 or inception_resnet_v2 "
-            f"(it has neither {' nor '.join(_MARKERS)}; first keys: {', '.join(keys[:5])})")
+            f"(it has neither {' nor '.join(_MARKERS)}; first keys: {', '.join(keys[:5])})"
+        )
     net = names.NETWORKS[found.pop()]
     by_timm = {slot.timm: slot for slot in names.slots(net.name) if slot.timm}
     timm_of = {slot.path: slot.timm for slot in by_timm.values()}
@@ -63,17 +69,29 @@ def from_safetensors(path):
         def load():
             array = handle.get_tensor(key)
             if not np.issubdtype(array.dtype, np.floating):
-                raise WeightsError(f"{path}: {key} has dtype {array.dtype}, expected floating point")
+                raise WeightsError(
+                    f"{path}: {key} has dtype {array.dtype}, expected floating point"
+                )
             return to_ours(np.asarray(array, dtype=np.float32))
+
         return load
 
-    source = WeightsFile(FORMAT_TIMM, path, net.model_name, net.title,
-                         f"timm {net.timm_name} state dict", {},
-                         files=[path], expected_key=lambda p: timm_of.get(p, p))
+    source = WeightsFile(
+        FORMAT_TIMM,
+        path,
+        net.model_name,
+        net.title,
+        f"timm {net.timm_name} state dict",
+        {},
+        files=[path],
+        expected_key=lambda p: timm_of.get(p, p),
+    )
     for key in sorted(keys):
         slot = by_timm.get(key)
         if slot is not None:
-            source.entries[slot.path] = Entry(key, _our_shape(handle.get_slice(key).get_shape()), loader(key))
+            source.entries[slot.path] = Entry(
+                key, _our_shape(handle.get_slice(key).get_shape()), loader(key)
+            )
         elif key in gammas:
             source.checked.append((key, check_unit_gamma(key, handle.get_tensor(key))))
         elif key in counters:

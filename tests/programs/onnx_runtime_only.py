@@ -19,11 +19,13 @@ def main(path, images_npy, result_json):
     images = np.load(images_npy)
     meta = session.get_modelmeta().custom_metadata_map
     (inp,), (out,) = session.get_inputs(), session.get_outputs()
-    probabilities = np.concatenate([session.run(None, {inp.name: images[i:i + 7]})[0]
-                                    for i in range(0, len(images), 7)])
+    probabilities = np.concatenate(
+        [session.run(None, {inp.name: images[i : i + 7]})[0] for i in range(0, len(images), 7)]
+    )
     result = {
-        "inception_imported": any(m == "inception" or m.startswith("inception.")
-                                  for m in sys.modules),
+        "inception_imported": any(
+            m == "inception" or m.startswith("inception.") for m in sys.modules
+        ),
         "tensorflow_imported": "tensorflow" in sys.modules,
         "input": [inp.name, inp.type, [d if isinstance(d, int) else None for d in inp.shape]],
         "output": [out.name, out.type],

@@ -32,8 +32,10 @@ def object_loader(spec):
     return {
         "signatures": sorted(model.signatures.keys()),
         "outputs": sorted(by_bytes.keys()),
-        "inputs": {k: str(v) for k, v in
-                   model.signatures["serving_default"].structured_input_signature[1].items()},
+        "inputs": {
+            k: str(v)
+            for k, v in model.signatures["serving_default"].structured_input_signature[1].items()
+        },
         "by_images": by_images["probabilities"].numpy().tolist(),
         "by_bytes": by_bytes["probabilities"].numpy().tolist(),
         "labels": by_bytes["top_k_labels"].numpy().astype(str).tolist(),
@@ -45,12 +47,16 @@ def session_loader(spec):
     path = spec["path"]
     good = [base64.b64decode(x) for x in spec["good"]]
     bad = {k: base64.b64decode(v) for k, v in spec["bad"].items()}
-    warmup = [prediction_log_pb2.PredictionLog.FromString(r) for r in
-              tf.compat.v1.io.tf_record_iterator(os.path.join(path, "assets.extra",
-                                                              "tf_serving_warmup_requests"))]
+    warmup = [
+        prediction_log_pb2.PredictionLog.FromString(r)
+        for r in tf.compat.v1.io.tf_record_iterator(
+            os.path.join(path, "assets.extra", "tf_serving_warmup_requests")
+        )
+    ]
     variables = os.path.join(path, "variables", "variables")
-    checkpoint = [k for k, _ in tf.train.list_variables(variables)
-                  if k != "_CHECKPOINTABLE_OBJECT_GRAPH"]
+    checkpoint = [
+        k for k, _ in tf.train.list_variables(variables) if k != "_CHECKPOINTABLE_OBJECT_GRAPH"
+    ]
     result = {}
     with tf.Graph().as_default() as graph, tf.compat.v1.Session() as sess:
         meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)
@@ -59,22 +65,31 @@ def session_loader(spec):
         def run(name, feeds):
             sig = sigs[name]
             keys = sorted(sig.outputs)
-            values = sess.run([sig.outputs[k].name for k in keys],
-                              {sig.inputs[k].name: v for k, v in feeds.items()})
+            values = sess.run(
+                [sig.outputs[k].name for k in keys],
+                {sig.inputs[k].name: v for k, v in feeds.items()},
+            )
             return dict(zip(keys, values))
 
         handles = [op for op in graph.get_operations() if op.type == "VarHandleOp"]
-        initialised = sess.run([tf.raw_ops.VarIsInitializedOp(resource=op.outputs[0])
-                                for op in handles])
-        result.update(variable_handles=len(handles), initialised=int(sum(initialised)),
-                      checkpoint_variables=len(checkpoint), assets=len(meta.asset_file_def),
-                      signatures=sorted(sigs))
+        initialised = sess.run(
+            [tf.raw_ops.VarIsInitializedOp(resource=op.outputs[0]) for op in handles]
+        )
+        result.update(
+            variable_handles=len(handles),
+            initialised=int(sum(initialised)),
+            checkpoint_variables=len(checkpoint),
+            assets=len(meta.asset_file_def),
+            signatures=sorted(sigs),
+        )
         by_images = run("predict_images", {"images": np.load(spec["images_npy"])})
         by_bytes = run("serving_default", {"image_bytes": good})
-        result.update(by_images=by_images["probabilities"].tolist(),
-                      by_bytes=by_bytes["probabilities"].tolist(),
-                      ids=by_bytes["top_k_ids"].tolist(),
-                      labels=by_bytes["top_k_labels"].astype(str).tolist())
+        result.update(
+            by_images=by_images["probabilities"].tolist(),
+            by_bytes=by_bytes["probabilities"].tolist(),
+            ids=by_bytes["top_k_ids"].tolist(),
+            labels=by_bytes["top_k_labels"].astype(str).tolist(),
+        )
         one = run("serving_default", {"image_bytes": good[:1]})["probabilities"]
         result["bad"] = {}
         for case, data in bad.items():
@@ -92,9 +107,15 @@ def session_loader(spec):
             name = request.model_spec.signature_name or "serving_default"
             feeds = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
             out = run(name, feeds)
-            result["warmup"].append({"model": request.model_spec.name, "signature": name,
-                                     "inputs": sorted(feeds), "batch": len(feeds["image_bytes"]),
-                                     "probabilities": list(out["probabilities"].shape)})
+            result["warmup"].append(
+                {
+                    "model": request.model_spec.name,
+                    "signature": name,
+                    "inputs": sorted(feeds),
+                    "batch": len(feeds["image_bytes"]),
+                    "probabilities": list(out["probabilities"].shape),
+                }
+            )
     return result
 
 
@@ -102,8 +123,9 @@ def main(spec_json):
     with open(spec_json) as f:
         spec = json.load(f)
     result = {"object": object_loader(spec["object"]), "session": session_loader(spec["session"])}
-    result["inception_imported"] = any(m == "inception" or m.startswith("inception.")
-                                       for m in sys.modules)
+    result["inception_imported"] = any(
+        m == "inception" or m.startswith("inception.") for m in sys.modules
+    )
     with open(spec["result"], "w") as f:
         json.dump(result, f)
 
