@@ -16,7 +16,6 @@ Pure Keras 3: no TensorFlow import.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeAlias
 
@@ -26,8 +25,6 @@ from inception import blocks, heads, networks
 from inception.layers import RELEASED_INITIALIZERS, ConvOptions
 from inception.networks import BN_EPSILON, BN_MOMENTUM
 
-# What ``build``'s ``weights`` takes: None, "imagenet" or the path of a weights file.
-Weights: TypeAlias = str | os.PathLike[str] | None
 # A Keras initializer: its name, its config or an instance.
 Initializer: TypeAlias = str | dict[str, Any] | keras.initializers.Initializer
 # One entry of ``layout``: (layer name, block class (None: a ConvBN), its widths, its other
@@ -47,7 +44,6 @@ STEMS = {
 def build(
     name: str,
     *,
-    weights: Weights = None,
     num_classes: int = 1000,
     include_top: bool = True,
     pooling: str | None = None,
@@ -66,14 +62,11 @@ def build(
     conv_initializer: Initializer | None = None,
     decay_biases: bool | None = None,
 ) -> keras.Model:
-    """Builds one of the paper's networks as a ``keras.Model``.
+    """Builds one of the paper's networks as a ``keras.Model``, randomly initialised (published
+    weights: ``inception.weights.build``, which takes these arguments too).
 
     Args:
         name: "inception_v4", "inception_resnet_v1" or "inception_resnet_v2".
-        weights: None (random initialization), "imagenet" (the official released file, from the
-            local cache or downloaded) or the path of published weights: a TF-slim checkpoint or
-            its .tar.gz, a timm .safetensors, keras-applications' Inception-ResNet-v2 .h5, or a
-            .keras of this project (README "Pretrained weights"; inception/weights/).
         num_classes: classifier width (the released checkpoints use 1001, TFDS ImageNet 1000).
         include_top: add global average pool -> dropout -> fully connected.
         pooling: without the top, "avg", "max" or None (the 4-D feature map).
@@ -120,10 +113,6 @@ def build(
         residual_scales,
     )
     spec = with_repeats(paper, repeats)
-    if weights is not None and spec.repeats != paper.repeats:
-        raise ValueError(
-            f"weights={weights!r} need the paper's block counts {paper.repeats}; leave repeats out"
-        )
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     body = backbone(
         name,
@@ -155,7 +144,7 @@ def build(
             outputs = [outputs, aux(body.ends[spec.aux_block])]
     else:
         outputs = heads.pooled(body.features, pooling, data_format=body.options.data_format)
-    return _with_weights(keras.Model(inputs, outputs, name=spec.model_name), weights)
+    return keras.Model(inputs, outputs, name=spec.model_name)
 
 
 def backbone(
@@ -258,16 +247,6 @@ def _check_arguments(
         raise ValueError(
             f"residual_scales must be three numbers (A, B, C), got {residual_scales!r}"
         )
-
-
-def _with_weights(model, weights):
-    if weights is None:
-        return model
-    from inception.weights import (
-        pretrained,
-    )  # imported here: reading slim checkpoints needs TensorFlow
-
-    return pretrained.from_build(model, weights)
 
 
 def _chain(x, layers):

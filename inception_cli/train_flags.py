@@ -20,6 +20,7 @@ from absl import flags
 
 import inception
 from inception import checks, networks
+from inception.data import config as data_config
 from inception.train import config as config_lib
 
 FLAGS = flags.FLAGS
@@ -30,7 +31,7 @@ _CHOICES = {
     "mode": config_lib.MODES,
     "model": networks.NAMES,
     "lr_scaling": config_lib.LR_SCALINGS,
-    "color_distortion": config_lib.COLOR_DISTORTIONS,
+    "color_distortion": data_config.COLOR_DISTORTIONS,
     "strategy": config_lib.STRATEGIES,
 }
 _RELEASED_SCALES = ",".join(f"{s:.2f}" for s in networks.RESIDUAL_SCALES)

@@ -214,15 +214,19 @@ def test_count_macs_counts_a_known_layer():
         (dict(name="inception_v4", residual_scales=(0.1, 0.2)), "three numbers"),
         (dict(name="inception_v4", repeats=(1, 2)), "three positive integers"),
         (dict(name="inception_v4", repeats=(1, 0, 1)), "three positive integers"),
-        (
-            dict(name="inception_v4", repeats=(1, 1, 1), weights="imagenet"),
-            "need the paper's block counts (4, 7, 3)",
-        ),
     ],
 )
 def test_bad_options_raise_a_value_error_that_says_what_is_allowed(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         models.build(**kwargs)
+
+
+def test_published_weights_need_the_papers_block_counts_before_anything_is_read():
+    from inception import weights
+
+    # "imagenet" is never fetched: the counts are refused first.
+    with pytest.raises(ValueError, match=re.escape("need the paper's block counts (4, 7, 3)")):
+        weights.build("inception_v4", "imagenet", repeats=(1, 1, 1))
 
 
 def test_repeats_change_only_how_many_blocks_each_stage_has():

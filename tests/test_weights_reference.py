@@ -389,7 +389,7 @@ def test_imagenet_download_is_cached_only_when_complete(
     assert fetch.official_file("inception_v4", cache_dir=str(cache), url=f"{base}/{name}") == path
 
     monkeypatch.setenv(fetch.ENV_CACHE, str(cache))
-    model = models.build("inception_v4", weights="imagenet", classifier_activation=None)
+    model = pretrained.build("inception_v4", "imagenet", classifier_activation=None)
     slim_logits = np.asarray(ref["inception_v4"]["slim"]["logits"])[:, 1:]
     assert _relative_error(model(images, training=False), slim_logits).max() < TOLERANCE
     assert class_names(model)[0][0] == "n01440764"

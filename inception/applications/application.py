@@ -239,8 +239,7 @@ def _load(model, weights):
     if str(weights).endswith(".weights.h5"):
         model.load_weights(weights)
         return model
-    from inception.weights import (
-        pretrained,
-    )  # imported here: reading slim checkpoints needs TensorFlow
+    # Imported here: reading slim checkpoints needs TensorFlow.
+    from inception.weights import pretrained
 
     return pretrained.from_build(model, weights)

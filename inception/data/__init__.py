@@ -1,25 +1,50 @@
-"""Datasets and the input pipeline. Importing this package registers the embedded
-'sklearn_digits' TFDS builder.
+"""Datasets and the input pipeline.
 
+- ``config``: ``DataConfig``, the dataset and its training crops (pure Python).
 - ``catalogue``: which datasets exist (ImageNet, the embedded digits, any TFDS image
-  classification), their defaults, ``describe`` / ``prepare``.
+  classification), their defaults, ``describe`` / ``prepare``. Importing it registers the
+  embedded 'sklearn_digits' TFDS builder.
 - ``reader``: the one way a split is read, (encoded image, int32 label) pairs.
 - ``pipeline``: ``InputPipeline``, the distributed training and evaluation input.
 - ``preprocessing``: the Inception train and eval preprocessing; ``skipping``: undecodable
   records dropped and counted; ``sklearn_digits``: the embedded dataset's TFDS builder.
+
+Importing the package loads nothing else: the names below load their module (and TensorFlow) on
+first use (PEP 562), so ``inception.data.config`` is read without TensorFlow.
 """
 
-from inception.data import (
-    preprocessing,  # noqa: F401
-    sklearn_digits,  # noqa: F401  (registers the TFDS builder)
-)
-from inception.data.catalogue import (  # noqa: F401
-    EMBEDDED_DATASET,
-    IMAGENET,
-    DatasetInfo,
-    describe,
-    prepare,
-    train_preprocessing_defaults,
-)
-from inception.data.pipeline import PAD_LABEL, InputPipeline  # noqa: F401
-from inception.data.reader import open_split  # noqa: F401
+import importlib
+
+# Each public name -> the module that defines it.
+_HOMES = {
+    "DataConfig": "config",
+    "EMBEDDED_DATASET": "catalogue",
+    "IMAGENET": "catalogue",
+    "DatasetInfo": "catalogue",
+    "describe": "catalogue",
+    "prepare": "catalogue",
+    "train_preprocessing_defaults": "catalogue",
+    "PAD_LABEL": "pipeline",
+    "InputPipeline": "pipeline",
+    "open_split": "reader",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name):
+    """A public name from its module, or a submodule (``data.preprocessing``), loaded on first
+    use."""
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    if not name.startswith("_"):
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_HOMES))

@@ -15,8 +15,8 @@ import random
 import tensorflow as tf
 
 from inception.data import catalogue, preprocessing, reader, skipping
+from inception.data.config import DataConfig
 from inception.networks import EVAL_CENTRAL_FRACTION
-from inception.train.config import DataConfig
 
 # Label of the padding examples that fill the last evaluation batches (``pad_to_full_batches``).
 PAD_LABEL = -1

@@ -6,8 +6,8 @@ import numpy as np
 import tensorflow as tf
 
 from inception.data import pipeline, preprocessing, reader
+from inception.data.config import DataConfig
 from inception.networks import EVAL_CENTRAL_FRACTION
-from inception.train.config import DataConfig
 
 
 def calibration_images(dataset, image_size, count, data_dir=None):

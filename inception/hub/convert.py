@@ -1,5 +1,5 @@
 """A published file (TF-slim checkpoint or archive, timm safetensors, ...) -> a keras-hub preset
-directory of the network's ImageClassifier, through the same importer as ``models.build(weights=)``.
+directory of the network's ImageClassifier, through the same importer as ``weights.build``.
 
 The importer fills our model (every check of ``inception.weights.assign``: network, names, shapes,
 classes); its blocks and classifier are then copied into the keras-hub classifier, whose layers

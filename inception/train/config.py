@@ -13,6 +13,8 @@ import os
 from inception import checks, paths
 from inception import networks as _networks  # the constants' one place
 from inception import recipe as _recipe
+from inception.data import config as data_config
+from inception.data.config import DataConfig
 
 # Field names are the command-line flag names of ``inception_cli.train_flags`` (``to_flat`` and
 # ``from_flat`` map one to the other); defaults are the paper's ImageNet recipe (docs/paper.md).
@@ -24,15 +26,6 @@ _R = {flag: v.value for flag, v in _recipe.IMAGENET.items()}
 MODES = ("train_and_eval", "train", "eval")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
 LR_SCALINGS = ("linear", "sqrt", "none")
-COLOR_DISTORTIONS = ("fast", "full", "none", "default")
-
-
-def parse_area_range(value):
-    """'lo,hi' (the flag's form), a (lo, hi) pair or None/''/() -> (lo, hi) floats or None."""
-    if value is None or len(value) == 0:
-        return None
-    parts = value.split(",") if isinstance(value, str) else value
-    return tuple(float(str(p).strip()) for p in parts)
 
 
 def _numbers(value, kind):
@@ -53,14 +46,6 @@ def parse_residual_scales(value):
 def parse_repeats(value):
     """['1', '2', '1'], integers or '1,2,1' -> integers; None: the paper's block counts."""
     return _numbers(value, int)
-
-
-def _check_area_range(value):
-    try:
-        pair = parse_area_range(value)
-    except ValueError:
-        return False
-    return pair is None or (len(pair) == 2 and 0.0 < pair[0] <= pair[1] <= 1.0)
 
 
 def _three_positive(parse):
@@ -119,7 +104,6 @@ FIELD_CHECKS = {
     "mode": checks.one_of(MODES),
     "model": checks.one_of(_networks.NAMES),
     "model_dir": checks.not_empty(),
-    "dataset": checks.not_empty(),
     "image_size": (
         lambda v: v >= _networks.MIN_IMAGE_SIZE,
         f"--image_size must be at least {_networks.MIN_IMAGE_SIZE} (the stem and two "
@@ -158,15 +142,7 @@ FIELD_CHECKS = {
     "label_smoothing": checks.in_range(0.0, 1.0),
     "weight_decay": checks.at_least_zero(),
     "ema_decay": checks.in_range(0.0, 1.0),
-    "area_range": (
-        _check_area_range,
-        "--area_range must be 'lo,hi' with 0 < lo <= hi <= 1 (e.g. 0.05,1.0)",
-    ),
-    "min_object_covered": (
-        lambda v: v < 0 or v <= 1.0,
-        "--min_object_covered must be in [0, 1] (or < 0 for the dataset default)",
-    ),
-    "color_distortion": checks.one_of(COLOR_DISTORTIONS),
+    **data_config.FIELD_CHECKS,
     "checkpoint_every_steps": checks.positive("a positive integer"),
     "steps_per_loop": (
         lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
@@ -282,23 +258,6 @@ class ModelConfig:
         if repeats == _networks.spec(self.name, variant).repeats:
             repeats = None
         object.__setattr__(self, "repeats", repeats)
-
-
-@dataclasses.dataclass(frozen=True)
-class DataConfig:
-    """The dataset (TFDS name) and the training crops; empty/negative: the dataset's default."""
-
-    dataset: str = "imagenet2012"
-    data_dir: str = "data"
-    manual_dir: str = ""  # empty: <data_dir>/downloads/manual
-    download: bool = False
-    area_range: tuple = None
-    min_object_covered: float = -1.0
-    color_distortion: str = "default"
-
-    def __post_init__(self):
-        _validate(self)
-        object.__setattr__(self, "area_range", parse_area_range(self.area_range))
 
 
 @dataclasses.dataclass(frozen=True)

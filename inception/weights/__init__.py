@@ -1,7 +1,7 @@
 """Published ImageNet weights in our networks (README "Pretrained weights").
 
-    model = models.build("inception_v4", weights="inception_v4_2016_09_09.tar.gz")
-    model = models.build("inception_resnet_v2", weights="imagenet")
+    model = weights.build("inception_v4", "inception_v4_2016_09_09.tar.gz")
+    model = weights.build("inception_resnet_v2", "imagenet", num_classes=1001)
 
 Supported files (the format is detected from the content): the authors' TF-slim checkpoints
 (slim.py), timm's safetensors (timm.py), keras-applications' Inception-ResNet-v2 HDF5
@@ -16,6 +16,13 @@ slim checkpoints.
 
 from inception.weights.file import WeightsError  # noqa: F401
 from inception.weights.labeled import LabeledDense, class_names  # noqa: F401
+
+
+def build(name, weights, **build_args):
+    """``models.build(name, **build_args)`` with published ``weights``; see pretrained.build."""
+    from inception.weights import pretrained
+
+    return pretrained.build(name, weights, **build_args)
 
 
 def load_weights(model, weights, **kwargs):

@@ -1,4 +1,5 @@
-"""Published weights in our models: ``models.build(name, weights=...)`` and the converter.
+"""Published weights in our models: ``build(name, weights, ...)`` (``models.build`` with the
+weights loaded and the classes named) and the converter.
 
 ``weights`` is a path (format detected from the content, see detect.py) or ``"imagenet"`` (the
 official TF-slim file of the network, see fetch.py). Classifiers of 1000 (or 1001) ImageNet classes
@@ -57,9 +58,27 @@ def name_classes(model, report):
 
 
 def from_build(model, weights):
-    """models.build's hook: load, then name the classes."""
+    """A freshly built ``model`` with ``weights`` loaded and its classes named (``build``, and
+    the applications' ``weights=``)."""
     report = load_weights(model, weights)
     return name_classes(model, report)
+
+
+def build(name, weights, **build_args):
+    """``models.build(name, **build_args)`` with ``weights`` loaded: "imagenet" (the official
+    released file, from the local cache or downloaded) or the path of published weights (a TF-slim
+    checkpoint or its .tar.gz, a timm .safetensors, keras-applications' Inception-ResNet-v2 .h5,
+    or a .keras of this project; README "Pretrained weights"). Published weights need the
+    paper's block counts: ``repeats`` is refused before anything is built."""
+    from inception import models, networks
+
+    paper = networks.spec(name, build_args.get("variant"))
+    repeats = build_args.get("repeats")
+    if repeats is not None and tuple(repeats) != paper.repeats:
+        raise ValueError(
+            f"weights={weights!r} need the paper's block counts {paper.repeats}; leave repeats out"
+        )
+    return from_build(models.build(name, **build_args), weights)
 
 
 def convert(
