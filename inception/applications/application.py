@@ -6,11 +6,15 @@ model, and the weights are loaded (``inception.weights``, which reads every publ
 """
 
 import os
+from typing import TypeAlias
 
 import keras
 
 from inception import heads, models, networks
 from inception.applications.imagenet_utils import DATA_FORMATS, NUM_CLASSES, WITH_BACKGROUND
+
+# What ``weights`` takes: None, "imagenet", a Keras ``.weights.h5`` or the path of a weights file.
+Weights: TypeAlias = str | os.PathLike[str] | None
 
 IMAGENET = "imagenet"
 DEFAULT_SIZE = networks.IMAGE_SIZE

@@ -7,10 +7,9 @@ from typing import Any
 
 import keras
 
-from inception.applications.application import application, document
+from inception.applications.application import Weights, application, document
 from inception.applications.imagenet_utils import decode_predictions, preprocess_input  # noqa: F401
 from inception.heads import Activation
-from inception.models import Weights
 
 WEIGHTS_NONE = """None (random initialization) or the path of a weights file: a Keras
             ``.weights.h5``, or any file ``inception.weights`` reads. ``"imagenet"`` is refused:

@@ -7,10 +7,9 @@ from typing import Any
 
 import keras
 
-from inception.applications.application import WEIGHTS_RELEASED, application, document
+from inception.applications.application import WEIGHTS_RELEASED, Weights, application, document
 from inception.applications.imagenet_utils import decode_predictions, preprocess_input  # noqa: F401
 from inception.heads import Activation
-from inception.models import Weights
 
 
 def InceptionResNetV2(
