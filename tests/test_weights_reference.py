@@ -144,13 +144,13 @@ def keras_h5(tmp_path_factory, images, rw):
 
 @pytest.fixture(scope="module")
 def v4_release(files, images):
-    """Inception-v4 with 1001 classes and the aux head, from the .tar.gz through models.build."""
-    model = models.build(
+    """Inception-v4 with 1001 classes and the aux head, from the .tar.gz through weights.build."""
+    model = pretrained.build(
         "inception_v4",
+        files["v4_tar"],
         num_classes=1001,
         aux_logits=True,
         classifier_activation=None,
-        weights=files["v4_tar"],
     )
     logits, aux = model(images, training=False)
     return model, np.asarray(logits), np.asarray(aux)
@@ -158,12 +158,12 @@ def v4_release(files, images):
 
 @pytest.fixture(scope="module")
 def irv2_release(files, images):
-    model = models.build(
+    model = pretrained.build(
         "inception_resnet_v2",
+        files["irv2_prefix"],
         num_classes=1001,
         aux_logits=True,
         classifier_activation=None,
-        weights=files["irv2_prefix"],
     )
     logits, aux = model(images, training=False)
     return model, np.asarray(logits), np.asarray(aux)
