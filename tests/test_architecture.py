@@ -16,7 +16,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # ARCHITECTURE.md "Layers", bottom first. Keep the two in step.
 LAYERS = (
-    ("fileio", "paths", "networks", "recipe", "checks", "console", "keras_internals", "runfiles"),
+    (
+        "fileio",
+        "paths",
+        "networks",
+        "recipe",
+        "checks",
+        "console",
+        "keras_internals",
+        "runfiles",
+        "lazy",
+    ),
     ("layers",),
     ("blocks", "heads", "compute"),
     ("models",),

@@ -29,7 +29,7 @@ Importing the package loads nothing else: the names below load their module on f
 (PEP 562), so ``inception.train.config`` is read without TensorFlow.
 """
 
-import importlib
+from inception import lazy
 
 # Each public name -> the module that defines it.
 _HOMES = {
@@ -48,19 +48,4 @@ _HOMES = {
 
 __all__ = sorted(_HOMES)
 
-
-def __getattr__(name):
-    """A public name from its module, or a submodule (``train.rundir``), loaded on first use."""
-    if name in _HOMES:
-        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-    if not name.startswith("_"):
-        try:
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"{__name__}.{name}":
-                raise
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_HOMES))
+__getattr__, __dir__ = lazy.exports(__name__, _HOMES, globals())
