@@ -5,7 +5,7 @@ the training tests (conftest's trained_run: Inception-ResNet-v1 x0.1, one block 
 import numpy as np
 import tensorflow as tf
 
-from training_runs import SHALLOW
+from training_runs import SHALLOW, no_grappler
 
 STEPS = 3
 
@@ -74,7 +74,8 @@ def test_a_task_with_its_own_training_data_trains_through_the_trainer(digits_dir
             return pipes[-1]
 
     config = _config(digits_dir, str(tmp_path / "noise"))
-    summary = train.run(config, train.setup(config), task_class=NoiseImages)
+    with no_grappler():  # test speed only
+        summary = train.run(config, train.setup(config), task_class=NoiseImages)
     assert summary["steps"] == STEPS
     assert len(pipes) == 1 and pipes[0].contexts, "the trainer did not read the task's inputs"
     assert all(isinstance(c, tf.distribute.InputContext) for c in pipes[0].contexts)
@@ -96,5 +97,6 @@ def test_a_task_with_its_own_loss_trains_through_the_trainer(digits_dir, tmp_pat
     plan = train.make_plan(config, strategy)
     trainer = train.Trainer(config, strategy, plan, task=NoLoss(config, plan))
     built = state.fingerprint(trainer.state.model.trainable_variables)
-    assert trainer.train() == STEPS
+    with no_grappler():  # test speed only
+        assert trainer.train() == STEPS
     assert state.fingerprint(trainer.state.model.trainable_variables) == built
