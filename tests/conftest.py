@@ -1,3 +1,4 @@
+import json
 import os
 
 # Quiet TensorFlow's C++ logging (pytest.ini puts the repository root on sys.path).
@@ -29,17 +30,11 @@ def digits_dir(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory, digits_dir):
-    """One in-process train_and_eval run shared by the training, evaluation and fine-tuning tests
-    (graph tracing makes every training run cost ~11-40 s here): IRv1 x0.1 with one block per
-    stage (training_runs.SHALLOW) and the aux head, 3 epochs of 20 steps. Returns (config, strategy, summary); the run directory is named 'demo'."""
-    from inception import train
+def _trained_config(digits_dir, model_dir):
     from inception.train.config import TrainConfig
     from training_runs import SHALLOW
 
-    model_dir = str(tmp_path_factory.mktemp("trained") / "demo")
-    config = TrainConfig.from_flat(
+    return TrainConfig.from_flat(
         dict(
             mode="train_and_eval",
             model="inception_resnet_v1",
@@ -64,6 +59,31 @@ def trained_run(tmp_path_factory, digits_dir):
             seed=3,
         )
     )
-    strategy = train.setup(config)
-    summary = train.run(config, strategy)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, digits_dir):
+    """One in-process train_and_eval run shared by the training, evaluation and fine-tuning tests
+    (graph tracing makes every training run cost ~11-40 s here): IRv1 x0.1 with one block per
+    stage (training_runs.SHALLOW) and the aux head, 3 epochs of 20 steps. Returns (config,
+    strategy, summary); the run directory is named 'demo'.
+
+    Trained once per pytest run across xdist workers (export_fixtures.built_once): every test
+    only reads the run directory (one that writes, such as --mode=eval's eval.json, works on a
+    copy); the summary is the run's summary.json."""
+    from export_fixtures import built_once
+    from inception import train
+
+    strategies = []
+
+    def build(directory):
+        config = _trained_config(digits_dir, str(directory / "demo"))
+        strategies.append(train.setup(config))
+        train.run(config, strategies[0])
+
+    directory = built_once(tmp_path_factory, "trained", build)
+    config = _trained_config(digits_dir, str(directory / "demo"))
+    strategy = strategies[0] if strategies else train.setup(config)
+    with open(os.path.join(config.run.model_dir, "summary.json")) as f:
+        summary = json.load(f)
     return config, strategy, summary

@@ -2,13 +2,22 @@
 loop calls it: for tests/test_progress.py, which runs this file as a program so that its
 standard output is a real pipe or terminal.
 
-    python tests/progress_run.py MODEL_DIR [--no-progress]
+    python tests/progress_run.py MODEL_DIR CASE...
+
+Each CASE, in turn and in this one process (one TensorFlow import for them all), writes a line
+``#### CASE`` and then its run's output; its metrics go to MODEL_DIR/CASE. CASE: ``auto``
+(INCEPTION_PROGRESS unset), ``bar`` or ``line`` (INCEPTION_PROGRESS set to it), ``off``
+(progress=False, INCEPTION_PROGRESS unset).
 """
 
+import os
 import sys
 import time
 
+from inception import console
 from inception.train import observe
+
+CASES = ("auto", "bar", "line", "off")
 
 STEPS_PER_EPOCH = 5
 EPOCHS = 2
@@ -56,5 +65,17 @@ def drive(model_dir, progress=True):
     metrics.on_run_end(loop, step)
 
 
+def main(model_dir, cases):
+    for case in cases:
+        if case not in CASES:
+            raise SystemExit(f"unknown case {case!r}: expected one of {CASES}")
+        os.environ.pop(console.PROGRESS_ENV, None)
+        if case in ("bar", "line"):
+            os.environ[console.PROGRESS_ENV] = case
+        print(f"#### {case}", flush=True)
+        drive(os.path.join(model_dir, case), progress=case != "off")
+        sys.stdout.flush()
+
+
 if __name__ == "__main__":
-    drive(sys.argv[1], progress="--no-progress" not in sys.argv[2:])
+    main(sys.argv[1], sys.argv[2:])

@@ -1,10 +1,11 @@
 """The training console (issue 28, item 9): a live bar on a terminal, one line per epoch in a log
 file or a pipe (Keras' verbose=2), INCEPTION_PROGRESS to force either. tests/progress_run.py
-drives ``observe.Metrics`` through two epochs in a real process, its standard output a pipe or a
-pseudo-terminal."""
+drives ``observe.Metrics`` through two epochs per case in a real process, its standard output a
+pipe or a pseudo-terminal (one process for each: a TensorFlow import costs ~5 s)."""
 
 import os
 import pty
+import re
 import subprocess
 import sys
 
@@ -17,29 +18,40 @@ PROGRAM = os.path.join(ROOT, "tests", "progress_run.py")
 VALIDATION = "val_loss: 1.5000 - val_top1: 0.5000 - val_top5: 0.9000 (EMA weights)"
 
 
-def _env(**extra):
+def _env():
     env = {k: v for k, v in os.environ.items() if k != console.PROGRESS_ENV}
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    return dict(env, **extra)
+    return env
 
 
-def _through_pipe(tmp_path, *args, **env):
+def _cases(out):
+    """{case: its output} of progress_run.py's output (a "#### CASE" line before each)."""
+    parts = re.split(r"#### (\w+)\r?\n", out)
+    assert parts[0] == "", repr(out)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+@pytest.fixture(scope="module")
+def through_pipe(tmp_path_factory):
+    """Each case's standard output through a pipe, from one process."""
     proc = subprocess.run(
-        [sys.executable, PROGRAM, str(tmp_path), *args],
-        env=_env(**env),
+        [sys.executable, PROGRAM, str(tmp_path_factory.mktemp("pipe")), "auto", "bar", "off"],
+        env=_env(),
         capture_output=True,
         timeout=120,
     )  # bytes: "\r" as written
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout.decode()
+    return _cases(proc.stdout.decode())
 
 
-def _through_terminal(tmp_path, **env):
-    """The program's standard output as a terminal shows it (stderr apart, through a pipe)."""
+@pytest.fixture(scope="module")
+def through_terminal(tmp_path_factory):
+    """Each case's standard output as a terminal shows it (stderr apart, through a pipe), from
+    one process whose standard output is a pseudo-terminal."""
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, PROGRAM, str(tmp_path)],
-        env=_env(**env),
+        [sys.executable, PROGRAM, str(tmp_path_factory.mktemp("terminal")), "auto", "line"],
+        env=_env(),
         stdout=follower,
         stderr=subprocess.PIPE,
     )
@@ -55,11 +67,11 @@ def _through_terminal(tmp_path, **env):
         chunks.append(chunk)
     os.close(leader)
     assert proc.wait(timeout=120) == 0, proc.stderr.read()[-3000:]
-    return b"".join(chunks).decode()
+    return _cases(b"".join(chunks).decode())
 
 
-def test_a_pipe_gets_one_line_per_epoch_with_its_figures(tmp_path):
-    out = _through_pipe(tmp_path)
+def test_a_pipe_gets_one_line_per_epoch_with_its_figures(through_pipe):
+    out = through_pipe["auto"]
     assert "\r" not in out and "\b" not in out and "\x1b" not in out, repr(out)
     lines = out.splitlines()
     assert len(lines) == 2, out
@@ -71,8 +83,8 @@ def test_a_pipe_gets_one_line_per_epoch_with_its_figures(tmp_path):
         ), line
 
 
-def test_a_terminal_gets_the_live_bar_and_then_the_validation(tmp_path):
-    out = _through_terminal(tmp_path)
+def test_a_terminal_gets_the_live_bar_and_then_the_validation(through_terminal):
+    out = through_terminal["auto"]
     # The bar redrawn within each epoch (a terminal also writes "\r\n" for each line break).
     assert out.replace("\r\n", "\n").count("\r") >= 2 * 3, repr(out)
     assert "Epoch 1/2" in out and "Epoch 2/2" in out and "5/5" in out
@@ -80,15 +92,15 @@ def test_a_terminal_gets_the_live_bar_and_then_the_validation(tmp_path):
     assert "Epoch 2: val top-1 0.5000, top-5 0.9000 (EMA weights)" in out
 
 
-def test_the_environment_forces_either_style(tmp_path):
-    out = _through_pipe(tmp_path, INCEPTION_PROGRESS="bar")
+def test_the_environment_forces_either_style(through_pipe, through_terminal):
+    out = through_pipe["bar"]
     assert "\r" in out and "Epoch 2: val top-1 0.5000" in out
-    out = _through_terminal(tmp_path, INCEPTION_PROGRESS="line")
+    out = through_terminal["line"]
     assert "\r" not in out.replace("\r\n", "\n") and len(out.splitlines()) == 2, repr(out)
 
 
-def test_without_progress_only_the_validation_figures_show(tmp_path):
-    out = _through_pipe(tmp_path, "--no-progress")
+def test_without_progress_only_the_validation_figures_show(through_pipe):
+    out = through_pipe["off"]
     assert out.splitlines() == [
         f"Epoch {e}: val top-1 0.5000, top-5 0.9000 (EMA weights)" for e in (1, 2)
     ]

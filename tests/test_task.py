@@ -1,11 +1,13 @@
 """A new job is one ``train.Task`` subclass: the trainer builds, trains and validates whatever the
-task describes. Each test overrides one method and trains a few steps of the smallest network of
-the training tests (conftest's trained_run: Inception-ResNet-v1 x0.1, one block per stage)."""
+task describes. One task overrides the training data and the loss (each test checks one of them)
+and trains a few steps of the smallest network of the training tests (conftest's trained_run:
+Inception-ResNet-v1 x0.1, one block per stage)."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
-from training_runs import SHALLOW
+from training_runs import SHALLOW, no_grappler
 
 STEPS = 3
 
@@ -56,13 +58,24 @@ class InMemory:
         return "no undecodable images"
 
 
-def test_a_task_with_its_own_training_data_trains_through_the_trainer(digits_dir, tmp_path):
+@pytest.fixture(scope="module")
+def trained_task(digits_dir, tmp_path_factory):
+    """One train.run of a task with its own training data AND its own loss (one trainer build
+    serves both tests): (summary, the task's input pipelines, the weights' fingerprint as built)."""
     from inception import train
+    from inception.train import state
 
-    pipes = []
+    pipes, built = [], []
 
-    class NoiseImages(train.Task):
-        """Another dataset: sixteen images of uniform noise in [-1, 1], in memory."""
+    class NoiseImagesNoLoss(train.Task):
+        """Another dataset: sixteen images of uniform noise in [-1, 1], in memory. A loss of zero:
+        every gradient is zero, so RMSProp leaves every trainable weight as built (the base
+        task's loss on these images moves them, as it moves trained_run's)."""
+
+        def initialize(self, model, chief):
+            report = super().initialize(model, chief)
+            built.append(state.fingerprint(model.trainable_variables))
+            return report
 
         def build_inputs(self, training=True, epoch=0, offset=0):
             if not training:
@@ -73,28 +86,26 @@ def test_a_task_with_its_own_training_data_trains_through_the_trainer(digits_dir
             pipes.append(InMemory(images, labels, self.config.recipe.batch_size))
             return pipes[-1]
 
-    config = _config(digits_dir, str(tmp_path / "noise"))
-    summary = train.run(config, train.setup(config), task_class=NoiseImages)
+        def loss(self, model, labels, outputs, global_batch, num_replicas):
+            loss, logits = super().loss(model, labels, outputs, global_batch, num_replicas)
+            return 0.0 * loss, logits
+
+    config = _config(digits_dir, str(tmp_path_factory.mktemp("task") / "run"))
+    with no_grappler():  # test speed only
+        summary = train.run(config, train.setup(config), task_class=NoiseImagesNoLoss)
+    assert len(built) == 1
+    return summary, pipes, built[0]
+
+
+def test_a_task_with_its_own_training_data_trains_through_the_trainer(trained_task):
+    summary, pipes, _ = trained_task
     assert summary["steps"] == STEPS
     assert len(pipes) == 1 and pipes[0].contexts, "the trainer did not read the task's inputs"
     assert all(isinstance(c, tf.distribute.InputContext) for c in pipes[0].contexts)
 
 
-def test_a_task_with_its_own_loss_trains_through_the_trainer(digits_dir, tmp_path):
-    """A loss of zero: every gradient is zero, so RMSProp leaves every trainable weight as built
-    (the base task's loss moves them: trained_run)."""
-    from inception import train
-    from inception.train import state
-
-    class NoLoss(train.Task):
-        def loss(self, model, labels, outputs, global_batch, num_replicas):
-            loss, logits = super().loss(model, labels, outputs, global_batch, num_replicas)
-            return 0.0 * loss, logits
-
-    config = _config(digits_dir, str(tmp_path / "no_loss"))
-    strategy = train.setup(config)
-    plan = train.make_plan(config, strategy)
-    trainer = train.Trainer(config, strategy, plan, task=NoLoss(config, plan))
-    built = state.fingerprint(trainer.state.model.trainable_variables)
-    assert trainer.train() == STEPS
-    assert state.fingerprint(trainer.state.model.trainable_variables) == built
+def test_a_task_with_its_own_loss_trains_through_the_trainer(trained_task):
+    """The trained weights (summary.json's fingerprint) are the weights as built."""
+    summary, _, built = trained_task
+    assert summary["steps"] == STEPS
+    assert summary["weights_fingerprint"] == built

@@ -10,6 +10,7 @@ its own (a bad flag must fail before TensorFlow loads).
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -207,11 +208,14 @@ def test_run_directory_is_complete(trained):
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_eval_mode_reproduces_summary(trained):
+def test_eval_mode_reproduces_summary(trained, tmp_path):
     from inception import train
 
     config, strategy, summary = trained
-    result = train.run(config.replace(mode="eval"), strategy)
+    # On a copy: --mode=eval writes eval.json, and the shared run is only read (conftest).
+    copy = str(tmp_path / "demo")
+    shutil.copytree(config.run.model_dir, copy)
+    result = train.run(config.replace(mode="eval", model_dir=copy), strategy)
     for k in (1, 3, 5):
         assert result[f"val_top{k}_error"] == pytest.approx(summary[f"val_top{k}_error"], abs=1e-9)
     assert result["num_eval"] == summary["num_eval"] and result["step"] == summary["steps"]
