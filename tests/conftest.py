@@ -31,33 +31,22 @@ def digits_dir(tmp_path_factory):
 
 
 def _trained_config(digits_dir, model_dir):
-    from inception.train.config import TrainConfig
-    from training_runs import SHALLOW
+    from training_runs import small_config
 
-    return TrainConfig.from_flat(
-        dict(
-            mode="train_and_eval",
-            model="inception_resnet_v1",
-            width_multiplier=0.1,
-            image_size=75,
-            repeats=SHALLOW,
-            dataset="sklearn_digits",
-            data_dir=digits_dir,
-            model_dir=model_dir,
-            batch_size=32,
-            steps_per_epoch=20,
-            epochs=3,
-            learning_rate=0.045,
-            bn_momentum=0.9,
-            ema_decay=0.9,
-            aux_logits=True,
-            checkpoint_every_steps=25,
-            keep_checkpoints=2,
-            log_every_steps=5,
-            progress=False,
-            warmup_epochs=0.5,
-            seed=3,
-        )
+    return small_config(
+        digits_dir,
+        model_dir,
+        mode="train_and_eval",
+        batch_size=32,
+        steps_per_epoch=20,
+        epochs=3,
+        learning_rate=0.045,
+        aux_logits=True,
+        checkpoint_every_steps=25,
+        keep_checkpoints=2,
+        log_every_steps=5,
+        warmup_epochs=0.5,
+        seed=3,
     )
 
 

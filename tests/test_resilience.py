@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from training_runs import (
-    SHALLOW,
     SMALL,
     checkpoint_steps,
     fingerprints,
@@ -27,6 +26,7 @@ from training_runs import (
     model_weights,
     no_grappler,
     run,
+    small_config,
     start,
 )
 
@@ -237,31 +237,19 @@ def test_run_directory_on_ram_fs_with_fractional_epochs(tmp_path, data_dir, caps
     from inception.evaluation.config import EvaluateConfig
     from inception.export import job as export_job
     from inception.export.config import ExportConfig
-    from inception.train.config import TrainConfig
 
     monkeypatch.chdir(tmp_path)
     model_dir = "ram://resilience/run"
-    config = TrainConfig.from_flat(
-        dict(
-            mode="train",
-            model="inception_resnet_v1",
-            width_multiplier=0.1,
-            image_size=75,
-            repeats=SHALLOW,
-            aux_logits=False,
-            dataset="sklearn_digits",
-            data_dir=data_dir,
-            model_dir=model_dir,
-            batch_size=8,
-            steps_per_epoch=4,
-            learning_rate=0.02,
-            bn_momentum=0.9,
-            ema_decay=0.9,
-            checkpoint_every_steps=100,
-            log_every_steps=1,
-            progress=False,
-            seed=2,
-        )
+    config = small_config(
+        data_dir,
+        model_dir,
+        mode="train",
+        batch_size=8,
+        steps_per_epoch=4,
+        learning_rate=0.02,
+        checkpoint_every_steps=100,
+        log_every_steps=1,
+        seed=2,
     )
     strategy = train.setup(config)
     capsys.readouterr()

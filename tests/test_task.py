@@ -7,35 +7,22 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training_runs import SHALLOW, no_grappler
+from training_runs import no_grappler, small_config
 
 STEPS = 3
 
 
 def _config(digits_dir, model_dir):
-    from inception.train.config import TrainConfig
-
-    return TrainConfig.from_flat(
-        dict(
-            mode="train",
-            model="inception_resnet_v1",
-            width_multiplier=0.1,
-            image_size=75,
-            repeats=SHALLOW,
-            aux_logits=False,
-            dataset="sklearn_digits",
-            data_dir=digits_dir,
-            model_dir=model_dir,
-            batch_size=8,
-            steps_per_epoch=STEPS,
-            epochs=1,
-            learning_rate=0.045,
-            bn_momentum=0.9,
-            ema_decay=0.9,
-            checkpoint_every_steps=1000,
-            progress=False,
-            seed=0,
-        )
+    return small_config(
+        digits_dir,
+        model_dir,
+        mode="train",
+        batch_size=8,
+        steps_per_epoch=STEPS,
+        epochs=1,
+        learning_rate=0.045,
+        checkpoint_every_steps=1000,
+        seed=0,
     )
 
 

@@ -33,6 +33,29 @@ SMALL = [
     "--learning_rate=0.02",
 ]
 
+# The same network as a Python config's fields (``small_config``).
+SMALL_FIELDS = dict(
+    dataset="sklearn_digits",
+    model="inception_resnet_v1",
+    width_multiplier=0.1,
+    repeats=SHALLOW,
+    image_size=75,
+    aux_logits=False,
+    bn_momentum=0.9,
+    ema_decay=0.9,
+    progress=False,
+)
+
+
+def small_config(data_dir, model_dir, **fields):
+    """A ``TrainConfig`` of the small network on the embedded digits; ``fields`` (flat names)
+    add to or override ``SMALL_FIELDS``."""
+    from inception.train.config import TrainConfig
+
+    return TrainConfig.from_flat(
+        dict(SMALL_FIELDS, data_dir=data_dir, model_dir=model_dir, **fields)
+    )
+
 
 def env(extra=None):
     result = dict(
