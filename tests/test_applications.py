@@ -151,6 +151,13 @@ def test_the_public_api_is_annotated_and_its_annotations_resolve():
         heads.with_class_names,
         heads.class_names,
     ]
+    # The entry points of training, export and evaluation (they import TensorFlow).
+    from inception.evaluation import job as evaluation_job
+    from inception.export import exporter
+    from inception.export import job as export_job
+    from inception.train import trainer
+
+    public += [trainer.run, export_job.run, exporter.run_export, evaluation_job.run]
     for function in public:
         hints = typing.get_type_hints(function)
         parameters = inspect.signature(function).parameters

@@ -6,7 +6,12 @@
     result = job.run(EvaluateConfig(models=("runs/demo",), protocols=(1, 10), data_dir="data"))
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from inception.evaluation import report, runner
+from inception.evaluation.config import EvaluateConfig
 from inception.train import devices
 
 
@@ -46,6 +51,6 @@ def evaluate(config, strategy, evaluation):
     return result
 
 
-def run(config):
+def run(config: EvaluateConfig) -> dict[str, Any]:
     """``prepare`` then ``evaluate``."""
     return evaluate(config, *prepare(config))

@@ -16,12 +16,18 @@ the same steps (``formats.Format``): write, open its runner, measure it against 
 (``agreement.Reference``), add its own fields.
 """
 
-import os
+from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
 import tensorflow as tf
 
 from inception import fileio
 from inception.export import agreement, versions
+from inception.export import classifier as classifier_lib
 from inception.export import formats as formats_lib
 from inception.export.config import ExportOptions, check_export_name
 
@@ -82,15 +88,15 @@ def _publish_artifacts(files, inputs, base, version, rep, reference, log):
 
 
 def run_export(
-    classifier,
-    export_dir,
-    name,
-    options=ExportOptions(),  # noqa: B008 (frozen)
+    classifier: classifier_lib.Classifier,
+    export_dir: str,
+    name: str,
+    options: ExportOptions = ExportOptions(),  # noqa: B008 (frozen)
     *,
-    agreement_images=None,
-    calibration_images=None,
-    log=print,
-):
+    agreement_images: agreement.AgreementImages | None = None,
+    calibration_images: np.ndarray | None = None,
+    log: Callable[[str], object] = print,
+) -> dict[str, Any]:
     """Exports ``classifier`` (a ``classifier.Classifier``) in ``options.formats``; returns the
     report dict (also written as ``OUT/<name>-artifacts/<version>/export_report.json``).
 

@@ -5,10 +5,14 @@ from inception.export import job
 report = job.run(ExportConfig(export_dir="exports", model_dir="runs/demo"))
 """
 
+from __future__ import annotations
+
 import os
+from collections.abc import Callable
+from typing import Any
 
 from inception.export import agreement, classifier, data, exporter, formats
-from inception.export.config import check_export_name
+from inception.export.config import ExportConfig, check_export_name
 
 
 def load_classifier(config):
@@ -61,7 +65,7 @@ def export(config, src, name, log=print):
     )
 
 
-def run(config, log=print):
+def run(config: ExportConfig, log: Callable[[str], object] = print) -> dict[str, Any]:
     """``load_classifier`` then ``export``."""
     src, name = load_classifier(config)
     return export(config, src, name, log)

@@ -7,8 +7,13 @@ builds the models and reads the run directory (the identity check), no more. A r
 the newest checkpoint (mid-epoch resume: ``inputs.epoch_dataset``).
 """
 
-import time
+from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Any
+
+import tensorflow as tf
 from absl import logging
 
 from inception import fileio, networks, runfiles
@@ -18,6 +23,7 @@ from inception.train import devices, inputs, observe, rundir, state, validate, w
 from inception.train import plan as plan_lib
 from inception.train import signals as signals_lib
 from inception.train import task as task_lib
+from inception.train.config import TrainConfig
 from inception.train.loop import Loop
 from inception.train.steps import TOP_K
 
@@ -232,7 +238,13 @@ def _errors(result):
     return {f"val_top{k}_error": 1.0 - result[f"val_top{k}"] for k in TOP_K}
 
 
-def run(config, strategy=None, *, task_class=task_lib.Task, loss_hook=None):
+def run(
+    config: TrainConfig,
+    strategy: tf.distribute.Strategy | None = None,
+    *,
+    task_class: type[task_lib.Task] = task_lib.Task,
+    loss_hook: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
+) -> dict[str, Any]:
     """Runs ``config`` (a ``config.TrainConfig``): trains (``train``, ``train_and_eval``) and
     returns the summary dict, or evaluates (``eval``) and returns the evaluation.
 
