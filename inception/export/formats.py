@@ -103,7 +103,7 @@ class Inputs:
         return self._shared[key]
 
 
-class Runner:
+class Runner(abc.ABC):
     """A format's model, opened: what the export's agreement check and ``inception-predict`` run.
 
     ``predict(images)`` maps float32 images [N, S, S, 3] scaled to [-1, 1] to probabilities
@@ -120,13 +120,14 @@ class Runner:
     central_fraction = EVAL_CENTRAL_FRACTION
     decodes = False
 
+    @abc.abstractmethod
     def predict(self, images):
-        raise NotImplementedError
+        """Probabilities [N, C] of float32 images [N, S, S, 3] (``check_images``' form)."""
 
     def predict_encoded(self, encoded):
         raise TypeError(f"{type(self).__name__} takes preprocessed images, not encoded ones")
 
-    def close(self):
+    def close(self):  # noqa: B027 (optional: most runners hold nothing to free)
         """Frees what the runner holds (nothing, unless a subclass says)."""
 
     def __enter__(self):
