@@ -130,13 +130,7 @@ class MultiCropEvaluation:
         )
         iterator = iter(dataset)
         crop_set, members = self.crop_set, self.members
-        passes = self.num_images * crop_set.num_distinct * len(members)
-        log(
-            f"{self.info.name}/{self.split}: {self.num_images} images, protocols "
-            f"{', '.join(str(p) for p in crop_set.protocols)} crop(s): {crop_set.num_distinct} distinct "
-            f"crops per image per model, {len(members)} model(s): {passes:,} forward passes, "
-            f"{self.batch_size} images per step on {self.replicas} replica(s)"
-        )
+        self._announce(log)
 
         totals, kept = None, []
         first = next(iterator)
@@ -171,6 +165,25 @@ class MultiCropEvaluation:
         if done < self.num_images:  # images skipped: the bar (or the line) still completes
             bar.update(done, finalize=True)
         wall = time.perf_counter() - start
+        result = self._result(totals, wall, self._report_skipped())
+        if keep_probabilities:
+            result["probabilities"] = np.concatenate([p for p, _ in kept])
+            result["labels"] = np.concatenate([lab for _, lab in kept])
+        return result
+
+    def _announce(self, log):
+        """The pass in one line: images, protocols, distinct crops, models, forward passes."""
+        crop_set, members = self.crop_set, self.members
+        passes = self.num_images * crop_set.num_distinct * len(members)
+        log(
+            f"{self.info.name}/{self.split}: {self.num_images} images, protocols "
+            f"{', '.join(str(p) for p in crop_set.protocols)} crop(s): {crop_set.num_distinct} distinct "
+            f"crops per image per model, {len(members)} model(s): {passes:,} forward passes, "
+            f"{self.batch_size} images per step on {self.replicas} replica(s)"
+        )
+
+    def _report_skipped(self):
+        """The number of undecodable images the pass skipped, said on stderr when there are any."""
         skipped = self._skipped.value()
         if skipped:
             print(
@@ -178,11 +191,7 @@ class MultiCropEvaluation:
                 file=sys.stderr,
                 flush=True,
             )
-        result = self._result(totals, wall, skipped)
-        if keep_probabilities:
-            result["probabilities"] = np.concatenate([p for p, _ in kept])
-            result["labels"] = np.concatenate([lab for _, lab in kept])
-        return result
+        return skipped
 
     def _first_step(self, step, first, log):
         """Compiles ``step`` on the first batch, then runs it again timed: the estimate of the

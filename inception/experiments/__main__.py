@@ -16,7 +16,8 @@ import time
 from inception import console, fileio
 
 
-def main(argv=None):
+def _parser():
+    """The command's flags."""
     parser = argparse.ArgumentParser(
         prog="python -m inception.experiments", description=__doc__.splitlines()[0]
     )
@@ -36,10 +37,14 @@ def main(argv=None):
         "go to their own directory and the report names the precision",
     )
     parser.add_argument("--verbose", action="store_true", help=console.VERBOSE_HELP)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
     console.quiet(args.verbose)
 
-    from inception.experiments import document, results, runner, runs, speed
+    from inception.experiments import document, results, runner, runs
 
     scale = runs.SCALES[args.scale or ("quick" if args.quick else "full")]
     from inception.train.rundir import precision_name
@@ -65,14 +70,7 @@ def main(argv=None):
         print(stop, flush=True)
         return errors.EXIT_INTERRUPTED
 
-    cost_path = os.path.join(root, "cost_vs_speed.json")
-    if os.path.exists(cost_path):
-        cost_rows = fileio.read_json(cost_path)
-        print("cost vs speed: measured earlier, reused", flush=True)
-    else:
-        print("cost vs speed: measuring the networks", flush=True)
-        cost_rows = speed.measure(scale.cost, log=lambda m: print(m, flush=True))
-        fileio.write_text(cost_path, json.dumps(cost_rows, indent=2))
+    cost_rows = _cost_rows(root, scale)
 
     speed_specs = [s for s in specs if s.claim == "speed"]
     died_specs = [s for s in specs if s.claim == "died"]
@@ -93,6 +91,20 @@ def main(argv=None):
         print(f"{claim}: {verdict} ({detail})")
     print(f"report: {os.path.join(args.out_dir, 'README.md')} ({time.time() - started:.0f} s)")
     return 0
+
+
+def _cost_rows(root, scale):
+    """Claim 3's measurements: read from the runs' directory, or measured once and kept there."""
+    from inception.experiments import speed
+
+    cost_path = os.path.join(root, "cost_vs_speed.json")
+    if os.path.exists(cost_path):
+        print("cost vs speed: measured earlier, reused", flush=True)
+        return fileio.read_json(cost_path)
+    print("cost vs speed: measuring the networks", flush=True)
+    cost_rows = speed.measure(scale.cost, log=lambda m: print(m, flush=True))
+    fileio.write_text(cost_path, json.dumps(cost_rows, indent=2))
+    return cost_rows
 
 
 def dataclass_replace_flags(spec, **flags):

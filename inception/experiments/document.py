@@ -144,6 +144,35 @@ def _cost_section(cost_config, rows, verdict, figure):
     ]
 
 
+def _results(scale, precision, verdicts, curves, series, cost_rows):
+    """results.json's content: the verdicts and every number the figures show."""
+    return {
+        "scale": scale.name,
+        "precision": precision,
+        "verdicts": verdicts,
+        "cost": cost_rows,
+        "speed": {
+            setting: {
+                n: [
+                    {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in c.items()}
+                    for c in seeds
+                ]
+                for n, seeds in by_network.items()
+            }
+            for setting, by_network in curves.items()
+        },
+        "died": {
+            n: {
+                "state": s["state"],
+                "labels": s["labels"],
+                "step": s["step"].tolist(),
+                "died_fraction": s["died"].tolist(),
+            }
+            for n, s in series.items()
+        },
+    }
+
+
 def write(out_dir, scale, curves, series, cost_rows, command, precision="float32"):
     verdicts = {
         "speed": report.judge_speed(curves, scale.target_error),
@@ -181,30 +210,6 @@ def write(out_dir, scale, curves, series, cost_rows, command, precision="float32
     lines += _died_section(series, verdicts["died"], died_fig)
     lines += _cost_section(scale.cost, cost_rows, verdicts["cost"], cost_fig)
     fileio.write_text(os.path.join(out_dir, "README.md"), "\n".join(lines))
-    payload = {
-        "scale": scale.name,
-        "precision": precision,
-        "verdicts": verdicts,
-        "cost": cost_rows,
-        "speed": {
-            setting: {
-                n: [
-                    {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in c.items()}
-                    for c in seeds
-                ]
-                for n, seeds in by_network.items()
-            }
-            for setting, by_network in curves.items()
-        },
-        "died": {
-            n: {
-                "state": s["state"],
-                "labels": s["labels"],
-                "step": s["step"].tolist(),
-                "died_fraction": s["died"].tolist(),
-            }
-            for n, s in series.items()
-        },
-    }
+    payload = _results(scale, precision, verdicts, curves, series, cost_rows)
     fileio.write_text(os.path.join(out_dir, "results.json"), json.dumps(payload, indent=2))
     return verdicts

@@ -37,7 +37,8 @@ def _our_shape(shape):
     return shape
 
 
-def from_safetensors(path):
+def _open(path):
+    """(the file's handle, its keys, the network it holds); WeightsError for anything else."""
     try:
         from safetensors import SafetensorError, safe_open
     except ImportError:  # pragma: no cover - the [weights] extra, and requirements.txt
@@ -56,7 +57,13 @@ def from_safetensors(path):
             f"{path}: a safetensors file that is not timm's inception_v4 or inception_resnet_v2 "
             f"(it has neither {' nor '.join(_MARKERS)}; first keys: {', '.join(keys[:5])})"
         )
-    net = names.NETWORKS[found.pop()]
+    return handle, keys, names.NETWORKS[found.pop()]
+
+
+def from_safetensors(path):
+    """timm's model.safetensors -> a ``WeightsFile`` keyed by our variable paths (values read
+    when assigned)."""
+    handle, keys, net = _open(path)
     by_timm = {slot.timm: slot for slot in names.slots(net.name) if slot.timm}
     timm_of = {slot.path: slot.timm for slot in by_timm.values()}
     gammas, counters = set(), set()
